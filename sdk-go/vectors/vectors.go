@@ -1,0 +1,173 @@
+// Package vectors reads ThrottleKit decision-vector files: suites of requests
+// with the exact decision each must produce. The ecosystem's golden vectors
+// are one such file; users may add their own (same shape, absolute times) and
+// replay them through any store or door.
+package vectors
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+)
+
+// File is one vector file.
+type File struct {
+	ContractVersion string  `json:"contractVersion"`
+	GeneratedFrom   string  `json:"generatedFrom"`
+	Suites          []Suite `json:"suites"`
+}
+
+// The suite primitives.
+const (
+	PrimitiveRateLimit   = "rateLimit"
+	PrimitiveTokenBudget = "tokenBudget"
+	PrimitiveLease       = "lease"
+)
+
+// Suite is a sequence of operations against one fresh limiter.
+type Suite struct {
+	Primitive string `json:"primitive"`
+	Name      string `json:"name"`
+	// Strategy is set for rateLimit suites.
+	Strategy *StrategySpec `json:"strategy,omitempty"`
+	// Options is set for tokenBudget suites (budget, windowMs).
+	Options map[string]float64 `json:"options,omitempty"`
+	Key     string             `json:"key,omitempty"`
+	Ops     []Op               `json:"ops,omitempty"`
+
+	// Lease suites.
+	Limit         int64        `json:"limit,omitempty"`
+	TTLMs         int64        `json:"ttlMs,omitempty"`
+	WindowCoupled bool         `json:"windowCoupled,omitempty"`
+	Events        []LeaseEvent `json:"events,omitempty"`
+}
+
+// StrategySpec names a strategy and its options as the policy file does.
+type StrategySpec struct {
+	Kind    string             `json:"kind"`
+	Options map[string]float64 `json:"options"`
+}
+
+// Op is one request and its expected decision. Cost is set for rateLimit
+// suites and Tokens for tokenBudget suites.
+type Op struct {
+	Now    int64    `json:"now"`
+	Cost   int64    `json:"cost,omitempty"`
+	Tokens int64    `json:"tokens,omitempty"`
+	Expect Decision `json:"expect"`
+}
+
+// Units is the op's cost or tokens.
+func (o Op) Units() int64 {
+	if o.Tokens != 0 {
+		return o.Tokens
+	}
+	return o.Cost
+}
+
+// Decision is an expected decision as the vectors spell it.
+type Decision struct {
+	Allowed      bool  `json:"allowed"`
+	Limit        int64 `json:"limit"`
+	Remaining    int64 `json:"remaining"`
+	ResetAt      int64 `json:"resetAt"`
+	RetryAfterMs int64 `json:"retryAfterMs"`
+}
+
+// Engine converts d to the engine's type.
+func (d Decision) Engine() engine.Decision {
+	return engine.Decision{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs}
+}
+
+// LeaseEvent is a grant or a spend of a lease suite.
+type LeaseEvent struct {
+	Op        string       `json:"op"`
+	Capacity  int64        `json:"capacity,omitempty"`
+	ExpiresAt int64        `json:"expiresAt,omitempty"`
+	Now       int64        `json:"now,omitempty"`
+	Cost      int64        `json:"cost,omitempty"`
+	Expect    *LeaseExpect `json:"expect,omitempty"`
+}
+
+// LeaseExpect is the expected outcome of a spend.
+type LeaseExpect struct {
+	NeedsRefresh bool      `json:"needsRefresh"`
+	Decision     *Decision `json:"decision,omitempty"`
+}
+
+// Load reads and validates a vector file.
+func Load(path string) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read vectors: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("parse vectors %s: %w", path, err)
+	}
+	for i, s := range f.Suites {
+		switch s.Primitive {
+		case PrimitiveRateLimit, PrimitiveTokenBudget:
+			if _, err := s.Engine(); err != nil {
+				return nil, fmt.Errorf("%s: suite %d (%s): %w", path, i, s.Name, err)
+			}
+		case PrimitiveLease:
+		default:
+			return nil, fmt.Errorf("%s: suite %d (%s): unknown primitive %q", path, i, s.Name, s.Primitive)
+		}
+	}
+	return &f, nil
+}
+
+// Engine returns the strategy a rateLimit or tokenBudget suite exercises.
+func (s Suite) Engine() (engine.Strategy, error) {
+	if s.Primitive == PrimitiveTokenBudget {
+		return NewStrategy(string(engine.KindTokenBudget), s.Options)
+	}
+	if s.Strategy == nil {
+		return nil, fmt.Errorf("rateLimit suite without a strategy")
+	}
+	return NewStrategy(s.Strategy.Kind, s.Strategy.Options)
+}
+
+// NewStrategy builds a strategy from its kind and options as vector files and
+// the Redis manifest name them (limit, periodMs, burst, capacity,
+// refillPerSec, windowMs, buckets, budget).
+func NewStrategy(kind string, o map[string]float64) (engine.Strategy, error) {
+	var bad error
+	integer := func(name string, def float64) int64 {
+		v, ok := o[name]
+		if !ok {
+			v = def
+		}
+		if v != math.Trunc(v) && bad == nil {
+			bad = &engine.OptionError{Field: name, Reason: "must be a positive integer"}
+		}
+		return int64(v)
+	}
+	var st engine.Strategy
+	var err error
+	switch engine.Kind(kind) {
+	case engine.KindGCRA:
+		st, err = engine.NewGCRA(integer("limit", 0), o["periodMs"], integer("burst", o["limit"]))
+	case engine.KindTokenBucket:
+		st, err = engine.NewTokenBucket(integer("capacity", 0), o["refillPerSec"])
+	case engine.KindFixedWindow:
+		st, err = engine.NewFixedWindow(integer("limit", 0), o["windowMs"])
+	case engine.KindSlidingWindow:
+		st, err = engine.NewSlidingWindow(integer("limit", 0), o["windowMs"], integer("buckets", 10))
+	case engine.KindSlidingWindowLog:
+		st, err = engine.NewSlidingWindowLog(integer("limit", 0), o["windowMs"])
+	case engine.KindTokenBudget:
+		st, err = engine.NewTokenBudget(integer("budget", 0), o["windowMs"])
+	default:
+		return nil, fmt.Errorf("unknown strategy kind %q", kind)
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	return st, err
+}
