@@ -81,4 +81,3 @@ func (w FixedWindow) settleMs(s *State, now int64) int64 {
 	_, resetAt, _ := w.window(s, float64(now))
 	return nonNegative(ceil(resetAt - float64(now)))
 }
-

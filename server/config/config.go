@@ -1,0 +1,139 @@
+package config
+
+import "github.com/throttlekit/throttlekit-go/sdk-go/engine"
+
+// FailMode is what a decision does when its store fails.
+type FailMode string
+
+// Fail modes.
+const (
+	FailOpen   FailMode = "open"
+	FailClosed FailMode = "closed"
+)
+
+// ParseFailMode accepts "open" or "closed".
+func ParseFailMode(s string) (FailMode, bool) {
+	switch FailMode(s) {
+	case FailOpen, FailClosed:
+		return FailMode(s), true
+	}
+	return "", false
+}
+
+// Kind is what a policy serves.
+type Kind string
+
+// Policy kinds, named as the Monitor door reports them.
+const (
+	// KindLimiter answers Check, CheckMany, Peek and Forecast.
+	KindLimiter Kind = "limiter"
+	// KindMeter answers Debit.
+	KindMeter Kind = "meter"
+	// KindAdmitter answers Admit, Release and Heartbeat.
+	KindAdmitter Kind = "admitter"
+)
+
+// Config is a loaded policy file.
+type Config struct {
+	// Path is the file the config came from.
+	Path    string
+	Version int
+	// DefaultPrefix is defaults.prefix ("" when unset).
+	DefaultPrefix string
+	// DefaultFail is defaults.fail ("" when unset: the server's --fail applies).
+	DefaultFail FailMode
+	// Policies in file order.
+	Policies []*Policy
+}
+
+// Policy returns the named policy, or nil.
+func (c *Config) Policy(name string) *Policy {
+	for _, p := range c.Policies {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Policy is one named entry of limiters.
+type Policy struct {
+	Name string
+	// Line is where the policy starts in the file.
+	Line int
+	Kind Kind
+	// Strategy is the rate axis; nil when the policy has none.
+	Strategy engine.Strategy
+	// Prefix is the resolved key prefix: the policy's prefix, else
+	// defaults.prefix, else the policy name.
+	Prefix string
+	// Fail is the policy's own fail mode ("" when it inherits).
+	Fail FailMode
+	// MaxKeys bounds the keys the memory store keeps for this policy,
+	// evicting the least recently used (0 = unbounded).
+	MaxKeys int
+
+	TwoTier                *TwoTier
+	TokenBudget            *Budget
+	FleetBudget            *Budget
+	Concurrency            *Concurrency
+	DistributedConcurrency *DistributedConcurrency
+	Federated              *Federated
+}
+
+// Unified reports whether the policy combines a concurrency axis with a rate
+// or cost axis, or a rate axis with a cost axis.
+func (p *Policy) Unified() bool {
+	axes := 0
+	if p.Strategy != nil {
+		axes++
+	}
+	if p.TokenBudget != nil || p.FleetBudget != nil {
+		axes++
+	}
+	if p.Concurrency != nil || p.DistributedConcurrency != nil {
+		axes++
+	}
+	return axes > 1
+}
+
+// TwoTier configures leased limiting: local credits refilled from the shared
+// store in batches.
+type TwoTier struct {
+	Mode          string // leased | strict | cached-deny
+	Batch         int64
+	LowWater      int64
+	WindowCoupled bool
+}
+
+// Budget is a token budget (the cost axis), per server or fleet-wide.
+type Budget struct {
+	Strategy engine.TokenBudget
+	MaxKeys  int
+	// Prefix is the fleet budget's key prefix ("" = the policy's).
+	Prefix string
+}
+
+// Concurrency configures the adaptive in-flight limit.
+type Concurrency struct {
+	MinLimit, MaxLimit, InitialLimit int64
+	Algorithm                        string // gradient2 | aimd
+	RTTWindow                        int64
+	Smoothing, Tolerance             float64
+	BackoffRatio                     float64
+}
+
+// DistributedConcurrency shares one in-flight ceiling across the fleet.
+type DistributedConcurrency struct {
+	Concurrency
+	Aggregate           string // median | min
+	HeartbeatMs         int64
+	OnCoordinatorOutage string // fail-closed | local-only
+}
+
+// Federated configures region-federated windows.
+type Federated struct {
+	Batch  int64
+	Region string
+	Prefix string
+}

@@ -1,0 +1,318 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+type loader struct{ file string }
+
+func (l *loader) errAt(n *yaml.Node, field, msg string) error {
+	return &Error{File: l.file, Line: n.Line, Field: field, Msg: msg}
+}
+
+// Load reads and validates the policy file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy file: %w", err)
+	}
+	return Parse(path, raw)
+}
+
+// yamlLine pulls the line number out of a YAML syntax error.
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// Parse validates a policy file's bytes; name is used in errors.
+func Parse(name string, raw []byte) (cfg *Config, err error) {
+	defer func() {
+		// The YAML library is trusted not to panic, but a policy file must
+		// never crash the server: report it as a file error instead.
+		if r := recover(); r != nil {
+			cfg, err = nil, &Error{File: name, Msg: fmt.Sprintf("cannot be parsed: %v", r)}
+		}
+	}()
+	l := &loader{file: name}
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
+		if err := checkJSON(name, raw); err != nil {
+			return nil, err
+		}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		e := &Error{File: name, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			fmt.Sscan(m[1], &e.Line)
+		}
+		return nil, e
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: name, Msg: "is empty; it needs a limiters mapping"}
+	}
+	return l.config(doc.Content[0])
+}
+
+// checkJSON reports a JSON syntax error with its line.
+func checkJSON(name string, raw []byte) error {
+	var v any
+	err := json.Unmarshal(raw, &v)
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		line := 1 + bytes.Count(raw[:min(int(syn.Offset), len(raw))], []byte("\n"))
+		return &Error{File: name, Line: line, Msg: "invalid JSON: " + syn.Error()}
+	}
+	if err != nil {
+		return &Error{File: name, Msg: "invalid JSON: " + err.Error()}
+	}
+	return nil
+}
+
+func (l *loader) config(root *yaml.Node) (*Config, error) {
+	top, err := l.mapping(root, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := top.allow("version", "defaults", "limiters"); err != nil {
+		return nil, err
+	}
+	cfg := &Config{Path: l.file, Version: 1}
+	if v, ok, err := top.positiveInt("version"); err != nil {
+		return nil, err
+	} else if ok && v != 1 {
+		return nil, top.errf("version", "must be 1")
+	}
+	if dn, ok := top.values["defaults"]; ok {
+		d, err := l.mapping(dn, "defaults")
+		if err != nil {
+			return nil, err
+		}
+		if err := d.allow("prefix", "fail"); err != nil {
+			return nil, err
+		}
+		if cfg.DefaultPrefix, _, err = d.str("prefix"); err != nil {
+			return nil, err
+		}
+		fail, _, err := d.enum("fail", string(FailOpen), string(FailClosed))
+		if err != nil {
+			return nil, err
+		}
+		cfg.DefaultFail = FailMode(fail)
+	}
+	ln, ok := top.values["limiters"]
+	if !ok {
+		return nil, &Error{File: l.file, Line: root.Line, Field: "limiters", Msg: "is required"}
+	}
+	lim, err := l.mapping(ln, "limiters")
+	if err != nil {
+		return nil, err
+	}
+	if len(lim.keys) == 0 {
+		return nil, lim.errf("", "must name at least one policy")
+	}
+	for _, name := range lim.keys {
+		if strings.TrimSpace(name) == "" {
+			return nil, &Error{File: l.file, Line: lim.key[name].Line, Field: "limiters", Msg: "a policy name must not be empty"}
+		}
+		p, err := l.policy(cfg, name, lim.values[name])
+		if err != nil {
+			return nil, err
+		}
+		p.Line = lim.key[name].Line
+		cfg.Policies = append(cfg.Policies, p)
+	}
+	return cfg, nil
+}
+
+var strategies = []string{"gcra", "tokenBucket", "fixedWindow", "slidingWindow", "slidingWindowLog"}
+
+// rateFields lists the fields each strategy takes.
+var rateFields = map[string][]string{
+	"gcra":             {"limit", "period", "periodMs", "windowMs", "burst"},
+	"tokenBucket":      {"capacity", "refillPerSec"},
+	"fixedWindow":      {"limit", "period", "windowMs"},
+	"slidingWindow":    {"limit", "period", "windowMs", "buckets"},
+	"slidingWindowLog": {"limit", "period", "windowMs"},
+}
+
+var blocks = []string{"twoTier", "tokenBudget", "fleetBudget", "concurrency", "distributedConcurrency", "federated"}
+
+func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error) {
+	path := "limiters." + name
+	m, err := l.mapping(n, path)
+	if err != nil {
+		return nil, err
+	}
+	valid := []string{"strategy", "prefix", "fail", "maxKeys", "limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"}
+	if err := m.allow(append(valid, blocks...)...); err != nil {
+		return nil, err
+	}
+	p := &Policy{Name: name, Prefix: name}
+	if cfg.DefaultPrefix != "" {
+		p.Prefix = cfg.DefaultPrefix
+	}
+	if prefix, ok, err := m.str("prefix"); err != nil {
+		return nil, err
+	} else if ok {
+		p.Prefix = prefix
+	}
+	fail, _, err := m.enum("fail", string(FailOpen), string(FailClosed))
+	if err != nil {
+		return nil, err
+	}
+	p.Fail = FailMode(fail)
+	maxKeys, _, err := m.positiveInt("maxKeys")
+	if err != nil {
+		return nil, err
+	}
+	p.MaxKeys = int(maxKeys)
+
+	if p.Strategy, err = l.strategy(m); err != nil {
+		return nil, err
+	}
+	if err := l.blocks(m, p); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Unified(), p.Concurrency != nil, p.DistributedConcurrency != nil:
+		p.Kind = KindAdmitter
+	case p.Strategy != nil:
+		p.Kind = KindLimiter
+	case p.TokenBudget != nil, p.FleetBudget != nil:
+		p.Kind = KindMeter
+	default:
+		return nil, m.errf("", "needs a strategy ("+strings.Join(strategies, ", ")+") or one of "+strings.Join(blocks[1:5], ", "))
+	}
+	return p, nil
+}
+
+// strategy reads the rate axis, or returns nil when the policy has none.
+func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
+	kind, ok, err := m.str("strategy")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		for _, f := range []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"} {
+			if m.has(f) {
+				return nil, m.errf(f, "needs a strategy ("+strings.Join(strategies, ", ")+")")
+			}
+		}
+		return nil, nil
+	}
+	fields, known := rateFields[kind]
+	if !known {
+		return nil, m.errf("strategy", "must be one of "+strings.Join(strategies, ", ")+suggest(kind, strategies))
+	}
+	for _, f := range []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"} {
+		if m.has(f) && !contains(fields, f) {
+			return nil, m.errf(f, fmt.Sprintf("is not a %s field (%s takes %s)", kind, kind, strings.Join(fields, ", ")))
+		}
+	}
+	required := func(name string) error { return m.errf(name, "is required for "+kind) }
+
+	// period wins over the *Ms fields.
+	period := func(msFields ...string) (int64, error) {
+		for _, f := range append([]string{"period"}, msFields...) {
+			if v, ok, err := m.duration(f); err != nil || ok {
+				return v, err
+			}
+		}
+		return 0, required("period")
+	}
+	limit := func() (int64, error) {
+		v, ok, err := m.positiveInt("limit")
+		if err == nil && !ok {
+			err = required("limit")
+		}
+		return v, err
+	}
+	var st engine.Strategy
+	switch kind {
+	case "gcra":
+		lim, err := limit()
+		if err != nil {
+			return nil, err
+		}
+		per, err := period("periodMs", "windowMs")
+		if err != nil {
+			return nil, err
+		}
+		burst, ok, err := m.positiveInt("burst")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			burst = lim
+		}
+		st, err = engine.NewGCRA(lim, float64(per), burst)
+		if err != nil {
+			return nil, m.errf("", err.Error())
+		}
+	case "tokenBucket":
+		capacity, ok, err := m.positiveInt("capacity")
+		if err == nil && !ok {
+			err = required("capacity")
+		}
+		if err != nil {
+			return nil, err
+		}
+		refill, ok, err := m.positiveNumber("refillPerSec")
+		if err == nil && !ok {
+			err = required("refillPerSec")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st, err = engine.NewTokenBucket(capacity, refill); err != nil {
+			return nil, m.errf("", err.Error())
+		}
+	default: // the window strategies
+		lim, err := limit()
+		if err != nil {
+			return nil, err
+		}
+		win, err := period("windowMs")
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case "fixedWindow":
+			st, err = engine.NewFixedWindow(lim, float64(win))
+		case "slidingWindowLog":
+			st, err = engine.NewSlidingWindowLog(lim, float64(win))
+		case "slidingWindow":
+			buckets, ok, berr := m.positiveInt("buckets")
+			if berr != nil {
+				return nil, berr
+			}
+			if !ok {
+				buckets = 10
+			}
+			if buckets > 10000 {
+				return nil, m.errf("buckets", "must be at most 10000")
+			}
+			st, err = engine.NewSlidingWindow(lim, float64(win), buckets)
+		}
+		if err != nil {
+			return nil, m.errf("", err.Error())
+		}
+	}
+	return st, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
