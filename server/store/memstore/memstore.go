@@ -1,0 +1,102 @@
+// Package memstore is the in-process state store: a sharded map (no global
+// lock on the decision path) with lazy expiry, a background sweep and an
+// optional least-recently-used bound per key prefix.
+package memstore
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// shardCount is a power of two well above the core count, so that two
+// goroutines rarely contend for one shard.
+const shardCount = 64
+
+// Store is the memory store. Create it with New.
+type Store struct {
+	clock func() int64
+	seed  maphash.Seed
+
+	// parts maps a key prefix to its partition. It is replaced, never
+	// mutated, so the decision path reads it without a lock.
+	parts   atomic.Pointer[map[string]*partition]
+	partsMu sync.Mutex
+	bounds  map[string]int
+
+	sweepEvery time.Duration
+	stop       chan struct{}
+	stopOnce   sync.Once
+	swept      sync.WaitGroup
+}
+
+type partition struct {
+	shards      [shardCount]shard
+	maxPerShard int
+}
+
+type shard struct {
+	mu         sync.Mutex
+	m          map[string]*entry
+	head, tail *entry   // most and least recently used
+	_          [32]byte // pad to a cache line: neighbouring shards do not share one
+}
+
+type entry struct {
+	id         string
+	st         engine.State
+	expiresAt  int64
+	prev, next *entry
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used when a call passes now = 0 (default: the
+// process's wall clock in epoch ms).
+func WithClock(clock func() int64) Option { return func(s *Store) { s.clock = clock } }
+
+// WithBound limits the keys kept under prefix to about maxKeys, evicting the
+// least recently used. The bound is kept per shard (maxKeys/64 each, at
+// least 1), so eviction order is LRU within a shard.
+func WithBound(prefix string, maxKeys int) Option {
+	return func(s *Store) {
+		if maxKeys > 0 {
+			s.bounds[prefix] = maxKeys
+		}
+	}
+}
+
+// WithSweep removes expired keys every interval in the background (0 turns
+// the sweep off; expired keys are still treated as absent on access).
+func WithSweep(interval time.Duration) Option {
+	return func(s *Store) { s.sweepEvery = interval }
+}
+
+// New returns an empty memory store. It sweeps expired keys every second
+// unless configured otherwise; Close stops the sweep.
+func New(opts ...Option) *Store {
+	s := &Store{
+		clock:      func() int64 { return time.Now().UnixMilli() },
+		seed:       maphash.MakeSeed(),
+		bounds:     map[string]int{},
+		stop:       make(chan struct{}),
+		sweepEvery: time.Second,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	empty := map[string]*partition{}
+	s.parts.Store(&empty)
+	if s.sweepEvery > 0 {
+		s.swept.Add(1)
+		go s.sweepLoop(s.sweepEvery)
+	}
+	return s
+}

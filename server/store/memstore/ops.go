@@ -1,0 +1,201 @@
+package memstore
+
+import (
+	"context"
+	"hash/maphash"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// partition returns the partition of prefix, creating it on first use.
+func (s *Store) partition(prefix string) *partition {
+	if p, ok := (*s.parts.Load())[prefix]; ok {
+		return p
+	}
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	old := *s.parts.Load()
+	if p, ok := old[prefix]; ok {
+		return p
+	}
+	p := &partition{}
+	if max := s.bounds[prefix]; max > 0 {
+		p.maxPerShard = (max + shardCount - 1) / shardCount
+	}
+	for i := range p.shards {
+		p.shards[i].m = map[string]*entry{}
+	}
+	next := make(map[string]*partition, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[prefix] = p
+	s.parts.Store(&next)
+	return p
+}
+
+func (s *Store) shard(key store.Key) *shard {
+	p := s.partition(key.Prefix)
+	return &p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)]
+}
+
+func (s *Store) now(now int64) int64 {
+	if now == 0 {
+		return s.clock()
+	}
+	return now
+}
+
+// Check implements store.Store.
+func (s *Store) Check(_ context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	now = s.now(now)
+	p := s.partition(key.Prefix)
+	return p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost), nil
+}
+
+// CheckMany implements store.Store. Every key is decided at the same now.
+func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
+	now = s.now(now)
+	out := make([]engine.Decision, len(keys))
+	for i, key := range keys {
+		p := s.partition(key.Prefix)
+		out[i] = p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
+	}
+	return out, nil
+}
+
+func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost int64) engine.Decision {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil {
+		var fresh engine.State
+		d, ttl := st.Check(&fresh, now, cost)
+		if ttl > 0 {
+			e = &entry{id: id, st: fresh, expiresAt: now + ttl}
+			sh.m[id] = e
+			sh.pushFront(e)
+			if p.maxPerShard > 0 && len(sh.m) > p.maxPerShard {
+				sh.evict(sh.tail)
+			}
+		}
+		return d
+	}
+	if now >= e.expiresAt {
+		e.st.Reset()
+	}
+	d, ttl := st.Check(&e.st, now, cost)
+	if ttl > 0 {
+		e.expiresAt = now + ttl
+	}
+	sh.touch(e)
+	return d
+}
+
+// Load implements store.Store.
+func (s *Store) Load(_ context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+	now = s.now(now)
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[key.ID]
+	if e == nil || now >= e.expiresAt {
+		return engine.State{}, now, nil
+	}
+	return e.st.Clone(), now, nil
+}
+
+// Len reports the number of keys held under prefix, expired or not.
+func (s *Store) Len(prefix string) int {
+	p := s.partition(prefix)
+	n := 0
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Close stops the background sweep. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.swept.Wait()
+	return nil
+}
+
+func (s *Store) sweepLoop(every time.Duration) {
+	defer s.swept.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep(s.clock())
+		}
+	}
+}
+
+// Sweep removes every key expired at now and reports how many it removed.
+func (s *Store) Sweep(now int64) int {
+	removed := 0
+	for _, p := range *s.parts.Load() {
+		for i := range p.shards {
+			sh := &p.shards[i]
+			sh.mu.Lock()
+			for _, e := range sh.m {
+				if now >= e.expiresAt {
+					sh.evict(e)
+					removed++
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
+	return removed
+}
+
+// The shard's recency list: head is the most recently used entry.
+
+func (sh *shard) pushFront(e *entry) {
+	e.prev, e.next = nil, sh.head
+	if sh.head != nil {
+		sh.head.prev = e
+	}
+	sh.head = e
+	if sh.tail == nil {
+		sh.tail = e
+	}
+}
+
+func (sh *shard) unlink(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		sh.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		sh.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (sh *shard) touch(e *entry) {
+	if sh.head == e {
+		return
+	}
+	sh.unlink(e)
+	sh.pushFront(e)
+}
+
+func (sh *shard) evict(e *entry) {
+	sh.unlink(e)
+	delete(sh.m, e.id)
+}

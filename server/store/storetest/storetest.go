@@ -1,0 +1,272 @@
+// Package storetest is the conformance suite every store.Store must pass:
+// the golden vectors (and any THROTTLEKIT_VECTORS files) replayed through
+// the store, exact admission under concurrency, and expiry that never
+// changes a decision.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// Factory returns a fresh, empty store, closed by the suite.
+type Factory func(t *testing.T) store.Store
+
+// VectorFiles loads the repository's golden vectors and every file listed in
+// THROTTLEKIT_VECTORS (comma-separated paths).
+func VectorFiles(t testing.TB) []*vectors.File {
+	t.Helper()
+	paths := []string{GoldenPath(t)}
+	if extra := os.Getenv("THROTTLEKIT_VECTORS"); extra != "" {
+		for _, p := range strings.Split(extra, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				paths = append(paths, p)
+			}
+		}
+	}
+	var files []*vectors.File
+	for _, p := range paths {
+		f, err := vectors.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+// GoldenPath finds conformance/testdata/golden-vectors.json above the
+// working directory.
+func GoldenPath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := filepath.Join(dir, "conformance", "testdata", "golden-vectors.json")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("conformance/testdata/golden-vectors.json not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Run runs the whole suite against stores made by newStore.
+func Run(t *testing.T, newStore Factory) {
+	t.Run("Vectors", func(t *testing.T) { Vectors(t, newStore) })
+	t.Run("ExactUnderConcurrency", func(t *testing.T) { ExactUnderConcurrency(t, newStore) })
+	t.Run("CheckManyOneInstant", func(t *testing.T) { CheckManyOneInstant(t, newStore) })
+	t.Run("PrefixesAreSeparate", func(t *testing.T) { PrefixesAreSeparate(t, newStore) })
+	t.Run("LoadSeesCommittedState", func(t *testing.T) { LoadSeesCommittedState(t, newStore) })
+}
+
+// Vectors replays every rateLimit and tokenBudget suite with explicit now.
+func Vectors(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := context.Background()
+	ops := 0
+	for fi, f := range VectorFiles(t) {
+		for si, suite := range f.Suites {
+			offset := Offset(f, suite)
+			if suite.Primitive == vectors.PrimitiveLease {
+				continue
+			}
+			st, err := suite.Engine()
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := store.Key{Prefix: fmt.Sprintf("vectors-%d-%d", fi, si), ID: suite.Key + "k"}
+			for i, op := range suite.Ops {
+				got, err := s.Check(ctx, st, key, op.Now+offset, op.Units())
+				if err != nil {
+					t.Fatalf("%s op %d: %v", suite.Name, i, err)
+				}
+				want := op.Expect.Engine()
+				want.ResetAt += offset
+				if got != want {
+					t.Fatalf("%s op %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, op.Now, op.Units(), got, want)
+				}
+				ops++
+			}
+		}
+	}
+	if ops == 0 {
+		t.Fatal("no vector ops replayed")
+	}
+}
+
+// Offset is the base added to every now of a suite when replaying it
+// through a store: the golden vectors start at now = 0, which on the store
+// wire means "use the store's clock", so they are replayed from a small base
+// (1000, or the least multiple of the suite's window that is a multiple of
+// 1000, so windows stay aligned and the arithmetic exact) and expect
+// resetAt + offset. Files with absolute times (no now = 0) replay unchanged.
+func Offset(f *vectors.File, suite vectors.Suite) int64 {
+	zero := false
+	for _, s := range f.Suites {
+		for _, op := range s.Ops {
+			zero = zero || op.Now == 0
+		}
+	}
+	if !zero {
+		return 0
+	}
+	window := suite.Options["windowMs"]
+	if suite.Strategy != nil {
+		window = suite.Strategy.Options["windowMs"]
+	}
+	if w := int64(window); w > 0 && float64(w) == window {
+		return lcm(1000, w)
+	}
+	return 1000
+}
+
+func lcm(a, b int64) int64 {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	return a / x * b
+}
+
+// ExactUnderConcurrency runs 16 goroutines against 3 keys and requires
+// exactly limit admissions per key for every strategy.
+func ExactUnderConcurrency(t *testing.T, newStore Factory) {
+	const limit, perKey = 200, 400
+	s := newStore(t)
+	defer s.Close()
+	now := int64(1_700_000_000_000)
+	strategies := map[string]engine.Strategy{}
+	add := func(st engine.Strategy, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		strategies[string(st.Kind())] = st
+	}
+	add(engine.NewGCRA(limit, 3_600_000, limit))
+	add(engine.NewTokenBucket(limit, 0.001))
+	add(engine.NewFixedWindow(limit, 3_600_000))
+	add(engine.NewSlidingWindow(limit, 3_600_000, 10))
+	add(engine.NewSlidingWindowLog(limit, 3_600_000))
+	add(engine.NewTokenBudget(limit, 3_600_000))
+	for name, st := range strategies {
+		t.Run(name, func(t *testing.T) {
+			var admitted [3]atomic.Int64
+			var wg sync.WaitGroup
+			work := make(chan int, 3*perKey)
+			for i := 0; i < 3*perKey; i++ {
+				work <- i % 3
+			}
+			close(work)
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for k := range work {
+						d, err := s.Check(context.Background(), st, store.Key{Prefix: "exact-" + name, ID: fmt.Sprint("key", k)}, now, 1)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if d.Allowed {
+							admitted[k].Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			for k := range admitted {
+				if got := admitted[k].Load(); got != limit {
+					t.Errorf("key %d: admitted %d, want exactly %d", k, got, limit)
+				}
+			}
+		})
+	}
+}
+
+// CheckManyOneInstant checks that CheckMany answers keys in order and
+// matches single checks made at the same instant.
+func CheckManyOneInstant(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := context.Background()
+	st, _ := engine.NewFixedWindow(2, 60_000)
+	now := int64(1_700_000_000_000)
+	keys := []store.Key{{Prefix: "many", ID: "a"}, {Prefix: "many", ID: "b"}, {Prefix: "many", ID: "a"}, {Prefix: "many", ID: "a"}}
+	got, err := s.CheckMany(ctx, st, keys, now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRemaining := []int64{1, 1, 0, 0}
+	wantAllowed := []bool{true, true, true, false}
+	if len(got) != len(keys) {
+		t.Fatalf("%d decisions for %d keys", len(got), len(keys))
+	}
+	for i := range got {
+		if got[i].Allowed != wantAllowed[i] || got[i].Remaining != wantRemaining[i] || got[i].ResetAt != now-now%60_000+60_000 {
+			t.Errorf("decision %d: %+v", i, got[i])
+		}
+	}
+}
+
+// PrefixesAreSeparate checks that one id under two prefixes is two states.
+func PrefixesAreSeparate(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	st, _ := engine.NewFixedWindow(1, 60_000)
+	now := int64(1_700_000_000_000)
+	for _, prefix := range []string{"p1", "p2", ""} {
+		d, err := s.Check(context.Background(), st, store.Key{Prefix: prefix, ID: "same"}, now, 1)
+		if err != nil || !d.Allowed {
+			t.Fatalf("prefix %q: %+v %v", prefix, d, err)
+		}
+	}
+}
+
+// LoadSeesCommittedState checks Load after checks, and after expiry.
+func LoadSeesCommittedState(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := context.Background()
+	st, _ := engine.NewGCRA(10, 1000, 5)
+	key := store.Key{Prefix: "load", ID: "k"}
+	now := int64(1_700_000_000_000)
+	for i := 0; i < 3; i++ {
+		if _, err := s.Check(ctx, st, key, now, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state, at, err := s.Load(ctx, st, key, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at != now || !state.Present || state.V0 != float64(now+300) {
+		t.Fatalf("loaded %+v at %d, want tat %d", state, at, now+300)
+	}
+	if got := st.Peek(&state, now).Remaining; got != 2 {
+		t.Fatalf("peek remaining %d, want 2", got)
+	}
+	state, _, err = s.Load(ctx, st, key, now+300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.Present {
+		t.Fatalf("state still present after its ttl: %+v", state)
+	}
+}
