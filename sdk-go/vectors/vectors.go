@@ -171,3 +171,37 @@ func NewStrategy(kind string, o map[string]float64) (engine.Strategy, error) {
 	}
 	return st, err
 }
+
+// ReplayOffset is the base added to every now of a suite when replaying it
+// through a store: the golden vectors start at now = 0, which on the store
+// wire means "use the store's clock", so they are replayed from a small base
+// (1000, or the least multiple of the suite's window that is a multiple of
+// 1000, so windows stay aligned and the arithmetic exact) and expect
+// resetAt + offset. Files with absolute times (no now = 0) replay unchanged.
+func ReplayOffset(f *File, suite Suite) int64 {
+	zero := false
+	for _, s := range f.Suites {
+		for _, op := range s.Ops {
+			zero = zero || op.Now == 0
+		}
+	}
+	if !zero {
+		return 0
+	}
+	window := suite.Options["windowMs"]
+	if suite.Strategy != nil {
+		window = suite.Strategy.Options["windowMs"]
+	}
+	if w := int64(window); w > 0 && float64(w) == window {
+		return lcm(1000, w)
+	}
+	return 1000
+}
+
+func lcm(a, b int64) int64 {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	return a / x * b
+}

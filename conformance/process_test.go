@@ -1,0 +1,144 @@
+package conformance
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"errors"
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestStartupLine(t *testing.T) {
+	srv, _ := startWire(t)
+	for _, want := range []string{"listening on 127.0.0.1:", "store=memory", "security=insecure", "fail=open", "policies=api,bucket,window,completions,checkout,leased"} {
+		if !strings.Contains(srv.Startup, want) {
+			t.Errorf("startup line %q lacks %q", srv.Startup, want)
+		}
+	}
+	if strings.Contains(srv.Stderr(), "TEST CLOCK") {
+		t.Error("a production build announces a test clock")
+	}
+}
+
+func TestTestClockBuildWarnsLoudly(t *testing.T) {
+	srv := harness.Start(t, harness.Binary(t, true), "--config", harness.WriteFile(t, "p.yaml", wirePolicies))
+	if !strings.Contains(srv.Stderr(), "TEST CLOCK BUILD") {
+		t.Fatalf("test-clock build did not warn: %s", srv.Stderr())
+	}
+}
+
+func TestBadInputStopsTheServer(t *testing.T) {
+	bin := harness.Binary(t, false)
+	bad := harness.WriteFile(t, "policies.yaml", "version: 1\nlimiters:\n  api:\n    strategy: gcra\n    limit: -3\n    period: 1h\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad policy names file, line and field", []string{"--config", bad}, 1, "policies.yaml:5: limiters.api.limit: must be a positive integer"},
+		{"missing policy file", []string{"--config", "/nonexistent/p.yaml"}, 1, "read policy file"},
+		{"no config", nil, 2, "--config is required"},
+		{"unknown flag", []string{"--config", bad, "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"bad fail mode", []string{"-c", bad, "--fail", "sideways"}, 2, "--fail must be open or closed"},
+		{"bad store", []string{"-c", bad, "--store", "mongo"}, 2, "--store must be memory"},
+		{"unavailable store", []string{"-c", bad, "--store", "redis"}, 2, "not available in this release"},
+		{"help", []string{"--help"}, 0, "Usage: throttlekit-server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := harness.Run(t, bin, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tc.code, stderr, tc.want)
+			}
+		})
+	}
+}
+
+func TestPortZeroAndPortInUse(t *testing.T) {
+	srv, _ := startWire(t)
+	port := srv.Addr[strings.LastIndex(srv.Addr, ":")+1:]
+	if port == "0" {
+		t.Fatal("port 0 was printed instead of the bound port")
+	}
+	code, _, stderr := harness.Run(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", wirePolicies), "--host", "127.0.0.1", "--port", port)
+	if code != 1 || !strings.Contains(stderr, "listen on 127.0.0.1:"+port) {
+		t.Fatalf("second server on a taken port: exit %d, %s", code, stderr)
+	}
+}
+
+// TestSignalDrainsThenExitsZero keeps 32 callers busy, sends SIGTERM (then
+// SIGINT to a second server), and requires exit 0 with no call failing other
+// than by the server being gone.
+func TestSignalDrainsThenExitsZero(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv, _ := startWire(t)
+			c, err := throttlekit.Dial(srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var ok, gone atomic.Int64
+			var bad atomic.Value
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := 0; w < 32; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+						_, err := c.Check(ctx, "window", "k", 1)
+						cancel()
+						switch {
+						case err == nil:
+							ok.Add(1)
+						case errors.Is(err, throttlekit.ErrUnavailable):
+							gone.Add(1)
+						default:
+							if s, isStatus := status.FromError(errors.Unwrap(err)); isStatus && s.Code() == codes.Unavailable {
+								gone.Add(1)
+								continue
+							}
+							bad.Store(err)
+						}
+					}
+				}()
+			}
+			for ok.Load() < 200 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := srv.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			code, err := srv.Wait(ctx)
+			close(stop)
+			wg.Wait()
+			if err != nil || code != 0 {
+				t.Fatalf("exit code %d, %v; stderr:\n%s", code, err, srv.Stderr())
+			}
+			if e := bad.Load(); e != nil {
+				t.Fatalf("a call failed during the drain: %v", e)
+			}
+			if !strings.Contains(srv.Stderr(), "draining in-flight calls") {
+				t.Fatalf("no drain logged: %s", srv.Stderr())
+			}
+		})
+	}
+}

@@ -1,0 +1,105 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
+	"google.golang.org/grpc/metadata"
+)
+
+// vectorFiles loads the golden vectors and every THROTTLEKIT_VECTORS file.
+func vectorFiles(t *testing.T) []*vectors.File {
+	t.Helper()
+	paths := []string{filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "golden-vectors.json")}
+	for _, p := range strings.Split(os.Getenv("THROTTLEKIT_VECTORS"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	var files []*vectors.File
+	for _, p := range paths {
+		f, err := vectors.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+// policyYAML renders one policy per replayable suite, named v<file>-<suite>.
+func policyYAML(files []*vectors.File) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nlimiters:\n")
+	for fi, f := range files {
+		for si, s := range f.Suites {
+			name := fmt.Sprintf("v%d-%d", fi, si)
+			switch s.Primitive {
+			case vectors.PrimitiveRateLimit:
+				fmt.Fprintf(&b, "  %s:\n    strategy: %s\n", name, s.Strategy.Kind)
+				for k, v := range s.Strategy.Options {
+					fmt.Fprintf(&b, "    %s: %v\n", k, v)
+				}
+			case vectors.PrimitiveTokenBudget:
+				fmt.Fprintf(&b, "  %s:\n    tokenBudget: { budget: %v, windowMs: %v }\n", name, s.Options["budget"], s.Options["windowMs"])
+			}
+		}
+	}
+	return b.String()
+}
+
+// atNow sets the test-clock instant of one call.
+func atNow(ctx context.Context, now int64) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-throttlekit-test-now", fmt.Sprint(now))
+}
+
+// TestVectorsThroughMemoryServer replays every vector op over gRPC against
+// a real server process on the memory store.
+func TestVectorsThroughMemoryServer(t *testing.T) {
+	files := vectorFiles(t)
+	cfg := harness.WriteFile(t, "vectors.yaml", policyYAML(files))
+	srv := harness.Start(t, harness.Binary(t, true), "--config", cfg, "--store", "memory")
+	c, err := throttlekit.Dial(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ops := 0
+	for fi, f := range files {
+		for si, s := range f.Suites {
+			if s.Primitive == vectors.PrimitiveLease {
+				continue
+			}
+			name := fmt.Sprintf("v%d-%d", fi, si)
+			offset := vectors.ReplayOffset(f, s)
+			for i, op := range s.Ops {
+				ctx := atNow(context.Background(), op.Now+offset)
+				var got throttlekit.Decision
+				if s.Primitive == vectors.PrimitiveTokenBudget {
+					got, err = c.Debit(ctx, name, s.Key+"k", op.Units())
+				} else {
+					got, err = c.Check(ctx, name, s.Key+"k", op.Units())
+				}
+				if err != nil {
+					t.Fatalf("%s op %d: %v", s.Name, i, err)
+				}
+				want := op.Expect.Engine()
+				want.ResetAt += offset
+				if got != want {
+					t.Fatalf("%s op %d (now=%d cost=%d): got %+v, want %+v", s.Name, i, op.Now+offset, op.Units(), got, want)
+				}
+				ops++
+			}
+		}
+	}
+	if ops < 60 {
+		t.Fatalf("replayed only %d ops", ops)
+	}
+}

@@ -1,0 +1,214 @@
+// Package app is throttlekit-server's command line: flags, policy file,
+// store, gRPC doors, the startup line and graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// flags are the parsed command line.
+type flags struct {
+	config string
+	host   string
+	port   int
+	fail   string
+	store  string
+}
+
+// TestClock, when set (only by a build with the throttlekit_testclock tag),
+// lets each request carry the instant it is decided at. Never set in a
+// production build.
+var TestClock door.Clock
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("throttlekit-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "policy file, YAML or JSON (required)")
+	fs.StringVar(&f.config, "c", "", "shorthand for --config")
+	fs.StringVar(&f.host, "host", "0.0.0.0", "bind address")
+	fs.IntVar(&f.port, "port", 50051, "port; 0 picks a free one and prints it")
+	fs.IntVar(&f.port, "p", 50051, "shorthand for --port")
+	fs.StringVar(&f.fail, "fail", "open", "store-outage behaviour: open or closed")
+	fs.StringVar(&f.store, "store", "", "state store: memory (the default; redis, postgres and dynamodb are not in this release)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if f.config == "" {
+		return nil, errors.New("--config is required: the policy file to serve")
+	}
+	if _, ok := config.ParseFailMode(f.fail); !ok {
+		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
+	}
+	switch f.store {
+	case "", "memory":
+		f.store = "memory"
+	case "redis", "postgres", "dynamodb":
+		return nil, fmt.Errorf("--store %s is not available in this release; use memory", f.store)
+	default:
+		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
+	}
+	if f.port < 0 || f.port > 65535 {
+		return nil, fmt.Errorf("--port must be 0..65535, not %d", f.port)
+	}
+	return f, nil
+}
+
+// Run runs the server until ctx is done (the caller cancels it on SIGINT or
+// SIGTERM), then drains in-flight calls and closes the store. It returns the
+// process exit code: 0 after a clean shutdown, 2 for a usage error, 1 for
+// any other failure.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	f, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "throttlekit-server:", err)
+		return 2
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		fmt.Fprintln(stderr, "throttlekit-server:", err)
+		return 1
+	}
+	if err := serve(ctx, f, cfg, log, stdout); err != nil {
+		fmt.Fprintln(stderr, "throttlekit-server:", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	var memOpts []memstore.Option
+	for _, p := range cfg.Policies {
+		if p.MaxKeys > 0 {
+			memOpts = append(memOpts, memstore.WithBound(p.Prefix, p.MaxKeys))
+		}
+	}
+	var meterOpts []memstore.Option
+	for _, p := range cfg.Policies {
+		if p.TokenBudget != nil {
+			meterOpts = append(meterOpts, memstore.WithBound(p.Prefix, p.TokenBudget.MaxKeys))
+		}
+	}
+	clock := TestClock
+	if clock != nil {
+		// Test clocks jump around; a sweep on the wall clock would expire
+		// state the test's clock still considers live.
+		memOpts = append(memOpts, memstore.WithSweep(0))
+		meterOpts = append(meterOpts, memstore.WithSweep(0))
+		log.Warn("TEST CLOCK BUILD: requests may set their own time; never run this binary in production")
+	}
+	var rates store.Store = memstore.New(memOpts...)
+	meters := memstore.New(meterOpts...)
+	defer meters.Close()
+	defer rates.Close()
+
+	for _, p := range cfg.Policies {
+		switch {
+		case p.TwoTier != nil:
+			log.Warn("twoTier policy served strictly (one store decision per request): leased credits are not available in this release", "policy", p.Name, "mode", p.TwoTier.Mode)
+		case p.Federated != nil:
+			log.Warn("federated policy is not served in this release; its calls answer UNIMPLEMENTED", "policy", p.Name)
+		case p.Kind == config.KindAdmitter:
+			log.Warn("admitter policy is not served in this release; Admit answers UNIMPLEMENTED", "policy", p.Name)
+		}
+	}
+
+	lis, err := net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
+	if err != nil {
+		return fmt.Errorf("listen on %s:%d: %w", f.host, f.port, err)
+	}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(recoverUnary(log)))
+	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log})
+	tkv1.RegisterRateLimiterServer(srv, rl)
+	tkv1.RegisterMonitorServer(srv, tkv1.UnimplementedMonitorServer{})
+	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	fail := f.fail
+	if cfg.DefaultFail != "" {
+		fail = string(cfg.DefaultFail)
+	}
+	names := make([]string, len(cfg.Policies))
+	for i, p := range cfg.Policies {
+		names[i] = p.Name
+	}
+	addr := lis.Addr().(*net.TCPAddr)
+	if !addr.IP.IsLoopback() {
+		log.Warn("serving without TLS on a non-loopback address; anyone who can reach it can spend budgets", "addr", addr.String())
+	}
+	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=insecure fail=%s monitor=off policies=%s\n",
+		addr, f.store, fail, strings.Join(names, ","))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight calls")
+	hs.Shutdown()
+	drained := make(chan struct{})
+	go func() { srv.GracefulStop(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		log.Warn("drain timed out after 10s; closing remaining calls")
+		srv.Stop()
+	}
+	return nil
+}
+
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("panic in handler", "method", info.FullMethod, "panic", r)
+				err = door.Internal(info.FullMethod)
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// Main is the process entry point: it runs the server until SIGINT or
+// SIGTERM and exits with Run's code.
+func Main() {
+	ctx, stop := signalContext()
+	defer stop()
+	os.Exit(Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}

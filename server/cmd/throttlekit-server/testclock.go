@@ -1,0 +1,28 @@
+//go:build throttlekit_testclock
+
+package main
+
+// This file is compiled only with -tags throttlekit_testclock, for the
+// conformance tests: each request may carry its own decision instant in the
+// x-throttlekit-test-now metadata. No flag can turn it on in a normal build,
+// and the server logs a warning at startup when it is compiled in.
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/throttlekit/throttlekit-go/server/app"
+	"google.golang.org/grpc/metadata"
+)
+
+func init() {
+	app.TestClock = func(ctx context.Context) int64 {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get("x-throttlekit-test-now"); len(v) == 1 {
+			if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n > 0 {
+				return n
+			}
+		}
+		return 0
+	}
+}

@@ -1,0 +1,293 @@
+package door
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// Clock returns the instant a request is decided at, in epoch ms; 0 means
+// "the store's own clock". Production servers always use 0; a test build can
+// read the instant from the request (see cmd/throttlekit-server).
+type Clock func(ctx context.Context) int64
+
+// RateLimiter serves the decision door.
+type RateLimiter struct {
+	tkv1.UnimplementedRateLimiterServer
+
+	policies map[string]*config.Policy
+	rates    store.Store // the shared store: rate axes and fleet budgets
+	meters   store.Store // per-server token budgets
+	fail     config.FailMode
+	clock    Clock
+	log      *slog.Logger
+}
+
+// Options configures a RateLimiter.
+type Options struct {
+	Config *config.Config
+	// Store holds rate state and fleet budgets.
+	Store store.Store
+	// Meters holds per-server token budgets (a memory store).
+	Meters store.Store
+	// Fail is the server-wide fail mode; policies and defaults.fail override it.
+	Fail  config.FailMode
+	Clock Clock
+	Log   *slog.Logger
+}
+
+// NewRateLimiter returns the decision door over opts.
+func NewRateLimiter(opts Options) *RateLimiter {
+	r := &RateLimiter{
+		policies: map[string]*config.Policy{},
+		rates:    opts.Store,
+		meters:   opts.Meters,
+		fail:     opts.Fail,
+		clock:    opts.Clock,
+		log:      opts.Log,
+	}
+	if opts.Config.DefaultFail != "" {
+		r.fail = opts.Config.DefaultFail
+	}
+	if r.clock == nil {
+		r.clock = func(context.Context) int64 { return 0 }
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	for _, p := range opts.Config.Policies {
+		r.policies[p.Name] = p
+	}
+	return r
+}
+
+// policy resolves a request's policy, checking that it serves op.
+func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy, error) {
+	if name == "" {
+		return nil, invalid("policy must not be empty")
+	}
+	p, ok := r.policies[name]
+	if !ok {
+		return nil, notFound(name)
+	}
+	if p.Kind != kind {
+		return nil, unsupported(op, name, "it is a "+string(p.Kind)+" ("+servedBy[p.Kind]+")")
+	}
+	if p.Federated != nil {
+		return nil, unsupported(op, name, "federated policies are not served yet")
+	}
+	return p, nil
+}
+
+var servedBy = map[config.Kind]string{
+	config.KindLimiter:  "it answers Check, CheckMany, Peek and Forecast",
+	config.KindMeter:    "it answers Debit",
+	config.KindAdmitter: "it answers Admit, Release and Heartbeat",
+}
+
+// units validates a cost or token count: 0 means 1, negative is invalid.
+func units(field string, v int64) (int64, error) {
+	switch {
+	case v < 0:
+		return 0, invalid("%s must not be negative (got %d)", field, v)
+	case v == 0:
+		return 1, nil
+	}
+	return v, nil
+}
+
+func checkKey(key string) error {
+	if len(key) > MaxKeyBytes {
+		return invalid("key is %d bytes; the limit is %d", len(key), MaxKeyBytes)
+	}
+	return nil
+}
+
+func (r *RateLimiter) failMode(p *config.Policy) config.FailMode {
+	if p.Fail != "" {
+		return p.Fail
+	}
+	return r.fail
+}
+
+// outage synthesizes the decision for a store failure per the fail mode.
+func (r *RateLimiter) outage(ctx context.Context, p *config.Policy, limit int64, op string, err error) (engine.Decision, error) {
+	if ctx.Err() != nil && !errors.Is(err, store.ErrUnavailable) {
+		return engine.Decision{}, ctx.Err()
+	}
+	open := r.failMode(p) == config.FailOpen
+	r.log.Warn("store failed; deciding by fail mode", "op", op, "policy", p.Name, "fail", r.failMode(p), "err", err)
+	d := engine.Decision{Allowed: open, Limit: limit}
+	if open {
+		d.Remaining = limit
+	}
+	return d, nil
+}
+
+// Check implements the RateLimiter door.
+func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
+	p, cost, err := r.rateRequest(req.GetPolicy(), "Check", req.GetCost(), req.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.rates.Check(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+	if err != nil {
+		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
+			return nil, err
+		}
+	}
+	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+}
+
+func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string) (*config.Policy, int64, error) {
+	if policy == "" {
+		return nil, 0, invalid("policy must not be empty")
+	}
+	cost, err := units("cost", cost)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, 0, err
+		}
+	}
+	p, err := r.policy(policy, op, config.KindLimiter)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, cost, nil
+}
+
+// CheckMany implements the RateLimiter door.
+func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest) (*tkv1.CheckManyResponse, error) {
+	if n := len(req.GetKeys()); n > MaxCheckManyKeys {
+		return nil, invalid("%d keys in one CheckMany; the limit is %d", n, MaxCheckManyKeys)
+	}
+	p, cost, err := r.rateRequest(req.GetPolicy(), "CheckMany", req.GetCost(), req.GetKeys()...)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]store.Key, len(req.GetKeys()))
+	for i, k := range req.GetKeys() {
+		keys[i] = store.Key{Prefix: p.Prefix, ID: k}
+	}
+	ds, err := r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
+	if err != nil {
+		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
+		if err != nil {
+			return nil, err
+		}
+		ds = make([]engine.Decision, len(keys))
+		for i := range ds {
+			ds[i] = d
+		}
+	}
+	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
+	for i, d := range ds {
+		out.Decisions[i] = toProto(d)
+	}
+	return out, nil
+}
+
+// Peek implements the RateLimiter door.
+func (r *RateLimiter) Peek(ctx context.Context, req *tkv1.PeekRequest) (*tkv1.PeekResponse, error) {
+	p, _, err := r.rateRequest(req.GetPolicy(), "Peek", 1, req.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.canRead(p, "Peek"); err != nil {
+		return nil, err
+	}
+	st, now, err := r.rates.Load(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx))
+	if err != nil {
+		return nil, internal("Peek", err)
+	}
+	return &tkv1.PeekResponse{Decision: toProto(p.Strategy.Peek(&st, now))}, nil
+}
+
+// Forecast implements the RateLimiter door.
+func (r *RateLimiter) Forecast(ctx context.Context, req *tkv1.ForecastRequest) (*tkv1.ForecastResponse, error) {
+	p, cost, err := r.rateRequest(req.GetPolicy(), "Forecast", req.GetCost(), req.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.canRead(p, "Forecast"); err != nil {
+		return nil, err
+	}
+	st, now, err := r.rates.Load(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx))
+	if err != nil {
+		return nil, internal("Forecast", err)
+	}
+	f := engine.ForecastOf(p.Strategy, &st, now, cost)
+	return &tkv1.ForecastResponse{Forecast: &tkv1.Forecast{
+		SpendableNow:    f.SpendableNow,
+		NextReplenishAt: f.NextReplenishAt,
+		FullAt:          f.FullAt,
+	}}, nil
+}
+
+// canRead refuses Peek and Forecast where the store state is not the whole
+// truth: a leased policy's credits live in each server.
+func (r *RateLimiter) canRead(p *config.Policy, op string) error {
+	if p.TwoTier != nil && p.TwoTier.Mode == "leased" {
+		return unsupported(op, p.Name, "a leased two-tier policy keeps credits locally, so the store cannot answer")
+	}
+	return nil
+}
+
+// Debit implements the RateLimiter door.
+func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.DebitResponse, error) {
+	if req.GetPolicy() == "" {
+		return nil, invalid("policy must not be empty")
+	}
+	tokens, err := units("tokens", req.GetTokens())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	p, err := r.policy(req.GetPolicy(), "Debit", config.KindMeter)
+	if err != nil {
+		return nil, err
+	}
+	s, budget, prefix := r.meters, p.TokenBudget, p.Prefix
+	if p.FleetBudget != nil {
+		s, budget = r.rates, p.FleetBudget
+		if budget.Prefix != "" {
+			prefix = budget.Prefix
+		}
+	}
+	d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), tokens)
+	if err != nil {
+		if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Debit", err); err != nil {
+			return nil, err
+		}
+	}
+	return &tkv1.DebitResponse{Decision: toProto(d)}, nil
+}
+
+func toProto(d engine.Decision) *tkv1.Decision {
+	return &tkv1.Decision{
+		Allowed:      d.Allowed,
+		Limit:        d.Limit,
+		Remaining:    d.Remaining,
+		ResetAt:      d.ResetAt,
+		RetryAfterMs: d.RetryAfterMs,
+	}
+}
+
+// Admit answers UNIMPLEMENTED until concurrency admission lands, after
+// resolving the policy so that a typo still reads NOT_FOUND.
+func (r *RateLimiter) Admit(_ context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
+	if _, err := r.policy(req.GetPolicy(), "Admit", config.KindAdmitter); err != nil {
+		return nil, err
+	}
+	return nil, unsupported("Admit", req.GetPolicy(), "concurrency admission is not available in this release")
+}
