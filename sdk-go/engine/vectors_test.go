@@ -3,6 +3,7 @@ package engine_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -17,8 +18,8 @@ var goldenPath = filepath.Join("..", "..", "conformance", "testdata", "golden-ve
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
 	paths := []string{goldenPath}
-	if extra := os.Getenv("THROTTLEKIT_VECTORS"); extra != "" {
-		for _, p := range filepath.SplitList(extra) {
+	for _, p := range strings.Split(os.Getenv("THROTTLEKIT_VECTORS"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
 			paths = append(paths, p)
 		}
 	}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository: generated-code drift, buf
+# lint/format/breaking, gofmt, go vet, staticcheck, the Go unit tests (with
+# -race), short fuzz runs, the benchmarks once each (so they cannot rot), and
+# the conformance suite against real server processes. Installs the pinned
+# tools it needs into .tools/. Exits non-zero on the first failure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export PATH="$root/.tools/bin:$PATH"
+modules=(sdk-go server conformance examples)
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+command -v go >/dev/null || { echo "test: Go 1.26+ is required" >&2; exit 1; }
+./scripts/install-tools.sh
+
+step "generated code is up to date (buf generate)"
+gen="$(mktemp -d)"
+trap 'rm -rf "$gen"' EXIT
+buf generate -o "$gen"
+if ! diff -ru "$gen/sdk-go/gen" sdk-go/gen; then
+  echo "test: sdk-go/gen differs from 'buf generate'; run it and commit the result" >&2
+  exit 1
+fi
+
+step "buf lint, format"
+buf lint
+buf format --diff --exit-code
+
+step "buf breaking against the previous commit"
+if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto/throttlekit/v1/throttlekit.proto 2>/dev/null; then
+  buf breaking --against ".git#ref=HEAD~1"
+else
+  echo "test: NOTE: no previous commit with the contract in this clone; buf breaking has nothing to compare" >&2
+fi
+
+step "gofmt, go vet, staticcheck"
+unformatted="$(gofmt -l "${modules[@]}")"
+if [[ -n "$unformatted" ]]; then
+  echo "test: gofmt needed on:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+for m in "${modules[@]}"; do
+  (cd "$m" && go vet ./... && staticcheck ./...)
+done
+
+step "unit tests (race detector)"
+(cd sdk-go && go test -race -count=1 ./...)
+(cd server && go test -race -count=1 ./...)
+
+step "fuzz (short runs)"
+(cd sdk-go && go test -run '^$' -fuzz '^FuzzTimeline$' -fuzztime "${FUZZTIME:-15s}" ./engine)
+(cd server && go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-15s}" ./config)
+
+step "benchmarks compile and run once"
+(cd sdk-go && go test -run '^$' -bench . -benchtime 1x ./...)
+(cd server && go test -run '^$' -bench . -benchtime 1x ./...)
+
+step "conformance (real server processes over gRPC)"
+(cd conformance && go test -count=1 ./...)
+
+printf '\nall checks passed\n'
