@@ -6,6 +6,7 @@ require github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
 
 require (
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
 )
 

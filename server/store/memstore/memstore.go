@@ -44,15 +44,46 @@ type partition struct {
 type shard struct {
 	mu         sync.Mutex
 	m          map[string]*entry
-	head, tail *entry   // most and least recently used
-	_          [32]byte // pad to a cache line: neighbouring shards do not share one
+	head, tail *entry // most and least recently used
+	// scratch is the state handed to the engine, kept here (guarded by mu)
+	// because a local would escape through the Strategy interface and cost
+	// an allocation per decision.
+	scratch engine.State
+	_       [48]byte // pad to two cache lines: neighbouring shards share none
 }
 
+// entry is one key's state, laid out to fit a 64-byte allocation: the
+// scalar strategies (most keys) need no Series, so it sits behind a pointer.
 type entry struct {
 	id         string
-	st         engine.State
-	expiresAt  int64
+	v0, v1     float64
+	series     *[]float64
+	expiresAt  int64 // epoch ms; the state is absent from then on
 	prev, next *entry
+}
+
+// load fills s with the entry's state as the engine sees it at now.
+func (e *entry) load(s *engine.State, now int64) {
+	*s = engine.State{}
+	if e.series != nil {
+		s.Series = *e.series
+	}
+	if now >= e.expiresAt {
+		s.Series = s.Series[:0] // expired: absent, keeping the buffer
+		return
+	}
+	s.Present, s.V0, s.V1 = true, e.v0, e.v1
+}
+
+// set stores s, which must be Present.
+func (e *entry) set(s *engine.State) {
+	e.v0, e.v1 = s.V0, s.V1
+	if s.Series != nil {
+		if e.series == nil {
+			e.series = new([]float64)
+		}
+		*e.series = s.Series
+	}
 }
 
 // Option configures a Store.

@@ -70,27 +70,38 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[id]
+	s := &sh.scratch
 	if e == nil {
-		var fresh engine.State
-		d, ttl := st.Check(&fresh, now, cost)
+		*s = engine.State{}
+		d, ttl := st.Check(s, now, cost)
 		if ttl > 0 {
-			e = &entry{id: id, st: fresh, expiresAt: now + ttl}
+			e = &entry{id: id, expiresAt: now + ttl}
+			e.set(s)
 			sh.m[id] = e
-			sh.pushFront(e)
-			if p.maxPerShard > 0 && len(sh.m) > p.maxPerShard {
-				sh.evict(sh.tail)
+			if p.maxPerShard > 0 {
+				sh.pushFront(e)
+				if len(sh.m) > p.maxPerShard {
+					sh.evict(sh.tail)
+				}
 			}
 		}
 		return d
 	}
-	if now >= e.expiresAt {
-		e.st.Reset()
+	e.load(s, now)
+	d, ttl := st.Check(s, now, cost)
+	if s.Present {
+		// Written back on a deny too: slidingWindowLog compacts its entries
+		// in place, and the stored slice must see the compaction.
+		e.set(s)
 	}
-	d, ttl := st.Check(&e.st, now, cost)
 	if ttl > 0 {
 		e.expiresAt = now + ttl
 	}
-	sh.touch(e)
+	if p.maxPerShard > 0 {
+		// Recency is kept only under a bound: relinking touches two other
+		// entries, two cache misses an unbounded store need not pay.
+		sh.touch(e)
+	}
 	return d
 }
 
@@ -101,10 +112,12 @@ func (s *Store) Load(_ context.Context, _ engine.Strategy, key store.Key, now in
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[key.ID]
-	if e == nil || now >= e.expiresAt {
+	if e == nil {
 		return engine.State{}, now, nil
 	}
-	return e.st.Clone(), now, nil
+	var st engine.State
+	e.load(&st, now)
+	return st.Clone(), now, nil
 }
 
 // Len reports the number of keys held under prefix, expired or not.
@@ -196,6 +209,8 @@ func (sh *shard) touch(e *entry) {
 }
 
 func (sh *shard) evict(e *entry) {
-	sh.unlink(e)
+	if sh.head == e || e.prev != nil { // linked: the partition is bounded
+		sh.unlink(e)
+	}
 	delete(sh.m, e.id)
 }
