@@ -11,9 +11,11 @@ export PATH="$root/.tools/bin:$PATH"
 modules=(sdk-go server conformance examples)
 step() { printf '\n== %s\n' "$*"; }
 
-step "tools"
+step "tools and services"
 command -v go >/dev/null || { echo "test: Go 1.26+ is required" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "test: python3 is required" >&2; exit 1; }
 ./scripts/install-tools.sh
+./scripts/install-services.sh
 
 step "generated code is up to date (buf generate)"
 gen="$(mktemp -d)"
@@ -21,6 +23,13 @@ trap 'rm -rf "$gen"' EXIT
 buf generate -o "$gen"
 if ! diff -ru "$gen/sdk-go/gen" sdk-go/gen; then
   echo "test: sdk-go/gen differs from 'buf generate'; run it and commit the result" >&2
+  exit 1
+fi
+
+step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
+python3 scripts/gen-lua.py --root "$gen"
+if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-go/luascripts/lua "$gen/sdk-go/luascripts/lua"; then
+  echo "test: the Lua manifest or a copy is stale; run scripts/gen-lua.py and commit the result" >&2
   exit 1
 fi
 

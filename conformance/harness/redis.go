@@ -1,0 +1,159 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server process started for a test, or an endpoint given
+// in THROTTLEKIT_REDIS_URL.
+type Redis struct {
+	Addr string
+	URL  string
+	cmd  *exec.Cmd
+	dir  string
+	args []string
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// redisServerBinary finds redis-server. A missing binary fails the test:
+// a required store is never silently skipped.
+func redisServerBinary(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: install Debian's redis-server package (scripts/test.sh does), " +
+			"or point THROTTLEKIT_REDIS_URL at a Redis to use")
+	}
+	return p
+}
+
+// StartRedis returns a fresh Redis: THROTTLEKIT_REDIS_URL when set (flushed
+// first), else a redis-server on a free loopback port, stopped at test end.
+func StartRedis(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	if url := os.Getenv("THROTTLEKIT_REDIS_URL"); url != "" && len(extra) == 0 {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatalf("THROTTLEKIT_REDIS_URL: %v", err)
+		}
+		c := redis.NewClient(opt)
+		defer c.Close()
+		if err := c.FlushDB(context.Background()).Err(); err != nil {
+			t.Fatalf("THROTTLEKIT_REDIS_URL %s: %v", url, err)
+		}
+		return &Redis{Addr: opt.Addr, URL: url}
+	}
+	port := FreePort(t)
+	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir()}
+	r.URL = "redis://" + r.Addr
+	r.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--protected-mode", "no", "--loglevel", "warning"}, extra...)
+	r.Start(t)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server process on its port and waits for PING.
+func (r *Redis) Start(t testing.TB) {
+	t.Helper()
+	r.cmd = exec.Command(redisServerBinary(t), r.args...)
+	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer PING: %v", r.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server process (SIGKILL: an outage, not a shutdown).
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Client returns a go-redis client for r, closed at test end.
+func (r *Redis) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Cluster is a Redis Cluster of masters started on loopback ports.
+type Cluster struct {
+	Addrs []string
+	nodes []*Redis
+}
+
+// StartCluster starts n cluster-enabled redis-servers and joins them into a
+// cluster of n masters with redis-cli --cluster create.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	cl := &Cluster{}
+	for i := 0; i < n; i++ {
+		dir := t.TempDir()
+		node := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "5000")
+		cl.nodes = append(cl.nodes, node)
+		cl.Addrs = append(cl.Addrs, node.Addr)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("redis-cli is not installed (Debian's redis-tools)")
+	}
+	args := append([]string{"--cluster", "create"}, cl.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := c.ClusterInfo(context.Background()).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster did not become ok: %v %s", err, info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return cl
+}

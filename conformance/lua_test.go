@@ -1,0 +1,141 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
+)
+
+// TestVectorsThroughLua replays every rateLimit and tokenBudget op through
+// the Lua scripts via the Go direct door, at now + offset.
+func TestVectorsThroughLua(t *testing.T) {
+	r := harness.StartRedis(t)
+	client := r.Client(t)
+	ctx := context.Background()
+	ops := 0
+	for fi, f := range vectorFiles(t) {
+		for si, s := range f.Suites {
+			if s.Primitive == vectors.PrimitiveLease {
+				continue
+			}
+			st, err := s.Engine()
+			if err != nil {
+				t.Fatal(err)
+			}
+			door, err := redisdoor.New(client, st, fmt.Sprintf("lua-%d-%d", fi, si))
+			if err != nil {
+				t.Fatal(err)
+			}
+			offset := vectors.ReplayOffset(f, s)
+			for i, op := range s.Ops {
+				got, err := door.CheckAt(ctx, s.Key+"k", op.Units(), op.Now+offset)
+				if err != nil {
+					t.Fatalf("%s op %d: %v", s.Name, i, err)
+				}
+				want := op.Expect.Engine()
+				want.ResetAt += offset
+				if got != want {
+					t.Fatalf("%s op %d (now=%d cost=%d): Lua %+v, want %+v", s.Name, i, op.Now+offset, op.Units(), got, want)
+				}
+				ops++
+			}
+		}
+	}
+	if ops < 60 {
+		t.Fatalf("replayed only %d ops", ops)
+	}
+}
+
+// TestEngineAndLuaAgree drives 20,000+ seeded random ops across all five
+// strategies (and the token budget) at real epochs, with fractional rates
+// and costs above 1, and requires the engine and Lua to agree on every field
+// of every decision — and the state scripts to give the engine the same
+// state it holds (Peek and Forecast agree too).
+func TestEngineAndLuaAgree(t *testing.T) {
+	r := harness.StartRedis(t)
+	client := r.Client(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(20261126, 42))
+	mk := func(s engine.Strategy, err error) engine.Strategy {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var strategies []engine.Strategy
+	for i := 0; i < 6; i++ {
+		limit := 1 + rng.Int64N(50)
+		windowMs := float64(100 + rng.Int64N(5000))
+		strategies = append(strategies,
+			mk(engine.NewGCRA(limit, float64(1+rng.Int64N(7000)), 1+rng.Int64N(limit+5))),
+			mk(engine.NewTokenBucket(limit, 0.1+rng.Float64()*20)),
+			mk(engine.NewFixedWindow(limit, windowMs)),
+			mk(engine.NewSlidingWindow(limit, windowMs, 1+rng.Int64N(12))),
+			mk(engine.NewSlidingWindowLog(limit, windowMs)),
+			mk(engine.NewTokenBudget(limit*10, windowMs)),
+		)
+	}
+	const opsPerStrategy = 600
+	total := 0
+	for si, st := range strategies {
+		door, err := redisdoor.New(client, st, fmt.Sprintf("prop-%d", si))
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, err := luascripts.Prepare(st, luascripts.RoleState)
+		if err != nil && st.Kind() != engine.KindTokenBudget {
+			t.Fatal(err)
+		}
+		states := map[string]*engine.State{}
+		now := int64(1_700_000_000_000) + rng.Int64N(1_000_000_000)
+		for i := 0; i < opsPerStrategy; i++ {
+			now += rng.Int64N(3 * st.Limit() * 10)
+			if rng.IntN(20) == 0 {
+				now -= rng.Int64N(50) // skewed clocks: time is not monotonic across a fleet
+			}
+			key := fmt.Sprint("k", rng.IntN(3))
+			cost := 1 + rng.Int64N(4)
+			if states[key] == nil {
+				states[key] = &engine.State{}
+			}
+			want, _ := st.Check(states[key], now, cost)
+			got, err := door.CheckAt(ctx, key, cost, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("%s %#v op %d key %s now=%d cost=%d:\n  lua    %+v\n  engine %+v", st.Kind(), st, i, key, now, cost, got, want)
+			}
+			total++
+			if read != nil && i%7 == 0 {
+				reply, err := read.Script.Redis.Run(ctx, client, []string{door.Key(key)}, read.Args(now, 0)...).Slice()
+				if err != nil {
+					t.Fatal(err)
+				}
+				loaded, at, err := luascripts.ParseState(st, reply)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if at != now {
+					t.Fatalf("state read at %d, asked for %d", at, now)
+				}
+				if a, b := st.Peek(&loaded, now), st.Peek(states[key], now); a != b {
+					t.Fatalf("%s peek from Redis state %+v, from engine state %+v", st.Kind(), a, b)
+				}
+				if a, b := engine.ForecastOf(st, &loaded, now, cost), engine.ForecastOf(st, states[key], now, cost); a != b {
+					t.Fatalf("%s forecast from Redis state %+v, from engine state %+v", st.Kind(), a, b)
+				}
+			}
+		}
+	}
+	if total < 20_000 {
+		t.Fatalf("only %d ops", total)
+	}
+}

@@ -1,0 +1,190 @@
+// Package luascripts carries ThrottleKit's Redis Lua scripts — the
+// ecosystem's shared wire — embedded from the repository's lua/ directory
+// (copied here by scripts/gen-lua.py, since go:embed cannot leave the
+// module), with their manifest. ARGV order is read from the manifest, never
+// hard-coded, so every client builds the same calls.
+package luascripts
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+)
+
+//go:embed lua/*.lua lua/manifest.json
+var files embed.FS
+
+// Roles of a script.
+const (
+	RoleCheck = "check" // consumes (a rate strategy)
+	RoleDebit = "debit" // meters (tokenBudget)
+	RoleState = "state" // reads raw state, for Peek and Forecast
+)
+
+// Script is one Lua script and its manifest entry.
+type Script struct {
+	Name     string   `json:"name"`
+	File     string   `json:"file"`
+	Strategy string   `json:"strategy"`
+	Role     string   `json:"role"`
+	Keys     []string `json:"keys"`
+	Argv     []string `json:"argv"`
+	SHA256   string   `json:"sha256"`
+	SHA1     string   `json:"sha1"`
+	// Source is the script text.
+	Source string `json:"-"`
+	// Redis runs the script with EVALSHA, falling back to EVAL on NOSCRIPT.
+	Redis *redis.Script `json:"-"`
+}
+
+type manifest struct {
+	Version int       `json:"version"`
+	Reply   []string  `json:"reply"`
+	Scripts []*Script `json:"scripts"`
+}
+
+var scripts = mustLoad()
+
+func mustLoad() []*Script {
+	s, err := load()
+	if err != nil {
+		panic("luascripts: embedded scripts are corrupt: " + err.Error())
+	}
+	return s
+}
+
+func load() ([]*Script, error) {
+	raw, err := files.ReadFile("lua/manifest.json")
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	for _, s := range m.Scripts {
+		body, err := files.ReadFile("lua/" + s.File)
+		if err != nil {
+			return nil, err
+		}
+		sum256 := sha256.Sum256(body)
+		sum1 := sha1.Sum(body)
+		if hex.EncodeToString(sum256[:]) != s.SHA256 || hex.EncodeToString(sum1[:]) != s.SHA1 {
+			return nil, fmt.Errorf("%s does not match its manifest digest", s.File)
+		}
+		s.Source = string(body)
+		s.Redis = redis.NewScript(s.Source)
+	}
+	return m.Scripts, nil
+}
+
+// All returns every script in manifest order.
+func All() []*Script { return append([]*Script(nil), scripts...) }
+
+// For returns the script of a strategy kind and role, or nil.
+func For(kind engine.Kind, role string) *Script {
+	for _, s := range scripts {
+		if s.Strategy == string(kind) && s.Role == role {
+			return s
+		}
+	}
+	return nil
+}
+
+// Decider returns the consuming script of a strategy: its check, or the
+// debit of a tokenBudget.
+func Decider(kind engine.Kind) *Script {
+	if kind == engine.KindTokenBudget {
+		return For(kind, RoleDebit)
+	}
+	return For(kind, RoleCheck)
+}
+
+// Options returns a strategy's options under the names the manifest and the
+// vector files use.
+func Options(st engine.Strategy) map[string]float64 {
+	switch s := st.(type) {
+	case engine.GCRA:
+		return map[string]float64{"periodMs": s.PeriodMs(), "limit": float64(s.RateLimit()), "burst": float64(s.Burst())}
+	case engine.TokenBucket:
+		return map[string]float64{"capacity": float64(s.Limit()), "refillPerSec": s.RefillPerSec()}
+	case engine.FixedWindow:
+		return map[string]float64{"limit": float64(s.Limit()), "windowMs": s.WindowMs()}
+	case engine.SlidingWindow:
+		return map[string]float64{"limit": float64(s.Limit()), "windowMs": s.WindowMs(), "buckets": float64(s.Buckets())}
+	case engine.SlidingWindowLog:
+		return map[string]float64{"limit": float64(s.Limit()), "windowMs": s.WindowMs()}
+	case engine.TokenBudget:
+		return map[string]float64{"budget": float64(s.Limit()), "windowMs": s.WindowMs()}
+	}
+	return nil
+}
+
+// Call is a prepared invocation of a script for one strategy: ARGV in
+// manifest order with the strategy's options filled in; Args sets now and
+// the cost (or tokens) per call.
+type Call struct {
+	Script  *Script
+	argv    []any
+	nowAt   int
+	costAt  int
+	Limit   int64
+}
+
+// Prepare binds st to its script of role (RoleCheck also selects a
+// tokenBudget's debit). It fails when an ARGV name has no value.
+func Prepare(st engine.Strategy, role string) (*Call, error) {
+	s := For(st.Kind(), role)
+	if role == RoleCheck {
+		s = Decider(st.Kind())
+	}
+	if s == nil {
+		return nil, fmt.Errorf("luascripts: no %s script for %s", role, st.Kind())
+	}
+	opts := Options(st)
+	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit()}
+	for i, name := range s.Argv {
+		switch name {
+		case "now":
+			c.nowAt = i
+		case "cost", "tokens":
+			c.costAt = i
+		default:
+			v, ok := opts[name]
+			if !ok {
+				return nil, fmt.Errorf("luascripts: %s wants ARGV %q, which %s does not have", s.Name, name, st.Kind())
+			}
+			c.argv[i] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+	}
+	return c, nil
+}
+
+// Args returns ARGV for one call. now = 0 asks the script for the Redis
+// server clock.
+func (c *Call) Args(now, cost int64) []any {
+	out := make([]any, len(c.argv))
+	copy(out, c.argv)
+	if c.nowAt >= 0 {
+		out[c.nowAt] = now
+	}
+	if c.costAt >= 0 {
+		out[c.costAt] = cost
+	}
+	return out
+}
+
+// Decision converts a check or debit reply.
+func Decision(reply []int64) (engine.Decision, error) {
+	if len(reply) != 5 {
+		return engine.Decision{}, fmt.Errorf("luascripts: reply has %d fields, want 5", len(reply))
+	}
+	return engine.Decision{Allowed: reply[0] == 1, Limit: reply[1], Remaining: reply[2], ResetAt: reply[3], RetryAfterMs: reply[4]}, nil
+}

@@ -1,0 +1,95 @@
+package luascripts
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+)
+
+// ParseState converts a state script's reply into the engine's state and
+// the instant the script read it at.
+func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
+	var s engine.State
+	if len(reply) == 0 {
+		return s, 0, fmt.Errorf("luascripts: empty state reply")
+	}
+	now, ok := reply[0].(int64)
+	if !ok {
+		return s, 0, fmt.Errorf("luascripts: state reply starts with %T, want the time", reply[0])
+	}
+	rest := reply[1:]
+	text := func(i int) (string, bool) {
+		if i >= len(rest) || rest[i] == nil {
+			return "", false
+		}
+		v, ok := rest[i].(string)
+		return v, ok
+	}
+	num := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	var err error
+	switch st.Kind() {
+	case engine.KindGCRA:
+		if v, ok := text(0); ok {
+			s.Present = true
+			s.V0, err = num(v)
+		}
+	case engine.KindTokenBucket, engine.KindFixedWindow, engine.KindTokenBudget:
+		a, okA := text(0)
+		b, okB := text(1)
+		if okA && okB {
+			s.Present = true
+			if s.V0, err = num(a); err == nil {
+				s.V1, err = num(b)
+			}
+		}
+	case engine.KindSlidingWindow:
+		sw := st.(engine.SlidingWindow)
+		if len(rest) == 0 {
+			break
+		}
+		slots := int(sw.Buckets()) + 1
+		s.Present = true
+		s.Series = make([]float64, 2*slots)
+		for i := 0; i < len(s.Series); i += 2 {
+			s.Series[i] = -1
+		}
+		for i := 0; i+1 < len(rest); i += 2 {
+			field, _ := rest[i].(string)
+			value, _ := rest[i+1].(string)
+			slot, perr := strconv.Atoi(field)
+			tick, count, found := strings.Cut(value, ":")
+			if perr != nil || !found || slot < 0 || slot >= slots {
+				return s, now, fmt.Errorf("luascripts: bad sliding window slot %q=%q", field, value)
+			}
+			if s.Series[2*slot], err = num(tick); err != nil {
+				break
+			}
+			if s.Series[2*slot+1], err = num(count); err != nil {
+				break
+			}
+		}
+	case engine.KindSlidingWindowLog:
+		if len(rest) == 0 {
+			break
+		}
+		s.Present = true
+		for i := 1; i < len(rest); i += 2 {
+			v, _ := rest[i].(string)
+			score, perr := num(v)
+			if perr != nil {
+				return s, now, fmt.Errorf("luascripts: bad log score %q", v)
+			}
+			s.Series = append(s.Series, score)
+		}
+		sort.Float64s(s.Series)
+	default:
+		return s, now, fmt.Errorf("luascripts: no state layout for %s", st.Kind())
+	}
+	if err != nil {
+		return engine.State{}, now, fmt.Errorf("luascripts: bad %s state: %w", st.Kind(), err)
+	}
+	return s, now, nil
+}
