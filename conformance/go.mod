@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
+	github.com/throttlekit/throttlekit-go/server v0.0.0
 	google.golang.org/grpc v1.85.0
 )
 
@@ -18,4 +19,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/throttlekit/throttlekit-go/sdk-go => ../sdk-go
+replace (
+	github.com/throttlekit/throttlekit-go/sdk-go => ../sdk-go
+	github.com/throttlekit/throttlekit-go/server => ../server
+)

@@ -63,9 +63,21 @@ func atNow(ctx context.Context, now int64) context.Context {
 // TestVectorsThroughMemoryServer replays every vector op over gRPC against
 // a real server process on the memory store.
 func TestVectorsThroughMemoryServer(t *testing.T) {
+	replayThroughServer(t, "--store", "memory")
+}
+
+// TestVectorsThroughRedisServer does the same on the Redis store.
+func TestVectorsThroughRedisServer(t *testing.T) {
+	r := harness.StartRedis(t)
+	replayThroughServer(t, "--redis", r.URL, "--redis-prefix", "srv")
+}
+
+// replayThroughServer starts a test-clock server with storeArgs and replays
+// every vector op over gRPC.
+func replayThroughServer(t *testing.T, storeArgs ...string) {
 	files := vectorFiles(t)
 	cfg := harness.WriteFile(t, "vectors.yaml", policyYAML(files))
-	srv := harness.Start(t, harness.Binary(t, true), "--config", cfg, "--store", "memory")
+	srv := harness.Start(t, harness.Binary(t, true), append([]string{"--config", cfg}, storeArgs...)...)
 	c, err := throttlekit.Dial(srv.Addr)
 	if err != nil {
 		t.Fatal(err)

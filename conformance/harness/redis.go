@@ -78,7 +78,12 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 func (r *Redis) Start(t testing.TB) {
 	t.Helper()
 	r.cmd = exec.Command(redisServerBinary(t), r.args...)
-	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	logf, err := os.OpenFile(filepath.Join(r.dir, "redis.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}

@@ -18,7 +18,6 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
-	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -28,12 +27,23 @@ import (
 
 // flags are the parsed command line.
 type flags struct {
-	config string
-	host   string
-	port   int
-	fail   string
-	store  string
+	config       string
+	host         string
+	port         int
+	fail         string
+	store        string
+	redis        stringList
+	redisPrefix  string
+	redisTimeout time.Duration
+	metricsPort  int
+	metricsHost  string
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // TestClock, when set (only by a build with the throttlekit_testclock tag),
 // lets each request carry the instant it is decided at. Never set in a
@@ -50,7 +60,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.port, "port", 50051, "port; 0 picks a free one and prints it")
 	fs.IntVar(&f.port, "p", 50051, "shorthand for --port")
 	fs.StringVar(&f.fail, "fail", "open", "store-outage behaviour: open or closed")
-	fs.StringVar(&f.store, "store", "", "state store: memory (the default; redis, postgres and dynamodb are not in this release)")
+	fs.StringVar(&f.store, "store", "", "state store: memory or redis (inferred from the connection flag; memory if none)")
+	fs.Var(&f.redis, "redis", "Redis URL: redis://[user:pass@]host:port[/db], rediss://..., redis+cluster://h1:p,h2:p,\nredis+sentinel://h1:p,h2:p/master; repeat for cluster seeds")
+	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "store-wide key prefix on Redis")
+	fs.DurationVar(&f.redisTimeout, "redis-timeout", 100*time.Millisecond, "deadline of each Redis call; past it the fail mode decides")
+	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
+	fs.StringVar(&f.metricsHost, "metrics-host", "127.0.0.1", "bind address of the metrics listener")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -68,12 +83,26 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
 	}
 	switch f.store {
-	case "", "memory":
+	case "":
 		f.store = "memory"
-	case "redis", "postgres", "dynamodb":
-		return nil, fmt.Errorf("--store %s is not available in this release; use memory", f.store)
+		if len(f.redis) > 0 {
+			f.store = "redis"
+		}
+	case "memory":
+		if len(f.redis) > 0 {
+			return nil, errors.New("--store memory conflicts with --redis")
+		}
+	case "redis":
+		if len(f.redis) == 0 {
+			return nil, errors.New("--store redis needs --redis URL")
+		}
+	case "postgres", "dynamodb":
+		return nil, fmt.Errorf("--store %s is not available in this release; use memory or redis", f.store)
 	default:
 		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
+	}
+	if f.redisTimeout <= 0 {
+		return nil, fmt.Errorf("--redis-timeout must be positive, not %s", f.redisTimeout)
 	}
 	if f.port < 0 || f.port > 65535 {
 		return nil, fmt.Errorf("--port must be 0..65535, not %d", f.port)
@@ -128,7 +157,10 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		meterOpts = append(meterOpts, memstore.WithSweep(0))
 		log.Warn("TEST CLOCK BUILD: requests may set their own time; never run this binary in production")
 	}
-	var rates store.Store = memstore.New(memOpts...)
+	rates, err := openStore(ctx, f, memOpts, log)
+	if err != nil {
+		return err
+	}
 	meters := memstore.New(meterOpts...)
 	defer meters.Close()
 	defer rates.Close()
@@ -147,6 +179,13 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	lis, err := net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	if err != nil {
 		return fmt.Errorf("listen on %s:%d: %w", f.host, f.port, err)
+	}
+	if f.metricsPort != 0 {
+		stopMetrics, err := serveMetrics(f.metricsHost, f.metricsPort, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(recoverUnary(log)))
 	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log})

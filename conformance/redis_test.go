@@ -1,0 +1,221 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
+	"github.com/throttlekit/throttlekit-go/server/store/storetest"
+)
+
+// TestRedisStoreConformance runs the shared store suite against a real Redis.
+func TestRedisStoreConformance(t *testing.T) {
+	r := harness.StartRedis(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		n++
+		s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: fmt.Sprint("conf", n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestRedisStoreKeyLayout pins storePrefix:policyPrefix:key and that the
+// direct door with prefix "storePrefix:policyPrefix" addresses the same key.
+func TestRedisStoreKeyLayout(t *testing.T) {
+	r := harness.StartRedis(t)
+	s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewFixedWindow(3, 60_000)
+	if _, err := s.Check(context.Background(), st, store.Key{Prefix: "api", ID: "alice"}, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Client(t)
+	if got := c.HGet(context.Background(), "prod:api:alice", "c").Val(); got != "1" {
+		t.Fatalf("prod:api:alice c = %q, want 1", got)
+	}
+	door, _ := redisdoor.New(c, st, "prod:api")
+	d, err := door.Check(context.Background(), "alice", 1)
+	if err != nil || d.Remaining != 1 {
+		t.Fatalf("direct door on the same key: %+v %v", d, err)
+	}
+}
+
+const sharedPolicies = `version: 1
+limiters:
+  gcra: { strategy: gcra, limit: 200, period: 1h }
+  tokenBucket: { strategy: tokenBucket, capacity: 200, refillPerSec: 0.001 }
+  fixedWindow: { strategy: fixedWindow, limit: 200, period: 1h }
+  slidingWindow: { strategy: slidingWindow, limit: 200, period: 1h }
+  slidingWindowLog: { strategy: slidingWindowLog, limit: 200, period: 1h }
+`
+
+// TestThreeServersOneRedisAdmitExactly: 3 server processes on one Redis, 16
+// concurrent clients, 1200 checks over 3 keys at limit 200 → exactly 200
+// admitted per key, for every strategy.
+func TestThreeServersOneRedisAdmitExactly(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", sharedPolicies)
+	bin := harness.Binary(t, false)
+	var clients []*throttlekit.Client
+	for i := 0; i < 3; i++ {
+		srv := harness.Start(t, bin, "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")
+		c, err := throttlekit.Dial(srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients = append(clients, c)
+	}
+	for _, policy := range []string{"gcra", "tokenBucket", "fixedWindow", "slidingWindow", "slidingWindowLog"} {
+		t.Run(policy, func(t *testing.T) {
+			var admitted [3]atomic.Int64
+			work := make(chan int, 1200)
+			for i := 0; i < 1200; i++ {
+				work <- i
+			}
+			close(work)
+			var wg sync.WaitGroup
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := range work {
+						d, err := clients[(w+i)%3].Check(context.Background(), policy, fmt.Sprint("key", i%3), 1)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if d.Allowed {
+							admitted[i%3].Add(1)
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			for k := range admitted {
+				if got := admitted[k].Load(); got != 200 {
+					t.Errorf("key%d: %d admitted across 3 servers, want exactly 200", k, got)
+				}
+			}
+		})
+	}
+}
+
+// TestDirectDoorAndServerShareOneBudget: a Go direct-door client and the
+// server on the same prefix spend one budget — 200 in all, not 400.
+func TestDirectDoorAndServerShareOneBudget(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", "limiters:\n  api: { strategy: fixedWindow, limit: 200, period: 1h, prefix: shared }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")
+	c, err := throttlekit.Dial(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, _ := engine.NewFixedWindow(200, 3_600_000)
+	door, err := redisdoor.New(r.Client(t), st, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 60; i++ {
+				var d engine.Decision
+				var err error
+				if w%2 == 0 {
+					d, err = door.Check(context.Background(), "tenant", 1)
+				} else {
+					d, err = c.Check(context.Background(), "api", "tenant", 1)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 200 {
+		t.Fatalf("%d admitted by the direct door and the server together, want 200", got)
+	}
+}
+
+// TestRedisCluster replays the vectors and the store suite on a 3-master
+// cluster, and checks that keys land on every master.
+func TestRedisCluster(t *testing.T) {
+	cl := harness.StartCluster(t, 3)
+	target := "redis+cluster://" + strings.Join(cl.Addrs, ",")
+	t.Run("store suite", func(t *testing.T) {
+		n := 0
+		storetest.Run(t, func(t *testing.T) store.Store {
+			n++
+			s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: fmt.Sprint("c", n), Timeout: 2e9})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("server vectors", func(t *testing.T) {
+		replayThroughServer(t, "--redis", target, "--redis-timeout", "2s", "--redis-prefix", "url")
+	})
+	t.Run("repeated seeds", func(t *testing.T) {
+		args := []string{"--redis-timeout", "2s", "--redis-prefix", "seeds"}
+		for _, a := range cl.Addrs {
+			args = append(args, "--redis", "redis://"+a)
+		}
+		replayThroughServer(t, args...)
+	})
+	t.Run("keys spread over all masters", func(t *testing.T) {
+		s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "spread", Timeout: 2e9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		st, _ := engine.NewGCRA(5, 1000, 5)
+		keys := make([]store.Key, 300)
+		for i := range keys {
+			keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
+		}
+		ds, err := s.CheckMany(context.Background(), st, keys, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range ds {
+			if !d.Allowed || d.Remaining != 4 {
+				t.Fatalf("key %d: %+v", i, d)
+			}
+		}
+		for _, addr := range cl.Addrs {
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			n, err := c.DBSize(context.Background()).Result()
+			c.Close()
+			if err != nil || n < 50 {
+				t.Errorf("master %s holds %d keys (%v); the 300 keys did not spread", addr, n, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,218 @@
+// Package redisstore keeps state in Redis (single node, Sentinel or
+// Cluster) by running the shared Lua scripts, so the server, the Go and
+// Python direct doors and every other ThrottleKit client address the same
+// keys and share one budget. The Redis server's clock decides by default.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// DefaultTimeout bounds every store call, so a stuck Redis cannot pile up
+// goroutines behind it.
+const DefaultTimeout = 100 * time.Millisecond
+
+// Options configures a Store.
+type Options struct {
+	// Targets are the --redis URLs.
+	Targets []string
+	// Prefix is the store-wide prefix joined in front of every key.
+	Prefix string
+	// Timeout bounds each call (default DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Store is the Redis store.
+type Store struct {
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+	calls   sync.Map // callKey -> *luascripts.Call
+}
+
+type callKey struct {
+	st   engine.Strategy
+	role string
+}
+
+// prepare returns the cached script invocation of st (strategies are
+// comparable values, so a policy's strategy is prepared once).
+func (s *Store) prepare(st engine.Strategy, role string) (*luascripts.Call, error) {
+	k := callKey{st, role}
+	if c, ok := s.calls.Load(k); ok {
+		return c.(*luascripts.Call), nil
+	}
+	c, err := luascripts.Prepare(st, role)
+	if err != nil {
+		return nil, err
+	}
+	s.calls.Store(k, c)
+	return c, nil
+}
+
+// New connects to Redis. It does not fail when Redis is down: decisions
+// follow the fail mode until it answers.
+func New(opts Options) (*Store, error) {
+	uo, err := ParseTargets(opts.Targets)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// A check spends budget: retrying one whose reply was lost could spend
+	// twice, so failures surface at once and the fail mode decides.
+	uo.MaxRetries = -1
+	uo.ContextTimeoutEnabled = true
+	uo.DialTimeout = max(timeout, 250*time.Millisecond)
+	uo.ReadTimeout, uo.WriteTimeout = timeout, timeout
+	uo.PoolTimeout = timeout
+	return &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout}, nil
+}
+
+// Client exposes the underlying client (for tests and diagnostics).
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// Preload loads every script (on every master of a cluster) so the first
+// decisions need no EVAL fallback.
+func (s *Store) Preload(ctx context.Context) error {
+	for _, sc := range luascripts.All() {
+		if err := sc.Redis.Load(ctx, s.client).Err(); err != nil {
+			return fmt.Errorf("load %s script: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Key is the Redis key of k: storePrefix:prefix:id, skipping empty parts.
+func (s *Store) Key(k store.Key) string {
+	var b strings.Builder
+	for _, part := range []string{s.prefix, k.Prefix} {
+		if part != "" {
+			b.WriteString(part)
+			b.WriteByte(':')
+		}
+	}
+	b.WriteString(k.ID)
+	return b.String()
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// Check implements store.Store with one EVALSHA.
+func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	call, err := s.prepare(st, luascripts.RoleCheck)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	reply, err := call.Script.Redis.Run(ctx, s.client, []string{s.Key(key)}, call.Args(now, cost)...).Int64Slice()
+	if err != nil {
+		return engine.Decision{}, unavailable("check", err)
+	}
+	return luascripts.Decision(reply)
+}
+
+// CheckMany implements store.Store in one pipelined round trip per node.
+// All keys are decided at one instant: with now = 0 that instant is read
+// from the Redis clock first (one more round trip), so scripts run later in
+// the pipeline, or on another node of a cluster, cannot see a later time.
+func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
+	call, err := s.prepare(st, luascripts.RoleCheck)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if now == 0 && len(keys) > 1 {
+		t, err := s.client.Time(ctx).Result()
+		if err != nil {
+			return nil, unavailable("time", err)
+		}
+		now = t.UnixMilli()
+	}
+	args := call.Args(now, cost)
+	cmds := make([]*redis.Cmd, len(keys))
+	pending := make([]int, len(keys))
+	for i := range pending {
+		pending[i] = i
+	}
+	// Only commands refused with NOSCRIPT are sent again (after loading the
+	// script): they did not run, while a command that ran spent budget and
+	// must never run twice.
+	for attempt := 0; len(pending) > 0; attempt++ {
+		pipe := s.client.Pipeline()
+		for _, i := range pending {
+			cmds[i] = call.Script.Redis.EvalSha(ctx, pipe, []string{s.Key(keys[i])}, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			break
+		}
+		var again []int
+		for _, i := range pending {
+			if cerr := cmds[i].Err(); cerr != nil {
+				if !redis.HasErrorPrefix(cerr, "NOSCRIPT") || attempt > 0 {
+					return nil, unavailable("pipeline", cerr)
+				}
+				again = append(again, i)
+			}
+		}
+		if len(again) > 0 {
+			if lerr := call.Script.Redis.Load(ctx, s.client).Err(); lerr != nil {
+				return nil, unavailable("script load", lerr)
+			}
+		}
+		pending = again
+	}
+	out := make([]engine.Decision, len(keys))
+	for i, c := range cmds {
+		reply, err := c.Int64Slice()
+		if err != nil {
+			return nil, unavailable("pipeline reply", err)
+		}
+		if out[i], err = luascripts.Decision(reply); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Load implements store.Store with the strategy's read-only state script.
+func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+	call, err := s.prepare(st, luascripts.RoleState)
+	if err != nil {
+		return engine.State{}, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	reply, err := call.Script.Redis.Run(ctx, s.client, []string{s.Key(key)}, call.Args(now, 0)...).Slice()
+	if err != nil {
+		return engine.State{}, 0, unavailable("state read", err)
+	}
+	return luascripts.ParseState(st, reply)
+}
+
+// Close closes the client.
+func (s *Store) Close() error {
+	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("close redis: %w", err)
+	}
+	return nil
+}
