@@ -50,7 +50,10 @@ func TestBadInputStopsTheServer(t *testing.T) {
 		{"unknown flag", []string{"--config", bad, "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"bad fail mode", []string{"-c", bad, "--fail", "sideways"}, 2, "--fail must be open or closed"},
 		{"bad store", []string{"-c", bad, "--store", "mongo"}, 2, "--store must be memory"},
-		{"unavailable store", []string{"-c", bad, "--store", "redis"}, 2, "not available in this release"},
+		{"unavailable store", []string{"-c", bad, "--store", "postgres"}, 2, "not available in this release"},
+		{"redis store without a URL", []string{"-c", bad, "--store", "redis"}, 2, "--store redis needs --redis URL"},
+		{"memory store with a redis URL", []string{"-c", bad, "--store", "memory", "--redis", "redis://127.0.0.1:1"}, 2, "--store memory conflicts with --redis"},
+		{"bad redis URL", []string{"-c", harness.WriteFile(t, "ok.yaml", wirePolicies), "--redis", "mongo://x"}, 1, "scheme must be redis"},
 		{"help", []string{"--help"}, 0, "Usage: throttlekit-server"},
 	}
 	for _, tc := range tests {

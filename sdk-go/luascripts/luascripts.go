@@ -131,11 +131,11 @@ func Options(st engine.Strategy) map[string]float64 {
 // manifest order with the strategy's options filled in; Args sets now and
 // the cost (or tokens) per call.
 type Call struct {
-	Script  *Script
-	argv    []any
-	nowAt   int
-	costAt  int
-	Limit   int64
+	Script *Script
+	argv   []any
+	nowAt  int
+	costAt int
+	Limit  int64
 }
 
 // Prepare binds st to its script of role (RoleCheck also selects a
