@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,3 +163,10 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	return cl
 }
+
+// Pause freezes the server process (SIGSTOP): a stuck Redis that accepts
+// nothing and answers nothing.
+func (r *Redis) Pause() error { return r.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume undoes Pause.
+func (r *Redis) Resume() error { return r.cmd.Process.Signal(syscall.SIGCONT) }
