@@ -9,6 +9,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export PATH="$root/.tools/bin:$PATH"
 modules=(sdk-go server conformance examples)
+# Extra vector files (same shape, absolute times) are replayed through every
+# store and door next to the golden ones; the repository's own hand-computed
+# file keeps that path exercised. A caller's THROTTLEKIT_VECTORS is kept.
+export THROTTLEKIT_VECTORS="$root/conformance/testdata/extra-vectors.json${THROTTLEKIT_VECTORS:+,$THROTTLEKIT_VECTORS}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "tools and services"

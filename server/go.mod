@@ -5,6 +5,7 @@ go 1.26.0
 require github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
 
 require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.yaml.in/yaml/v3 v3.0.6

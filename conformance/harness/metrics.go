@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bufio"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,6 +31,6 @@ func Metric(t testing.TB, addr, name string) float64 {
 			return v
 		}
 	}
-	t.Fatal(fmt.Sprintf("metric %s not found at %s", name, addr))
+	t.Fatalf("metric %s not found at %s", name, addr)
 	return 0
 }

@@ -95,8 +95,8 @@ func (r *Redis) Start(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
-		if err == nil {
-			return
+		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
+			return // answering (a password-protected server answers NOAUTH)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server on %s did not answer PING: %v", r.Addr, err)
@@ -170,3 +170,47 @@ func (r *Redis) Pause() error { return r.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume undoes Pause.
 func (r *Redis) Resume() error { return r.cmd.Process.Signal(syscall.SIGCONT) }
+
+// StartSentinel starts a redis-server in sentinel mode monitoring master
+// under the name masterName, and returns its address once it knows the master.
+func StartSentinel(t testing.TB, master *Redis, masterName string) string {
+	t.Helper()
+	port := FreePort(t)
+	dir := t.TempDir()
+	host, mport, _ := strings.Cut(master.Addr, ":")
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n",
+		port, dir, masterName, host, mport, masterName)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "sentinel.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(redisServerBinary(t), conf, "--sentinel")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer sc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := sc.GetMasterAddrByName(context.Background(), masterName).Result()
+		if err == nil && len(got) == 2 && got[0]+":"+got[1] == master.Addr {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s does not know master %s: %v %v", addr, masterName, got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RedisClient returns a client with explicit credentials and database.
+func RedisClient(addr, user, password string, db int) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password, DB: db})
+}

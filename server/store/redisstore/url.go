@@ -63,6 +63,9 @@ func ParseTargets(targets []string) (*redis.UniversalOptions, error) {
 				opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 			}
 			opts.IsClusterMode = true
+			if path != "" && path != "0" {
+				return nil, fmt.Errorf("redis URL %q: a Redis Cluster has only database 0", redact(raw))
+			}
 		case "redis+sentinel":
 			master, db, _ := strings.Cut(path, "/")
 			if master == "" {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
+)
+
+// startRedis runs redis-server on a free loopback port for the benchmark.
+func startRedis() (url string, stop func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir, _ := os.MkdirTemp("", "tk-bench-redis-")
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "redis comparisons need redis-server (or -redis URL):", err)
+		os.Exit(1)
+	}
+	url = fmt.Sprintf("redis://127.0.0.1:%d", port)
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
+		if i > 200 {
+			panic("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return url, func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); os.RemoveAll(dir) }
+}
+
+// parallel runs op n times from 32 goroutines and returns ops/s.
+func parallel(n int, op func(i int) error) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := op(int(i)); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func redisComparisons(url string, n int) {
+	if url == "" {
+		var stop func()
+		url, stop = startRedis()
+		defer stop()
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		panic(err)
+	}
+	opt.PoolSize = 64
+	client := redis.NewClient(opt)
+	defer client.Close()
+	ctx := context.Background()
+	g, _ := engine.NewGCRA(1_000_000, 1000, 1000)
+	directDoor, err := redisdoor.New(client, g, "bench")
+	if err != nil {
+		panic(err)
+	}
+	oneLine := redis.NewScript("return 1")
+	key := func(i int) string { return "user-" + strconv.Itoa(i%10_000) }
+
+	parallel(n/4, func(i int) error { return oneLine.Run(ctx, client, []string{key(i)}).Err() }) // warm-up
+	ours := parallel(n, func(i int) error { _, err := directDoor.Check(ctx, key(i), 1); return err })
+	raw := parallel(n, func(i int) error { return oneLine.Run(ctx, client, []string{key(i)}).Err() })
+	row("Go direct door GCRA Check vs raw EVALSHA of a one-line script, 32 callers (ops/s)",
+		fmt.Sprintf("%.0f/s", ours), fmt.Sprintf("%.0f/s", raw), fmt.Sprintf("%.2f×", ours/raw), "≥ 0.8×")
+
+	limiter := redis_rate.NewLimiter(client)
+	rr := parallel(n, func(i int) error {
+		_, err := limiter.Allow(ctx, "rr:"+key(i), redis_rate.Limit{Rate: 1_000_000, Burst: 1000, Period: time.Second})
+		return err
+	})
+	ours = parallel(n, func(i int) error { _, err := directDoor.Check(ctx, key(i), 1); return err })
+	row("Go direct door GCRA Check vs go-redis/redis_rate/v10 Allow, 32 callers (ops/s)",
+		fmt.Sprintf("%.0f/s", ours), fmt.Sprintf("%.0f/s", rr), fmt.Sprintf("%.2f×", ours/rr), "≥ 1.0×")
+
+	rs, err := redisstore.New(redisstore.Options{Targets: []string{url}, Timeout: time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer rs.Close()
+	var strat engine.Strategy = g
+	keys := make([]store.Key, 100)
+	for i := range keys {
+		keys[i] = store.Key{Prefix: "many", ID: key(i)}
+	}
+	latency := func(op func() error) time.Duration {
+		const rounds = 2000
+		for i := 0; i < rounds/10; i++ {
+			_ = op()
+		}
+		start := time.Now()
+		for i := 0; i < rounds; i++ {
+			if err := op(); err != nil {
+				panic(err)
+			}
+		}
+		return time.Since(start) / rounds
+	}
+	one := latency(func() error { _, err := rs.Check(ctx, strat, keys[0], 0, 1); return err })
+	many := latency(func() error { _, err := rs.CheckMany(ctx, strat, keys, 0, 1); return err })
+	row("Redis store CheckMany of 100 keys vs one Check, one caller (latency)",
+		many.String(), one.String(), fmt.Sprintf("%.2f×", float64(many)/float64(one)), "≤ 5×")
+
+	cfg, err := config.Parse("bench.yaml", []byte("limiters:\n  api: {strategy: gcra, limit: 1000000, period: 1s, burst: 1000}\n"))
+	if err != nil {
+		panic(err)
+	}
+	mem := memstore.New()
+	defer mem.Close()
+	onRedis := grpcThroughput(door.NewRateLimiter(door.Options{Config: cfg, Store: rs, Meters: mem, Fail: config.FailOpen}), n)
+	onMemory := grpcThroughput(door.NewRateLimiter(door.Options{Config: cfg, Store: mem, Meters: mem, Fail: config.FailOpen}), n)
+	row("server Check over gRPC on the Redis store vs on the memory store, 64 callers (calls/s)",
+		fmt.Sprintf("%.0f/s", onRedis), fmt.Sprintf("%.0f/s", onMemory), fmt.Sprintf("%.2f×", onRedis/onMemory), "(the store's share)")
+}
