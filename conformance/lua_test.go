@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
@@ -17,7 +18,11 @@ import (
 // the Lua scripts via the Go direct door, at now + offset.
 func TestVectorsThroughLua(t *testing.T) {
 	r := harness.StartRedis(t)
-	client := r.Client(t)
+	replayThroughDoor(t, r.Client(t), "lua")
+}
+
+// replayThroughDoor replays the vectors through a direct door on client.
+func replayThroughDoor(t *testing.T, client redis.Scripter, prefix string) {
 	ctx := context.Background()
 	ops := 0
 	for fi, f := range vectorFiles(t) {
@@ -29,7 +34,7 @@ func TestVectorsThroughLua(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			door, err := redisdoor.New(client, st, fmt.Sprintf("lua-%d-%d", fi, si))
+			door, err := redisdoor.New(client, st, fmt.Sprintf("%s-%d-%d", prefix, fi, si))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -180,14 +180,19 @@ func TestRedisCluster(t *testing.T) {
 		})
 	})
 	t.Run("server vectors", func(t *testing.T) {
-		replayThroughServer(t, "--redis", target, "--redis-timeout", "2s", "--redis-prefix", "url")
+		replayThroughServer(t, "fleetBudget", "--redis", target, "--redis-timeout", "2s", "--redis-prefix", "url")
 	})
 	t.Run("repeated seeds", func(t *testing.T) {
 		args := []string{"--redis-timeout", "2s", "--redis-prefix", "seeds"}
 		for _, a := range cl.Addrs {
 			args = append(args, "--redis", "redis://"+a)
 		}
-		replayThroughServer(t, args...)
+		replayThroughServer(t, "fleetBudget", args...)
+	})
+	t.Run("direct door on a cluster client", func(t *testing.T) {
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		defer cc.Close()
+		replayThroughDoor(t, cc, "door")
 	})
 	t.Run("keys spread over all masters", func(t *testing.T) {
 		s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "spread", Timeout: 2e9})

@@ -34,8 +34,10 @@ func vectorFiles(t *testing.T) []*vectors.File {
 	return files
 }
 
-// policyYAML renders one policy per replayable suite, named v<file>-<suite>.
-func policyYAML(files []*vectors.File) string {
+// policyYAML renders one policy per replayable suite, named v<file>-<suite>;
+// token-budget suites become budgetBlock policies (tokenBudget is held per
+// server, fleetBudget in the shared store).
+func policyYAML(files []*vectors.File, budgetBlock string) string {
 	var b strings.Builder
 	b.WriteString("version: 1\nlimiters:\n")
 	for fi, f := range files {
@@ -48,7 +50,7 @@ func policyYAML(files []*vectors.File) string {
 					fmt.Fprintf(&b, "    %s: %v\n", k, v)
 				}
 			case vectors.PrimitiveTokenBudget:
-				fmt.Fprintf(&b, "  %s:\n    tokenBudget: { budget: %v, windowMs: %v }\n", name, s.Options["budget"], s.Options["windowMs"])
+				fmt.Fprintf(&b, "  %s:\n    %s: { budget: %v, windowMs: %v }\n", name, budgetBlock, s.Options["budget"], s.Options["windowMs"])
 			}
 		}
 	}
@@ -63,20 +65,21 @@ func atNow(ctx context.Context, now int64) context.Context {
 // TestVectorsThroughMemoryServer replays every vector op over gRPC against
 // a real server process on the memory store.
 func TestVectorsThroughMemoryServer(t *testing.T) {
-	replayThroughServer(t, "--store", "memory")
+	t.Run("tokenBudget", func(t *testing.T) { replayThroughServer(t, "tokenBudget", "--store", "memory") })
+	t.Run("fleetBudget", func(t *testing.T) { replayThroughServer(t, "fleetBudget", "--store", "memory") })
 }
 
 // TestVectorsThroughRedisServer does the same on the Redis store.
 func TestVectorsThroughRedisServer(t *testing.T) {
 	r := harness.StartRedis(t)
-	replayThroughServer(t, "--redis", r.URL, "--redis-prefix", "srv")
+	replayThroughServer(t, "fleetBudget", "--redis", r.URL, "--redis-prefix", "srv")
 }
 
 // replayThroughServer starts a test-clock server with storeArgs and replays
 // every vector op over gRPC.
-func replayThroughServer(t *testing.T, storeArgs ...string) {
+func replayThroughServer(t *testing.T, budgetBlock string, storeArgs ...string) {
 	files := vectorFiles(t)
-	cfg := harness.WriteFile(t, "vectors.yaml", policyYAML(files))
+	cfg := harness.WriteFile(t, "vectors.yaml", policyYAML(files, budgetBlock))
 	srv := harness.Start(t, harness.Binary(t, true), append([]string{"--config", cfg}, storeArgs...)...)
 	c, err := throttlekit.Dial(srv.Addr)
 	if err != nil {
