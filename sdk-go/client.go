@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
@@ -25,12 +26,14 @@ type Client struct {
 	conn   *grpc.ClientConn
 	rl     tkv1.RateLimiterClient
 	secret string
+	beats  heartbeater
 }
 
 type config struct {
-	tls         *tls.Config
-	secret      string
-	dialOptions []grpc.DialOption
+	tls               *tls.Config
+	secret            string
+	dialOptions       []grpc.DialOption
+	heartbeatInterval time.Duration
 }
 
 // Option configures Dial.
@@ -43,6 +46,12 @@ func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 // WithSecret sends the decision-door secret (x-throttlekit-secret) on every call.
 func WithSecret(secret string) Option { return func(c *config) { c.secret = secret } }
 
+// WithHeartbeatInterval sets how often heartbeating admissions are renewed
+// (default 1s; keep it well under the server's lease ttl, 2s by default).
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(c *config) { c.heartbeatInterval = d }
+}
+
 // WithDialOptions passes extra options to grpc.NewClient.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
@@ -51,7 +60,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Dial returns a client for target (host:port or any gRPC target). It does
 // not block: the connection is made on the first call.
 func Dial(target string, opts ...Option) (*Client, error) {
-	cfg := &config{}
+	cfg := &config{heartbeatInterval: time.Second}
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -63,11 +72,17 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("throttlekit: dial %s: %w", target, err)
 	}
-	return &Client{conn: conn, rl: tkv1.NewRateLimiterClient(conn), secret: cfg.secret}, nil
+	c := &Client{conn: conn, rl: tkv1.NewRateLimiterClient(conn), secret: cfg.secret}
+	c.beats = heartbeater{c: c, interval: cfg.heartbeatInterval}
+	return c, nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close stops heartbeating and closes the connection. Leases still held
+// are reclaimed by the server when their ttl passes.
+func (c *Client) Close() error {
+	c.beats.close()
+	return c.conn.Close()
+}
 
 func (c *Client) ctx(ctx context.Context) context.Context {
 	if c.secret == "" {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
@@ -37,6 +38,7 @@ type flags struct {
 	redisTimeout time.Duration
 	metricsPort  int
 	metricsHost  string
+	leaseTTL     time.Duration
 }
 
 // stringList is a repeatable string flag.
@@ -64,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.Var(&f.redis, "redis", "Redis URL: redis://[user:pass@]host:port[/db], rediss://..., redis+cluster://h1:p,h2:p,\nredis+sentinel://h1:p,h2:p/master; repeat for cluster seeds")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "store-wide key prefix on Redis")
 	fs.DurationVar(&f.redisTimeout, "redis-timeout", 100*time.Millisecond, "deadline of each Redis call; past it the fail mode decides")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
 	fs.StringVar(&f.metricsHost, "metrics-host", "127.0.0.1", "bind address of the metrics listener")
 	fs.Usage = func() {
@@ -100,6 +103,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("--store %s is not available in this release; use memory or redis", f.store)
 	default:
 		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
+	}
+	if f.leaseTTL < 10*time.Millisecond {
+		return nil, fmt.Errorf("--lease-ttl must be at least 10ms, not %s", f.leaseTTL)
 	}
 	if f.redisTimeout <= 0 {
 		return nil, fmt.Errorf("--redis-timeout must be positive, not %s", f.redisTimeout)
@@ -171,8 +177,8 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 			log.Warn("twoTier policy served strictly (one store decision per request): leased credits are not available in this release", "policy", p.Name, "mode", p.TwoTier.Mode)
 		case p.Federated != nil:
 			log.Warn("federated policy is not served in this release; its calls answer UNIMPLEMENTED", "policy", p.Name)
-		case p.Kind == config.KindAdmitter:
-			log.Warn("admitter policy is not served in this release; Admit answers UNIMPLEMENTED", "policy", p.Name)
+		case p.DistributedConcurrency != nil:
+			log.Warn("distributedConcurrency is not served in this release; Admit answers UNIMPLEMENTED", "policy", p.Name)
 		}
 	}
 
@@ -188,7 +194,11 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		defer stopMetrics()
 	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(recoverUnary(log)))
-	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log})
+	leases := admit.NewTable(f.leaseTTL, nil)
+	stopSweep := make(chan struct{})
+	defer close(stopSweep)
+	go leases.Run(min(time.Second, f.leaseTTL/2), stopSweep)
+	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases})
 	tkv1.RegisterRateLimiterServer(srv, rl)
 	tkv1.RegisterMonitorServer(srv, tkv1.UnimplementedMonitorServer{})
 	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
@@ -26,6 +27,9 @@ type RateLimiter struct {
 	fail     config.FailMode
 	clock    Clock
 	log      *slog.Logger
+
+	limiters map[string]*admit.Limiter // concurrency axes, by policy
+	leases   *admit.Table
 }
 
 // Options configures a RateLimiter.
@@ -39,6 +43,8 @@ type Options struct {
 	Fail  config.FailMode
 	Clock Clock
 	Log   *slog.Logger
+	// Leases holds the slots of concurrency axes (default: a 2 s ttl).
+	Leases *admit.Table
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -50,6 +56,11 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		fail:     opts.Fail,
 		clock:    opts.Clock,
 		log:      opts.Log,
+		limiters: map[string]*admit.Limiter{},
+		leases:   opts.Leases,
+	}
+	if r.leases == nil {
+		r.leases = admit.NewTable(0, nil)
 	}
 	if opts.Config.DefaultFail != "" {
 		r.fail = opts.Config.DefaultFail
@@ -62,6 +73,9 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	}
 	for _, p := range opts.Config.Policies {
 		r.policies[p.Name] = p
+		if p.Concurrency != nil {
+			r.limiters[p.Name] = admit.NewLimiter(*p.Concurrency)
+		}
 	}
 	return r
 }
@@ -281,13 +295,4 @@ func toProto(d engine.Decision) *tkv1.Decision {
 		ResetAt:      d.ResetAt,
 		RetryAfterMs: d.RetryAfterMs,
 	}
-}
-
-// Admit answers UNIMPLEMENTED until concurrency admission lands, after
-// resolving the policy so that a typo still reads NOT_FOUND.
-func (r *RateLimiter) Admit(_ context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
-	if _, err := r.policy(req.GetPolicy(), "Admit", config.KindAdmitter); err != nil {
-		return nil, err
-	}
-	return nil, unsupported("Admit", req.GetPolicy(), "concurrency admission is not available in this release")
 }

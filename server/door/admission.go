@@ -1,0 +1,150 @@
+package door
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/admit"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// The axes a unified policy names in binding_axis.
+const (
+	axisConcurrency = "concurrency"
+	axisRate        = "rate"
+	axisCost        = "cost"
+)
+
+// combine folds the decisions of the axes evaluated: allowed only if all
+// allow; the tightest limit and remaining; the latest reset and retry.
+func combine(ds []engine.Decision) engine.Decision {
+	out := ds[0]
+	for _, d := range ds[1:] {
+		out.Allowed = out.Allowed && d.Allowed
+		out.Limit = min(out.Limit, d.Limit)
+		out.Remaining = min(out.Remaining, d.Remaining)
+		out.ResetAt = max(out.ResetAt, d.ResetAt)
+		out.RetryAfterMs = max(out.RetryAfterMs, d.RetryAfterMs)
+	}
+	return out
+}
+
+// Admit implements the RateLimiter door for concurrency and unified
+// policies. Axes are evaluated concurrency → rate → cost and stop at the
+// first deny; a slot already taken is returned (not as a drop) when a later
+// axis denies. The joint-pricing filter (hold, value) is not implemented, so
+// policy_denied is always false.
+func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
+	if req.GetPolicy() == "" {
+		return nil, invalid("policy must not be empty")
+	}
+	cost, err := units("cost", req.GetCost())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetHold() < 0 || req.GetValue() < 0 {
+		return nil, invalid("hold and value must not be negative")
+	}
+	if err := checkKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	p, err := r.policy(req.GetPolicy(), "Admit", config.KindAdmitter)
+	if err != nil {
+		return nil, err
+	}
+	if p.DistributedConcurrency != nil {
+		return nil, unsupported("Admit", p.Name, "distributed concurrency is not available in this release")
+	}
+	now := r.clock(ctx)
+	if now == 0 {
+		now = time.Now().UnixMilli()
+	}
+
+	var decided []engine.Decision
+	binding := ""
+	deny := func(axis string, d engine.Decision) {
+		decided = append(decided, d)
+		if !d.Allowed && binding == "" {
+			binding = axis
+		}
+	}
+
+	var slot *admit.Slot
+	lim := r.limiters[p.Name]
+	if lim != nil {
+		s, ok, limit, remaining, lastRTT := lim.TryAcquire()
+		d := engine.Decision{Allowed: ok, Limit: limit, Remaining: remaining, ResetAt: now}
+		if ok {
+			slot = &s
+		} else {
+			d.RetryAfterMs = max(1, int64(math.Round(lastRTT)))
+		}
+		deny(axisConcurrency, d)
+	}
+	if binding == "" && p.Strategy != nil {
+		d, err := r.rates.Check(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+		if err != nil {
+			if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Admit", err); err != nil {
+				if slot != nil {
+					lim.Return()
+				}
+				return nil, err
+			}
+		}
+		deny(axisRate, d)
+	}
+	if binding == "" && (p.TokenBudget != nil || p.FleetBudget != nil) {
+		s, budget, prefix := r.meters, p.TokenBudget, p.Prefix
+		if p.FleetBudget != nil {
+			s, budget = r.rates, p.FleetBudget
+			if budget.Prefix != "" {
+				prefix = budget.Prefix
+			}
+		}
+		d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+		if err != nil {
+			if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Admit", err); err != nil {
+				if slot != nil {
+					lim.Return()
+				}
+				return nil, err
+			}
+		}
+		deny(axisCost, d)
+	}
+
+	resp := &tkv1.AdmitResponse{Decision: toProto(combine(decided)), BindingAxis: binding}
+	if slot != nil {
+		if binding != "" {
+			lim.Return() // a later axis denied: the slot was never used
+		} else {
+			lease := r.leases.Add(p.Name, lim, *slot)
+			resp.LeaseId, resp.LeaseExpiresAt = lease.ID, lease.ExpiresAt()
+		}
+	}
+	return resp, nil
+}
+
+// Release implements the RateLimiter door; unknown ids are a no-op.
+func (r *RateLimiter) Release(_ context.Context, req *tkv1.ReleaseRequest) (*tkv1.ReleaseResponse, error) {
+	r.leases.Release(req.GetLeaseId(), req.GetDropped())
+	return &tkv1.ReleaseResponse{}, nil
+}
+
+// Heartbeat implements the RateLimiter door: every live lease listed is
+// renewed; the others are reported reclaimed.
+func (r *RateLimiter) Heartbeat(_ context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
+	if n := len(req.GetLeaseIds()); n > MaxCheckManyKeys {
+		return nil, invalid("%d lease ids in one Heartbeat; the limit is %d", n, MaxCheckManyKeys)
+	}
+	live, reclaimed, next := r.leases.Heartbeat(req.GetLeaseIds())
+	return &tkv1.HeartbeatResponse{LiveIds: live, ReclaimedIds: reclaimed, NextDeadline: next}, nil
+}
+
+// Limiter returns a policy's concurrency limiter (nil if it has none), for
+// the monitor and tests.
+func (r *RateLimiter) Limiter(policy string) *admit.Limiter { return r.limiters[policy] }
