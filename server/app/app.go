@@ -173,8 +173,6 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 
 	for _, p := range cfg.Policies {
 		switch {
-		case p.TwoTier != nil:
-			log.Warn("twoTier policy served strictly (one store decision per request): leased credits are not available in this release", "policy", p.Name, "mode", p.TwoTier.Mode)
 		case p.Federated != nil:
 			log.Warn("federated policy is not served in this release; its calls answer UNIMPLEMENTED", "policy", p.Name)
 		case p.DistributedConcurrency != nil:
@@ -199,6 +197,19 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	defer close(stopSweep)
 	go leases.Run(min(time.Second, f.leaseTTL/2), stopSweep)
 	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases})
+	go func() {
+		// Local two-tier credits of keys idle for a minute are forgotten.
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSweep:
+				return
+			case now := <-t.C:
+				rl.SweepTiers(now.Add(-time.Minute).UnixMilli())
+			}
+		}
+	}()
 	tkv1.RegisterRateLimiterServer(srv, rl)
 	tkv1.RegisterMonitorServer(srv, tkv1.UnimplementedMonitorServer{})
 	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})

@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
 
 // Clock returns the instant a request is decided at, in epoch ms; 0 means
@@ -30,6 +31,7 @@ type RateLimiter struct {
 
 	limiters map[string]*admit.Limiter // concurrency axes, by policy
 	leases   *admit.Table
+	tiers    map[string]*twotier.Tier // twoTier policies, by name
 }
 
 // Options configures a RateLimiter.
@@ -58,6 +60,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		log:      opts.Log,
 		limiters: map[string]*admit.Limiter{},
 		leases:   opts.Leases,
+		tiers:    map[string]*twotier.Tier{},
 	}
 	if r.leases == nil {
 		r.leases = admit.NewTable(0, nil)
@@ -75,6 +78,9 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		r.policies[p.Name] = p
 		if p.Concurrency != nil {
 			r.limiters[p.Name] = admit.NewLimiter(*p.Concurrency)
+		}
+		if p.TwoTier != nil {
+			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, *p.TwoTier)
 		}
 	}
 	return r
@@ -149,13 +155,33 @@ func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.rates.Check(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+	d, err := r.decide(ctx, p, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
 	if err != nil {
 		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
 			return nil, err
 		}
 	}
 	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+}
+
+// decide applies a rate policy to one key: through its local tier when it
+// has one, else straight to the store.
+func (r *RateLimiter) decide(ctx context.Context, p *config.Policy, key store.Key, now, cost int64) (engine.Decision, error) {
+	if t := r.tiers[p.Name]; t != nil {
+		return t.Check(ctx, key, now, cost)
+	}
+	return r.rates.Check(ctx, p.Strategy, key, now, cost)
+}
+
+// Tier returns a twoTier policy's local tier (nil if none), for tests and
+// metrics.
+func (r *RateLimiter) Tier(policy string) *twotier.Tier { return r.tiers[policy] }
+
+// SweepTiers forgets local-tier keys idle since before cutoff (epoch ms).
+func (r *RateLimiter) SweepTiers(cutoff int64) {
+	for _, t := range r.tiers {
+		t.Sweep(cutoff)
+	}
 }
 
 func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string) (*config.Policy, int64, error) {
@@ -191,7 +217,19 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	for i, k := range req.GetKeys() {
 		keys[i] = store.Key{Prefix: p.Prefix, ID: k}
 	}
-	ds, err := r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
+	var ds []engine.Decision
+	if r.tiers[p.Name] != nil {
+		// Local credits are per key: decide each through the tier.
+		now := r.clock(ctx)
+		ds = make([]engine.Decision, len(keys))
+		for i, k := range keys {
+			if ds[i], err = r.decide(ctx, p, k, now, cost); err != nil {
+				break
+			}
+		}
+	} else {
+		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
+	}
 	if err != nil {
 		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
 		if err != nil {
