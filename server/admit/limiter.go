@@ -61,6 +61,23 @@ func (l *Limiter) TryAcquire() (slot Slot, ok bool, limit, remaining int64, last
 	return slot, true, limit, limit - l.inflight, l.lastRTT
 }
 
+// Observe counts a slot granted elsewhere (a fleet-wide ceiling) so that
+// its release adapts this estimate; it never refuses.
+func (l *Limiter) Observe() Slot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := Slot{InflightAtAcquire: l.inflight}
+	l.inflight++
+	return s
+}
+
+// LastRTT is the last rtt observed, ms.
+func (l *Limiter) LastRTT() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastRTT
+}
+
 // Return gives a slot back without any adaptation: the work never ran (a
 // later axis of a unified policy denied it).
 func (l *Limiter) Return() {

@@ -39,6 +39,7 @@ type flags struct {
 	metricsPort  int
 	metricsHost  string
 	leaseTTL     time.Duration
+	nodeID       string
 }
 
 // stringList is a repeatable string flag.
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "store-wide key prefix on Redis")
 	fs.DurationVar(&f.redisTimeout, "redis-timeout", 100*time.Millisecond, "deadline of each Redis call; past it the fail mode decides")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
+	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
 	fs.StringVar(&f.metricsHost, "metrics-host", "127.0.0.1", "bind address of the metrics listener")
 	fs.Usage = func() {
@@ -175,8 +177,6 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		switch {
 		case p.Federated != nil:
 			log.Warn("federated policy is not served in this release; its calls answer UNIMPLEMENTED", "policy", p.Name)
-		case p.DistributedConcurrency != nil:
-			log.Warn("distributedConcurrency is not served in this release; Admit answers UNIMPLEMENTED", "policy", p.Name)
 		}
 	}
 
@@ -196,7 +196,11 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	stopSweep := make(chan struct{})
 	defer close(stopSweep)
 	go leases.Run(min(time.Second, f.leaseTTL/2), stopSweep)
-	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases})
+	guards, err := startGuards(cfg, f, rates, stopSweep, log)
+	if err != nil {
+		return err
+	}
+	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases, Guards: guards})
 	go func() {
 		// Local two-tier credits of keys idle for a minute are forgotten.
 		t := time.NewTicker(30 * time.Second)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
@@ -31,4 +34,39 @@ func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *sl
 	default:
 		return memstore.New(memOpts...), nil
 	}
+}
+
+// nodeID is --node-id, else TK_NODE_ID, else host#pid.
+func nodeID(f *flags) string {
+	if f.nodeID != "" {
+		return f.nodeID
+	}
+	if id := os.Getenv("TK_NODE_ID"); id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s#%d", host, os.Getpid())
+}
+
+// startGuards starts the distributed-concurrency guards, which need Redis.
+func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct{}, log *slog.Logger) (map[string]*distconc.Guard, error) {
+	guards := map[string]*distconc.Guard{}
+	for _, p := range cfg.Policies {
+		if p.DistributedConcurrency == nil {
+			continue
+		}
+		rs, ok := s.(*redisstore.Store)
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: limiters.%s.distributedConcurrency: needs a shared store (--redis); the %s store is per process",
+				cfg.Path, p.Line, p.Name, f.store)
+		}
+		g := distconc.New(distconc.Options{
+			Policy: p.Name, Config: *p.DistributedConcurrency, Client: rs.Client(),
+			Prefix: rs.Key(store.Key{Prefix: p.Prefix, ID: "concurrency"}), NodeID: nodeID(f),
+			TTL: f.leaseTTL, Timeout: f.redisTimeout, Log: log,
+		})
+		go g.Run(stop)
+		guards[p.Name] = g
+	}
+	return guards, nil
 }

@@ -9,6 +9,7 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -56,8 +57,9 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	if p.DistributedConcurrency != nil {
-		return nil, unsupported("Admit", p.Name, "distributed concurrency is not available in this release")
+	guard := r.guards[p.Name]
+	if p.DistributedConcurrency != nil && guard == nil {
+		return nil, unsupported("Admit", p.Name, "distributed concurrency needs a shared store (--redis)")
 	}
 	now := r.clock(ctx)
 	if now == 0 {
@@ -85,13 +87,31 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		}
 		deny(axisConcurrency, d)
 	}
+	var distID string
+	var distExpires int64
+	if guard != nil {
+		id, expiresAt, limit, remaining, ok := guard.Acquire(ctx)
+		d := engine.Decision{Allowed: ok, Limit: limit, Remaining: remaining, ResetAt: now}
+		if ok {
+			distID, distExpires = id, expiresAt
+		} else {
+			d.RetryAfterMs = guard.RetryHint()
+		}
+		deny(axisConcurrency, d)
+	}
+	returnSlots := func() {
+		if slot != nil {
+			lim.Return()
+		}
+		if distID != "" {
+			guard.Return(ctx, distID)
+		}
+	}
 	if binding == "" && p.Strategy != nil {
 		d, err := r.rates.Check(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
 		if err != nil {
 			if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Admit", err); err != nil {
-				if slot != nil {
-					lim.Return()
-				}
+				returnSlots()
 				return nil, err
 			}
 		}
@@ -108,9 +128,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), cost)
 		if err != nil {
 			if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Admit", err); err != nil {
-				if slot != nil {
-					lim.Return()
-				}
+				returnSlots()
 				return nil, err
 			}
 		}
@@ -118,30 +136,58 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	}
 
 	resp := &tkv1.AdmitResponse{Decision: toProto(combine(decided)), BindingAxis: binding}
-	if slot != nil {
-		if binding != "" {
-			lim.Return() // a later axis denied: the slot was never used
-		} else {
-			lease := r.leases.Add(p.Name, lim, *slot)
-			resp.LeaseId, resp.LeaseExpiresAt = lease.ID, lease.ExpiresAt()
-		}
+	switch {
+	case binding != "":
+		returnSlots() // a later axis denied: the slot was never used
+	case slot != nil:
+		lease := r.leases.Add(p.Name, lim, *slot)
+		resp.LeaseId, resp.LeaseExpiresAt = lease.ID, lease.ExpiresAt()
+	case distID != "":
+		resp.LeaseId, resp.LeaseExpiresAt = distID, distExpires
 	}
 	return resp, nil
 }
 
+// guardOf returns the guard holding lease id, if any.
+func (r *RateLimiter) guardOf(id string) *distconc.Guard {
+	for _, g := range r.guards {
+		if g.Holds(id) {
+			return g
+		}
+	}
+	return nil
+}
+
 // Release implements the RateLimiter door; unknown ids are a no-op.
-func (r *RateLimiter) Release(_ context.Context, req *tkv1.ReleaseRequest) (*tkv1.ReleaseResponse, error) {
-	r.leases.Release(req.GetLeaseId(), req.GetDropped())
+func (r *RateLimiter) Release(ctx context.Context, req *tkv1.ReleaseRequest) (*tkv1.ReleaseResponse, error) {
+	if g := r.guardOf(req.GetLeaseId()); g != nil {
+		g.Release(ctx, req.GetLeaseId(), req.GetDropped())
+	} else {
+		r.leases.Release(req.GetLeaseId(), req.GetDropped())
+	}
 	return &tkv1.ReleaseResponse{}, nil
 }
 
 // Heartbeat implements the RateLimiter door: every live lease listed is
 // renewed; the others are reported reclaimed.
-func (r *RateLimiter) Heartbeat(_ context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
+func (r *RateLimiter) Heartbeat(ctx context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
 	if n := len(req.GetLeaseIds()); n > MaxCheckManyKeys {
 		return nil, invalid("%d lease ids in one Heartbeat; the limit is %d", n, MaxCheckManyKeys)
 	}
-	live, reclaimed, next := r.leases.Heartbeat(req.GetLeaseIds())
+	var local []string
+	byGuard := map[*distconc.Guard][]string{}
+	for _, id := range req.GetLeaseIds() {
+		if g := r.guardOf(id); g != nil {
+			byGuard[g] = append(byGuard[g], id)
+		} else {
+			local = append(local, id)
+		}
+	}
+	live, reclaimed, next := r.leases.Heartbeat(local)
+	for g, ids := range byGuard {
+		l, rc := g.Renew(ctx, ids)
+		live, reclaimed = append(live, l...), append(reclaimed, rc...)
+	}
 	return &tkv1.HeartbeatResponse{LiveIds: live, ReclaimedIds: reclaimed, NextDeadline: next}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
@@ -32,6 +33,7 @@ type RateLimiter struct {
 	limiters map[string]*admit.Limiter // concurrency axes, by policy
 	leases   *admit.Table
 	tiers    map[string]*twotier.Tier // twoTier policies, by name
+	guards   map[string]*distconc.Guard
 }
 
 // Options configures a RateLimiter.
@@ -47,6 +49,8 @@ type Options struct {
 	Log   *slog.Logger
 	// Leases holds the slots of concurrency axes (default: a 2 s ttl).
 	Leases *admit.Table
+	// Guards serve the distributedConcurrency policies, by name.
+	Guards map[string]*distconc.Guard
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -61,6 +65,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		limiters: map[string]*admit.Limiter{},
 		leases:   opts.Leases,
 		tiers:    map[string]*twotier.Tier{},
+		guards:   opts.Guards,
 	}
 	if r.leases == nil {
 		r.leases = admit.NewTable(0, nil)

@@ -1,0 +1,124 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+)
+
+const distPolicies = `version: 1
+limiters:
+  fleet-checkout:
+    distributedConcurrency: { minLimit: 8, maxLimit: 8, heartbeatMs: 200 }
+  fleet-local:
+    distributedConcurrency: { minLimit: 8, maxLimit: 8, heartbeatMs: 200, onCoordinatorOutage: local-only }
+`
+
+// TestDistributedConcurrencyCap: 3 servers, 40 concurrent workers, a
+// fleet-wide cap of 8 — never more than 8 in flight, measured by the
+// workers' own overlap, not by any server counter.
+func TestDistributedConcurrencyCap(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", distPolicies)
+	bin := harness.Binary(t, false)
+	var servers []*harness.Server
+	for i := 0; i < 3; i++ {
+		servers = append(servers, harness.Start(t, bin, "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s", "--node-id", fmt.Sprint("node", i)))
+	}
+	clients := dialAll(t, servers)
+	var inflight, peak, granted, refused atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Second)
+	for w := 0; w < 40; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			c := clients[w%3]
+			for time.Now().Before(deadline) {
+				a, err := c.Admit(context.Background(), "fleet-checkout", "", 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !a.Allowed() {
+					refused.Add(1)
+					time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond)
+					continue
+				}
+				granted.Add(1)
+				n := inflight.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				time.Sleep(time.Duration(2+rng.IntN(8)) * time.Millisecond)
+				inflight.Add(-1) // before the release: the overlap measured is never understated
+				if err := a.Release(context.Background(), false); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 8 {
+		t.Fatalf("%d workers overlapped in flight; the fleet cap is 8", p)
+	}
+	if granted.Load() < 200 || refused.Load() == 0 || peak.Load() < 6 {
+		t.Fatalf("the cap was not exercised: granted %d, refused %d, peak %d", granted.Load(), refused.Load(), peak.Load())
+	}
+	t.Logf("granted %d, refused %d, peak overlap %d", granted.Load(), refused.Load(), peak.Load())
+}
+
+// TestDistributedConcurrencyFencing: a node that loses Redis refuses
+// (fail-closed) or admits only its share of the last ceiling (local-only).
+func TestDistributedConcurrencyFencing(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", distPolicies)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "100ms", "--node-id", "solo")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	a, err := c.Admit(ctx, "fleet-checkout", "", 1)
+	if err != nil || !a.Allowed() {
+		t.Fatalf("admit with Redis up: %+v %v", a, err)
+	}
+	_ = a.Release(ctx, false)
+	r.Stop()
+	time.Sleep(500 * time.Millisecond) // a heartbeat fails: the node fences itself
+	for i := 0; i < 20; i++ {
+		a, err := c.Admit(ctx, "fleet-checkout", "", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Allowed() || a.BindingAxis != "concurrency" {
+			t.Fatalf("fail-closed admit %d while fenced: %+v", i, a)
+		}
+	}
+	held := 0
+	for i := 0; i < 20; i++ {
+		a, err := c.Admit(ctx, "fleet-local", "", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Allowed() {
+			held++
+		}
+	}
+	if held != 8 { // one live node: its share is the whole last ceiling
+		t.Fatalf("local-only admitted %d while fenced, want its share 8", held)
+	}
+	r.Start(t)
+	waitFor(t, "unfenced admission", func() bool {
+		a, err := c.Admit(ctx, "fleet-checkout", "", 1)
+		return err == nil && a.Allowed()
+	})
+}

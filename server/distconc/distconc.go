@@ -1,0 +1,327 @@
+// Package distconc shares one concurrency ceiling across every server of a
+// fleet through Redis. Each node adapts its own estimate (gradient2 or aimd
+// on the work it sees) and publishes it with a heartbeat; the fleet-wide
+// ceiling is the median (or min) of the live nodes' estimates, and slots are
+// leases in one sorted set, so no node can over-admit. A node that cannot
+// reach Redis fences itself: it refuses (fail-closed) or falls back to its
+// share of the last known ceiling (local-only) rather than over-admit.
+package distconc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/server/admit"
+	"github.com/throttlekit/throttlekit-go/server/config"
+)
+
+// Guard is one distributed-concurrency policy on one node.
+type Guard struct {
+	cfg     config.DistributedConcurrency
+	client  redis.UniversalClient
+	leases  string // redis key of the lease set
+	nodes   string // redis key of the node estimates
+	nodeID  string
+	ttl     time.Duration
+	timeout time.Duration
+	log     *slog.Logger
+	local   *admit.Limiter // this node's adaptive estimate
+
+	fenced    atomic.Bool
+	lastLimit atomic.Int64
+	lastNodes atomic.Int64
+	localOnly atomic.Int64 // slots held while fenced in local-only mode
+
+	mu   sync.Mutex
+	held map[string]heldLease
+}
+
+type heldLease struct {
+	slot       admit.Slot
+	acquiredAt time.Time
+	expiresAt  int64
+	localOnly  bool
+}
+
+// Options configures a Guard.
+type Options struct {
+	Policy  string
+	Config  config.DistributedConcurrency
+	Client  redis.UniversalClient
+	Prefix  string // the redis key prefix of the policy
+	NodeID  string
+	TTL     time.Duration // lease ttl
+	Timeout time.Duration // per Redis call
+	Log     *slog.Logger
+}
+
+// New returns a guard; call Run to heartbeat.
+func New(o Options) *Guard {
+	// A hash tag keeps both keys in one cluster slot, so the acquire script
+	// may touch both.
+	tag := "{" + o.Prefix + "}"
+	g := &Guard{
+		cfg: o.Config, client: o.Client, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,
+		leases: tag + ":dc:leases", nodes: tag + ":dc:nodes",
+		local: admit.NewLimiter(o.Config.Concurrency),
+		held:  map[string]heldLease{},
+	}
+	g.lastLimit.Store(o.Config.InitialLimit)
+	g.lastNodes.Store(1)
+	return g
+}
+
+// Fenced reports whether the node has lost the store.
+func (g *Guard) Fenced() bool { return g.fenced.Load() }
+
+// Snapshot reports the last known fleet ceiling and live nodes.
+func (g *Guard) Snapshot() (limit, nodes int64) { return g.lastLimit.Load(), g.lastNodes.Load() }
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("distconc: crypto/rand failed: " + err.Error())
+	}
+	return "d" + hex.EncodeToString(b[:])
+}
+
+// Acquire takes a fleet-wide slot. ok is false when the ceiling is reached
+// or the node is fenced (fail-closed). remaining is the fleet's slots left.
+func (g *Guard) Acquire(ctx context.Context) (id string, expiresAt, limit, remaining int64, ok bool) {
+	if g.fenced.Load() {
+		return g.acquireFenced()
+	}
+	id = newID()
+	sc := luascripts.For("distributedConcurrency", "acquire")
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases, g.nodes}, 0, id, g.ttl.Milliseconds(), g.cfg.Aggregate, g.local.Limit()).Int64Slice()
+	if err != nil || len(reply) != 5 {
+		g.fence(fmt.Errorf("acquire: %w", err))
+		return g.acquireFenced()
+	}
+	limit, remaining = reply[1], reply[2]
+	g.lastLimit.Store(limit)
+	g.lastNodes.Store(max(1, reply[3]))
+	if reply[0] != 1 {
+		return "", 0, limit, 0, false
+	}
+	expiresAt = reply[4] + g.ttl.Milliseconds()
+	g.mu.Lock()
+	g.held[id] = heldLease{slot: g.local.Observe(), acquiredAt: time.Now(), expiresAt: expiresAt}
+	g.mu.Unlock()
+	return id, expiresAt, limit, remaining, true
+}
+
+// acquireFenced decides without the store: refuse, or (local-only) admit
+// within this node's share of the last known ceiling.
+func (g *Guard) acquireFenced() (string, int64, int64, int64, bool) {
+	if g.cfg.OnCoordinatorOutage != "local-only" {
+		return "", 0, g.lastLimit.Load(), 0, false
+	}
+	share := g.lastLimit.Load() / max(1, g.lastNodes.Load())
+	for {
+		n := g.localOnly.Load()
+		if n >= share {
+			return "", 0, share, 0, false
+		}
+		if g.localOnly.CompareAndSwap(n, n+1) {
+			id := newID()
+			expiresAt := time.Now().Add(g.ttl).UnixMilli()
+			g.mu.Lock()
+			g.held[id] = heldLease{slot: g.local.Observe(), acquiredAt: time.Now(), expiresAt: expiresAt, localOnly: true}
+			g.mu.Unlock()
+			return id, expiresAt, share, share - n - 1, true
+		}
+	}
+}
+
+// Holds reports whether id is a live lease of this guard.
+func (g *Guard) Holds(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.held[id]
+	return ok
+}
+
+// Release ends a lease (idempotent).
+func (g *Guard) Release(ctx context.Context, id string, dropped bool) {
+	g.mu.Lock()
+	h, ok := g.held[id]
+	delete(g.held, id)
+	g.mu.Unlock()
+	if !ok {
+		return
+	}
+	g.local.Release(h.slot, float64(time.Since(h.acquiredAt).Microseconds())/1000, dropped)
+	if h.localOnly {
+		g.localOnly.Add(-1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
+	defer cancel()
+	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
+		// The lease expires in Redis by its ttl anyway.
+		g.fence(fmt.Errorf("release: %w", err))
+	}
+}
+
+// Renew extends the listed leases of this guard.
+func (g *Guard) Renew(ctx context.Context, ids []string) (live, reclaimed []string) {
+	var remote []any
+	for _, id := range ids {
+		g.mu.Lock()
+		h, ok := g.held[id]
+		g.mu.Unlock()
+		switch {
+		case !ok:
+			reclaimed = append(reclaimed, id)
+		case h.localOnly:
+			live = append(live, id)
+			g.setExpiry(id, time.Now().Add(g.ttl).UnixMilli())
+		default:
+			remote = append(remote, id)
+		}
+	}
+	if len(remote) == 0 {
+		return live, reclaimed
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	sc := luascripts.For("distributedConcurrency", "renew")
+	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases}, append([]any{0, g.ttl.Milliseconds()}, remote...)...).Slice()
+	if err != nil || len(reply) != 2 {
+		// Unknown: keep them live locally; Redis expires them by ttl if the
+		// store never answers, and the node fences itself meanwhile.
+		g.fence(fmt.Errorf("renew: %w", err))
+		for _, id := range remote {
+			live = append(live, id.(string))
+		}
+		return live, reclaimed
+	}
+	next := time.Now().Add(g.ttl).UnixMilli()
+	for _, v := range reply[0].([]any) {
+		live = append(live, v.(string))
+		g.setExpiry(v.(string), next)
+	}
+	for _, v := range reply[1].([]any) {
+		id := v.(string)
+		reclaimed = append(reclaimed, id)
+		g.reclaim(id)
+	}
+	return live, reclaimed
+}
+
+func (g *Guard) setExpiry(id string, at int64) {
+	g.mu.Lock()
+	if h, ok := g.held[id]; ok {
+		h.expiresAt = at
+		g.held[id] = h
+	}
+	g.mu.Unlock()
+}
+
+// reclaim forgets a lease the store reclaimed, as a drop.
+func (g *Guard) reclaim(id string) {
+	g.mu.Lock()
+	h, ok := g.held[id]
+	delete(g.held, id)
+	g.mu.Unlock()
+	if ok {
+		g.local.Release(h.slot, float64(time.Since(h.acquiredAt).Microseconds())/1000, true)
+		if h.localOnly {
+			g.localOnly.Add(-1)
+		}
+	}
+}
+
+func (g *Guard) fence(err error) {
+	if !g.fenced.Swap(true) {
+		g.log.Warn("distributed concurrency: lost the store; fencing this node", "policy_key", g.leases, "mode", g.cfg.OnCoordinatorOutage, "err", err)
+	}
+}
+
+// Beat publishes this node's estimate and unfences it when the store
+// answers; it also reclaims, as drops, local leases past their deadline.
+func (g *Guard) Beat(ctx context.Context) {
+	now := time.Now().UnixMilli()
+	g.mu.Lock()
+	var expired []string
+	for id, h := range g.held {
+		if now >= h.expiresAt {
+			expired = append(expired, id)
+		}
+	}
+	g.mu.Unlock()
+	for _, id := range expired {
+		g.reclaim(id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	sc := luascripts.For("distributedConcurrency", "node")
+	// A node is live for three beats: one lost beat does not drop it.
+	reply, err := sc.Redis.Run(ctx, g.client, []string{g.nodes}, 0, g.nodeID, g.local.Limit(), 3*g.cfg.HeartbeatMs).Int64Slice()
+	if err != nil || len(reply) != 2 {
+		g.fence(fmt.Errorf("heartbeat: %w", err))
+		return
+	}
+	g.lastNodes.Store(max(1, reply[1]))
+	if g.fenced.Swap(false) {
+		g.log.Info("distributed concurrency: the store answers again; unfenced", "policy_key", g.leases)
+	}
+}
+
+// Run beats every heartbeatMs until stop closes.
+func (g *Guard) Run(stop <-chan struct{}) {
+	g.Beat(context.Background())
+	t := time.NewTicker(time.Duration(g.cfg.HeartbeatMs) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			g.Beat(context.Background())
+		}
+	}
+}
+
+// RetryHint is the retry for a refused acquire: a heartbeat while fenced,
+// else the last rtt the node saw.
+func (g *Guard) RetryHint() int64 {
+	if g.fenced.Load() {
+		return g.cfg.HeartbeatMs
+	}
+	return max(1, int64(math.Round(g.local.LastRTT())))
+}
+
+// Return gives back a slot whose work never ran (a later axis denied it),
+// without adapting the estimate.
+func (g *Guard) Return(ctx context.Context, id string) {
+	g.mu.Lock()
+	h, ok := g.held[id]
+	delete(g.held, id)
+	g.mu.Unlock()
+	if !ok {
+		return
+	}
+	g.local.Return()
+	if h.localOnly {
+		g.localOnly.Add(-1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
+	defer cancel()
+	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
+		g.fence(fmt.Errorf("return: %w", err))
+	}
+}
