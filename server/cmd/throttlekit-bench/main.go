@@ -32,7 +32,7 @@ import (
 )
 
 func main() {
-	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory or redis")
+	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis or axes")
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
@@ -50,6 +50,7 @@ func main() {
 	run("grpc", func() { grpcVsNoop(*calls) })
 	run("memory", func() { memoryPerKey(*keys) })
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
+	run("axes", func() { axesComparisons(*redisURL, *calls/4) })
 }
 
 func row(name, ours, base, ratio, target string) {
@@ -177,6 +178,15 @@ func grpcVsNoop(calls int) {
 // grpcThroughput serves impl on loopback and measures calls/s of Check from
 // 64 concurrent callers over one connection.
 func grpcThroughput(impl tkv1.RateLimiterServer, calls int) float64 {
+	return grpcOps(impl, calls, func(ctx context.Context, c tkv1.RateLimiterClient, i int64) error {
+		_, err := c.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "user-" + strconv.FormatInt(i%10_000, 10)})
+		return err
+	})
+}
+
+// grpcOps serves impl on loopback and measures op/s of op from 64
+// concurrent callers over one connection.
+func grpcOps(impl tkv1.RateLimiterServer, calls int, op func(context.Context, tkv1.RateLimiterClient, int64) error) float64 {
 	{
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -202,7 +212,7 @@ func grpcThroughput(impl tkv1.RateLimiterServer, calls int) float64 {
 				go func() {
 					defer wg.Done()
 					for i := next.Add(1); i <= n; i = next.Add(1) {
-						if _, err := c.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "user-" + strconv.FormatInt(i%10_000, 10)}); err != nil {
+						if err := op(ctx, c, i); err != nil {
 							fmt.Fprintln(os.Stderr, err)
 							os.Exit(1)
 						}
