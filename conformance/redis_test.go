@@ -70,18 +70,19 @@ limiters:
 // admitted per key, for every strategy.
 func TestThreeServersOneRedisAdmitExactly(t *testing.T) {
 	r := harness.StartRedis(t)
+	exactAcrossServers(t, "--redis", r.URL, "--redis-timeout", "2s")
+}
+
+// exactAcrossServers runs 3 servers on one shared store (storeArgs) and
+// requires exactly the limit admitted per key, for every strategy.
+func exactAcrossServers(t *testing.T, storeArgs ...string) {
 	cfg := harness.WriteFile(t, "p.yaml", sharedPolicies)
 	bin := harness.Binary(t, false)
-	var clients []*throttlekit.Client
+	var servers []*harness.Server
 	for i := 0; i < 3; i++ {
-		srv := harness.Start(t, bin, "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")
-		c, err := throttlekit.Dial(srv.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		clients = append(clients, c)
+		servers = append(servers, harness.Start(t, bin, append([]string{"--config", cfg}, storeArgs...)...))
 	}
+	clients := dialAll(t, servers)
 	for _, policy := range []string{"gcra", "tokenBucket", "fixedWindow", "slidingWindow", "slidingWindowLog"} {
 		t.Run(policy, func(t *testing.T) {
 			var admitted [3]atomic.Int64
@@ -103,6 +104,10 @@ func TestThreeServersOneRedisAdmitExactly(t *testing.T) {
 						}
 						if d.Allowed {
 							admitted[i%3].Add(1)
+						}
+						if d.ResetAt == 0 {
+							t.Errorf("a decision came from the fail mode: %+v", d)
+							return
 						}
 					}
 				}(w)

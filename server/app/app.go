@@ -40,6 +40,10 @@ type flags struct {
 	metricsHost  string
 	leaseTTL     time.Duration
 	nodeID       string
+	pgURL        string
+	pgTable      string
+	pgPrefix     string
+	pgTimeout    time.Duration
 }
 
 // stringList is a repeatable string flag.
@@ -67,6 +71,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.Var(&f.redis, "redis", "Redis URL: redis://[user:pass@]host:port[/db], rediss://..., redis+cluster://h1:p,h2:p,\nredis+sentinel://h1:p,h2:p/master; repeat for cluster seeds")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "store-wide key prefix on Redis")
 	fs.DurationVar(&f.redisTimeout, "redis-timeout", 100*time.Millisecond, "deadline of each Redis call; past it the fail mode decides")
+	fs.StringVar(&f.pgURL, "postgres-url", "", "Postgres URL (postgres://user:pass@host:port/db); implies --store postgres")
+	fs.StringVar(&f.pgTable, "postgres-table", "throttlekit", "state table (a validated identifier; created if absent)")
+	fs.StringVar(&f.pgPrefix, "postgres-prefix", "", "store-wide key prefix on Postgres")
+	fs.DurationVar(&f.pgTimeout, "postgres-timeout", 250*time.Millisecond, "deadline of each Postgres decision; past it the fail mode decides")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
@@ -87,24 +95,42 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if _, ok := config.ParseFailMode(f.fail); !ok {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
 	}
+	conns := map[string]bool{"redis": len(f.redis) > 0, "postgres": f.pgURL != ""}
+	given := []string{}
+	for _, name := range []string{"redis", "postgres"} {
+		if conns[name] {
+			given = append(given, name)
+		}
+	}
 	switch f.store {
 	case "":
-		f.store = "memory"
-		if len(f.redis) > 0 {
-			f.store = "redis"
+		switch len(given) {
+		case 0:
+			f.store = "memory"
+		case 1:
+			f.store = given[0]
+		default:
+			return nil, fmt.Errorf("both --redis and --postgres-url are given: choose one with --store")
 		}
-	case "memory":
-		if len(f.redis) > 0 {
-			return nil, errors.New("--store memory conflicts with --redis")
+	case "memory", "redis", "postgres":
+		for _, name := range given {
+			if name != f.store {
+				return nil, fmt.Errorf("--store %s conflicts with the %s connection flag", f.store, name)
+			}
 		}
-	case "redis":
-		if len(f.redis) == 0 {
+		if f.store == "redis" && !conns["redis"] {
 			return nil, errors.New("--store redis needs --redis URL")
 		}
-	case "postgres", "dynamodb":
-		return nil, fmt.Errorf("--store %s is not available in this release; use memory or redis", f.store)
+		if f.store == "postgres" && !conns["postgres"] {
+			return nil, errors.New("--store postgres needs --postgres-url URL")
+		}
+	case "dynamodb":
+		return nil, fmt.Errorf("--store %s is not available in this release; use memory, redis or postgres", f.store)
 	default:
 		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
+	}
+	if f.pgTimeout <= 0 {
+		return nil, fmt.Errorf("--postgres-timeout must be positive, not %s", f.pgTimeout)
 	}
 	if f.leaseTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("--lease-ttl must be at least 10ms, not %s", f.leaseTTL)

@@ -11,6 +11,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 )
 
@@ -29,6 +30,12 @@ func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *sl
 		defer cancel()
 		if err := s.Preload(pctx); err != nil {
 			log.Warn("redis is not answering yet; decisions follow the fail mode until it does", "err", err)
+		}
+		return s, nil
+	case "postgres":
+		s, err := pgstore.New(ctx, pgstore.Options{URL: f.pgURL, Table: f.pgTable, Prefix: f.pgPrefix, Timeout: f.pgTimeout, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("--postgres-url: %w", err)
 		}
 		return s, nil
 	default:
@@ -57,7 +64,7 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 		}
 		rs, ok := s.(*redisstore.Store)
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: limiters.%s.distributedConcurrency: needs a shared store (--redis); the %s store is per process",
+			return nil, fmt.Errorf("%s:%d: limiters.%s.distributedConcurrency: needs the Redis store (--redis); it is not served on the %s store in this release",
 				cfg.Path, p.Line, p.Name, f.store)
 		}
 		g := distconc.New(distconc.Options{

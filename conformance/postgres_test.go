@@ -1,0 +1,78 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
+	"github.com/throttlekit/throttlekit-go/server/store/storetest"
+)
+
+func TestPostgresStoreConformance(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		n++
+		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("conf", n), Timeout: 5e9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestVectorsThroughPostgresServer(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	replayThroughServer(t, "fleetBudget", "--postgres-url", pg.URL, "--postgres-prefix", "vec", "--postgres-timeout", "5s")
+}
+
+func TestThreeServersOnePostgresAdmitExactly(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	exactAcrossServers(t, "--postgres-url", pg.URL, "--postgres-timeout", "5s", "--postgres-table", "limits")
+}
+
+// TestPostgresRowLayout pins the table: (key, state, expires_at) created
+// with its expiry index, key = storePrefix:policyPrefix:key.
+func TestPostgresRowLayout(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Table: "public.tk_rows", Prefix: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewGCRA(10, 1000, 5)
+	if _, err := s.Check(context.Background(), st, store.Key{Prefix: "api", ID: "alice"}, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(context.Background(), pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var state string
+	var expiresAt int64
+	if err := c.QueryRow(context.Background(), "SELECT state, expires_at FROM public.tk_rows WHERE key = 'prod:api:alice'").Scan(&state, &expiresAt); err != nil {
+		t.Fatal(err)
+	}
+	var loaded engine.State
+	if err := loaded.UnmarshalText([]byte(state)); err != nil || !loaded.Present || expiresAt < time.Now().UnixMilli() {
+		t.Fatalf("row state %q expires %d: %v", state, expiresAt, err)
+	}
+	var idx int
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM pg_indexes WHERE tablename = 'tk_rows' AND indexdef LIKE '%expires_at%'").Scan(&idx); err != nil || idx != 1 {
+		t.Fatalf("expiry index: %d %v", idx, err)
+	}
+	// The sweep removes rows expired on the database clock.
+	if _, err := c.Exec(context.Background(), "UPDATE public.tk_rows SET expires_at = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep removed %d rows: %v", n, err)
+	}
+}

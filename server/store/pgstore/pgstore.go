@@ -1,0 +1,307 @@
+// Package pgstore keeps state in Postgres: one row per key (key, state text,
+// expires_at ms), each decision applied by the Go engine under a row lock in
+// two pipelined round trips, on the database's clock so that a fleet of
+// servers with skewed clocks still agrees.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// DefaultTimeout bounds each decision (both round trips).
+const DefaultTimeout = 250 * time.Millisecond
+
+// Options configures a Store.
+type Options struct {
+	URL     string
+	Table   string // default "throttlekit"
+	Prefix  string // store-wide key prefix
+	Timeout time.Duration
+	// SweepEvery deletes expired rows in the background (0: every 10 s;
+	// negative: never).
+	SweepEvery time.Duration
+	Log        *slog.Logger
+}
+
+// Store is the Postgres store.
+type Store struct {
+	pool    *pgxpool.Pool
+	table   string
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+	q       queries
+	ready   atomic.Bool // the table is known to exist
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type queries struct {
+	placeholder, lock, update, read, sweep string
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// ValidTable reports whether name is a plain SQL identifier, optionally
+// schema-qualified: it is spliced into statements, so nothing else passes.
+func ValidTable(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return false
+	}
+	for _, p := range parts {
+		if !identifier.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// clockMs is the database's clock in epoch ms, read inside the statement.
+const clockMs = `(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`
+
+// New connects, creates the table (and its expiry index) if absent, and
+// starts the sweep. A database that is down does not fail New: decisions
+// follow the fail mode until it answers, and the table is created then.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Table == "" {
+		o.Table = "throttlekit"
+	}
+	if !ValidTable(o.Table) {
+		return nil, fmt.Errorf("--postgres-table %q is not a valid identifier (letters, digits, _; optionally schema.table)", o.Table)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	cfg.ConnConfig.ConnectTimeout = max(o.Timeout, time.Second)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	t := o.Table
+	s := &Store{pool: pool, table: t, prefix: o.Prefix, timeout: o.Timeout, log: o.Log, stop: make(chan struct{}), done: make(chan struct{}),
+		q: queries{
+			placeholder: `INSERT INTO ` + t + ` (key, state, expires_at) VALUES ($1, '', 0) ON CONFLICT (key) DO NOTHING`,
+			lock:        `SELECT state, expires_at, ` + clockMs + ` FROM ` + t + ` WHERE key = $1 FOR UPDATE`,
+			update:      `UPDATE ` + t + ` SET state = $2, expires_at = $3 WHERE key = $1`,
+			read:        `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
+			sweep:       `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
+		}}
+	if err := s.ensureTable(ctx); err == nil {
+		s.ready.Store(true)
+	} else {
+		o.Log.Warn("postgres is not answering yet; decisions follow the fail mode until it does", "err", err)
+	}
+	every := o.SweepEvery
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	if every > 0 {
+		go s.sweepLoop(every)
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+func (s *Store) ensureTable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	idx := strings.ReplaceAll(s.table, ".", "_") + "_expires_at"
+	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (key text PRIMARY KEY, state text NOT NULL, expires_at bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS `+idx+` ON `+s.table+` (expires_at)`)
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", s.table, err)
+	}
+	return nil
+}
+
+// Key is the row key of k: storePrefix:prefix:id.
+func (s *Store) Key(k store.Key) string {
+	if s.prefix == "" {
+		return k.String()
+	}
+	return s.prefix + ":" + k.String()
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("postgres %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// Check implements store.Store in two round trips: (BEGIN, placeholder
+// insert, SELECT … FOR UPDATE with the database clock) and (UPDATE, COMMIT).
+func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	d, err := s.check(ctx, st, s.Key(key), now, cost)
+	if err != nil {
+		return engine.Decision{}, unavailable("check", err)
+	}
+	return d, nil
+}
+
+func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, cost int64) (engine.Decision, error) {
+	if !s.ready.Load() {
+		if err := s.ensureTable(ctx); err != nil {
+			return engine.Decision{}, err
+		}
+		s.ready.Store(true)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Roll back whatever is open; a broken connection is closed instead.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+			defer cancel()
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(rctx)
+			}
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(s.q.placeholder, key)
+	var text string
+	var expiresAt, dbNow int64
+	b.Queue(s.q.lock, key).QueryRow(func(r pgx.Row) error { return r.Scan(&text, &expiresAt, &dbNow) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return engine.Decision{}, err
+	}
+	if now == 0 {
+		now = dbNow
+	}
+	var state engine.State
+	if expiresAt > now {
+		if err := state.UnmarshalText([]byte(text)); err != nil {
+			return engine.Decision{}, err
+		}
+	}
+	d, ttl := st.Check(&state, now, cost)
+
+	b = &pgx.Batch{}
+	if ttl > 0 {
+		newText, _ := state.MarshalText()
+		b.Queue(s.q.update, key, string(newText), now+ttl)
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return engine.Decision{}, err
+	}
+	committed = true
+	return d, nil
+}
+
+// CheckMany implements store.Store: every key at one instant (the database
+// clock read once when now = 0), each key in its own two round trips.
+func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
+	if now == 0 && len(keys) > 1 {
+		_, at, err := s.Load(ctx, st, store.Key{}, 0)
+		if err != nil {
+			return nil, err
+		}
+		now = at
+	}
+	out := make([]engine.Decision, len(keys))
+	for i, k := range keys {
+		d, err := s.Check(ctx, st, k, now, cost)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// Load implements store.Store in one round trip.
+func (s *Store) Load(ctx context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if !s.ready.Load() {
+		if err := s.ensureTable(ctx); err != nil {
+			return engine.State{}, 0, unavailable("read", err)
+		}
+		s.ready.Store(true)
+	}
+	var text *string
+	var expiresAt *int64
+	var dbNow int64
+	if err := s.pool.QueryRow(ctx, s.q.read, s.Key(key)).Scan(&text, &expiresAt, &dbNow); err != nil {
+		return engine.State{}, 0, unavailable("read", err)
+	}
+	if now == 0 {
+		now = dbNow
+	}
+	var state engine.State
+	if text != nil && expiresAt != nil && *expiresAt > now {
+		if err := state.UnmarshalText([]byte(*text)); err != nil {
+			return engine.State{}, 0, err
+		}
+	}
+	return state, now, nil
+}
+
+// Sweep deletes rows expired on the database clock; it reports how many.
+func (s *Store) Sweep(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, s.q.sweep)
+	if err != nil {
+		return 0, fmt.Errorf("postgres sweep: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (s *Store) sweepLoop(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := s.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Debug("postgres sweep failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close stops the sweep and closes the pool.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	s.pool.Close()
+	return nil
+}
