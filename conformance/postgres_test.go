@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
@@ -75,4 +76,43 @@ func TestPostgresRowLayout(t *testing.T) {
 	if n, err := s.Sweep(context.Background()); err != nil || n != 1 {
 		t.Fatalf("sweep removed %d rows: %v", n, err)
 	}
+}
+
+// TestPostgresOutage stops Postgres under load: decisions follow the fail
+// mode within the deadline, the server stays up, and it recovers by itself
+// once the database is back.
+func TestPostgresOutage(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", outagePolicies),
+		"--postgres-url", pg.URL, "--postgres-timeout", "250ms")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	decide := func(policy string) (throttlekit.Decision, time.Duration) {
+		start := time.Now()
+		d, err := c.Check(ctx, policy, "k", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, time.Since(start)
+	}
+	if d, _ := decide("open-api"); d.ResetAt == 0 {
+		t.Fatalf("healthy decision from the fail mode: %+v", d)
+	}
+	pg.Stop()
+	for i := 0; i < 20; i++ {
+		for _, policy := range []string{"open-api", "closed-api"} {
+			d, took := decide(policy)
+			open := policy == "open-api"
+			if d.ResetAt != 0 || d.Allowed != open || (open && d.Remaining != d.Limit) || (!open && d.Remaining != 0) {
+				t.Fatalf("%s during the outage: %+v", policy, d)
+			}
+			if took > 1500*time.Millisecond {
+				t.Fatalf("%s took %s during the outage (deadline 250ms)", policy, took)
+			}
+		}
+	}
+	pg.Start(t)
+	back := time.Now()
+	waitFor(t, "decisions from Postgres again", func() bool { d, _ := decide("open-api"); return d.ResetAt != 0 })
+	t.Logf("recovered %s after Postgres accepted connections", time.Since(back))
 }

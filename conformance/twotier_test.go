@@ -47,6 +47,26 @@ func dialAll(t *testing.T, servers []*harness.Server) []*throttlekit.Client {
 // store round trip per batch.
 func TestLeasedWindowCoupledExact(t *testing.T) {
 	r := harness.StartRedis(t)
+	rc := r.Client(t)
+	before := evalshaCalls(t, rc)
+	leasedExact(t, "--redis", r.URL, "--redis-timeout", "2s")
+	calls := evalshaCalls(t, rc) - before
+	// 20 batches of 25, plus the denial each server caches when the window is spent.
+	if calls < 20 || calls > 20+3*3 {
+		t.Fatalf("%d store round trips for 1500 requests, want about one per batch (20) plus a few denials", calls)
+	}
+	t.Logf("1500 requests, 500 admitted, %d store round trips", calls)
+}
+
+// TestLeasedOnPostgres: the same bound through the Postgres store.
+func TestLeasedOnPostgres(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	leasedExact(t, "--postgres-url", pg.URL, "--postgres-timeout", "5s")
+}
+
+// leasedExact runs 3 leased, window-coupled servers on one store and
+// requires exactly 500 of 1500 requests admitted at limit 500, batch 25.
+func leasedExact(t *testing.T, storeArgs ...string) {
 	cfg := harness.WriteFile(t, "p.yaml", `limiters:
   leased-api:
     strategy: fixedWindow
@@ -57,11 +77,9 @@ func TestLeasedWindowCoupledExact(t *testing.T) {
 	bin := harness.Binary(t, false)
 	var servers []*harness.Server
 	for i := 0; i < 3; i++ {
-		servers = append(servers, harness.Start(t, bin, "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s"))
+		servers = append(servers, harness.Start(t, bin, append([]string{"--config", cfg}, storeArgs...)...))
 	}
 	clients := dialAll(t, servers)
-	rc := r.Client(t)
-	before := evalshaCalls(t, rc)
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
 	work := make(chan int, 1500)
@@ -89,12 +107,6 @@ func TestLeasedWindowCoupledExact(t *testing.T) {
 	if got := admitted.Load(); got != 500 {
 		t.Fatalf("%d admitted across 3 leased servers, want exactly 500", got)
 	}
-	calls := evalshaCalls(t, rc) - before
-	// 20 batches of 25, plus the denial each server caches when the window is spent.
-	if calls < 20 || calls > 20+3*3 {
-		t.Fatalf("%d store round trips for 1500 requests, want about one per batch (20) plus a few denials", calls)
-	}
-	t.Logf("1500 requests, 500 admitted, %d store round trips", calls)
 }
 
 // TestLeasedBounds uses the test clock: each of 3 servers leases a batch
