@@ -6,16 +6,33 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   echo "install-services: apt-get install ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The package starts a system Redis on 6379 where an init system runs;
-  # the tests never use it.
+  # The packages start system servers where an init system runs; the
+  # tests never use them: they start their own on free loopback ports.
 fi
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
   echo "install-services: redis-server and redis-cli are required and could not be installed" >&2
   exit 1
 }
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || {
+  echo "install-services: PostgreSQL is required and could not be installed" >&2
+  exit 1
+}
+
+# moto's moto_server (PyPI) serves the DynamoDB API for the DynamoDB store's
+# tests, in the project's own virtualenv, pinned.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+MOTO_VERSION=5.2.5
+venv="$root/.tools/moto"
+if [[ ! -x "$venv/bin/moto_server" || "$(cat "$venv/.version" 2>/dev/null)" != "$MOTO_VERSION" ]]; then
+  echo "install-services: pip install moto[server]==$MOTO_VERSION into .tools/moto" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+  echo "$MOTO_VERSION" >"$venv/.version"
+fi

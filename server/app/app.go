@@ -44,6 +44,13 @@ type flags struct {
 	pgTable      string
 	pgPrefix     string
 	pgTimeout    time.Duration
+	dynTable     string
+	dynRegion    string
+	dynEndpoint  string
+	dynPrefix    string
+	dynCreate    bool
+	dynTimeout   time.Duration
+	dynRetries   int
 }
 
 // stringList is a repeatable string flag.
@@ -75,6 +82,13 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.pgTable, "postgres-table", "throttlekit", "state table (a validated identifier; created if absent)")
 	fs.StringVar(&f.pgPrefix, "postgres-prefix", "", "store-wide key prefix on Postgres")
 	fs.DurationVar(&f.pgTimeout, "postgres-timeout", 250*time.Millisecond, "deadline of each Postgres decision; past it the fail mode decides")
+	fs.StringVar(&f.dynTable, "dynamodb-table", "", "DynamoDB table; implies --store dynamodb")
+	fs.StringVar(&f.dynRegion, "dynamodb-region", "", "AWS region (default: AWS_REGION / the SDK's chain)")
+	fs.StringVar(&f.dynEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint, e.g. a local DynamoDB-compatible server")
+	fs.StringVar(&f.dynPrefix, "dynamodb-prefix", "", "store-wide key prefix on DynamoDB")
+	fs.BoolVar(&f.dynCreate, "dynamodb-create-table", false, "create the table (partition key pk, on demand, TTL on expires_at) if absent")
+	fs.DurationVar(&f.dynTimeout, "dynamodb-timeout", 500*time.Millisecond, "deadline of each DynamoDB decision, retries included")
+	fs.IntVar(&f.dynRetries, "dynamodb-retries", 32, "compare-and-set attempts on a contended key before the fail mode decides")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
@@ -95,9 +109,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if _, ok := config.ParseFailMode(f.fail); !ok {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
 	}
-	conns := map[string]bool{"redis": len(f.redis) > 0, "postgres": f.pgURL != ""}
+	conns := map[string]bool{"redis": len(f.redis) > 0, "postgres": f.pgURL != "", "dynamodb": f.dynTable != ""}
 	given := []string{}
-	for _, name := range []string{"redis", "postgres"} {
+	for _, name := range []string{"redis", "postgres", "dynamodb"} {
 		if conns[name] {
 			given = append(given, name)
 		}
@@ -110,9 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		case 1:
 			f.store = given[0]
 		default:
-			return nil, fmt.Errorf("both --redis and --postgres-url are given: choose one with --store")
+			return nil, fmt.Errorf("connection flags for %s are given: choose one with --store", strings.Join(given, " and "))
 		}
-	case "memory", "redis", "postgres":
+	case "memory", "redis", "postgres", "dynamodb":
 		for _, name := range given {
 			if name != f.store {
 				return nil, fmt.Errorf("--store %s conflicts with the %s connection flag", f.store, name)
@@ -124,8 +138,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		if f.store == "postgres" && !conns["postgres"] {
 			return nil, errors.New("--store postgres needs --postgres-url URL")
 		}
-	case "dynamodb":
-		return nil, fmt.Errorf("--store %s is not available in this release; use memory, redis or postgres", f.store)
+		if f.store == "dynamodb" && !conns["dynamodb"] {
+			return nil, errors.New("--store dynamodb needs --dynamodb-table NAME")
+		}
 	default:
 		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
@@ -36,6 +37,13 @@ func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *sl
 		s, err := pgstore.New(ctx, pgstore.Options{URL: f.pgURL, Table: f.pgTable, Prefix: f.pgPrefix, Timeout: f.pgTimeout, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("--postgres-url: %w", err)
+		}
+		return s, nil
+	case "dynamodb":
+		s, err := dynstore.New(ctx, dynstore.Options{Table: f.dynTable, Region: f.dynRegion, Endpoint: f.dynEndpoint,
+			Prefix: f.dynPrefix, CreateTable: f.dynCreate, Timeout: f.dynTimeout, Retries: f.dynRetries, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("--dynamodb-table: %w", err)
 		}
 		return s, nil
 	default:

@@ -1,0 +1,100 @@
+package harness
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Dynamo is a DynamoDB-compatible endpoint: moto's moto_server started on a
+// free loopback port, or THROTTLEKIT_DYNAMODB_ENDPOINT.
+type Dynamo struct {
+	Endpoint string
+	port     int
+	dir      string
+	cmd      *exec.Cmd
+}
+
+// motoServer finds moto_server: THROTTLEKIT_MOTO_SERVER, the project's
+// .tools/moto virtualenv (scripts/install-services.sh), or PATH.
+func motoServer(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("THROTTLEKIT_MOTO_SERVER"); p != "" {
+		return p
+	}
+	if p := filepath.Join(RepoRoot(t), ".tools", "moto", "bin", "moto_server"); fileExists(p) {
+		return p
+	}
+	if p, err := exec.LookPath("moto_server"); err == nil {
+		return p
+	}
+	t.Fatal("moto_server is not installed: run scripts/install-services.sh (pip install moto[server] into .tools/moto), " +
+		"or point THROTTLEKIT_DYNAMODB_ENDPOINT at a DynamoDB-compatible endpoint")
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// StartDynamo returns an endpoint and sets the AWS credentials and region
+// the SDK (in this process and in servers started after it) will use.
+func StartDynamo(t *testing.T) *Dynamo {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "throttlekit-test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "throttlekit-test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if ep := os.Getenv("THROTTLEKIT_DYNAMODB_ENDPOINT"); ep != "" {
+		return &Dynamo{Endpoint: ep}
+	}
+	d := &Dynamo{port: FreePort(t), dir: t.TempDir()}
+	d.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", d.port)
+	d.Start(t)
+	t.Cleanup(d.Stop)
+	return d
+}
+
+// Start (re)starts moto_server and waits until it answers.
+func (d *Dynamo) Start(t testing.TB) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(d.dir, "moto.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd = exec.Command(motoServer(t), "-H", "127.0.0.1", "-p", strconv.Itoa(d.port))
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start moto_server: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	c := http.Client{Timeout: time.Second}
+	for {
+		resp, err := c.Get(d.Endpoint + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(d.dir, "moto.log"))
+			t.Fatalf("moto_server did not answer: %v\n%s", err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop kills moto_server (and its process group): an outage.
+func (d *Dynamo) Stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+}

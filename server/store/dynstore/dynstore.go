@@ -1,0 +1,270 @@
+// Package dynstore keeps state in DynamoDB: one item per key (pk), the
+// engine's state as text, a numeric version for compare-and-set (the first
+// write conditioned on attribute_not_exists), expires_at in epoch seconds
+// for DynamoDB's native TTL and deadline_ms checked on every read, since
+// native TTL deletes lazily.
+//
+// DynamoDB has no clock a conditional write can read, so decisions use the
+// server's clock: every server sharing a table must keep its clock in sync
+// (NTP); a server whose clock runs ahead sees windows end early and admits
+// more than the limit on a shared key (a test pins this).
+package dynstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Defaults.
+const (
+	DefaultTimeout = 500 * time.Millisecond
+	DefaultRetries = 32
+)
+
+// Options configures a Store.
+type Options struct {
+	Table       string
+	Region      string // default: AWS_REGION / the SDK's chain
+	Endpoint    string // e.g. a local DynamoDB-compatible server
+	Prefix      string
+	CreateTable bool
+	Timeout     time.Duration // per decision, retries included
+	Retries     int           // compare-and-set attempts before the fail mode
+	Log         *slog.Logger
+}
+
+// Store is the DynamoDB store.
+type Store struct {
+	db      *dynamodb.Client
+	table   string
+	prefix  string
+	timeout time.Duration
+	retries int
+}
+
+// New builds the client and, with CreateTable, creates the table
+// (partition key pk, on demand) and enables TTL on expires_at.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Table == "" {
+		return nil, errors.New("dynamodb: a table name is required")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Retries <= 0 {
+		o.Retries = DefaultRetries
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	var opts []func(*awsconfig.LoadOptions) error
+	if o.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(o.Region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb: aws config: %w", err)
+	}
+	db := dynamodb.NewFromConfig(cfg, func(c *dynamodb.Options) {
+		if o.Endpoint != "" {
+			c.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		// Conflicts and outages are retried here, within the decision's
+		// deadline; the SDK's own retries would hide them.
+		c.RetryMaxAttempts = 1
+	})
+	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries}
+	if o.CreateTable {
+		if err := s.createTable(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Store) createTable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
+	var missing *types.ResourceNotFoundException
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &missing) {
+		return fmt.Errorf("dynamodb: describe table %s: %w", s.table, err)
+	}
+	_, err = s.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            &s.table,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		return fmt.Errorf("dynamodb: create table %s: %w", s.table, err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(s.db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: &s.table}, 25*time.Second); err != nil {
+		return fmt.Errorf("dynamodb: table %s did not become active: %w", s.table, err)
+	}
+	_, err = s.db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: &s.table,
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String("expires_at"), Enabled: aws.Bool(true)}})
+	if err != nil {
+		return fmt.Errorf("dynamodb: enable ttl on %s: %w", s.table, err)
+	}
+	return nil
+}
+
+// Key is the item key of k: storePrefix:prefix:id.
+func (s *Store) Key(k store.Key) string {
+	if s.prefix == "" {
+		return k.String()
+	}
+	return s.prefix + ":" + k.String()
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("dynamodb %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// item is a decoded item: the state (absent if expired), its version, and
+// whether the item exists at all (for the first-write condition).
+type item struct {
+	state   engine.State
+	version int64
+	exists  bool
+}
+
+func (s *Store) get(ctx context.Context, pk string, now int64) (item, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
+	})
+	if err != nil {
+		return item{}, err
+	}
+	if out.Item == nil {
+		return item{}, nil
+	}
+	it := item{exists: true}
+	num := func(name string) int64 {
+		if v, ok := out.Item[name].(*types.AttributeValueMemberN); ok {
+			n, _ := strconv.ParseInt(v.Value, 10, 64)
+			return n
+		}
+		return 0
+	}
+	it.version = num("version")
+	if num("deadline_ms") > now {
+		if v, ok := out.Item["state"].(*types.AttributeValueMemberS); ok {
+			if err := it.state.UnmarshalText([]byte(v.Value)); err != nil {
+				return item{}, err
+			}
+		}
+	}
+	return it, nil
+}
+
+// Check implements store.Store: read, decide, conditional put; retried
+// with jitter on a lost race, and the fail mode once retries run out.
+func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	pk := s.Key(key)
+	explicit := now != 0
+	for attempt := 0; attempt < s.retries; attempt++ {
+		if !explicit {
+			now = time.Now().UnixMilli()
+		}
+		it, err := s.get(ctx, pk, now)
+		if err != nil {
+			return engine.Decision{}, unavailable("get", err)
+		}
+		d, ttl := st.Check(&it.state, now, cost)
+		if ttl == 0 {
+			return d, nil // a denial writes nothing
+		}
+		text, _ := it.state.MarshalText()
+		deadline := now + ttl
+		put := &dynamodb.PutItemInput{
+			TableName: &s.table,
+			Item: map[string]types.AttributeValue{
+				"pk":          &types.AttributeValueMemberS{Value: pk},
+				"state":       &types.AttributeValueMemberS{Value: string(text)},
+				"version":     &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version+1, 10)},
+				"deadline_ms": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline, 10)},
+				// Native TTL is in seconds and deletes lazily (up to days
+				// late): it only collects garbage; deadline_ms decides.
+				"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline/1000+1, 10)},
+			},
+		}
+		if it.exists {
+			put.ConditionExpression = aws.String("version = :v")
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
+		} else {
+			put.ConditionExpression = aws.String("attribute_not_exists(pk)")
+		}
+		_, err = s.db.PutItem(ctx, put)
+		if err == nil {
+			return d, nil
+		}
+		var lost *types.ConditionalCheckFailedException
+		if !errors.As(err, &lost) {
+			return engine.Decision{}, unavailable("put", err)
+		}
+		// Another server wrote first: back off a little, with jitter, and
+		// decide again on the fresh state.
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return engine.Decision{}, unavailable("put", ctx.Err())
+		}
+	}
+	return engine.Decision{}, unavailable("put", fmt.Errorf("%d compare-and-set attempts lost to concurrent writers", s.retries))
+}
+
+// CheckMany implements store.Store, every key at one instant.
+func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
+	if now == 0 {
+		now = time.Now().UnixMilli()
+	}
+	out := make([]engine.Decision, len(keys))
+	for i, k := range keys {
+		d, err := s.Check(ctx, st, k, now, cost)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// Load implements store.Store with one consistent read.
+func (s *Store) Load(ctx context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if now == 0 {
+		now = time.Now().UnixMilli()
+	}
+	it, err := s.get(ctx, s.Key(key), now)
+	if err != nil {
+		return engine.State{}, 0, unavailable("get", err)
+	}
+	return it.state, now, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }
