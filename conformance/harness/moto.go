@@ -43,7 +43,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // StartDynamo returns an endpoint and sets the AWS credentials and region
 // the SDK (in this process and in servers started after it) will use.
-func StartDynamo(t *testing.T) *Dynamo {
+func StartDynamo(t testing.TB) *Dynamo {
 	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", "throttlekit-test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "throttlekit-test")
