@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,4 +116,43 @@ func TestPostgresOutage(t *testing.T) {
 	back := time.Now()
 	waitFor(t, "decisions from Postgres again", func() bool { d, _ := decide("open-api"); return d.ResetAt != 0 })
 	t.Logf("recovered %s after Postgres accepted connections", time.Since(back))
+}
+
+// roundTrips counts what reaches the wire: a batch is one round trip, and
+// so is a statement outside a batch.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestPostgresTwoRoundTrips measures the round trips of a decision: two
+// for an allow and for a deny.
+func TestPostgresTwoRoundTrips(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	rt := &roundTrips{}
+	s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Tracer: rt, SweepEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewFixedWindow(3, 60_000)
+	for i := 0; i < 6; i++ { // three allows, then three denials
+		before := rt.n.Load()
+		d, err := s.Check(context.Background(), st, store.Key{Prefix: "rt", ID: "k"}, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := rt.n.Load() - before; n != 2 {
+			t.Fatalf("decision %d (allowed=%v) took %d round trips, want 2 (the locked read, then the write and commit)", i, d.Allowed, n)
+		}
+	}
 }

@@ -35,6 +35,8 @@ type Options struct {
 	// negative: never).
 	SweepEvery time.Duration
 	Log        *slog.Logger
+	// Tracer observes every statement and batch (tests count round trips).
+	Tracer pgx.QueryTracer
 }
 
 // Store is the Postgres store.
@@ -95,6 +97,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres URL: %w", err)
 	}
 	cfg.ConnConfig.ConnectTimeout = max(o.Timeout, time.Second)
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
