@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,19 +16,9 @@ import (
 // vectorFiles loads the golden vectors and every THROTTLEKIT_VECTORS file.
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
-	paths := []string{filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "golden-vectors.json")}
-	for _, p := range strings.Split(os.Getenv("THROTTLEKIT_VECTORS"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			paths = append(paths, p)
-		}
-	}
-	var files []*vectors.File
-	for _, p := range paths {
-		f, err := vectors.Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
+	files, err := vectors.LoadWithExtra(filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "golden-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }

@@ -1,9 +1,7 @@
 package engine_test
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -17,19 +15,9 @@ var goldenPath = filepath.Join("..", "..", "conformance", "testdata", "golden-ve
 // THROTTLEKIT_VECTORS (comma-separated).
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
-	paths := []string{goldenPath}
-	for _, p := range strings.Split(os.Getenv("THROTTLEKIT_VECTORS"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			paths = append(paths, p)
-		}
-	}
-	var files []*vectors.File
-	for _, p := range paths {
-		f, err := vectors.Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
+	files, err := vectors.LoadWithExtra(goldenPath)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }

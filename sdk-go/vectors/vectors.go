@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
@@ -120,6 +121,29 @@ func Load(path string) (*File, error) {
 		}
 	}
 	return &f, nil
+}
+
+// ExtraEnv names the environment variable listing extra vector files
+// (comma-separated paths, the same JSON shape with absolute now values).
+const ExtraEnv = "THROTTLEKIT_VECTORS"
+
+// LoadWithExtra loads golden and then every file listed in ExtraEnv.
+func LoadWithExtra(golden string) ([]*File, error) {
+	paths := []string{golden}
+	for _, p := range strings.Split(os.Getenv(ExtraEnv), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	var files []*File
+	for _, p := range paths {
+		f, err := Load(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 // Engine returns the strategy a rateLimit or tokenBudget suite exercises.

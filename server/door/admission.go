@@ -118,13 +118,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		deny(axisRate, d)
 	}
 	if binding == "" && (p.TokenBudget != nil || p.FleetBudget != nil) {
-		s, budget, prefix := r.meters, p.TokenBudget, p.Prefix
-		if p.FleetBudget != nil {
-			s, budget = r.rates, p.FleetBudget
-			if budget.Prefix != "" {
-				prefix = budget.Prefix
-			}
-		}
+		s, budget, prefix := r.budget(p)
 		d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), cost)
 		if err != nil {
 			if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Admit", err); err != nil {

@@ -314,13 +314,7 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	s, budget, prefix := r.meters, p.TokenBudget, p.Prefix
-	if p.FleetBudget != nil {
-		s, budget = r.rates, p.FleetBudget
-		if budget.Prefix != "" {
-			prefix = budget.Prefix
-		}
-	}
+	s, budget, prefix := r.budget(p)
 	d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), tokens)
 	if err != nil {
 		if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Debit", err); err != nil {
@@ -328,6 +322,20 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 		}
 	}
 	return &tkv1.DebitResponse{Decision: toProto(d)}, nil
+}
+
+// budget returns where a policy's cost axis lives: a tokenBudget in this
+// server's meters, a fleetBudget in the shared store (under its own prefix
+// when it names one).
+func (r *RateLimiter) budget(p *config.Policy) (store.Store, *config.Budget, string) {
+	if p.FleetBudget != nil {
+		prefix := p.Prefix
+		if p.FleetBudget.Prefix != "" {
+			prefix = p.FleetBudget.Prefix
+		}
+		return r.rates, p.FleetBudget, prefix
+	}
+	return r.meters, p.TokenBudget, p.Prefix
 }
 
 func toProto(d engine.Decision) *tkv1.Decision {

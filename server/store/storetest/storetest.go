@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,21 +25,9 @@ type Factory func(t *testing.T) store.Store
 // THROTTLEKIT_VECTORS (comma-separated paths).
 func VectorFiles(t testing.TB) []*vectors.File {
 	t.Helper()
-	paths := []string{GoldenPath(t)}
-	if extra := os.Getenv("THROTTLEKIT_VECTORS"); extra != "" {
-		for _, p := range strings.Split(extra, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				paths = append(paths, p)
-			}
-		}
-	}
-	var files []*vectors.File
-	for _, p := range paths {
-		f, err := vectors.Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
+	files, err := vectors.LoadWithExtra(GoldenPath(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files
 }
