@@ -36,3 +36,14 @@ if [[ ! -x "$venv/bin/moto_server" || "$(cat "$venv/.version" 2>/dev/null)" != "
   "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
   echo "$MOTO_VERSION" >"$venv/.version"
 fi
+
+# The ecosystem's own Python client, unmodified from PyPI and pinned: the
+# conformance suite drives it against our server and Redis.
+PYCLIENT_VERSION=0.5.1
+pyclient="$root/.tools/pyclient"
+if [[ ! -x "$pyclient/bin/python" || "$(cat "$pyclient/.version" 2>/dev/null)" != "$PYCLIENT_VERSION" ]]; then
+  echo "install-services: pip install throttlekit-py[redis]==$PYCLIENT_VERSION into .tools/pyclient" >&2
+  python3 -m venv "$pyclient"
+  "$pyclient/bin/pip" install -q "throttlekit-py[redis]==$PYCLIENT_VERSION"
+  echo "$PYCLIENT_VERSION" >"$pyclient/.version"
+fi
