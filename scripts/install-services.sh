@@ -39,11 +39,13 @@ fi
 
 # The ecosystem's own Python client, unmodified from PyPI and pinned: the
 # conformance suite drives it against our server and Redis.
-PYCLIENT_VERSION=0.5.1
+# ruff and mypy (pinned) lint the repository's Python beside it.
+PYCLIENT_PINS="throttlekit-py[redis]==0.5.1 ruff==0.8.4 mypy==1.13.0"
 pyclient="$root/.tools/pyclient"
-if [[ ! -x "$pyclient/bin/python" || "$(cat "$pyclient/.version" 2>/dev/null)" != "$PYCLIENT_VERSION" ]]; then
-  echo "install-services: pip install throttlekit-py[redis]==$PYCLIENT_VERSION into .tools/pyclient" >&2
+if [[ ! -x "$pyclient/bin/python" || "$(cat "$pyclient/.version" 2>/dev/null)" != "$PYCLIENT_PINS" ]]; then
+  echo "install-services: pip install $PYCLIENT_PINS into .tools/pyclient" >&2
   python3 -m venv "$pyclient"
-  "$pyclient/bin/pip" install -q "throttlekit-py[redis]==$PYCLIENT_VERSION"
-  echo "$PYCLIENT_VERSION" >"$pyclient/.version"
+  # shellcheck disable=SC2086 # the pins are separate arguments
+  "$pyclient/bin/pip" install -q $PYCLIENT_PINS
+  echo "$PYCLIENT_PINS" >"$pyclient/.version"
 fi

@@ -59,6 +59,10 @@ for m in "${modules[@]}"; do
   (cd "$m" && go vet ./... && staticcheck ./...)
 done
 
+step "Python: ruff, mypy --strict"
+.tools/pyclient/bin/ruff check conformance/python
+.tools/pyclient/bin/mypy --strict --ignore-missing-imports conformance/python
+
 step "unit tests (race detector)"
 (cd sdk-go && go test -race -count=1 ./...)
 (cd server && go test -race -count=1 ./...)
