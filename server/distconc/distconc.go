@@ -26,6 +26,7 @@ import (
 
 // Guard is one distributed-concurrency policy on one node.
 type Guard struct {
+	policy  string
 	cfg     config.DistributedConcurrency
 	client  redis.UniversalClient
 	leases  string // redis key of the lease set
@@ -70,7 +71,7 @@ func New(o Options) *Guard {
 	// may touch both.
 	tag := "{" + o.Prefix + "}"
 	g := &Guard{
-		cfg: o.Config, client: o.Client, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,
+		policy: o.Policy, cfg: o.Config, client: o.Client, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,
 		leases: tag + ":dc:leases", nodes: tag + ":dc:nodes",
 		local: admit.NewLimiter(o.Config.Concurrency),
 		held:  map[string]heldLease{},
@@ -246,7 +247,7 @@ func (g *Guard) reclaim(id string) {
 
 func (g *Guard) fence(err error) {
 	if !g.fenced.Swap(true) {
-		g.log.Warn("distributed concurrency: lost the store; fencing this node", "policy_key", g.leases, "mode", g.cfg.OnCoordinatorOutage, "err", err)
+		g.log.Warn("distributed concurrency: lost the store; fencing this node", "policy", g.policy, "mode", g.cfg.OnCoordinatorOutage, "err", err)
 	}
 }
 
@@ -276,7 +277,7 @@ func (g *Guard) Beat(ctx context.Context) {
 	}
 	g.lastNodes.Store(max(1, reply[1]))
 	if g.fenced.Swap(false) {
-		g.log.Info("distributed concurrency: the store answers again; unfenced", "policy_key", g.leases)
+		g.log.Info("distributed concurrency: the store answers again; unfenced", "policy", g.policy)
 	}
 }
 
