@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/store"
@@ -53,7 +54,7 @@ type Store struct {
 }
 
 type queries struct {
-	placeholder, lock, update, read, sweep string
+	lock, insert, clock, update, read, sweep string
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -107,11 +108,12 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	t := o.Table
 	s := &Store{pool: pool, table: t, prefix: o.Prefix, timeout: o.Timeout, log: o.Log, stop: make(chan struct{}), done: make(chan struct{}),
 		q: queries{
-			placeholder: `INSERT INTO ` + t + ` (key, state, expires_at) VALUES ($1, '', 0) ON CONFLICT (key) DO NOTHING`,
-			lock:        `SELECT state, expires_at, ` + clockMs + ` FROM ` + t + ` WHERE key = $1 FOR UPDATE`,
-			update:      `UPDATE ` + t + ` SET state = $2, expires_at = $3 WHERE key = $1`,
-			read:        `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
-			sweep:       `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
+			lock:   `SELECT state, expires_at FROM ` + t + ` WHERE key = $1 FOR UPDATE`,
+			insert: `INSERT INTO ` + t + ` (key, state, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
+			clock:  `SELECT ` + clockMs,
+			update: `UPDATE ` + t + ` SET state = $2, expires_at = $3 WHERE key = $1`,
+			read:   `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
+			sweep:  `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
 		}}
 	if err := s.ensureTable(ctx); err == nil {
 		s.ready.Store(true)
@@ -154,8 +156,10 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("postgres %s: %w: %w", op, store.ErrUnavailable, err)
 }
 
-// Check implements store.Store in two round trips: (BEGIN, placeholder
-// insert, SELECT … FOR UPDATE with the database clock) and (UPDATE, COMMIT).
+// Check implements store.Store in two round trips: (BEGIN, SELECT … FOR
+// UPDATE, the database clock) and (UPDATE — or INSERT for a new key — and
+// COMMIT). A decision that loses the race to create a new key is decided
+// again on the row the winner wrote.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -166,7 +170,8 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	return d, nil
 }
 
-func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, cost int64) (engine.Decision, error) {
+func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNow, cost int64) (engine.Decision, error) {
+	now := reqNow
 	if !s.ready.Load() {
 		if err := s.ensureTable(ctx); err != nil {
 			return engine.Decision{}, err
@@ -192,10 +197,18 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, 
 
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(s.q.placeholder, key)
 	var text string
 	var expiresAt, dbNow int64
-	b.Queue(s.q.lock, key).QueryRow(func(r pgx.Row) error { return r.Scan(&text, &expiresAt, &dbNow) })
+	found := true
+	b.Queue(s.q.lock, key).QueryRow(func(r pgx.Row) error {
+		err := r.Scan(&text, &expiresAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	b.Queue(s.q.clock).QueryRow(func(r pgx.Row) error { return r.Scan(&dbNow) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return engine.Decision{}, err
 	}
@@ -203,7 +216,7 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, 
 		now = dbNow
 	}
 	var state engine.State
-	if expiresAt > now {
+	if found && expiresAt > now {
 		if err := state.UnmarshalText([]byte(text)); err != nil {
 			return engine.Decision{}, err
 		}
@@ -211,13 +224,28 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, 
 	d, ttl := st.Check(&state, now, cost)
 
 	b = &pgx.Batch{}
+	inserted := true
 	if ttl > 0 {
 		newText, _ := state.MarshalText()
-		b.Queue(s.q.update, key, string(newText), now+ttl)
+		if found {
+			b.Queue(s.q.update, key, string(newText), now+ttl)
+		} else {
+			// A new key has no row to lock: the insert is the lock. If a
+			// concurrent decision inserted first, this one is rolled back
+			// and decided again on that row.
+			b.Queue(s.q.insert, key, string(newText), now+ttl).Exec(func(ct pgconn.CommandTag) error {
+				inserted = ct.RowsAffected() == 1
+				return nil
+			})
+		}
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return engine.Decision{}, err
+	}
+	committed = true
+	if !inserted {
+		return s.check(ctx, st, key, reqNow, cost)
 	}
 	committed = true
 	return d, nil
