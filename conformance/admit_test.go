@@ -25,8 +25,8 @@ limiters:
   metered:
     strategy: fixedWindow
     limit: 100
-    period: 1h
-    tokenBudget: { budget: 3, windowMs: 3600000 }
+    period: 3650d
+    tokenBudget: { budget: 3, windowMs: 3650d }
   api: { strategy: gcra, limit: 5, period: 1h }
 `
 

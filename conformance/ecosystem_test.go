@@ -15,7 +15,7 @@ import (
 const ecosystemPolicies = `version: 1
 limiters:
   api: { strategy: gcra, limit: 5, period: 1h, burst: 5, prefix: shared }
-  window: { strategy: fixedWindow, limit: 3, period: 1h }
+  window: { strategy: fixedWindow, limit: 3, period: 3650d }
   completions:
     tokenBudget: { budget: 100, windowMs: 60000 }
   checkout:

@@ -56,13 +56,15 @@ func TestRedisStoreKeyLayout(t *testing.T) {
 	}
 }
 
+// Windows on the real clock are ten years long in the exactness tests: a
+// window boundary during a run would rightly admit the next window's budget.
 const sharedPolicies = `version: 1
 limiters:
-  gcra: { strategy: gcra, limit: 200, period: 1h }
+  gcra: { strategy: gcra, limit: 200, period: 3650d }
   tokenBucket: { strategy: tokenBucket, capacity: 200, refillPerSec: 0.001 }
-  fixedWindow: { strategy: fixedWindow, limit: 200, period: 1h }
-  slidingWindow: { strategy: slidingWindow, limit: 200, period: 1h }
-  slidingWindowLog: { strategy: slidingWindowLog, limit: 200, period: 1h }
+  fixedWindow: { strategy: fixedWindow, limit: 200, period: 3650d }
+  slidingWindow: { strategy: slidingWindow, limit: 200, period: 3650d }
+  slidingWindowLog: { strategy: slidingWindowLog, limit: 200, period: 3650d }
 `
 
 // TestThreeServersOneRedisAdmitExactly: 3 server processes on one Redis, 16
@@ -126,14 +128,14 @@ func exactAcrossServers(t *testing.T, storeArgs ...string) {
 // server on the same prefix spend one budget — 200 in all, not 400.
 func TestDirectDoorAndServerShareOneBudget(t *testing.T) {
 	r := harness.StartRedis(t)
-	cfg := harness.WriteFile(t, "p.yaml", "limiters:\n  api: { strategy: fixedWindow, limit: 200, period: 1h, prefix: shared }\n")
+	cfg := harness.WriteFile(t, "p.yaml", "limiters:\n  api: { strategy: fixedWindow, limit: 200, period: 3650d, prefix: shared }\n")
 	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")
 	c, err := throttlekit.Dial(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st, _ := engine.NewFixedWindow(200, 3_600_000)
+	st, _ := engine.NewFixedWindow(200, 3650*86_400_000)
 	door, err := redisdoor.New(r.Client(t), st, "shared")
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func leasedExact(t *testing.T, storeArgs ...string) {
   leased-api:
     strategy: fixedWindow
     limit: 500
-    period: 1h
+    period: 3650d
     twoTier: { mode: leased, batch: 25, windowCoupled: true }
 `)
 	bin := harness.Binary(t, false)
@@ -171,12 +171,12 @@ func TestCachedDenyAndStrictModes(t *testing.T) {
   cached:
     strategy: fixedWindow
     limit: 10
-    period: 1h
+    period: 3650d
     twoTier: { mode: cached-deny }
   strict:
     strategy: fixedWindow
     limit: 10
-    period: 1h
+    period: 3650d
     twoTier: { mode: strict }
 `)
 	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")

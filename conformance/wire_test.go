@@ -22,7 +22,7 @@ const wirePolicies = `version: 1
 limiters:
   api: { strategy: gcra, limit: 5, period: 1h, burst: 5 }
   bucket: { strategy: tokenBucket, capacity: 5, refillPerSec: 1 }
-  window: { strategy: fixedWindow, limit: 3, period: 1h }
+  window: { strategy: fixedWindow, limit: 3, period: 3650d }
   completions:
     tokenBudget: { budget: 100, windowMs: 60000 }
   checkout:
