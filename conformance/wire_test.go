@@ -24,7 +24,7 @@ limiters:
   bucket: { strategy: tokenBucket, capacity: 5, refillPerSec: 1 }
   window: { strategy: fixedWindow, limit: 3, period: 3650d }
   completions:
-    tokenBudget: { budget: 100, windowMs: 60000 }
+    tokenBudget: { budget: 100, windowMs: 3650d }
   checkout:
     concurrency: { minLimit: 8, maxLimit: 8 }
   leased:
