@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,6 +133,7 @@ func TestUnifiedPolicyAxes(t *testing.T) {
 func holder(t *testing.T, addr string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(harness.BuildTool(t, "./cmd/tk-holder"), append([]string{"--target", addr, "--policy", "checkout"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

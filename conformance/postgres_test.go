@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,6 +154,49 @@ func TestPostgresTwoRoundTrips(t *testing.T) {
 		}
 		if n := rt.n.Load() - before; n != 2 {
 			t.Fatalf("decision %d (allowed=%v) took %d round trips, want 2 (the locked read, then the write and commit)", i, d.Allowed, n)
+		}
+	}
+}
+
+// TestPostgresNewKeyRacesOnASmallPool: two stores, each with a
+// one-connection pool, race to create the same new keys. The loser of an
+// insert race is decided again only after returning its connection (with
+// one connection, holding it while asking for another could never finish),
+// and every key still admits exactly its limit.
+func TestPostgresNewKeyRacesOnASmallPool(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	var stores []*pgstore.Store
+	for i := 0; i < 2; i++ {
+		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL + "&pool_max_conns=1", Timeout: 3 * time.Second, SweepEvery: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	st, _ := engine.NewFixedWindow(3, 3650*86_400_000)
+	var admitted [60]atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for k := 0; k < len(admitted); k++ {
+				d, err := stores[w%2].Check(context.Background(), st, store.Key{Prefix: "race", ID: fmt.Sprint(k)}, 0, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted[k].Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for k := range admitted {
+		if got := admitted[k].Load(); got != 3 {
+			t.Fatalf("key %d admitted %d, want 3", k, got)
 		}
 	}
 }

@@ -108,7 +108,7 @@ func exactAcrossServers(t *testing.T, storeArgs ...string) {
 							admitted[i%3].Add(1)
 						}
 						if d.ResetAt == 0 {
-							t.Errorf("a decision came from the fail mode: %+v", d)
+							t.Errorf("a decision came from the fail mode: %+v\nserver log:\n%s", d, servers[(w+i)%3].Stderr())
 							return
 						}
 					}

@@ -99,6 +99,7 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 		args = append(args, "--host", "127.0.0.1")
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func (d *Dynamo) Start(t testing.TB) {
 	defer logf.Close()
 	d.cmd = exec.Command(motoServer(t), "-H", "127.0.0.1", "-p", strconv.Itoa(d.port))
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start moto_server: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,12 +42,22 @@ func postgresBin(t testing.TB, name string) string {
 }
 
 // asPostgresUser runs a PostgreSQL binary; as root it runs it as the
-// postgres user, since the server refuses to run as root.
-func asPostgresUser(bin string, args ...string) *exec.Cmd {
+// postgres user, since the server refuses to run as root. It dies with the
+// test process, so an interrupted run leaves no server behind.
+func asPostgresUser(t testing.TB, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal("running as root needs the postgres user (Debian's postgresql package creates it)")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		cmd.Env = append(os.Environ(), "HOME="+u.HomeDir)
 	}
-	return exec.Command(bin, args...)
+	return cmd
 }
 
 // StartPostgres returns a fresh database: THROTTLEKIT_POSTGRES_URL when
@@ -75,7 +84,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	if out, err := asPostgresUser(postgresBin(t, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+	if out, err := asPostgresUser(t, postgresBin(t, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	p := &Postgres{port: FreePort(t), dir: dir}
@@ -93,7 +102,7 @@ func (p *Postgres) Start(t testing.TB) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	p.cmd = asPostgresUser(postgresBin(t, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", strconv.Itoa(p.port),
+	p.cmd = asPostgresUser(t, postgresBin(t, "postgres"), "-D", filepath.Join(p.dir, "data"), "-p", strconv.Itoa(p.port),
 		"-k", p.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
@@ -120,18 +129,13 @@ func (p *Postgres) Start(t testing.TB) {
 	}
 }
 
-// Stop shuts the server down fast (SIGINT, which runuser passes on): its
-// connections drop at once, and it can be restarted on its data.
+// Stop shuts the server down fast (SIGINT): its connections drop at once,
+// and it can be restarted on its data.
 func (p *Postgres) Stop() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	// Signal the postmaster itself (runuser does not pass signals on).
-	if raw, err := os.ReadFile(filepath.Join(p.dir, "data", "postmaster.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.SplitN(string(raw), "\n", 2)[0]); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGINT)
-		}
-	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {

@@ -85,6 +85,7 @@ func (r *Redis) Start(t testing.TB) {
 	}
 	defer logf.Close()
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
@@ -190,6 +191,7 @@ func StartSentinel(t testing.TB, master *Redis, masterName string) string {
 	}
 	cmd := exec.Command(redisServerBinary(t), conf, "--sentinel")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

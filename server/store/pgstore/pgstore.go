@@ -170,17 +170,31 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	return d, nil
 }
 
-func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNow, cost int64) (engine.Decision, error) {
-	now := reqNow
+func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, cost int64) (engine.Decision, error) {
+	for {
+		d, lostRace, err := s.checkOnce(ctx, st, key, now, cost)
+		if err != nil || !lostRace {
+			return d, err
+		}
+		// Another decision created the key's row first; decide again on it
+		// (with the connection returned to the pool first: holding it while
+		// waiting for another could exhaust the pool).
+	}
+}
+
+// checkOnce is one locked decision on one connection. lostRace reports that
+// the key was new and a concurrent decision inserted its row first: nothing
+// was written, and the caller decides again.
+func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, now, cost int64) (d engine.Decision, lostRace bool, err error) {
 	if !s.ready.Load() {
 		if err := s.ensureTable(ctx); err != nil {
-			return engine.Decision{}, err
+			return engine.Decision{}, false, err
 		}
 		s.ready.Store(true)
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return engine.Decision{}, err
+		return engine.Decision{}, false, err
 	}
 	defer conn.Release()
 	committed := false
@@ -210,7 +224,7 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNo
 	})
 	b.Queue(s.q.clock).QueryRow(func(r pgx.Row) error { return r.Scan(&dbNow) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return engine.Decision{}, err
+		return engine.Decision{}, false, err
 	}
 	if now == 0 {
 		now = dbNow
@@ -218,7 +232,7 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNo
 	var state engine.State
 	if found && expiresAt > now {
 		if err := state.UnmarshalText([]byte(text)); err != nil {
-			return engine.Decision{}, err
+			return engine.Decision{}, false, err
 		}
 	}
 	d, ttl := st.Check(&state, now, cost)
@@ -231,8 +245,8 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNo
 			b.Queue(s.q.update, key, string(newText), now+ttl)
 		} else {
 			// A new key has no row to lock: the insert is the lock. If a
-			// concurrent decision inserted first, this one is rolled back
-			// and decided again on that row.
+			// concurrent decision inserted first, this one writes nothing
+			// and is decided again on that row.
 			b.Queue(s.q.insert, key, string(newText), now+ttl).Exec(func(ct pgconn.CommandTag) error {
 				inserted = ct.RowsAffected() == 1
 				return nil
@@ -241,14 +255,10 @@ func (s *Store) check(ctx context.Context, st engine.Strategy, key string, reqNo
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return engine.Decision{}, err
+		return engine.Decision{}, false, err
 	}
 	committed = true
-	if !inserted {
-		return s.check(ctx, st, key, reqNow, cost)
-	}
-	committed = true
-	return d, nil
+	return d, !inserted, nil
 }
 
 // CheckMany implements store.Store: every key at one instant (the database
