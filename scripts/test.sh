@@ -30,6 +30,17 @@ if ! diff -ru "$gen/sdk-go/gen" sdk-go/gen; then
   exit 1
 fi
 
+step "golden vectors match the contract's"
+# conformance/testdata holds the ecosystem's oracle so that a checkout alone
+# can run the suite; where the shared contract sits beside the repository
+# (CI, every developer machine here), the copy must be byte-identical.
+shared_vectors="$root/../shared/contract/golden-vectors.json"
+if [[ -f "$shared_vectors" ]]; then
+  cmp "$shared_vectors" conformance/testdata/golden-vectors.json
+else
+  echo "test: NOTE: $shared_vectors is not beside this checkout; the vector copy was not compared" >&2
+fi
+
 step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
 python3 scripts/gen-lua.py --root "$gen"
 if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-go/luascripts/lua "$gen/sdk-go/luascripts/lua"; then
