@@ -71,24 +71,7 @@ func TestOurLuaEqualsTheEcosystemsLua(t *testing.T) {
 	client := r.Client(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(11, 26))
-	mk := func(s engine.Strategy, err error) engine.Strategy {
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	var strategies []engine.Strategy
-	for i := 0; i < 4; i++ {
-		limit := 1 + rng.Int64N(40)
-		windowMs := float64(100 + rng.Int64N(5000))
-		strategies = append(strategies,
-			mk(engine.NewGCRA(limit, float64(1+rng.Int64N(7000)), 1+rng.Int64N(limit+5))),
-			mk(engine.NewTokenBucket(limit, 0.1+rng.Float64()*20)),
-			mk(engine.NewFixedWindow(limit, windowMs)),
-			mk(engine.NewSlidingWindow(limit, windowMs, 1+rng.Int64N(12))),
-			mk(engine.NewSlidingWindowLog(limit, windowMs)),
-		)
-	}
+	strategies := randomStrategies(t, rng, 4, 40, false)
 	total := 0
 	for si, st := range strategies {
 		eco, ok := theirs[string(st.Kind())]

@@ -68,25 +68,7 @@ func TestEngineAndLuaAgree(t *testing.T) {
 	client := r.Client(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(20261126, 42))
-	mk := func(s engine.Strategy, err error) engine.Strategy {
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	var strategies []engine.Strategy
-	for i := 0; i < 6; i++ {
-		limit := 1 + rng.Int64N(50)
-		windowMs := float64(100 + rng.Int64N(5000))
-		strategies = append(strategies,
-			mk(engine.NewGCRA(limit, float64(1+rng.Int64N(7000)), 1+rng.Int64N(limit+5))),
-			mk(engine.NewTokenBucket(limit, 0.1+rng.Float64()*20)),
-			mk(engine.NewFixedWindow(limit, windowMs)),
-			mk(engine.NewSlidingWindow(limit, windowMs, 1+rng.Int64N(12))),
-			mk(engine.NewSlidingWindowLog(limit, windowMs)),
-			mk(engine.NewTokenBudget(limit*10, windowMs)),
-		)
-	}
+	strategies := randomStrategies(t, rng, 6, 50, true)
 	const opsPerStrategy = 600
 	total := 0
 	for si, st := range strategies {
@@ -143,4 +125,33 @@ func TestEngineAndLuaAgree(t *testing.T) {
 	if total < 20_000 {
 		t.Fatalf("only %d ops", total)
 	}
+}
+
+// randomStrategies draws rounds of the five rate strategies (and, with
+// budgets, a token budget) with random limits up to maxLimit, fractional
+// rates and windows of 100 ms to 5 s.
+func randomStrategies(t *testing.T, rng *rand.Rand, rounds int, maxLimit int64, budgets bool) []engine.Strategy {
+	t.Helper()
+	mk := func(s engine.Strategy, err error) engine.Strategy {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var out []engine.Strategy
+	for i := 0; i < rounds; i++ {
+		limit := 1 + rng.Int64N(maxLimit)
+		windowMs := float64(100 + rng.Int64N(5000))
+		out = append(out,
+			mk(engine.NewGCRA(limit, float64(1+rng.Int64N(7000)), 1+rng.Int64N(limit+5))),
+			mk(engine.NewTokenBucket(limit, 0.1+rng.Float64()*20)),
+			mk(engine.NewFixedWindow(limit, windowMs)),
+			mk(engine.NewSlidingWindow(limit, windowMs, 1+rng.Int64N(12))),
+			mk(engine.NewSlidingWindowLog(limit, windowMs)),
+		)
+		if budgets {
+			out = append(out, mk(engine.NewTokenBudget(limit*10, windowMs)))
+		}
+	}
+	return out
 }

@@ -154,12 +154,18 @@ func (g *Guard) Holds(id string) bool {
 	return ok
 }
 
-// Release ends a lease (idempotent).
-func (g *Guard) Release(ctx context.Context, id string, dropped bool) {
+// take forgets a held lease and returns it.
+func (g *Guard) take(id string) (heldLease, bool) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	h, ok := g.held[id]
 	delete(g.held, id)
-	g.mu.Unlock()
+	return h, ok
+}
+
+// Release ends a lease (idempotent).
+func (g *Guard) Release(ctx context.Context, id string, dropped bool) {
+	h, ok := g.take(id)
 	if !ok {
 		return
 	}
@@ -233,11 +239,7 @@ func (g *Guard) setExpiry(id string, at int64) {
 
 // reclaim forgets a lease the store reclaimed, as a drop.
 func (g *Guard) reclaim(id string) {
-	g.mu.Lock()
-	h, ok := g.held[id]
-	delete(g.held, id)
-	g.mu.Unlock()
-	if ok {
+	if h, ok := g.take(id); ok {
 		g.local.Release(h.slot, float64(time.Since(h.acquiredAt).Microseconds())/1000, true)
 		if h.localOnly {
 			g.localOnly.Add(-1)
@@ -308,10 +310,7 @@ func (g *Guard) RetryHint() int64 {
 // Return gives back a slot whose work never ran (a later axis denied it),
 // without adapting the estimate.
 func (g *Guard) Return(ctx context.Context, id string) {
-	g.mu.Lock()
-	h, ok := g.held[id]
-	delete(g.held, id)
-	g.mu.Unlock()
+	h, ok := g.take(id)
 	if !ok {
 		return
 	}

@@ -40,20 +40,10 @@ func combine(ds []engine.Decision) engine.Decision {
 // axis denies. The joint-pricing filter (hold, value) is not implemented, so
 // policy_denied is always false.
 func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
-	if req.GetPolicy() == "" {
-		return nil, invalid("policy must not be empty")
-	}
-	cost, err := units("cost", req.GetCost())
-	if err != nil {
-		return nil, err
-	}
 	if req.GetHold() < 0 || req.GetValue() < 0 {
 		return nil, invalid("hold and value must not be negative")
 	}
-	if err := checkKey(req.GetKey()); err != nil {
-		return nil, err
-	}
-	p, err := r.policy(req.GetPolicy(), "Admit", config.KindAdmitter)
+	p, cost, err := r.request(req.GetPolicy(), "Admit", config.KindAdmitter, "cost", req.GetCost(), req.GetKey())
 	if err != nil {
 		return nil, err
 	}

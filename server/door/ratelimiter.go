@@ -189,11 +189,14 @@ func (r *RateLimiter) SweepTiers(cutoff int64) {
 	}
 }
 
-func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string) (*config.Policy, int64, error) {
+// request validates a request's shape (before any store is touched) and
+// resolves its policy, which must be of kind. n is the cost or tokens
+// (field names it in errors): 0 means 1, negative is invalid.
+func (r *RateLimiter) request(policy, op string, kind config.Kind, field string, n int64, keys ...string) (*config.Policy, int64, error) {
 	if policy == "" {
 		return nil, 0, invalid("policy must not be empty")
 	}
-	cost, err := units("cost", cost)
+	n, err := units(field, n)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -202,11 +205,16 @@ func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string)
 			return nil, 0, err
 		}
 	}
-	p, err := r.policy(policy, op, config.KindLimiter)
+	p, err := r.policy(policy, op, kind)
 	if err != nil {
 		return nil, 0, err
 	}
-	return p, cost, nil
+	return p, n, nil
+}
+
+// rateRequest is request for the rate-limiter operations.
+func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string) (*config.Policy, int64, error) {
+	return r.request(policy, op, config.KindLimiter, "cost", cost, keys...)
 }
 
 // CheckMany implements the RateLimiter door.
@@ -300,17 +308,7 @@ func (r *RateLimiter) canRead(p *config.Policy, op string) error {
 
 // Debit implements the RateLimiter door.
 func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.DebitResponse, error) {
-	if req.GetPolicy() == "" {
-		return nil, invalid("policy must not be empty")
-	}
-	tokens, err := units("tokens", req.GetTokens())
-	if err != nil {
-		return nil, err
-	}
-	if err := checkKey(req.GetKey()); err != nil {
-		return nil, err
-	}
-	p, err := r.policy(req.GetPolicy(), "Debit", config.KindMeter)
+	p, tokens, err := r.request(req.GetPolicy(), "Debit", config.KindMeter, "tokens", req.GetTokens(), req.GetKey())
 	if err != nil {
 		return nil, err
 	}

@@ -48,3 +48,17 @@ type Store interface {
 // deadline exceeded, retries exhausted), for which a decision follows the
 // policy's fail mode.
 var ErrUnavailable = errors.New("store unavailable")
+
+// CheckEach decides keys one at a time at the same now, for stores with no
+// batched form; decisions[i] answers keys[i].
+func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now, cost int64) ([]engine.Decision, error) {
+	out := make([]engine.Decision, len(keys))
+	for i, k := range keys {
+		d, err := s.Check(ctx, st, k, now, cost)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}

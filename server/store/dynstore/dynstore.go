@@ -241,15 +241,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 	if now == 0 {
 		now = time.Now().UnixMilli()
 	}
-	out := make([]engine.Decision, len(keys))
-	for i, k := range keys {
-		d, err := s.Check(ctx, st, k, now, cost)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = d
-	}
-	return out, nil
+	return store.CheckEach(ctx, s, st, keys, now, cost)
 }
 
 // Load implements store.Store with one consistent read.

@@ -271,15 +271,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		now = at
 	}
-	out := make([]engine.Decision, len(keys))
-	for i, k := range keys {
-		d, err := s.Check(ctx, st, k, now, cost)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = d
-	}
-	return out, nil
+	return store.CheckEach(ctx, s, st, keys, now, cost)
 }
 
 // Load implements store.Store in one round trip.
