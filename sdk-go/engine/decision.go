@@ -47,8 +47,29 @@ func (s *State) Reset() {
 	s.Series = s.Series[:0]
 }
 
-func floor(x float64) int64 { return int64(math.Floor(x)) }
-func ceil(x float64) int64  { return int64(math.Ceil(x)) }
+func floor(x float64) int64 { return toInt(math.Floor(x)) }
+func ceil(x float64) int64  { return toInt(math.Ceil(x)) }
+
+// MaxReply bounds every integer a Decision carries: 2^53, the largest integer
+// a double (and so a Lua number in a Redis reply) holds exactly. A request
+// that can never fit (a cost far above the limit) would otherwise compute a
+// retry time past int64, whose conversion Go and C leave undefined; both the
+// engine and the Lua scripts saturate at ±MaxReply instead.
+const MaxReply = 1 << 53
+
+// toInt converts an integral double to int64, saturating at ±MaxReply (NaN
+// is 0).
+func toInt(x float64) int64 {
+	switch {
+	case x >= MaxReply:
+		return MaxReply
+	case x <= -MaxReply:
+		return -MaxReply
+	case x == x:
+		return int64(x)
+	}
+	return 0
+}
 
 func nonNegative(x int64) int64 {
 	if x < 0 {

@@ -49,14 +49,14 @@ func (w FixedWindow) Check(s *State, now, cost int64) (Decision, int64) {
 		return Decision{
 			Allowed:   true,
 			Limit:     w.Limit(),
-			Remaining: int64(w.limit - (count + q)),
-			ResetAt:   int64(resetAt),
+			Remaining: toInt(w.limit - (count + q)),
+			ResetAt:   toInt(resetAt),
 		}, atLeastOne(ceil(resetAt - n))
 	}
 	return Decision{
 		Limit:        w.Limit(),
-		Remaining:    nonNegative(int64(w.limit - count)),
-		ResetAt:      int64(resetAt),
+		Remaining:    nonNegative(toInt(w.limit - count)),
+		ResetAt:      toInt(resetAt),
 		RetryAfterMs: ceil(resetAt - n),
 	}, 0
 }
@@ -68,8 +68,8 @@ func (w FixedWindow) Peek(s *State, now int64) Decision {
 	d := Decision{
 		Allowed:   count+1 <= w.limit,
 		Limit:     w.Limit(),
-		Remaining: nonNegative(int64(w.limit - count)),
-		ResetAt:   int64(resetAt),
+		Remaining: nonNegative(toInt(w.limit - count)),
+		ResetAt:   toInt(resetAt),
 	}
 	if !d.Allowed {
 		d.RetryAfterMs = ceil(resetAt - n)

@@ -1,6 +1,9 @@
 package engine
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+)
 
 // SlidingWindowLog keeps the timestamp of every admitted unit and admits a
 // request when the units inside the trailing WindowMs leave room for it.
@@ -11,11 +14,22 @@ type SlidingWindowLog struct {
 	limit, windowMs float64
 }
 
-// NewSlidingWindowLog returns a sliding log admitting limit units (a positive
-// integer) per trailing windowMs.
+// MaxLogLimit bounds a sliding log's limit. The log keeps one entry per
+// admitted unit, and an admitted request of cost q writes q entries (q
+// ZADDs inside Redis, during which Redis serves no one else), so the limit is
+// what bounds one request's work and one key's memory: at 10,000 a request
+// costs Redis a few milliseconds at most and a key under 1 MB. Larger limits
+// belong to slidingWindow, whose work does not grow with the limit.
+const MaxLogLimit = 10_000
+
+// NewSlidingWindowLog returns a sliding log admitting limit units (an
+// integer from 1 to MaxLogLimit) per trailing windowMs.
 func NewSlidingWindowLog(limit int64, windowMs float64) (SlidingWindowLog, error) {
 	if err := positiveInt("limit", float64(limit)); err != nil {
 		return SlidingWindowLog{}, err
+	}
+	if limit > MaxLogLimit {
+		return SlidingWindowLog{}, &OptionError{Field: "limit", Reason: fmt.Sprintf("must be at most %d for slidingWindowLog (one entry per unit); use slidingWindow for larger limits", MaxLogLimit)}
 	}
 	if err := positive("windowMs", windowMs); err != nil {
 		return SlidingWindowLog{}, err
@@ -51,7 +65,7 @@ func (l SlidingWindowLog) deny(live []float64, n, q float64) Decision {
 	}
 	d := Decision{
 		Limit:     l.Limit(),
-		Remaining: nonNegative(int64(l.limit - count)),
+		Remaining: nonNegative(toInt(l.limit - count)),
 		ResetAt:   ceil(first + l.windowMs),
 	}
 	if len(live) == 0 {
@@ -95,7 +109,7 @@ func (l SlidingWindowLog) Check(s *State, now, cost int64) (Decision, int64) {
 	return Decision{
 		Allowed:   true,
 		Limit:     l.Limit(),
-		Remaining: nonNegative(int64(l.limit - (count + q))),
+		Remaining: nonNegative(toInt(l.limit - (count + q))),
 		ResetAt:   ceil(s.Series[0] + l.windowMs),
 	}, atLeastOne(ceil(l.windowMs))
 }
@@ -115,7 +129,7 @@ func (l SlidingWindowLog) Peek(s *State, now int64) Decision {
 	return Decision{
 		Allowed:   true,
 		Limit:     l.Limit(),
-		Remaining: nonNegative(int64(l.limit - count)),
+		Remaining: nonNegative(toInt(l.limit - count)),
 		ResetAt:   ceil(first + l.windowMs),
 	}
 }

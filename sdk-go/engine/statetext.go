@@ -32,13 +32,13 @@ func (s *State) UnmarshalText(text []byte) error {
 	}
 	fields := strings.Fields(string(text))
 	if len(fields) < 2 {
-		return fmt.Errorf("engine: state text %q has %d numbers, want at least 2", text, len(fields))
+		return fmt.Errorf("engine: state text %q has %d numbers, want at least 2: %w", text, len(fields), ErrCorrupt)
 	}
 	nums := make([]float64, len(fields))
 	for i, f := range fields {
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil {
-			return fmt.Errorf("engine: state text %q: %w", text, err)
+			return fmt.Errorf("engine: state text %q: %w: %w", text, ErrCorrupt, err)
 		}
 		nums[i] = v
 	}

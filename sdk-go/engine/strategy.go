@@ -37,6 +37,9 @@ type Strategy interface {
 	// settleMs bounds the time from now after which s is equivalent to an
 	// absent key (so Peek reports the ceiling).
 	settleMs(s *State, now int64) int64
+	// sane reports whether a present state could have been written by this
+	// strategy, read at n (see Sane).
+	sane(s *State, n float64) bool
 }
 
 // Compile-time checks that every strategy satisfies the interface.

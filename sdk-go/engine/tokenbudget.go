@@ -49,8 +49,8 @@ func (b TokenBudget) Check(s *State, now, tokens int64) (Decision, int64) {
 	if served >= b.budget {
 		return Decision{
 			Limit:        b.Limit(),
-			ResetAt:      int64(resetAt),
-			RetryAfterMs: int64(resetAt - n),
+			ResetAt:      toInt(resetAt),
+			RetryAfterMs: toInt(resetAt - n),
 		}, 0
 	}
 	served += float64(tokens)
@@ -58,8 +58,8 @@ func (b TokenBudget) Check(s *State, now, tokens int64) (Decision, int64) {
 	return Decision{
 		Allowed:   true,
 		Limit:     b.Limit(),
-		Remaining: nonNegative(int64(b.budget - served)),
-		ResetAt:   int64(resetAt),
+		Remaining: nonNegative(toInt(b.budget - served)),
+		ResetAt:   toInt(resetAt),
 	}, atLeastOne(ceil(resetAt - n))
 }
 
@@ -70,11 +70,11 @@ func (b TokenBudget) Peek(s *State, now int64) Decision {
 	d := Decision{
 		Allowed:   served < b.budget,
 		Limit:     b.Limit(),
-		Remaining: nonNegative(int64(b.budget - served)),
-		ResetAt:   int64(resetAt),
+		Remaining: nonNegative(toInt(b.budget - served)),
+		ResetAt:   toInt(resetAt),
 	}
 	if !d.Allowed {
-		d.RetryAfterMs = int64(resetAt - n)
+		d.RetryAfterMs = toInt(resetAt - n)
 	}
 	return d
 }

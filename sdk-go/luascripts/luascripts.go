@@ -183,8 +183,16 @@ func (c *Call) Args(now, cost int64) []any {
 
 // Decision converts a check or debit reply.
 func Decision(reply []int64) (engine.Decision, error) {
-	if len(reply) != 5 {
-		return engine.Decision{}, fmt.Errorf("luascripts: reply has %d fields, want 5", len(reply))
+	d, _, err := Reply(reply)
+	return d, err
+}
+
+// Reply converts a check or debit reply and reports whether the script found
+// the key's state corrupt and replaced it (the optional sixth element).
+func Reply(reply []int64) (d engine.Decision, reset bool, err error) {
+	if len(reply) != 5 && len(reply) != 6 {
+		return engine.Decision{}, false, fmt.Errorf("luascripts: reply has %d fields, want 5 (or 6)", len(reply))
 	}
-	return engine.Decision{Allowed: reply[0] == 1, Limit: reply[1], Remaining: reply[2], ResetAt: reply[3], RetryAfterMs: reply[4]}, nil
+	d = engine.Decision{Allowed: reply[0] == 1, Limit: reply[1], Remaining: reply[2], ResetAt: reply[3], RetryAfterMs: reply[4]}
+	return d, len(reply) == 6 && reply[5] == 1, nil
 }

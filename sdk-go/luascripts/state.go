@@ -10,7 +10,10 @@ import (
 )
 
 // ParseState converts a state script's reply into the engine's state and
-// the instant the script read it at.
+// the instant the script read it at. State that does not parse, or that is
+// not sane (engine.Sane), is reported with an error wrapping
+// engine.ErrCorrupt, together with the instant: the caller reads it as
+// absent, as the next check will make it.
 func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 	var s engine.State
 	if len(reply) == 0 {
@@ -62,7 +65,7 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 			slot, perr := strconv.Atoi(field)
 			tick, count, found := strings.Cut(value, ":")
 			if perr != nil || !found || slot < 0 || slot >= slots {
-				return s, now, fmt.Errorf("luascripts: bad sliding window slot %q=%q", field, value)
+				return engine.State{}, now, fmt.Errorf("luascripts: bad sliding window slot %q=%q: %w", field, value, engine.ErrCorrupt)
 			}
 			if s.Series[2*slot], err = num(tick); err != nil {
 				break
@@ -80,7 +83,7 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 			v, _ := rest[i].(string)
 			score, perr := num(v)
 			if perr != nil {
-				return s, now, fmt.Errorf("luascripts: bad log score %q", v)
+				return engine.State{}, now, fmt.Errorf("luascripts: bad log score %q: %w", v, engine.ErrCorrupt)
 			}
 			s.Series = append(s.Series, score)
 		}
@@ -89,7 +92,10 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 		return s, now, fmt.Errorf("luascripts: no state layout for %s", st.Kind())
 	}
 	if err != nil {
-		return engine.State{}, now, fmt.Errorf("luascripts: bad %s state: %w", st.Kind(), err)
+		return engine.State{}, now, fmt.Errorf("luascripts: bad %s state: %w: %w", st.Kind(), engine.ErrCorrupt, err)
+	}
+	if !engine.Sane(st, &s, now) {
+		return engine.State{}, now, fmt.Errorf("luascripts: %s state out of range: %w", st.Kind(), engine.ErrCorrupt)
 	}
 	return s, now, nil
 }

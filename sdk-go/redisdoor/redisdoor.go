@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 )
 
@@ -34,10 +35,7 @@ func New(client redis.Scripter, st engine.Strategy, prefix string) (*Backend, er
 
 // Key is the Redis key a request for key addresses.
 func (b *Backend) Key(key string) string {
-	if b.prefix == "" {
-		return key
-	}
-	return b.prefix + ":" + key
+	return keyspace.Join(b.prefix, key)
 }
 
 // Check spends cost units (0 means 1) of key's budget, on the Redis server's

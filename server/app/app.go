@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 )
@@ -51,6 +53,8 @@ type flags struct {
 	dynCreate    bool
 	dynTimeout   time.Duration
 	dynRetries   int
+	maxStreams   uint
+	maxConnAge   time.Duration
 }
 
 // stringList is a repeatable string flag.
@@ -91,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.dynRetries, "dynamodb-retries", 32, "compare-and-set attempts on a contended key before the fail mode decides")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
+	fs.UintVar(&f.maxStreams, "max-concurrent-streams", 1024, "calls in flight on one client connection; more wait for a free stream")
+	fs.DurationVar(&f.maxConnAge, "max-connection-age", 30*time.Minute, "close a client connection this long after it opened (after a 30s grace), so load rebalances across servers (0 = never)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
 	fs.StringVar(&f.metricsHost, "metrics-host", "127.0.0.1", "bind address of the metrics listener")
 	fs.Usage = func() {
@@ -153,6 +159,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.redisTimeout <= 0 {
 		return nil, fmt.Errorf("--redis-timeout must be positive, not %s", f.redisTimeout)
 	}
+	if f.maxStreams == 0 {
+		return nil, errors.New("--max-concurrent-streams must be at least 1")
+	}
+	if f.maxConnAge < 0 {
+		return nil, fmt.Errorf("--max-connection-age must not be negative, not %s", f.maxConnAge)
+	}
 	if f.port < 0 || f.port > 65535 {
 		return nil, fmt.Errorf("--port must be 0..65535, not %d", f.port)
 	}
@@ -186,17 +198,32 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
-	var memOpts []memstore.Option
+	// Every policy's keys are bounded in memory (config.DefaultMaxKeys
+	// unless it sets maxKeys); past the bound, new keys follow its fail mode.
+	failOpen := func(p *config.Policy) bool {
+		switch {
+		case p.Fail != "":
+			return p.Fail == config.FailOpen
+		case cfg.DefaultFail != "":
+			return cfg.DefaultFail == config.FailOpen
+		}
+		return f.fail == string(config.FailOpen)
+	}
+	memOpts := []memstore.Option{memstore.WithLog(log)}
+	meterOpts := []memstore.Option{memstore.WithLog(log)}
 	for _, p := range cfg.Policies {
-		if p.MaxKeys > 0 {
-			memOpts = append(memOpts, memstore.WithBound(p.Prefix, p.MaxKeys))
+		if p.Strategy != nil {
+			memOpts = append(memOpts, memstore.WithBound(p.Prefix, p.MaxKeys, failOpen(p)))
+		}
+		if p.TokenBudget != nil {
+			meterOpts = append(meterOpts, memstore.WithBound(p.BudgetKey("").Prefix, p.TokenBudget.MaxKeys, failOpen(p)))
+		}
+		if p.FleetBudget != nil {
+			memOpts = append(memOpts, memstore.WithBound(p.BudgetKey("").Prefix, p.MaxKeys, failOpen(p)))
 		}
 	}
-	var meterOpts []memstore.Option
-	for _, p := range cfg.Policies {
-		if p.TokenBudget != nil {
-			meterOpts = append(meterOpts, memstore.WithBound(p.Prefix, p.TokenBudget.MaxKeys))
-		}
+	for _, sh := range cfg.Shared {
+		log.Info("policies share state on purpose: same prefix, strategy and options", "prefix", sh.Prefix, "policies", strings.Join(sh.Policies, ","))
 	}
 	clock := TestClock
 	if clock != nil {
@@ -232,7 +259,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 		defer stopMetrics()
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(recoverUnary(log)))
+	srv := grpc.NewServer(append(serverLimits(f), grpc.ChainUnaryInterceptor(recoverUnary(log)))...)
 	leases := admit.NewTable(f.leaseTTL, nil)
 	stopSweep := make(chan struct{})
 	defer close(stopSweep)
@@ -296,6 +323,24 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		srv.Stop()
 	}
 	return nil
+}
+
+// serverLimits bounds what one client can hold of the server: streams per
+// connection, how often it may ping (a client pinging faster than every 10s
+// is told to go away, as gRPC clients' own defaults never do), and how long
+// a connection lives, so a long-lived client cannot pin its load to one
+// server of a fleet.
+func serverLimits(f *flags) []grpc.ServerOption {
+	kp := keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}
+	if f.maxConnAge > 0 {
+		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = f.maxConnAge, 30*time.Second
+	}
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(uint32(min(f.maxStreams, math.MaxUint32))),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(kp),
+		grpc.MaxRecvMsgSize(4 << 20),
+	}
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {

@@ -20,7 +20,7 @@ import (
 func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *slog.Logger) (store.Store, error) {
 	switch f.store {
 	case "redis":
-		s, err := redisstore.New(redisstore.Options{Targets: f.redis, Prefix: f.redisPrefix, Timeout: f.redisTimeout})
+		s, err := redisstore.New(redisstore.Options{Targets: f.redis, Prefix: f.redisPrefix, Timeout: f.redisTimeout, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("--redis: %w", err)
 		}
@@ -77,7 +77,7 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 		}
 		g := distconc.New(distconc.Options{
 			Policy: p.Name, Config: *p.DistributedConcurrency, Client: rs.Client(),
-			Prefix: rs.Key(store.Key{Prefix: p.Prefix, ID: "concurrency"}), NodeID: nodeID(f),
+			Prefix: rs.Key(store.Key{ID: p.ConcurrencyPrefix()}), NodeID: nodeID(f),
 			TTL: f.leaseTTL, Timeout: f.redisTimeout, Log: log,
 		})
 		go g.Run(stop)

@@ -25,7 +25,7 @@ func (l *loader) blocks(m *mapping, p *Policy) error {
 	}
 	var err error
 	if m.has("twoTier") {
-		if p.TwoTier, err = l.twoTier(m); err != nil {
+		if p.TwoTier, err = l.twoTier(m, p); err != nil {
 			return err
 		}
 	}
@@ -66,7 +66,7 @@ func (l *loader) blocks(m *mapping, p *Policy) error {
 	return nil
 }
 
-func (l *loader) twoTier(m *mapping) (*TwoTier, error) {
+func (l *loader) twoTier(m *mapping, p *Policy) (*TwoTier, error) {
 	if !m.has("strategy") {
 		return nil, m.errf("twoTier", "needs a rate strategy on the policy")
 	}
@@ -91,6 +91,11 @@ func (l *loader) twoTier(m *mapping) (*TwoTier, error) {
 		return nil, sub.errf("batch", "is required for mode leased")
 	}
 	t.Batch = batch
+	if limit := p.Strategy.Limit(); batch > limit {
+		// A lease larger than the limit is never granted: nothing would
+		// ever be admitted.
+		return nil, sub.errf("batch", fmt.Sprintf("must not exceed the strategy's limit (%d)", limit))
+	}
 	if t.LowWater, _, err = sub.nonNegativeInt("lowWater"); err != nil {
 		return nil, err
 	}
@@ -156,6 +161,12 @@ func concurrency(sub *mapping) (Concurrency, error) {
 		} else if ok {
 			*f.dst = v
 		}
+	}
+	if c.MaxLimit > MaxConcurrency {
+		return c, sub.errf("maxLimit", fmt.Sprintf("must be at most %d", MaxConcurrency))
+	}
+	if c.RTTWindow > MaxRTTWindow {
+		return c, sub.errf("rttWindow", fmt.Sprintf("must be at most %d (samples kept in memory)", MaxRTTWindow))
 	}
 	if c.InitialLimit == 0 {
 		c.InitialLimit = c.MinLimit

@@ -1,6 +1,10 @@
 package config
 
-import "github.com/throttlekit/throttlekit-go/sdk-go/engine"
+import (
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
 
 // FailMode is what a decision does when its store fails.
 type FailMode string
@@ -44,6 +48,15 @@ type Config struct {
 	DefaultFail FailMode
 	// Policies in file order.
 	Policies []*Policy
+	// Shared lists the state two or more policies share on purpose (the same
+	// prefix, strategy and options), for the server to say so at startup.
+	Shared []Sharing
+}
+
+// Sharing is state that several policies address on purpose.
+type Sharing struct {
+	Prefix   string
+	Policies []string
 }
 
 // Policy returns the named policy, or nil.
@@ -64,13 +77,17 @@ type Policy struct {
 	Kind Kind
 	// Strategy is the rate axis; nil when the policy has none.
 	Strategy engine.Strategy
-	// Prefix is the resolved key prefix: the policy's prefix, else
-	// defaults.prefix, else the policy name.
+	// Prefix is the resolved key prefix of the rate axis: the policy's
+	// prefix, else defaults.prefix joined with the policy name
+	// ("defaults:name"), else the policy name. Distinct policies never
+	// share state unless they say so (see Config.Shared).
 	Prefix string
+	// ExplicitPrefix reports that the policy names its prefix.
+	ExplicitPrefix bool
 	// Fail is the policy's own fail mode ("" when it inherits).
 	Fail FailMode
-	// MaxKeys bounds the keys the memory store keeps for this policy,
-	// evicting the least recently used (0 = unbounded).
+	// MaxKeys bounds the keys the memory store keeps for this policy
+	// (DefaultMaxKeys unless the policy sets maxKeys).
 	MaxKeys int
 
 	TwoTier                *TwoTier
@@ -80,6 +97,32 @@ type Policy struct {
 	DistributedConcurrency *DistributedConcurrency
 	Federated              *Federated
 }
+
+// Key addresses the rate axis's state of key id.
+func (p *Policy) Key(id string) store.Key { return store.Key{Prefix: p.Prefix, ID: id} }
+
+// BudgetKey addresses the cost axis's state of key id.
+func (p *Policy) BudgetKey(id string) store.Key {
+	switch {
+	case p.FleetBudget != nil && p.FleetBudget.Prefix != "":
+		return store.Key{Prefix: p.FleetBudget.Prefix, ID: id}
+	case p.FleetBudget != nil && p.Strategy != nil:
+		// A fleet budget shares the store with the rate axis: it gets the
+		// axis suffix, or both axes would spend one key.
+		return store.Key{Prefix: keyspace.Axis(p.Prefix, AxisCost), ID: id}
+	}
+	return store.Key{Prefix: p.Prefix, ID: id}
+}
+
+// ConcurrencyPrefix is where a distributedConcurrency axis keeps its
+// fleet-wide state, apart from every rate key of the policy.
+func (p *Policy) ConcurrencyPrefix() string { return keyspace.Axis(p.Prefix, AxisConcurrency) }
+
+// The axis suffixes of a policy's state other than its rate axis.
+const (
+	AxisCost        = "cost"
+	AxisConcurrency = "concurrency"
+)
 
 // Unified reports whether the policy combines a concurrency axis with a rate
 // or cost axis, or a rate axis with a cost axis.

@@ -113,7 +113,7 @@ func TestParseJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DefaultFail != FailClosed || cfg.Policy("api").Prefix != "prod" || cfg.Policy("own").Prefix != "mine" || cfg.Policy("own").Fail != FailOpen {
+	if cfg.DefaultFail != FailClosed || cfg.Policy("api").Prefix != "prod:api" || cfg.Policy("own").Prefix != "mine" || cfg.Policy("own").Fail != FailOpen {
 		t.Fatalf("defaults not applied: %+v %+v", cfg.Policy("api"), cfg.Policy("own"))
 	}
 	_, err = Parse("p.json", []byte("{\n  \"limiters\": {\n    \"api\": {\"strategy\": \"gcra\",, }\n}\n}"))
@@ -165,7 +165,7 @@ func TestParseErrors(t *testing.T) {
 		{"concurrency algorithm", "limiters:\n  c:\n    concurrency: {algorithm: aimdd}\n", `limiters.c.concurrency.algorithm: must be one of gradient2, aimd (did you mean "aimd"?)`},
 		{"federated strategy", "limiters:\n  f: {strategy: gcra, limit: 1, period: 1s, federated: {}}\n", "limiters.f.federated: needs strategy fixedWindow or slidingWindow"},
 		{"yaml syntax", "limiters:\n  api: {strategy: gcra\n  b: [\n", "p.yaml:"},
-		{"buckets too many", "limiters:\n  api: {strategy: slidingWindow, limit: 3, period: 1s, buckets: 20000}\n", "limiters.api.buckets: must be at most 10000"},
+		{"buckets too many", "limiters:\n  api: {strategy: slidingWindow, limit: 3, period: 1s, buckets: 2000}\n", "limiters.api.buckets: must be at most 1000"},
 		{"merge key", "base: &b {strategy: gcra}\nlimiters:\n  api:\n    <<: *b\n", "unknown field"},
 	}
 	for _, tc := range tests {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -121,12 +122,19 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 		if strings.TrimSpace(name) == "" {
 			return nil, &Error{File: l.file, Line: lim.key[name].Line, Field: "limiters", Msg: "a policy name must not be empty"}
 		}
+		if len(name) > MaxNameBytes {
+			return nil, &Error{File: l.file, Line: lim.key[name].Line, Field: "limiters",
+				Msg: fmt.Sprintf("a policy name is %d bytes; the limit is %d", len(name), MaxNameBytes)}
+		}
 		p, err := l.policy(cfg, name, lim.values[name])
 		if err != nil {
 			return nil, err
 		}
 		p.Line = lim.key[name].Line
 		cfg.Policies = append(cfg.Policies, p)
+	}
+	if err := l.checkKeySpaces(cfg, lim); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -154,25 +162,28 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 	if err := m.allow(append(valid, blocks...)...); err != nil {
 		return nil, err
 	}
-	p := &Policy{Name: name, Prefix: name}
-	if cfg.DefaultPrefix != "" {
-		p.Prefix = cfg.DefaultPrefix
-	}
+	// A policy's own name is in its prefix unless it names one: a shared
+	// defaults.prefix is a namespace, not one key space for every policy.
+	p := &Policy{Name: name, Prefix: keyspace.Join(cfg.DefaultPrefix, name)}
 	if prefix, ok, err := m.str("prefix"); err != nil {
 		return nil, err
 	} else if ok {
-		p.Prefix = prefix
+		p.Prefix, p.ExplicitPrefix = prefix, true
 	}
 	fail, _, err := m.enum("fail", string(FailOpen), string(FailClosed))
 	if err != nil {
 		return nil, err
 	}
 	p.Fail = FailMode(fail)
-	maxKeys, _, err := m.positiveInt("maxKeys")
-	if err != nil {
+	p.MaxKeys = DefaultMaxKeys
+	if maxKeys, ok, err := m.positiveInt("maxKeys"); err != nil {
 		return nil, err
+	} else if ok {
+		if maxKeys > MaxMaxKeys {
+			return nil, m.errf("maxKeys", fmt.Sprintf("must be at most %d", MaxMaxKeys))
+		}
+		p.MaxKeys = int(maxKeys)
 	}
-	p.MaxKeys = int(maxKeys)
 
 	if p.Strategy, err = l.strategy(m); err != nil {
 		return nil, err
@@ -271,6 +282,9 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 		if err != nil {
 			return nil, err
 		}
+		if float64(capacity)/refill*1000 > MaxDurationMs {
+			return nil, m.errf("refillPerSec", fmt.Sprintf("is too slow: refilling %d tokens must take at most %s", capacity, maxDurationText))
+		}
 		if st, err = engine.NewTokenBucket(capacity, refill); err != nil {
 			return nil, m.errf("", err.Error())
 		}
@@ -287,6 +301,9 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 		case "fixedWindow":
 			st, err = engine.NewFixedWindow(lim, float64(win))
 		case "slidingWindowLog":
+			if lim > engine.MaxLogLimit {
+				return nil, m.errf("limit", fmt.Sprintf("must be at most %d for slidingWindowLog, which keeps one entry per admitted unit (use slidingWindow for larger limits)", engine.MaxLogLimit))
+			}
 			st, err = engine.NewSlidingWindowLog(lim, float64(win))
 		case "slidingWindow":
 			buckets, ok, berr := m.positiveInt("buckets")
@@ -296,8 +313,8 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 			if !ok {
 				buckets = 10
 			}
-			if buckets > 10000 {
-				return nil, m.errf("buckets", "must be at most 10000")
+			if buckets > MaxBuckets {
+				return nil, m.errf("buckets", fmt.Sprintf("must be at most %d (each decision reads every bucket)", MaxBuckets))
 			}
 			st, err = engine.NewSlidingWindow(lim, float64(win), buckets)
 		}

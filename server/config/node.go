@@ -167,6 +167,9 @@ func (m *mapping) duration(name string) (int64, bool, error) {
 	if err != nil {
 		return 0, true, m.errf(name, err.Error())
 	}
+	if ms > MaxDurationMs {
+		return 0, true, m.errf(name, "must be at most "+maxDurationText)
+	}
 	return ms, true, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
-	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
 // The axes a unified policy names in binding_axis.
@@ -43,7 +42,15 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	if req.GetHold() < 0 || req.GetValue() < 0 {
 		return nil, invalid("hold and value must not be negative")
 	}
-	p, cost, err := r.request(req.GetPolicy(), "Admit", config.KindAdmitter, "cost", req.GetCost(), req.GetKey())
+	// A keyless admitter (concurrency alone) takes an empty key; an axis
+	// with per-key state needs one.
+	var keys []string
+	if pol := r.policies[req.GetPolicy()]; pol != nil && (pol.Strategy != nil || pol.TokenBudget != nil || pol.FleetBudget != nil) {
+		keys = []string{req.GetKey()}
+	} else if err := checkKeyLen(req.GetKey()); err != nil {
+		return nil, err
+	}
+	p, cost, err := r.request(req.GetPolicy(), "Admit", config.KindAdmitter, "cost", req.GetCost(), keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +105,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		}
 	}
 	if binding == "" && p.Strategy != nil {
-		d, err := r.rates.Check(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+		d, err := r.rates.Check(ctx, p.Strategy, p.Key(req.GetKey()), r.clock(ctx), cost)
 		if err != nil {
 			if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Admit", err); err != nil {
 				returnSlots()
@@ -108,8 +115,8 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		deny(axisRate, d)
 	}
 	if binding == "" && (p.TokenBudget != nil || p.FleetBudget != nil) {
-		s, budget, prefix := r.budget(p)
-		d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+		s, budget := r.budget(p)
+		d, err := s.Check(ctx, budget.Strategy, p.BudgetKey(req.GetKey()), r.clock(ctx), cost)
 		if err != nil {
 			if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Admit", err); err != nil {
 				returnSlots()

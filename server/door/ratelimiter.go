@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
@@ -29,6 +30,7 @@ type RateLimiter struct {
 	fail     config.FailMode
 	clock    Clock
 	log      *slog.Logger
+	warn     *ratelog.Limiter // per-decision warnings, at most one per interval
 
 	limiters map[string]*admit.Limiter // concurrency axes, by policy
 	leases   *admit.Table
@@ -79,6 +81,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	r.warn = ratelog.New(r.log, 0)
 	for _, p := range opts.Config.Policies {
 		r.policies[p.Name] = p
 		if p.Concurrency != nil {
@@ -93,8 +96,8 @@ func NewRateLimiter(opts Options) *RateLimiter {
 
 // policy resolves a request's policy, checking that it serves op.
 func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy, error) {
-	if name == "" {
-		return nil, invalid("policy must not be empty")
+	if err := checkPolicy(name); err != nil {
+		return nil, err
 	}
 	p, ok := r.policies[name]
 	if !ok {
@@ -126,7 +129,24 @@ func units(field string, v int64) (int64, error) {
 	return v, nil
 }
 
+func checkPolicy(name string) error {
+	switch {
+	case name == "":
+		return invalid("policy must not be empty")
+	case len(name) > MaxPolicyBytes:
+		return invalid("policy name is %d bytes; the limit is %d", len(name), MaxPolicyBytes)
+	}
+	return nil
+}
+
 func checkKey(key string) error {
+	if key == "" {
+		return invalid("key must not be empty")
+	}
+	return checkKeyLen(key)
+}
+
+func checkKeyLen(key string) error {
 	if len(key) > MaxKeyBytes {
 		return invalid("key is %d bytes; the limit is %d", len(key), MaxKeyBytes)
 	}
@@ -145,13 +165,8 @@ func (r *RateLimiter) outage(ctx context.Context, p *config.Policy, limit int64,
 	if ctx.Err() != nil && !errors.Is(err, store.ErrUnavailable) {
 		return engine.Decision{}, ctx.Err()
 	}
-	open := r.failMode(p) == config.FailOpen
-	r.log.Warn("store failed; deciding by fail mode", "op", op, "policy", p.Name, "fail", r.failMode(p), "err", err)
-	d := engine.Decision{Allowed: open, Limit: limit}
-	if open {
-		d.Remaining = limit
-	}
-	return d, nil
+	r.warn.Warn("store failed; deciding by fail mode", "op", op, "policy", p.Name, "fail", r.failMode(p), "err", err)
+	return store.FailDecision(limit, r.failMode(p) == config.FailOpen), nil
 }
 
 // Check implements the RateLimiter door.
@@ -160,7 +175,7 @@ func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.decide(ctx, p, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx), cost)
+	d, err := r.decide(ctx, p, p.Key(req.GetKey()), r.clock(ctx), cost)
 	if err != nil {
 		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
 			return nil, err
@@ -193,8 +208,8 @@ func (r *RateLimiter) SweepTiers(cutoff int64) {
 // resolves its policy, which must be of kind. n is the cost or tokens
 // (field names it in errors): 0 means 1, negative is invalid.
 func (r *RateLimiter) request(policy, op string, kind config.Kind, field string, n int64, keys ...string) (*config.Policy, int64, error) {
-	if policy == "" {
-		return nil, 0, invalid("policy must not be empty")
+	if err := checkPolicy(policy); err != nil {
+		return nil, 0, err
 	}
 	n, err := units(field, n)
 	if err != nil {
@@ -228,7 +243,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	}
 	keys := make([]store.Key, len(req.GetKeys()))
 	for i, k := range req.GetKeys() {
-		keys[i] = store.Key{Prefix: p.Prefix, ID: k}
+		keys[i] = p.Key(k)
 	}
 	var ds []engine.Decision
 	if r.tiers[p.Name] != nil {
@@ -269,9 +284,13 @@ func (r *RateLimiter) Peek(ctx context.Context, req *tkv1.PeekRequest) (*tkv1.Pe
 	if err := r.canRead(p, "Peek"); err != nil {
 		return nil, err
 	}
-	st, now, err := r.rates.Load(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx))
+	st, now, err := r.rates.Load(ctx, p.Strategy, p.Key(req.GetKey()), r.clock(ctx))
 	if err != nil {
-		return nil, internal("Peek", err)
+		d, err := r.outage(ctx, p, p.Strategy.Limit(), "Peek", err)
+		if err != nil {
+			return nil, err
+		}
+		return &tkv1.PeekResponse{Decision: toProto(d)}, nil
 	}
 	return &tkv1.PeekResponse{Decision: toProto(p.Strategy.Peek(&st, now))}, nil
 }
@@ -285,9 +304,20 @@ func (r *RateLimiter) Forecast(ctx context.Context, req *tkv1.ForecastRequest) (
 	if err := r.canRead(p, "Forecast"); err != nil {
 		return nil, err
 	}
-	st, now, err := r.rates.Load(ctx, p.Strategy, store.Key{Prefix: p.Prefix, ID: req.GetKey()}, r.clock(ctx))
+	st, now, err := r.rates.Load(ctx, p.Strategy, p.Key(req.GetKey()), r.clock(ctx))
 	if err != nil {
-		return nil, internal("Forecast", err)
+		// The fail mode's answer: open, a fresh key's spendable units;
+		// closed, none; either way no known instant (0), as a synthesized
+		// decision reports resetAt = 0.
+		d, err := r.outage(ctx, p, p.Strategy.Limit(), "Forecast", err)
+		if err != nil {
+			return nil, err
+		}
+		f := &tkv1.Forecast{}
+		if d.Allowed {
+			f.SpendableNow = d.Limit / cost
+		}
+		return &tkv1.ForecastResponse{Forecast: f}, nil
 	}
 	f := engine.ForecastOf(p.Strategy, &st, now, cost)
 	return &tkv1.ForecastResponse{Forecast: &tkv1.Forecast{
@@ -312,8 +342,8 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	s, budget, prefix := r.budget(p)
-	d, err := s.Check(ctx, budget.Strategy, store.Key{Prefix: prefix, ID: req.GetKey()}, r.clock(ctx), tokens)
+	s, budget := r.budget(p)
+	d, err := s.Check(ctx, budget.Strategy, p.BudgetKey(req.GetKey()), r.clock(ctx), tokens)
 	if err != nil {
 		if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Debit", err); err != nil {
 			return nil, err
@@ -323,17 +353,12 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 }
 
 // budget returns where a policy's cost axis lives: a tokenBudget in this
-// server's meters, a fleetBudget in the shared store (under its own prefix
-// when it names one).
-func (r *RateLimiter) budget(p *config.Policy) (store.Store, *config.Budget, string) {
+// server's meters, a fleetBudget in the shared store (at p.BudgetKey).
+func (r *RateLimiter) budget(p *config.Policy) (store.Store, *config.Budget) {
 	if p.FleetBudget != nil {
-		prefix := p.Prefix
-		if p.FleetBudget.Prefix != "" {
-			prefix = p.FleetBudget.Prefix
-		}
-		return r.rates, p.FleetBudget, prefix
+		return r.rates, p.FleetBudget
 	}
-	return r.meters, p.TokenBudget, p.Prefix
+	return r.meters, p.TokenBudget
 }
 
 func toProto(d engine.Decision) *tkv1.Decision {

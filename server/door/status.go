@@ -3,6 +3,8 @@ package door
 import (
 	"fmt"
 
+	"github.com/throttlekit/throttlekit-go/server/config"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -13,6 +15,9 @@ const (
 	MaxKeyBytes = 1024
 	// MaxCheckManyKeys is the most keys one CheckMany may carry.
 	MaxCheckManyKeys = 1000
+	// MaxPolicyBytes is the longest policy name accepted (the policy file
+	// has the same bound), so an error never echoes an unbounded name.
+	MaxPolicyBytes = config.MaxNameBytes
 )
 
 // The wire's error codes, built in this one place so that no backend detail
@@ -30,9 +35,6 @@ func unsupported(op, policy, why string) error {
 	return status.Error(codes.Unimplemented, fmt.Sprintf("%s is not served by policy %q: %s", op, policy, why))
 }
 
-func internal(op string, err error) error {
-	return status.Errorf(codes.Internal, "%s failed: %v", op, err)
-}
 
 // Internal is the status for an unexpected failure in method, without
 // details that could leak internals.

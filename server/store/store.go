@@ -7,8 +7,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 )
 
 // Key addresses one limiter's state. Prefix is the policy's key prefix; a
@@ -20,12 +22,7 @@ type Key struct {
 }
 
 // String is the store key "prefix:id" ("id" when the prefix is empty).
-func (k Key) String() string {
-	if k.Prefix == "" {
-		return k.ID
-	}
-	return k.Prefix + ":" + k.ID
-}
+func (k Key) String() string { return keyspace.Join(k.Prefix, k.ID) }
 
 // Store applies strategies to keys atomically. now is epoch milliseconds;
 // 0 means "use the store's own clock" (the Redis server's TIME, the
@@ -61,4 +58,34 @@ func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now
 		out[i] = d
 	}
 	return out, nil
+}
+
+// Decode reads state a store kept as text (engine.State.MarshalText) at now.
+// Text that does not decode, and state that is not sane (engine.Sane), is
+// corrupt: it reads as absent, so the decision is made on a fresh key and
+// the next write replaces it, and corrupt describes what was wrong, for the
+// store to log. Corrupt state is never an outage: treating it as one would
+// let the fail mode decide that key for ever.
+func Decode(st engine.Strategy, text []byte, now int64) (s engine.State, corrupt error) {
+	if err := s.UnmarshalText(text); err != nil {
+		return engine.State{}, err
+	}
+	if !engine.Sane(st, &s, now) {
+		return engine.State{}, fmt.Errorf("%s state %.64q is out of range: %w", st.Kind(), text, engine.ErrCorrupt)
+	}
+	return s, nil
+}
+
+// CorruptMsg is the log line of a store that replaced corrupt state.
+const CorruptMsg = "state of a key is corrupt or foreign; it was reset to a fresh state"
+
+// FailDecision is the decision a store failure synthesizes under a fail
+// mode: open allows with the full limit, closed denies; resetAt and
+// retryAfterMs are 0 (unknown).
+func FailDecision(limit int64, open bool) engine.Decision {
+	d := engine.Decision{Allowed: open, Limit: limit}
+	if open {
+		d.Remaining = limit
+	}
+	return d
 }

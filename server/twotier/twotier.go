@@ -107,7 +107,8 @@ func (t *Tier) cachedDeny(ctx context.Context, key store.Key, now, cost int64) (
 	}
 	t.StoreCalls.Add(1)
 	d, err := t.store.Check(ctx, t.st, key, now, cost)
-	if err == nil && !d.Allowed {
+	if err == nil && !d.Allowed && cost <= t.st.Limit() {
+		// A request that can never fit is denied alone, not remembered.
 		e.mu.Lock()
 		e.remember(d, at)
 		e.mu.Unlock()
@@ -116,6 +117,12 @@ func (t *Tier) cachedDeny(ctx context.Context, key store.Key, now, cost int64) (
 }
 
 func (t *Tier) leased(ctx context.Context, key store.Key, now, cost int64) (engine.Decision, error) {
+	if cost > t.st.Limit() {
+		// It can never fit: the store denies it alone (writing nothing), and
+		// the denial is not remembered, so the key's other callers go on.
+		t.StoreCalls.Add(1)
+		return t.store.Check(ctx, t.st, key, now, cost)
+	}
 	at := wallMs(now)
 	e := t.entry(key.String())
 	e.mu.Lock()
@@ -150,6 +157,13 @@ func (t *Tier) leased(ctx context.Context, key store.Key, now, cost int64) (engi
 	amount := max(t.cfg.Batch, cost)
 	t.StoreCalls.Add(1)
 	d, err := t.store.Check(ctx, t.st, key, now, amount)
+	if err == nil && !d.Allowed && amount > cost && d.Remaining >= cost {
+		// The last partial batch: the whole batch no longer fits, but what
+		// remains does. Lease exactly that, so the tier admits the limit.
+		amount = min(amount, d.Remaining)
+		t.StoreCalls.Add(1)
+		d, err = t.store.Check(ctx, t.st, key, now, amount)
+	}
 
 	e.mu.Lock()
 	defer func() {

@@ -6,4 +6,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-return {now, redis.call('GET', key)}
+-- A key of another type reads as absent: the next check resets it.
+local v = redis.pcall('GET', key)
+if type(v) == 'table' then v = false end
+return {now, v}

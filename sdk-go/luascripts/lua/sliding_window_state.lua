@@ -7,6 +7,8 @@ if now == 0 then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local out = {now}
-local raw = redis.call('HGETALL', key)
+-- A key of another type reads as absent: the next check resets it.
+local raw = redis.pcall('HGETALL', key)
+if raw.err then return {now} end
 for i = 1, #raw do out[#out + 1] = raw[i] end
 return out

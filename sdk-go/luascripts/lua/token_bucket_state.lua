@@ -6,5 +6,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local st = redis.call('HMGET', key, 't', 'l')
+-- A key of another type reads as absent: the next check resets it.
+local st = redis.pcall('HMGET', key, 't', 'l')
+if st.err then return {now} end
 return {now, st[1], st[2]}

@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -52,6 +54,7 @@ type Store struct {
 	db      *dynamodb.Client
 	table   string
 	prefix  string
+	warn    *ratelog.Limiter
 	timeout time.Duration
 	retries int
 }
@@ -87,7 +90,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// deadline; the SDK's own retries would hide them.
 		c.RetryMaxAttempts = 1
 	})
-	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries}
+	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries, warn: ratelog.New(o.Log, 0)}
 	if o.CreateTable {
 		if err := s.createTable(ctx); err != nil {
 			return nil, err
@@ -129,10 +132,7 @@ func (s *Store) createTable(ctx context.Context) error {
 
 // Key is the item key of k: storePrefix:prefix:id.
 func (s *Store) Key(k store.Key) string {
-	if s.prefix == "" {
-		return k.String()
-	}
-	return s.prefix + ":" + k.String()
+	return keyspace.Join(s.prefix, k.String())
 }
 
 func unavailable(op string, err error) error {
@@ -147,7 +147,7 @@ type item struct {
 	exists  bool
 }
 
-func (s *Store) get(ctx context.Context, pk string, now int64) (item, error) {
+func (s *Store) get(ctx context.Context, st engine.Strategy, pk string, now int64) (item, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: &s.table, ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
@@ -158,20 +158,54 @@ func (s *Store) get(ctx context.Context, pk string, now int64) (item, error) {
 	if out.Item == nil {
 		return item{}, nil
 	}
-	it := item{exists: true}
-	num := func(name string) int64 {
-		if v, ok := out.Item[name].(*types.AttributeValueMemberN); ok {
-			n, _ := strconv.ParseInt(v.Value, 10, 64)
-			return n
+	it, corrupt := decodeItem(st, out.Item, now)
+	if corrupt != nil {
+		// An item this store did not write (or a damaged one) would fail
+		// every compare-and-set or decide wrongly for ever: it goes, and the
+		// key is decided as new (a concurrent writer may lose one spend).
+		s.warn.Warn(store.CorruptMsg, "key", pk, "err", corrupt)
+		if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &s.table,
+			Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
+		}); err != nil {
+			return item{}, err
 		}
-		return 0
+		return item{}, nil
 	}
-	it.version = num("version")
-	if num("deadline_ms") > now {
-		if v, ok := out.Item["state"].(*types.AttributeValueMemberS); ok {
-			if err := it.state.UnmarshalText([]byte(v.Value)); err != nil {
-				return item{}, err
-			}
+	return it, nil
+}
+
+// decodeItem reads an item's version, deadline and state (absent once the
+// deadline has passed); corrupt says what is wrong with an item that does
+// not decode.
+func decodeItem(st engine.Strategy, raw map[string]types.AttributeValue, now int64) (it item, corrupt error) {
+	num := func(name string) (int64, error) {
+		v, ok := raw[name].(*types.AttributeValueMemberN)
+		if !ok {
+			return 0, fmt.Errorf("attribute %s is missing or not a number: %w", name, engine.ErrCorrupt)
+		}
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("attribute %s: %w: %w", name, engine.ErrCorrupt, err)
+		}
+		return n, nil
+	}
+	it.exists = true
+	var err error
+	if it.version, err = num("version"); err != nil {
+		return item{}, err
+	}
+	deadline, err := num("deadline_ms")
+	if err != nil {
+		return item{}, err
+	}
+	text, ok := raw["state"].(*types.AttributeValueMemberS)
+	if !ok {
+		return item{}, fmt.Errorf("attribute state is missing or not a string: %w", engine.ErrCorrupt)
+	}
+	if deadline > now {
+		if it.state, err = store.Decode(st, []byte(text.Value), now); err != nil {
+			return item{}, err
 		}
 	}
 	return it, nil
@@ -188,7 +222,7 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		if !explicit {
 			now = time.Now().UnixMilli()
 		}
-		it, err := s.get(ctx, pk, now)
+		it, err := s.get(ctx, st, pk, now)
 		if err != nil {
 			return engine.Decision{}, unavailable("get", err)
 		}
@@ -245,13 +279,13 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 }
 
 // Load implements store.Store with one consistent read.
-func (s *Store) Load(ctx context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if now == 0 {
 		now = time.Now().UnixMilli()
 	}
-	it, err := s.get(ctx, s.Key(key), now)
+	it, err := s.get(ctx, st, s.Key(key), now)
 	if err != nil {
 		return engine.State{}, 0, unavailable("get", err)
 	}

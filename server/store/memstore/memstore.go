@@ -5,11 +5,13 @@ package memstore
 
 import (
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -28,7 +30,8 @@ type Store struct {
 	// mutated, so the decision path reads it without a lock.
 	parts   atomic.Pointer[map[string]*partition]
 	partsMu sync.Mutex
-	bounds  map[string]int
+	bounds  map[string]bound
+	warn    *ratelog.Limiter
 
 	sweepEvery time.Duration
 	stop       chan struct{}
@@ -39,6 +42,13 @@ type Store struct {
 type partition struct {
 	shards      [shardCount]shard
 	maxPerShard int
+	failOpen    bool   // how a new key is decided when the bound is reached
+	warnFull    func() // says so, rate-limited
+}
+
+type bound struct {
+	maxKeys  int
+	failOpen bool
 }
 
 type shard struct {
@@ -93,16 +103,24 @@ type Option func(*Store)
 // process's wall clock in epoch ms).
 func WithClock(clock func() int64) Option { return func(s *Store) { s.clock = clock } }
 
-// WithBound limits the keys kept under prefix to about maxKeys, evicting the
-// least recently used. The bound is kept per shard (maxKeys/64 each, at
-// least 1), so eviction order is LRU within a shard.
-func WithBound(prefix string, maxKeys int) Option {
+// WithBound limits the keys kept under prefix to about maxKeys. A new key
+// that finds the bound reached takes the place of a key whose state has
+// expired (which decides as a fresh key would, so no decision changes),
+// looking among the least recently used; when every key held is live, the
+// new key is not stored and is decided as a store outage is: allowed with
+// the full limit when failOpen, else denied. Eviction therefore never hands
+// anyone a fresh budget. The bound is kept per shard (maxKeys/64 each, at
+// least 1).
+func WithBound(prefix string, maxKeys int, failOpen bool) Option {
 	return func(s *Store) {
 		if maxKeys > 0 {
-			s.bounds[prefix] = maxKeys
+			s.bounds[prefix] = bound{maxKeys, failOpen}
 		}
 	}
 }
+
+// WithLog sets where the store's warnings go (default slog.Default()).
+func WithLog(log *slog.Logger) Option { return func(s *Store) { s.warn = ratelog.New(log, 0) } }
 
 // WithSweep removes expired keys every interval in the background (0 turns
 // the sweep off; expired keys are still treated as absent on access).
@@ -116,7 +134,8 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		clock:      func() int64 { return time.Now().UnixMilli() },
 		seed:       maphash.MakeSeed(),
-		bounds:     map[string]int{},
+		bounds:     map[string]bound{},
+		warn:       ratelog.New(nil, 0),
 		stop:       make(chan struct{}),
 		sweepEvery: time.Second,
 	}

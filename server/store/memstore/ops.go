@@ -21,8 +21,13 @@ func (s *Store) partition(prefix string) *partition {
 		return p
 	}
 	p := &partition{}
-	if max := s.bounds[prefix]; max > 0 {
-		p.maxPerShard = (max + shardCount - 1) / shardCount
+	if b, ok := s.bounds[prefix]; ok {
+		p.maxPerShard = (b.maxKeys + shardCount - 1) / shardCount
+		p.failOpen = b.failOpen
+		p.warnFull = func() {
+			s.warn.Warn("memory store: a policy's maxKeys bound is reached and every key held is live; new keys are decided by the fail mode",
+				"prefix", prefix, "maxKeys", b.maxKeys, "failOpen", b.failOpen)
+		}
 	}
 	for i := range p.shards {
 		p.shards[i].m = map[string]*entry{}
@@ -52,7 +57,7 @@ func (s *Store) now(now int64) int64 {
 func (s *Store) Check(_ context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
 	now = s.now(now)
 	p := s.partition(key.Prefix)
-	return p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost), nil
+	return p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
 }
 
 // CheckMany implements store.Store. Every key is decided at the same now.
@@ -61,17 +66,28 @@ func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Ke
 	out := make([]engine.Decision, len(keys))
 	for i, key := range keys {
 		p := s.partition(key.Prefix)
-		out[i] = p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
+		d, err := p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
 	}
 	return out, nil
 }
 
-func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost int64) engine.Decision {
+func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost int64) (engine.Decision, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[id]
 	s := &sh.scratch
 	if e == nil {
+		if p.maxPerShard > 0 && len(sh.m) >= p.maxPerShard && !sh.evictSettled(now) {
+			// Every key held is live: evicting one would hand its owner a
+			// fresh budget. The new key is not stored, and the policy's
+			// fail mode decides it, as for any store that cannot answer.
+			p.warnFull()
+			return store.FailDecision(st.Limit(), p.failOpen), nil
+		}
 		*s = engine.State{}
 		d, ttl := st.Check(s, now, cost)
 		if ttl > 0 {
@@ -80,14 +96,16 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 			sh.m[id] = e
 			if p.maxPerShard > 0 {
 				sh.pushFront(e)
-				if len(sh.m) > p.maxPerShard {
-					sh.evict(sh.tail)
-				}
 			}
 		}
-		return d
+		return d, nil
 	}
 	e.load(s, now)
+	if !engine.Sane(st, s, now) {
+		// Only the engine writes here, so this is a guard, not a path
+		// expected to run: like every store, reset rather than deny for ever.
+		s.Reset()
+	}
 	d, ttl := st.Check(s, now, cost)
 	if s.Present {
 		// Written back on a deny too: slidingWindowLog compacts its entries
@@ -102,11 +120,30 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 		// entries, two cache misses an unbounded store need not pay.
 		sh.touch(e)
 	}
-	return d
+	return d, nil
+}
+
+// settledScan is how many of the least recently used keys a full shard
+// looks at for one whose state has expired (is equivalent to a fresh key).
+const settledScan = 16
+
+// evictSettled removes one of the least recently used entries whose state
+// has expired at now, and reports whether it found one. Expired state
+// decides exactly as an absent key, so evicting it changes no decision.
+func (sh *shard) evictSettled(now int64) bool {
+	e := sh.tail
+	for i := 0; e != nil && i < settledScan; i++ {
+		if now >= e.expiresAt {
+			sh.evict(e)
+			return true
+		}
+		e = e.prev
+	}
+	return false
 }
 
 // Load implements store.Store.
-func (s *Store) Load(_ context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+func (s *Store) Load(_ context.Context, st engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
 	now = s.now(now)
 	sh := s.shard(key)
 	sh.mu.Lock()
@@ -115,9 +152,12 @@ func (s *Store) Load(_ context.Context, _ engine.Strategy, key store.Key, now in
 	if e == nil {
 		return engine.State{}, now, nil
 	}
-	var st engine.State
-	e.load(&st, now)
-	return st.Clone(), now, nil
+	var state engine.State
+	e.load(&state, now)
+	if !engine.Sane(st, &state, now) {
+		return engine.State{}, now, nil
+	}
+	return state.Clone(), now, nil
 }
 
 // Len reports the number of keys held under prefix, expired or not.

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -47,6 +49,7 @@ type Store struct {
 	prefix  string
 	timeout time.Duration
 	log     *slog.Logger
+	warn    *ratelog.Limiter
 	q       queries
 	ready   atomic.Bool // the table is known to exist
 	stop    chan struct{}
@@ -54,7 +57,7 @@ type Store struct {
 }
 
 type queries struct {
-	lock, insert, clock, update, read, sweep string
+	lock, insert, clock, update, remove, read, sweep string
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -106,12 +109,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres pool: %w", err)
 	}
 	t := o.Table
-	s := &Store{pool: pool, table: t, prefix: o.Prefix, timeout: o.Timeout, log: o.Log, stop: make(chan struct{}), done: make(chan struct{}),
+	s := &Store{pool: pool, table: t, prefix: o.Prefix, timeout: o.Timeout, log: o.Log, warn: ratelog.New(o.Log, 0), stop: make(chan struct{}), done: make(chan struct{}),
 		q: queries{
 			lock:   `SELECT state, expires_at FROM ` + t + ` WHERE key = $1 FOR UPDATE`,
 			insert: `INSERT INTO ` + t + ` (key, state, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
 			clock:  `SELECT ` + clockMs,
 			update: `UPDATE ` + t + ` SET state = $2, expires_at = $3 WHERE key = $1`,
+			remove: `DELETE FROM ` + t + ` WHERE key = $1`,
 			read:   `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
 			sweep:  `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
 		}}
@@ -146,10 +150,7 @@ CREATE INDEX IF NOT EXISTS `+idx+` ON `+s.table+` (expires_at)`)
 
 // Key is the row key of k: storePrefix:prefix:id.
 func (s *Store) Key(k store.Key) string {
-	if s.prefix == "" {
-		return k.String()
-	}
-	return s.prefix + ":" + k.String()
+	return keyspace.Join(s.prefix, k.String())
 }
 
 func unavailable(op string, err error) error {
@@ -230,15 +231,20 @@ func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, n
 		now = dbNow
 	}
 	var state engine.State
+	var corrupt error
 	if found && expiresAt > now {
-		if err := state.UnmarshalText([]byte(text)); err != nil {
-			return engine.Decision{}, false, err
+		if state, corrupt = store.Decode(st, []byte(text), now); corrupt != nil {
+			s.warn.Warn(store.CorruptMsg, "key", key, "err", corrupt)
 		}
 	}
 	d, ttl := st.Check(&state, now, cost)
 
 	b = &pgx.Batch{}
 	inserted := true
+	if ttl == 0 && corrupt != nil {
+		// A fresh key that denies writes nothing: the corrupt row goes.
+		b.Queue(s.q.remove, key)
+	}
 	if ttl > 0 {
 		newText, _ := state.MarshalText()
 		if found {
@@ -275,7 +281,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 }
 
 // Load implements store.Store in one round trip.
-func (s *Store) Load(ctx context.Context, _ engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if !s.ready.Load() {
@@ -295,8 +301,9 @@ func (s *Store) Load(ctx context.Context, _ engine.Strategy, key store.Key, now 
 	}
 	var state engine.State
 	if text != nil && expiresAt != nil && *expiresAt > now {
-		if err := state.UnmarshalText([]byte(*text)); err != nil {
-			return engine.State{}, 0, err
+		var corrupt error
+		if state, corrupt = store.Decode(st, []byte(*text), now); corrupt != nil {
+			s.warn.Warn(store.CorruptMsg, "key", s.Key(key), "err", corrupt)
 		}
 	}
 	return state, now, nil

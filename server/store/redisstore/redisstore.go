@@ -8,13 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -32,6 +34,9 @@ type Options struct {
 	Prefix string
 	// Timeout bounds each call (default DefaultTimeout).
 	Timeout time.Duration
+	// Log receives, rate-limited, the keys whose corrupt state a script
+	// replaced (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Store is the Redis store.
@@ -39,6 +44,7 @@ type Store struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
+	warn    *ratelog.Limiter
 	calls   sync.Map // callKey -> *luascripts.Call
 }
 
@@ -80,7 +86,7 @@ func New(opts Options) (*Store, error) {
 	uo.DialTimeout = max(timeout, 250*time.Millisecond)
 	uo.ReadTimeout, uo.WriteTimeout = timeout, timeout
 	uo.PoolTimeout = timeout
-	return &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout}, nil
+	return &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout, warn: ratelog.New(opts.Log, 0)}, nil
 }
 
 // Client exposes the underlying client (for tests and diagnostics).
@@ -99,15 +105,7 @@ func (s *Store) Preload(ctx context.Context) error {
 
 // Key is the Redis key of k: storePrefix:prefix:id, skipping empty parts.
 func (s *Store) Key(k store.Key) string {
-	var b strings.Builder
-	for _, part := range []string{s.prefix, k.Prefix} {
-		if part != "" {
-			b.WriteString(part)
-			b.WriteByte(':')
-		}
-	}
-	b.WriteString(k.ID)
-	return b.String()
+	return keyspace.Join(s.prefix, k.String())
 }
 
 func unavailable(op string, err error) error {
@@ -122,11 +120,21 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	reply, err := call.Script.Redis.Run(ctx, s.client, []string{s.Key(key)}, call.Args(now, cost)...).Int64Slice()
+	k := s.Key(key)
+	reply, err := call.Script.Redis.Run(ctx, s.client, []string{k}, call.Args(now, cost)...).Int64Slice()
 	if err != nil {
 		return engine.Decision{}, unavailable("check", err)
 	}
-	return luascripts.Decision(reply)
+	return s.decision(k, reply)
+}
+
+// decision converts a script's reply, logging a reset of corrupt state.
+func (s *Store) decision(key string, reply []int64) (engine.Decision, error) {
+	d, reset, err := luascripts.Reply(reply)
+	if reset {
+		s.warn.Warn(store.CorruptMsg, "key", key)
+	}
+	return d, err
 }
 
 // CheckMany implements store.Store in one pipelined round trip per node.
@@ -187,7 +195,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		if err != nil {
 			return nil, unavailable("pipeline reply", err)
 		}
-		if out[i], err = luascripts.Decision(reply); err != nil {
+		if out[i], err = s.decision(s.Key(keys[i]), reply); err != nil {
 			return nil, err
 		}
 	}
@@ -202,11 +210,18 @@ func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	reply, err := call.Script.Redis.Run(ctx, s.client, []string{s.Key(key)}, call.Args(now, 0)...).Slice()
+	k := s.Key(key)
+	reply, err := call.Script.Redis.Run(ctx, s.client, []string{k}, call.Args(now, 0)...).Slice()
 	if err != nil {
 		return engine.State{}, 0, unavailable("state read", err)
 	}
-	return luascripts.ParseState(st, reply)
+	state, at, err := luascripts.ParseState(st, reply)
+	if errors.Is(err, engine.ErrCorrupt) {
+		// Read as absent: the next check resets the key.
+		s.warn.Warn(store.CorruptMsg, "key", k, "err", err)
+		return engine.State{}, at, nil
+	}
+	return state, at, err
 }
 
 // Close closes the client.

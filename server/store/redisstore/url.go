@@ -26,7 +26,10 @@ func ParseTargets(targets []string) (*redis.UniversalOptions, error) {
 	for i, raw := range targets {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("redis URL %q: %w", redact(raw), err)
+			// The parser's message quotes pieces of the URL (the whole of
+			// it, or a "port" that is really a password): none of it is
+			// repeated.
+			return nil, fmt.Errorf("redis URL %q is not a valid URL (redis://[user:pass@]host:port[/db])", redact(raw))
 		}
 		if u.User != nil {
 			opts.Username = u.User.Username()
@@ -92,14 +95,22 @@ func ParseTargets(targets []string) (*redis.UniversalOptions, error) {
 	return opts, nil
 }
 
-// redact hides a password in a URL for error messages.
+// redact hides a password in a URL for error messages, whether or not the
+// URL parses.
 func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		// Everything before the last "@" may be credentials (a password may
+		// itself hold "@" or "/"): keep only the scheme and the user name.
+		head, rest := raw[:i], raw[i:]
+		scheme := ""
+		if j := strings.Index(head, "://"); j >= 0 {
+			scheme, head = head[:j+3], head[j+3:]
+		}
+		user, _, hasPass := strings.Cut(head, ":")
+		if hasPass {
+			return scheme + user + ":xxxxx" + rest
+		}
+		return scheme + user + rest
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
+	return raw
 }

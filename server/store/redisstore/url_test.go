@@ -50,3 +50,26 @@ func TestParseTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestURLErrorsNeverShowThePassword: a URL that does not parse (here, a
+// stray space or percent sign in the host, or a password holding "@" and
+// "/") is still redacted before it reaches an error.
+func TestURLErrorsNeverShowThePassword(t *testing.T) {
+	const secret = "s3cr3t-Pa55"
+	for _, raw := range []string{
+		"redis://app:" + secret + "@bad host:6379",
+		"redis://app:" + secret + "@h%zz:6379",
+		"redis://app:" + secret + "/x@y@h:6379/zz",
+		"rediss://:" + secret + "@h:6379/notanumber",
+		"redis+sentinel://app:" + secret + "@h1:1,h2:2",
+		"mongo://app:" + secret + "@h:1",
+	} {
+		_, err := ParseTargets([]string{raw})
+		if err == nil {
+			t.Fatalf("%q parsed; want an error", raw)
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "Pa55") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
