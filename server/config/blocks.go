@@ -144,6 +144,10 @@ func (l *loader) budget(m *mapping, block string) (*Budget, error) {
 	if b.Prefix, _, err = sub.str("prefix"); err != nil {
 		return nil, err
 	}
+	b.Line = sub.node.Line
+	if v, ok := sub.values["prefix"]; ok {
+		b.Line = v.Line
+	}
 	return b, nil
 }
 

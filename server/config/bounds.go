@@ -38,13 +38,14 @@ type space struct {
 	prefix string
 	policy *Policy
 	field  string // the field that put the axis there, for errors
+	line   int
 	what   any    // the strategy and options: equal values may share state
 }
 
 // checkKeySpaces refuses two axes whose keys can meet in one store, unless
 // they are the same strategy with the same options (then they share state
 // on purpose, and Config.Shared says so).
-func (l *loader) checkKeySpaces(cfg *Config, lim *mapping) error {
+func (l *loader) checkKeySpaces(cfg *Config) error {
 	var spaces []space
 	for _, p := range cfg.Policies {
 		field := "limiters." + p.Name
@@ -52,21 +53,21 @@ func (l *loader) checkKeySpaces(cfg *Config, lim *mapping) error {
 			field += ".prefix"
 		}
 		if p.Strategy != nil {
-			spaces = append(spaces, space{"shared", p.Prefix, p, field, p.Strategy})
+			spaces = append(spaces, space{"shared", p.Prefix, p, field, p.PrefixLine, p.Strategy})
 		}
 		if p.FleetBudget != nil {
 			f := "limiters." + p.Name + ".fleetBudget"
 			if p.FleetBudget.Prefix != "" {
 				f += ".prefix"
 			}
-			spaces = append(spaces, space{"shared", p.BudgetKey("").Prefix, p, f, p.FleetBudget.Strategy})
+			spaces = append(spaces, space{"shared", p.BudgetKey("").Prefix, p, f, p.FleetBudget.Line, p.FleetBudget.Strategy})
 		}
 		if p.TokenBudget != nil {
-			spaces = append(spaces, space{"meters", p.BudgetKey("").Prefix, p, field, p.TokenBudget.Strategy})
+			spaces = append(spaces, space{"meters", p.BudgetKey("").Prefix, p, field, p.PrefixLine, p.TokenBudget.Strategy})
 		}
 		if p.DistributedConcurrency != nil {
 			// Its keys are hash-tagged, "{prefix#concurrency}:...".
-			spaces = append(spaces, space{"shared", "{" + p.ConcurrencyPrefix() + "}", p, field, p.DistributedConcurrency})
+			spaces = append(spaces, space{"shared", "{" + p.ConcurrencyPrefix() + "}", p, field, p.PrefixLine, p.DistributedConcurrency})
 		}
 	}
 	shared := map[string]*Sharing{}
@@ -74,14 +75,6 @@ func (l *loader) checkKeySpaces(cfg *Config, lim *mapping) error {
 		for _, b := range spaces[:i] {
 			if a.store != b.store || !keyspace.Overlap(a.prefix, b.prefix) {
 				continue
-			}
-			line := lim.key[a.policy.Name].Line
-			if v, ok := lim.values[a.policy.Name]; ok {
-				if pm, err := l.mapping(v, ""); err == nil {
-					if pv, ok := pm.values["prefix"]; ok && a.policy.ExplicitPrefix {
-						line = pv.Line
-					}
-				}
 			}
 			if a.prefix == b.prefix && a.policy != b.policy && reflect.DeepEqual(a.what, b.what) {
 				s := shared[a.prefix]
@@ -101,7 +94,7 @@ func (l *loader) checkKeySpaces(cfg *Config, lim *mapping) error {
 			} else {
 				why += ": one's keys would be the other's"
 			}
-			return &Error{File: l.file, Line: line, Field: a.field, Msg: why + "; give one a prefix of its own"}
+			return &Error{File: l.file, Line: a.line, Field: a.field, Msg: why + "; give one a prefix of its own"}
 		}
 	}
 	for _, sp := range spaces {

@@ -84,6 +84,8 @@ type Policy struct {
 	Prefix string
 	// ExplicitPrefix reports that the policy names its prefix.
 	ExplicitPrefix bool
+	// PrefixLine is the line of the policy's prefix field (else its own).
+	PrefixLine int
 	// Fail is the policy's own fail mode ("" when it inherits).
 	Fail FailMode
 	// MaxKeys bounds the keys the memory store keeps for this policy
@@ -155,6 +157,8 @@ type Budget struct {
 	MaxKeys  int
 	// Prefix is the fleet budget's key prefix ("" = the policy's).
 	Prefix string
+	// Line is where the block (or its prefix) is in the file.
+	Line int
 }
 
 // Concurrency configures the adaptive in-flight limit.

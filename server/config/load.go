@@ -131,9 +131,12 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 			return nil, err
 		}
 		p.Line = lim.key[name].Line
+		if p.PrefixLine == 0 {
+			p.PrefixLine = p.Line
+		}
 		cfg.Policies = append(cfg.Policies, p)
 	}
-	if err := l.checkKeySpaces(cfg, lim); err != nil {
+	if err := l.checkKeySpaces(cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -169,6 +172,7 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 		return nil, err
 	} else if ok {
 		p.Prefix, p.ExplicitPrefix = prefix, true
+		p.PrefixLine = m.values["prefix"].Line
 	}
 	fail, _, err := m.enum("fail", string(FailOpen), string(FailClosed))
 	if err != nil {

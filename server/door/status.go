@@ -35,7 +35,6 @@ func unsupported(op, policy, why string) error {
 	return status.Error(codes.Unimplemented, fmt.Sprintf("%s is not served by policy %q: %s", op, policy, why))
 }
 
-
 // Internal is the status for an unexpected failure in method, without
 // details that could leak internals.
 func Internal(method string) error {

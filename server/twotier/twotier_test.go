@@ -2,6 +2,7 @@ package twotier
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -71,5 +72,69 @@ func TestStoreDenialIsRemembered(t *testing.T) {
 	// A new window: the remembered denial has expired.
 	if d, _ := tier.Check(context.Background(), k, now+60_000, 1); !d.Allowed {
 		t.Fatalf("new window denied: %+v", d)
+	}
+}
+
+// TestLeasedAdmitsExactlyTheLimit: the last partial batch is leased too, on
+// every rate strategy whose remaining says what still fits.
+func TestLeasedAdmitsExactlyTheLimit(t *testing.T) {
+	fw := func(limit int64) engine.Strategy { s, _ := engine.NewFixedWindow(limit, 3_600_000); return s }
+	sl := func(limit int64) engine.Strategy { s, _ := engine.NewSlidingWindowLog(limit, 3_600_000); return s }
+	for _, tc := range []struct {
+		name  string
+		st    engine.Strategy
+		batch int64
+	}{
+		{"fixedWindow limit 10 batch 4", fw(10), 4},
+		{"fixedWindow limit 1000 batch 7", fw(1000), 7},
+		{"slidingWindowLog limit 10 batch 3", sl(10), 3},
+		{"fixedWindow limit 10 batch 10", fw(10), 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memstore.New(memstore.WithSweep(0))
+			defer mem.Close()
+			for _, coupled := range []bool{false, true} {
+				tier := New(tc.st, mem, config.TwoTier{Mode: "leased", Batch: tc.batch, WindowCoupled: coupled})
+				now := int64(1_700_000_000_000)
+				key := store.Key{Prefix: "exact", ID: fmt.Sprint(coupled)}
+				admitted := int64(0)
+				for i := int64(0); i < 2*tc.st.Limit(); i++ {
+					d, err := tier.Check(context.Background(), key, now, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Allowed {
+						admitted++
+					}
+				}
+				if admitted != tc.st.Limit() {
+					t.Fatalf("coupled=%v: admitted %d, want exactly the limit %d", coupled, admitted, tc.st.Limit())
+				}
+			}
+		})
+	}
+}
+
+// TestUnfittableCostDoesNotPoisonTheKey: one request above the limit is
+// denied alone; the key's next caller is still admitted, in both modes
+// that remember denials.
+func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
+	st, _ := engine.NewGCRA(100, 3_600_000, 100)
+	for _, mode := range []string{"leased", "cached-deny"} {
+		t.Run(mode, func(t *testing.T) {
+			mem := memstore.New(memstore.WithSweep(0))
+			defer mem.Close()
+			tier := New(st, mem, config.TwoTier{Mode: mode, Batch: 10})
+			key := store.Key{Prefix: "p", ID: "k"}
+			now := int64(1_700_000_000_000)
+			if d, err := tier.Check(context.Background(), key, now, 101); err != nil || d.Allowed {
+				t.Fatalf("cost 101 on a limit of 100: %+v %v, want a denial", d, err)
+			}
+			for i := 0; i < 5; i++ {
+				if d, err := tier.Check(context.Background(), key, now+int64(i), 1); err != nil || !d.Allowed {
+					t.Fatalf("cost 1 after an unfittable request: %+v %v, want an allow", d, err)
+				}
+			}
+		})
 	}
 }
