@@ -39,7 +39,7 @@ type space struct {
 	policy *Policy
 	field  string // the field that put the axis there, for errors
 	line   int
-	what   any    // the strategy and options: equal values may share state
+	what   any // the strategy and options: equal values may share state
 }
 
 // checkKeySpaces refuses two axes whose keys can meet in one store, unless
