@@ -108,6 +108,12 @@ fuzz() {
 }
 fuzz sdk-go FuzzTimeline ./engine
 fuzz server FuzzParse ./config
+# Hostile input: each door's request validation and each store's decoder of
+# state it did not write (corpora committed under testdata/fuzz).
+fuzz sdk-go FuzzDecodeState ./engine
+fuzz sdk-go FuzzParseState ./luascripts
+fuzz server FuzzRequests ./door
+fuzz server FuzzDecodeItem ./store/dynstore
 
 step "benchmarks compile and run once"
 (cd sdk-go && go test -run '^$' -bench . -benchtime 1x ./...)
