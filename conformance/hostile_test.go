@@ -19,7 +19,6 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 )
 
-
 func mustStrategies() map[string]engine.Strategy {
 	g, _ := engine.NewGCRA(5, 3_600_000, 5)
 	tb, _ := engine.NewTokenBucket(5, 0.001)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
