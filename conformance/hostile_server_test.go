@@ -271,3 +271,43 @@ func TestMemoryBoundThroughTheServer(t *testing.T) {
 		}
 	}
 }
+
+// TestPoisonedKeyThroughTheServer: a key of another type on the server's
+// Redis answers Check, Peek and Forecast as a fresh key — no INTERNAL
+// status carrying Redis's words — and the server logs the reset.
+func TestPoisonedKeyThroughTheServer(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  window: { strategy: fixedWindow, limit: 3, period: 1h, fail: closed }\n  api: { strategy: gcra, limit: 3, period: 1h }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL)
+	rl := rawClient(t, srv.Addr)
+	c := r.Client(t)
+	ctx := context.Background()
+	for _, p := range []string{"window", "api"} {
+		if err := c.Do(ctx, "SADD", p+":victim", "foreign").Err(); err != nil {
+			t.Fatal(err)
+		}
+		peek, err := rl.Peek(ctx, &tkv1.PeekRequest{Policy: p, Key: "victim"})
+		if err != nil || !peek.GetDecision().GetAllowed() || peek.GetDecision().GetRemaining() != 3 {
+			t.Fatalf("%s: Peek of a key of another type: %v %v, want a fresh key's", p, peek, err)
+		}
+		f, err := rl.Forecast(ctx, &tkv1.ForecastRequest{Policy: p, Key: "victim", Cost: 1})
+		if err != nil || f.GetForecast().GetSpendableNow() != 3 {
+			t.Fatalf("%s: Forecast of a key of another type: %v %v, want 3 spendable", p, f, err)
+		}
+		for i := 0; i < 5; i++ {
+			resp, err := rl.Check(ctx, &tkv1.CheckRequest{Policy: p, Key: "victim"})
+			if err != nil || resp.GetDecision().GetAllowed() != (i < 3) || resp.GetDecision().GetResetAt() == 0 {
+				t.Fatalf("%s: check %d of a poisoned key: %v %v, want the fresh key's limit of 3", p, i, resp, err)
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.Stderr(), "corrupt or foreign") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(srv.Stderr(), "corrupt or foreign") {
+		t.Fatalf("the reset was not logged:\n%s", srv.Stderr())
+	}
+	if strings.Contains(srv.Stderr(), "store failed") {
+		t.Fatalf("a poisoned key was treated as an outage:\n%s", srv.Stderr())
+	}
+}
