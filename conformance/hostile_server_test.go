@@ -98,6 +98,15 @@ func TestOverlappingPrefixesStopTheServer(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `clash.yaml:4: limiters.logins.prefix: key prefix "shared" is also used by the rate axis of limiters.api`) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
+	// Identical policies may share on purpose; the server says so.
+	same := harness.WriteFile(t, "same.yaml", "version: 1\nlimiters:\n  a: { strategy: gcra, limit: 5, period: 1h, prefix: shared }\n  b: { strategy: gcra, limit: 5, period: 1h, prefix: shared }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", same)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.Stderr(), "share state on purpose") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(srv.Stderr(), "policies share state on purpose") || !strings.Contains(srv.Stderr(), "policies=a,b") {
+		t.Fatalf("the sharing was not announced:\n%s", srv.Stderr())
+	}
 }
 
 // TestRequestBounds: an empty key and an over-long policy name are

@@ -20,6 +20,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -344,10 +345,13 @@ func serverLimits(f *flags) []grpc.ServerOption {
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	// A panic that one request can trigger, every request can: the line is
+	// rate-limited like every per-request log line.
+	errs := ratelog.New(log, 0)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				log.Error("panic in handler", "method", info.FullMethod, "panic", r)
+				errs.Error("panic in handler", "method", info.FullMethod, "panic", r)
 				err = door.Internal(info.FullMethod)
 			}
 		}()
