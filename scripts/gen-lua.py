@@ -14,7 +14,7 @@ import json
 import pathlib
 import shutil
 
-COPIES = ["sdk-go/luascripts/lua"]
+COPIES = ["sdk-go/luascripts/lua", "sdk-python/src/throttlekit/lua"]
 
 
 def main() -> None:

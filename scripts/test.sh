@@ -43,8 +43,16 @@ fi
 
 step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
 python3 scripts/gen-lua.py --root "$gen"
-if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-go/luascripts/lua "$gen/sdk-go/luascripts/lua"; then
+if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-go/luascripts/lua "$gen/sdk-go/luascripts/lua" \
+  || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
   echo "test: the Lua manifest or a copy is stale; run scripts/gen-lua.py and commit the result" >&2
+  exit 1
+fi
+
+step "Python stubs are up to date (scripts/gen-python.sh, pinned grpcio-tools)"
+./scripts/gen-python.sh "$gen"
+if ! diff -ru sdk-python/src/throttlekit/v1 "$gen/sdk-python/src/throttlekit/v1"; then
+  echo "test: sdk-python's generated stubs differ from proto/; run scripts/gen-python.sh and commit the result" >&2
   exit 1
 fi
 
@@ -73,6 +81,17 @@ done
 step "Python: ruff, mypy --strict"
 .tools/pyclient/bin/ruff check conformance/python
 .tools/pyclient/bin/mypy --strict --ignore-missing-imports conformance/python
+
+step "Python SDK: install, ruff, mypy --strict"
+# The package is installed as a user would (not editable), into its own venv
+# with every extra, so the tests exercise what a wheel ships.
+pysdk="$root/.tools/pysdk"
+if [[ ! -x "$pysdk/bin/python" ]]; then
+  python3 -m venv "$pysdk"
+fi
+"$pysdk/bin/pip" install -q --upgrade "./sdk-python[all,dev]"
+"$pysdk/bin/pip" install -q --force-reinstall --no-deps ./sdk-python
+(cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples)
 
 step "unit tests (race detector)"
 (cd sdk-go && go test -race -count=1 ./...)
@@ -118,6 +137,10 @@ fuzz server FuzzDecodeItem ./store/dynstore
 step "benchmarks compile and run once"
 (cd sdk-go && go test -run '^$' -bench . -benchtime 1x ./...)
 (cd server && go test -run '^$' -bench . -benchtime 1x ./...)
+
+step "Python SDK tests (pytest, a real server and Redis)"
+go -C server build -o "$root/.tools/bin/throttlekit-server" ./cmd/throttlekit-server
+(cd sdk-python && THROTTLEKIT_SERVER_BIN="$root/.tools/bin/throttlekit-server" "$pysdk/bin/pytest" -q -p no:cacheprovider)
 
 step "conformance (real server processes over gRPC)"
 (cd conformance && go test -count=1 ./...)

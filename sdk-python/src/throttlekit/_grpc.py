@@ -1,0 +1,55 @@
+"""What both gRPC backends share: the generated stubs, channels, and the mapping of status codes to
+:mod:`throttlekit.errors`. Importing this module imports grpc, so only the backends do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from .decision import Decision, Forecast
+from .errors import (
+    InvalidRequestError,
+    OperationNotSupportedError,
+    PolicyNotFoundError,
+    ServiceUnavailableError,
+    ThrottleKitError,
+)
+from .v1 import throttlekit_pb2 as pb
+from .v1 import throttlekit_pb2_grpc as pb_grpc
+
+__all__ = ["Decision", "Forecast", "as_error", "decision", "forecast", "pb", "pb_grpc"]
+
+_BY_CODE: dict[Any, type[ThrottleKitError]] = {
+    grpc.StatusCode.NOT_FOUND: PolicyNotFoundError,
+    grpc.StatusCode.UNIMPLEMENTED: OperationNotSupportedError,
+    grpc.StatusCode.UNAVAILABLE: ServiceUnavailableError,
+    # A call that did not finish in time tells the caller the same as one that could not start.
+    grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailableError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+}
+
+
+def as_error(err: grpc.RpcError) -> ThrottleKitError:
+    code = err.code() if hasattr(err, "code") else None
+    details = err.details() if hasattr(err, "details") else str(err)
+    cls = _BY_CODE.get(code, ThrottleKitError)
+    name = code.name if code is not None else "UNKNOWN"
+    return cls(f"{name}: {details}")
+
+
+def decision(d: Any) -> Decision:
+    return Decision(bool(d.allowed), int(d.limit), int(d.remaining), int(d.reset_at), int(d.retry_after_ms))
+
+
+def forecast(f: Any) -> Forecast:
+    return Forecast(int(f.spendable_now), int(f.next_replenish_at), int(f.full_at))
+
+
+def check_units(name: str, n: int) -> int:
+    """Client-side validation, so a bad call fails before the network: 0 means 1."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise InvalidRequestError(f"{name} must be an int, not {type(n).__name__}")
+    if n < 0:
+        raise InvalidRequestError(f"{name} must not be negative (got {n})")
+    return n

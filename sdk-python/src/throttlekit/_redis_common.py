@@ -1,0 +1,129 @@
+"""What the sync and async direct doors share: ARGV, replies, state parsing. No I/O here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from . import _engine, _lua
+from .decision import Decision, Forecast
+from .errors import InvalidRequestError, ThrottleKitError
+from .strategies import Strategy
+
+
+def join(prefix: str, key: str) -> str:
+    """prefix:key, or key when the prefix is empty: the key scheme of every ThrottleKit client."""
+    return f"{prefix}:{key}" if prefix else key
+
+
+def units(cost: int) -> int:
+    if not isinstance(cost, int) or isinstance(cost, bool):
+        raise InvalidRequestError(f"cost must be an int, not {type(cost).__name__}")
+    if cost < 0:
+        raise InvalidRequestError(f"cost must not be negative (got {cost})")
+    return cost or 1
+
+
+def instant(now: int | None) -> str:
+    if now is None:
+        return "0"  # the Redis server's clock: a fleet never disagrees about time
+    if not isinstance(now, int) or isinstance(now, bool) or now <= 0:
+        raise InvalidRequestError(f"now must be a positive epoch-ms int or None, not {now!r}")
+    return str(now)
+
+
+def is_noscript(err: BaseException) -> bool:
+    """A refused EVALSHA of a script Redis does not hold: redis-py raises NoScriptError (whose text
+    drops the NOSCRIPT prefix); other clients pass the server's text on."""
+    text = str(err)
+    return type(err).__name__ == "NoScriptError" or text.startswith("NOSCRIPT") or "No matching script" in text
+
+
+def as_text(v: Any) -> str | None:
+    if v is None or v is False:
+        return None
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+class Prepared:
+    """One strategy bound to its check and state scripts."""
+
+    def __init__(self, strategy: Strategy, prefix: str) -> None:
+        if not isinstance(prefix, str):
+            raise ValueError(f"prefix must be a str, not {type(prefix).__name__}")
+        self.strategy = strategy
+        self.prefix = prefix
+        params = strategy.params()
+        self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(strategy.kind, params, "check")
+        self.state = _lua.script(strategy.kind, "state")
+        self.model = _engine.model(strategy)
+
+    def key(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise InvalidRequestError("key must be a non-empty str")
+        return join(self.prefix, key)
+
+    def check_args(self, cost: int, now: int | None) -> list[str]:
+        argv = list(self._check_argv)
+        argv[self._now_at] = instant(now)
+        argv[self._cost_at] = str(units(cost))
+        return argv
+
+    @staticmethod
+    def decision(reply: Any) -> Decision:
+        if not isinstance(reply, list | tuple) or len(reply) not in (5, 6):
+            raise ThrottleKitError(f"unexpected script reply {reply!r}")
+        a, lim, rem, reset, retry = (int(x) for x in reply[:5])
+        return Decision(a == 1, lim, rem, reset, retry)
+
+    def parse_state(self, reply: Any) -> tuple[_engine.State, int]:
+        """The state script's reply as the engine's state and the instant it was read at; state that
+        does not parse, or is not sane, reads as absent (the next check resets the key)."""
+        if not isinstance(reply, list | tuple) or not reply:
+            raise ThrottleKitError(f"unexpected state reply {reply!r}")
+        now = int(reply[0])
+        rest = [as_text(v) for v in reply[1:]]
+        try:
+            s = self._state(rest)
+        except ValueError:
+            return _engine.State(), now
+        return _engine.sanitized(self.model, s, now), now
+
+    def _state(self, rest: Sequence[str | None]) -> _engine.State:
+        kind = self.strategy.kind
+        s = _engine.State()
+        if kind == "gcra":
+            if rest and rest[0] is not None:
+                s.present, s.v0 = True, float(rest[0])
+        elif kind in ("tokenBucket", "fixedWindow"):
+            if len(rest) >= 2 and rest[0] is not None and rest[1] is not None:
+                s.present, s.v0, s.v1 = True, float(rest[0]), float(rest[1])
+        elif kind == "slidingWindow":
+            if rest:
+                slots = int(self.strategy.params()["buckets"]) + 1
+                s.present = True
+                s.series = [-1.0 if i % 2 == 0 else 0.0 for i in range(2 * slots)]
+                for i in range(0, len(rest) - 1, 2):
+                    field, value = rest[i] or "", rest[i + 1] or ""
+                    slot = int(field)
+                    tick, sep, count = value.partition(":")
+                    if not sep or not 0 <= slot < slots:
+                        raise ValueError(f"bad slot {field}={value}")
+                    s.series[2 * slot], s.series[2 * slot + 1] = float(tick), float(count)
+        elif kind == "slidingWindowLog" and rest:
+            s.present = True
+            s.series = sorted(float(rest[i] or "nan") for i in range(1, len(rest), 2))
+        if any(math.isnan(v) for v in (s.v0, s.v1, *s.series)):
+            raise ValueError("not a number")
+        return s
+
+    def peek(self, reply: Any) -> Decision:
+        s, now = self.parse_state(reply)
+        return self.model.peek(s, now)
+
+    def forecast(self, reply: Any, cost: int) -> Forecast:
+        s, now = self.parse_state(reply)
+        return _engine.forecast_of(self.model, s, now, units(cost))

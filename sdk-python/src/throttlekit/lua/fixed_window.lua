@@ -1,0 +1,53 @@
+-- ThrottleKit fixedWindow check. KEYS[1] = state key (hash: s = window start, c = count).
+-- ARGV: now (0 = Redis TIME), limit, windowMs, cost.
+-- Reply: {allowed, limit, remaining, resetAt, retryAfterMs}.
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- State that this script could not have written (another type, text that is
+-- not a number, a non-finite value, an instant more than SKEW ms ahead) is
+-- deleted and the request decided on a fresh key; the reply then carries a
+-- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
+local SKEW = 60000
+local MAXINT = 9007199254740992
+local reset = false
+local function corrupt()
+  redis.call('DEL', key)
+  reset = true
+end
+local function int(x)
+  if x ~= x then return 0 end
+  return math.max(-MAXINT, math.min(MAXINT, x))
+end
+local function reply(allowed, lim, remaining, resetAt, retry)
+  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
+  if reset then out[6] = 1 end
+  return out
+end
+local limit = tonumber(ARGV[2])
+local windowMs = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+
+local start = math.floor(now / windowMs) * windowMs
+local resetAt = start + windowMs
+local st = redis.pcall('HMGET', key, 's', 'c')
+local count = 0
+if st.err then
+  corrupt()
+elseif st[1] or st[2] then
+  local s, c = tonumber(st[1]), tonumber(st[2])
+  if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
+    corrupt()
+  elseif s == start then
+    count = c
+  end
+end
+if count + cost <= limit then
+  redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
+  redis.call('PEXPIRE', key, math.max(1, math.ceil(resetAt - now)))
+  return reply(1, limit, limit - (count + cost), resetAt, 0)
+end
+return reply(0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))

@@ -1,0 +1,60 @@
+-- ThrottleKit gcra check. KEYS[1] = state key (a string holding tat).
+-- ARGV: now (0 = Redis TIME), periodMs, limit, burst, cost.
+-- Reply: {allowed, limit(=burst), remaining, resetAt, retryAfterMs}.
+-- Arithmetic is done in the order of the ThrottleKit semantics: the Go
+-- engine mirrors it operation for operation and replies must match bit for bit.
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- State that this script could not have written (another type, text that is
+-- not a number, a non-finite value, an instant more than SKEW ms ahead) is
+-- deleted and the request decided on a fresh key; the reply then carries a
+-- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
+local SKEW = 60000
+local MAXINT = 9007199254740992
+local reset = false
+local function corrupt()
+  redis.call('DEL', key)
+  reset = true
+end
+local function int(x)
+  if x ~= x then return 0 end
+  return math.max(-MAXINT, math.min(MAXINT, x))
+end
+local function reply(allowed, lim, remaining, resetAt, retry)
+  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
+  if reset then out[6] = 1 end
+  return out
+end
+local periodMs = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local cost = tonumber(ARGV[5])
+
+local T = periodMs / limit
+local tau = T * burst
+local inc = T * cost
+local raw = redis.pcall('GET', key)
+local tat
+if type(raw) == 'table' then
+  corrupt()
+elseif raw then
+  tat = tonumber(raw)
+  if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
+    corrupt()
+    tat = nil
+  end
+end
+tat = tat or now
+if tat < now then tat = now end
+local newTat = tat + inc
+local allowAt = newTat - tau
+if now < allowAt then
+  return reply(0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
+end
+local ttl = math.max(1, math.ceil(newTat - now))
+redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
+return reply(1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)

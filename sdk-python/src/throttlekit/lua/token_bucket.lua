@@ -1,0 +1,58 @@
+-- ThrottleKit tokenBucket check. KEYS[1] = state key (hash: t = tokens, l = last).
+-- ARGV: now (0 = Redis TIME), capacity, refillPerSec, cost.
+-- Reply: {allowed, limit(=capacity), remaining, resetAt, retryAfterMs}.
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- State that this script could not have written (another type, text that is
+-- not a number, a non-finite value, an instant more than SKEW ms ahead) is
+-- deleted and the request decided on a fresh key; the reply then carries a
+-- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
+local SKEW = 60000
+local MAXINT = 9007199254740992
+local reset = false
+local function corrupt()
+  redis.call('DEL', key)
+  reset = true
+end
+local function int(x)
+  if x ~= x then return 0 end
+  return math.max(-MAXINT, math.min(MAXINT, x))
+end
+local function reply(allowed, lim, remaining, resetAt, retry)
+  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
+  if reset then out[6] = 1 end
+  return out
+end
+local capacity = tonumber(ARGV[2])
+local refillPerSec = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+
+local perMs = refillPerSec / 1000
+local st = redis.pcall('HMGET', key, 't', 'l')
+local tokens, last
+if st.err then
+  corrupt()
+elseif st[1] or st[2] then
+  tokens, last = tonumber(st[1]), tonumber(st[2])
+  if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
+    corrupt()
+    tokens, last = nil, nil
+  end
+end
+tokens = tokens or capacity
+last = last or now
+local elapsed = math.max(0, now - last)
+tokens = math.min(capacity, tokens + elapsed * perMs)
+local ttl = math.max(1, math.ceil(capacity / perMs))
+if tokens >= cost then
+  local newTokens = tokens - cost
+  redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
+  redis.call('PEXPIRE', key, ttl)
+  return reply(1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
+end
+return reply(0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
+  math.ceil((cost - tokens) / perMs))

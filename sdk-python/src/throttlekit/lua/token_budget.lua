@@ -1,0 +1,56 @@
+-- ThrottleKit tokenBudget debit (post-hoc metering). KEYS[1] = state key
+-- (hash: s = window start, c = tokens served). The debit that crosses the
+-- budget is admitted and counted in full; later debits in the window are refused.
+-- ARGV: now (0 = Redis TIME), budget, windowMs, tokens.
+-- Reply: {allowed, limit(=budget), remaining, resetAt, retryAfterMs}.
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- State that this script could not have written (another type, text that is
+-- not a number, a non-finite value, an instant more than SKEW ms ahead) is
+-- deleted and the request decided on a fresh key; the reply then carries a
+-- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
+local SKEW = 60000
+local MAXINT = 9007199254740992
+local reset = false
+local function corrupt()
+  redis.call('DEL', key)
+  reset = true
+end
+local function int(x)
+  if x ~= x then return 0 end
+  return math.max(-MAXINT, math.min(MAXINT, x))
+end
+local function reply(allowed, lim, remaining, resetAt, retry)
+  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
+  if reset then out[6] = 1 end
+  return out
+end
+local budget = tonumber(ARGV[2])
+local windowMs = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4])
+
+local start = math.floor(now / windowMs) * windowMs
+local resetAt = start + windowMs
+local st = redis.pcall('HMGET', key, 's', 'c')
+local served = 0
+if st.err then
+  corrupt()
+elseif st[1] or st[2] then
+  local s, c = tonumber(st[1]), tonumber(st[2])
+  if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
+    corrupt()
+  elseif s == start then
+    served = c
+  end
+end
+if served >= budget then
+  return reply(0, budget, 0, resetAt, resetAt - now)
+end
+served = served + tokens
+redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', served))
+redis.call('PEXPIRE', key, math.max(1, math.ceil(resetAt - now)))
+return reply(1, budget, math.max(0, budget - served), resetAt, 0)

@@ -1,0 +1,144 @@
+"""Fixtures: a real throttlekit-server (built from this repository unless THROTTLEKIT_SERVER_BIN names
+one) and a real redis-server (started on a free loopback port unless THROTTLEKIT_REDIS_URL names
+one). Nothing is mocked; a missing redis-server or Go toolchain fails the run."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "conformance" / "testdata" / "golden-vectors.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    given = os.environ.get("THROTTLEKIT_SERVER_BIN")
+    if given:
+        return given
+    out = tmp_path_factory.mktemp("bin") / "throttlekit-server"
+    subprocess.run(["go", "build", "-o", str(out), "./cmd/throttlekit-server"], cwd=ROOT / "server", check=True)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("THROTTLEKIT_REDIS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (the test command installs it); it is required, never skipped")
+    port = free_port()
+    d = tempfile.mkdtemp()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    addr: str
+    proc: subprocess.Popen[bytes]
+    stderr_path: pathlib.Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(server_bin: str, tmp_path: pathlib.Path) -> Iterator[StartServer]:
+    """start_server(policies_yaml, *flags) runs a server on a free port and waits for its startup line."""
+    started: list[Server] = []
+
+    def start(policies: str, *flags: str) -> Server:
+        cfg = tmp_path / f"policies-{len(started)}.yaml"
+        cfg.write_text(policies)
+        err = tmp_path / f"stderr-{len(started)}.log"
+        proc = subprocess.Popen(
+            [server_bin, "--config", str(cfg), "--host", "127.0.0.1", "--port", "0", *flags],
+            stdout=subprocess.PIPE,
+            stderr=err.open("wb"),
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        m = re.search(r"listening on (\S+)", line)
+        if m is None:
+            proc.kill()
+            pytest.fail(f"server did not start: {line!r}\n{err.read_text()}")
+        s = Server(m.group(1), proc, err)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+POLICIES = """version: 1
+limiters:
+  api: { strategy: gcra, limit: 5, period: 1h, burst: 5 }
+  bucket: { strategy: tokenBucket, capacity: 4, refillPerSec: 1 }
+  window: { strategy: fixedWindow, limit: 3, period: 3650d }
+  sliding: { strategy: slidingWindow, limit: 10, period: 1m }
+  logins: { strategy: slidingWindowLog, limit: 3, period: 10m }
+  completions:
+    tokenBudget: { budget: 100, windowMs: 60000 }
+  checkout:
+    concurrency: { minLimit: 1, maxLimit: 1 }
+  unified-api:
+    strategy: gcra
+    limit: 5
+    period: 1h
+    concurrency: { minLimit: 2, maxLimit: 2 }
+"""
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    return start_server(POLICIES)
