@@ -140,7 +140,10 @@ step "benchmarks compile and run once"
 
 step "Python SDK tests (pytest, a real server and Redis)"
 go -C server build -o "$root/.tools/bin/throttlekit-server" ./cmd/throttlekit-server
-(cd sdk-python && THROTTLEKIT_SERVER_BIN="$root/.tools/bin/throttlekit-server" "$pysdk/bin/pytest" -q -p no:cacheprovider)
+go -C server build -tags throttlekit_testclock -o "$root/.tools/bin/throttlekit-server-testclock" ./cmd/throttlekit-server
+(cd sdk-python && THROTTLEKIT_SERVER_BIN="$root/.tools/bin/throttlekit-server" \
+  THROTTLEKIT_SERVER_TESTCLOCK_BIN="$root/.tools/bin/throttlekit-server-testclock" \
+  "$pysdk/bin/pytest" -q -p no:cacheprovider)
 
 step "conformance (real server processes over gRPC)"
 (cd conformance && go test -count=1 ./...)

@@ -39,6 +39,22 @@ def server_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def testclock_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A server built with the test-only clock hook: requests may carry their instant in the
+    x-throttlekit-test-now metadata, so its answers can be compared at exact instants."""
+    given = os.environ.get("THROTTLEKIT_SERVER_TESTCLOCK_BIN")
+    if given:
+        return given
+    out = tmp_path_factory.mktemp("bin") / "throttlekit-server-testclock"
+    subprocess.run(
+        ["go", "build", "-tags", "throttlekit_testclock", "-o", str(out), "./cmd/throttlekit-server"],
+        cwd=ROOT / "server",
+        check=True,
+    )
+    return str(out)
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     given = os.environ.get("THROTTLEKIT_REDIS_URL")
     if given:
@@ -92,16 +108,26 @@ StartServer = Callable[..., Server]
 
 
 @pytest.fixture
-def start_server(server_bin: str, tmp_path: pathlib.Path) -> Iterator[StartServer]:
-    """start_server(policies_yaml, *flags) runs a server on a free port and waits for its startup line."""
+def start_server(server_bin: str, testclock_bin: str, tmp_path: pathlib.Path) -> Iterator[StartServer]:
+    """start_server(policies_yaml, *flags, test_clock=False) runs a server on a free port and waits for
+    its startup line."""
     started: list[Server] = []
 
-    def start(policies: str, *flags: str) -> Server:
+    def start(policies: str, *flags: str, test_clock: bool = False) -> Server:
         cfg = tmp_path / f"policies-{len(started)}.yaml"
         cfg.write_text(policies)
         err = tmp_path / f"stderr-{len(started)}.log"
         proc = subprocess.Popen(
-            [server_bin, "--config", str(cfg), "--host", "127.0.0.1", "--port", "0", *flags],
+            [
+                testclock_bin if test_clock else server_bin,
+                "--config",
+                str(cfg),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *flags,
+            ],
             stdout=subprocess.PIPE,
             stderr=err.open("wb"),
         )

@@ -49,7 +49,7 @@ def test_import_is_light() -> None:
         (lambda: Gcra(10, 0), "period_ms"),
         (lambda: Gcra(10, 1000, burst=0), "burst"),
         (lambda: TokenBucket(10, float("inf")), "refill_per_sec"),
-        (lambda: FixedWindow(True, 1000), "limit"),  # type: ignore[arg-type]
+        (lambda: FixedWindow(True, 1000), "limit"),
         (lambda: SlidingWindow(10, 1000, buckets=0), "buckets"),
         (lambda: SlidingWindowLog(10_001, 1000), "limit"),
         (lambda: SlidingWindowLog(2**60, 1000), "limit"),
@@ -98,7 +98,9 @@ def _lease_suites() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("suite", _lease_suites(), ids=lambda s: s["name"])
 def test_lease_spender_follows_the_golden_suites(suite: dict[str, Any]) -> None:
-    sp = LeaseSpender(limit=suite["limit"], ttl_ms=suite.get("ttlMs", 0), window_coupled=suite.get("windowCoupled", False))
+    sp = LeaseSpender(
+        limit=suite["limit"], ttl_ms=suite.get("ttlMs", 0), window_coupled=suite.get("windowCoupled", False)
+    )
     assert suite["events"], "an empty suite proves nothing"
     for ev in suite["events"]:
         if ev["op"] == "grant":

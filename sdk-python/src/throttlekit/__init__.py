@@ -21,7 +21,16 @@ from .errors import (
 from .headers import decision_headers
 from .lease_spender import LeaseGrant, LeaseSpender
 from .ratelimit import Checker, OnUnavailable, RateLimited, bind_policy, rate_limit
-from .strategies import FixedWindow, Gcra, SlidingWindow, SlidingWindowLog, Strategy, TokenBucket, from_spec
+from .strategies import (
+    FixedWindow,
+    Gcra,
+    SlidingWindow,
+    SlidingWindowLog,
+    Strategy,
+    TokenBucket,
+    TokenBudget,
+    from_spec,
+)
 
 if TYPE_CHECKING:
     from .redis_backend import RedisBackend, RedisClientLike
@@ -77,6 +86,7 @@ __all__ = [
     "Strategy",
     "ThrottleKitError",
     "TokenBucket",
+    "TokenBudget",
     "__version__",
     "bind_policy",
     "decision_headers",

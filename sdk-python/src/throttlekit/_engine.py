@@ -48,7 +48,7 @@ def _decision(allowed: bool, limit: int, remaining: int, reset_at: int, retry: i
     return Decision(allowed, limit, max(0, remaining), reset_at, max(0, retry))
 
 
-class _Model:
+class Model:
     limit: int
 
     def check(self, s: State, now: int, cost: int) -> Decision:
@@ -64,7 +64,7 @@ class _Model:
         raise NotImplementedError
 
 
-class _Gcra(_Model):
+class _Gcra(Model):
     def __init__(self, g: Gcra) -> None:
         self.limit = g.reported_limit
         self.t = float(g.period_ms) / float(g.limit)
@@ -100,7 +100,7 @@ class _Gcra(_Model):
         return s.v0 > -math.inf and s.v0 <= n + self.tau + MAX_SKEW_MS
 
 
-class _TokenBucket(_Model):
+class _TokenBucket(Model):
     def __init__(self, b: TokenBucket) -> None:
         self.limit = b.capacity
         self.capacity = float(b.capacity)
@@ -144,7 +144,7 @@ class _TokenBucket(_Model):
         return 0 <= s.v0 < math.inf and s.v1 > -math.inf and s.v1 <= n + MAX_SKEW_MS
 
 
-class _FixedWindow(_Model):
+class _FixedWindow(Model):
     def __init__(self, w: FixedWindow) -> None:
         self.limit = w.limit
         self.lim = float(w.limit)
@@ -180,7 +180,7 @@ class _FixedWindow(_Model):
         return math.isfinite(s.v0) and 0 <= s.v1 < math.inf
 
 
-class _SlidingWindow(_Model):
+class _SlidingWindow(Model):
     def __init__(self, sw: SlidingWindow) -> None:
         self.limit = sw.limit
         self.lim = float(sw.limit)
@@ -251,7 +251,7 @@ class _SlidingWindow(_Model):
         return all(math.isfinite(s.series[i]) and 0 <= s.series[i + 1] < math.inf for i in range(0, len(s.series), 2))
 
 
-class _SlidingWindowLog(_Model):
+class _SlidingWindowLog(Model):
     def __init__(self, sl: SlidingWindowLog) -> None:
         self.limit = sl.limit
         self.lim = float(sl.limit)
@@ -304,7 +304,7 @@ class _SlidingWindowLog(_Model):
         return s.series[0] > -math.inf and s.series[0] <= s.series[-1] <= n + MAX_SKEW_MS
 
 
-def model(st: Strategy) -> _Model:
+def model(st: Strategy) -> Model:
     if isinstance(st, Gcra):
         return _Gcra(st)
     if isinstance(st, TokenBucket):
@@ -318,14 +318,14 @@ def model(st: Strategy) -> _Model:
     raise TypeError(f"no peek or forecast for strategy {st!r}")
 
 
-def sanitized(m: _Model, s: State, now: int) -> State:
+def sanitized(m: Model, s: State, now: int) -> State:
     """The state as stores read it: state no engine could have written reads as absent."""
     if s.present and not m.sane(s, float(now)):
         return State()
     return s
 
 
-def forecast_of(m: _Model, s: State, now: int, cost: int) -> Forecast:
+def forecast_of(m: Model, s: State, now: int, cost: int) -> Forecast:
     """Forecast from its definition: spendable by checks on a copy; the two instants by binary search
     over Peek, whose remaining never decreases while nothing is spent."""
     spendable = 0
@@ -344,7 +344,7 @@ def forecast_of(m: _Model, s: State, now: int, cost: int) -> Forecast:
     )
 
 
-def _first_instant(m: _Model, s: State, now: int, pred: Callable[[int], bool]) -> int:
+def _first_instant(m: Model, s: State, now: int, pred: Callable[[int], bool]) -> int:
     def holds(t: int) -> bool:
         return pred(m.peek(s, t).remaining)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _engine, _lua
 from .decision import Decision, Forecast
-from .errors import InvalidRequestError, ThrottleKitError
+from .errors import InvalidRequestError, OperationNotSupportedError, ThrottleKitError
 from .strategies import Strategy
 
 
@@ -57,9 +57,11 @@ class Prepared:
         self.strategy = strategy
         self.prefix = prefix
         params = strategy.params()
-        self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(strategy.kind, params, "check")
-        self.state = _lua.script(strategy.kind, "state")
-        self.model = _engine.model(strategy)
+        role = "debit" if strategy.kind == "tokenBudget" else "check"
+        self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(strategy.kind, params, role)
+        # A budget is metered, not looked ahead at: it has no state script and no peek or forecast.
+        self._state_script = None if role == "debit" else _lua.script(strategy.kind, "state")
+        self._model = None if role == "debit" else _engine.model(strategy)
 
     def key(self, key: str) -> str:
         if not isinstance(key, str) or not key:
@@ -78,6 +80,18 @@ class Prepared:
             raise ThrottleKitError(f"unexpected script reply {reply!r}")
         a, lim, rem, reset, retry = (int(x) for x in reply[:5])
         return Decision(a == 1, lim, rem, reset, retry)
+
+    @property
+    def state(self) -> _lua.Script:
+        if self._state_script is None:
+            raise OperationNotSupportedError(f"{self.strategy.kind} has no peek or forecast: it is metered by check")
+        return self._state_script
+
+    @property
+    def model(self) -> _engine.Model:
+        if self._model is None:
+            raise OperationNotSupportedError(f"{self.strategy.kind} has no peek or forecast: it is metered by check")
+        return self._model
 
     def parse_state(self, reply: Any) -> tuple[_engine.State, int]:
         """The state script's reply as the engine's state and the instant it was read at; state that

@@ -167,6 +167,31 @@ class SlidingWindowLog:
         return {"windowMs": self.window_ms, "limit": self.limit}
 
 
+@dataclass(frozen=True, slots=True)
+class TokenBudget:
+    """A cost budget metered after the fact: ``budget`` units per aligned ``window_ms``; the debit that
+    crosses the budget is admitted in full, later ones in the window are refused. On the direct door,
+    ``check(key, tokens)`` debits."""
+
+    budget: int
+    window_ms: int | float
+
+    def __post_init__(self) -> None:
+        _positive_int("budget", self.budget)
+        _positive_number("window_ms", self.window_ms)
+
+    @property
+    def kind(self) -> str:
+        return "tokenBudget"
+
+    @property
+    def reported_limit(self) -> int:
+        return self.budget
+
+    def params(self) -> dict[str, float]:
+        return {"budget": self.budget, "windowMs": self.window_ms}
+
+
 def from_spec(kind: str, options: Mapping[str, float]) -> Strategy:
     """Builds a strategy from its kind and options as the golden vectors and policy files name them
     (``{"kind": "gcra", "options": {"limit": 10, "periodMs": 1000, "burst": 5}}``)."""
@@ -188,7 +213,18 @@ def from_spec(kind: str, options: Mapping[str, float]) -> Strategy:
         return SlidingWindow(whole("limit"), o["windowMs"], whole("buckets") if "buckets" in o else 10)
     if kind == "slidingWindowLog":
         return SlidingWindowLog(whole("limit"), o["windowMs"])
+    if kind == "tokenBudget":
+        return TokenBudget(whole("budget"), o["windowMs"])
     raise ValueError(f"unknown strategy kind {kind!r}")
 
 
-__all__ = ["FixedWindow", "Gcra", "SlidingWindow", "SlidingWindowLog", "Strategy", "TokenBucket", "from_spec"]
+__all__ = [
+    "FixedWindow",
+    "Gcra",
+    "SlidingWindow",
+    "SlidingWindowLog",
+    "Strategy",
+    "TokenBucket",
+    "TokenBudget",
+    "from_spec",
+]
