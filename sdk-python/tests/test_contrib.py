@@ -20,15 +20,21 @@ def _dead() -> ServiceBackend:
 
 
 def test_rate_limit_decorator(server: Server) -> None:
+    def greet(user: str) -> str:
+        return f"hi {user}"
+
+    def ok(user: str) -> str:
+        return "ok"
+
     with ServiceBackend(server.addr) as rl:
-        limited = rate_limit(bind_policy(rl, "window"), key=lambda user: user)(lambda user: f"hi {user}")
+        limited = rate_limit(bind_policy(rl, "window"), key=lambda user: user)(greet)
         assert [limited("dec") for _ in range(3)] == ["hi dec"] * 3
         with pytest.raises(RateLimited) as exc:
             limited("dec")
         assert exc.value.retry_after_ms > 0 and not exc.value.decision.allowed
     with _dead() as dead:
-        assert rate_limit(bind_policy(dead, "window"), key=str)(lambda u: "ok")("u") == "ok"  # fail open
-        closed = rate_limit(bind_policy(dead, "window"), key=str, on_unavailable="deny")(lambda u: "ok")
+        assert rate_limit(bind_policy(dead, "window"), key=str)(ok)("u") == "ok"  # fail open
+        closed = rate_limit(bind_policy(dead, "window"), key=str, on_unavailable="deny")(ok)
         with pytest.raises(RateLimited):
             closed("u")
 
