@@ -91,7 +91,7 @@ if [[ ! -x "$pysdk/bin/python" ]]; then
 fi
 "$pysdk/bin/pip" install -q --upgrade "./sdk-python[all,dev]"
 "$pysdk/bin/pip" install -q --force-reinstall --no-deps ./sdk-python
-(cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples)
+(cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples bench)
 
 step "unit tests (race detector)"
 (cd sdk-go && go test -race -count=1 ./...)
