@@ -135,8 +135,10 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	cl := &Cluster{}
 	for i := 0; i < n; i++ {
 		dir := t.TempDir()
+		// The cluster bus listens on port + 10000 unless named: for a free
+		// port above 55535 that is no port at all, and the node would not start.
 		node := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "5000")
+			"--cluster-node-timeout", "5000", "--cluster-port", strconv.Itoa(FreePort(t)))
 		cl.nodes = append(cl.nodes, node)
 		cl.Addrs = append(cl.Addrs, node.Addr)
 	}

@@ -62,6 +62,9 @@ def cluster() -> Iterator[list[int]]:
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "5000",
+                    # The bus port is port + 10000 unless named: past 55535 that is no port at all.
+                    "--cluster-port",
+                    str(free_port()),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
