@@ -8,8 +8,8 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
-	github.com/throttlekit/throttlekit-go/server v0.0.0
+	github.com/throttlekit/throttlekit-go v0.6.0
+	github.com/throttlekit/throttlekit-go/server v0.6.0
 	golang.org/x/net v0.60.0
 	google.golang.org/grpc v1.85.0
 )
@@ -40,7 +40,3 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace (
-	github.com/throttlekit/throttlekit-go/sdk-go => ../sdk-go
-	github.com/throttlekit/throttlekit-go/server => ../server
-)

@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,7 +15,7 @@ import (
 // vectorFiles loads the golden vectors and every THROTTLEKIT_VECTORS file.
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
-	files, err := vectors.LoadWithExtra(filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "golden-vectors.json"))
+	files, err := vectors.GoldenWithExtra()
 	if err != nil {
 		t.Fatal(err)
 	}

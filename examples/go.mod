@@ -2,7 +2,7 @@ module github.com/throttlekit/throttlekit-go/examples
 
 go 1.26.0
 
-require github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
+require github.com/throttlekit/throttlekit-go v0.6.0
 
 require (
 	golang.org/x/net v0.60.0 // indirect
@@ -13,4 +13,3 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/throttlekit/throttlekit-go/sdk-go => ../sdk-go

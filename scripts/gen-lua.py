@@ -2,8 +2,8 @@
 """Stamps lua/manifest.json with each script's sha256 (and the sha1 EVALSHA
 uses) and copies the scripts and manifest to every package that ships them.
 
-lua/ is the one source; the copies exist because go:embed cannot reach
-outside its module and a wheel carries its own files. The test command runs
+lua/ is the one source, embedded by the Go package beside it; the copy exists
+because a wheel carries its own files. The test command runs
 this into a scratch tree and fails when a committed copy differs.
 
     scripts/gen-lua.py [--root DIR]   (DIR defaults to the repository root)
@@ -14,7 +14,8 @@ import json
 import pathlib
 import shutil
 
-COPIES = ["sdk-go/luascripts/lua", "sdk-python/src/throttlekit/lua"]
+# Go embeds lua/ itself (the root module's lua package); a wheel needs its own copy.
+COPIES = ["sdk-python/src/throttlekit/lua"]
 
 
 def main() -> None:

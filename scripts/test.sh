@@ -8,7 +8,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export PATH="$root/.tools/bin:$PATH"
-modules=(sdk-go server conformance examples)
+# The Go modules: the root (the lean SDK and lua/), the server, the
+# conformance suite, the examples and the benchmark tool (one go.work).
+modules=(. server conformance examples bench)
 # Extra vector files (same shape, absolute times) are replayed through every
 # store and door next to the golden ones; the repository's own hand-computed
 # file keeps that path exercised. A caller's THROTTLEKIT_VECTORS is kept.
@@ -31,20 +33,19 @@ if ! diff -ru "$gen/sdk-go/gen" sdk-go/gen; then
 fi
 
 step "golden vectors match the contract's"
-# conformance/testdata holds the ecosystem's oracle so that a checkout alone
+# sdk-go/vectors embeds the ecosystem's oracle so that a checkout alone
 # can run the suite; where the shared contract sits beside the repository
 # (CI, every developer machine here), the copy must be byte-identical.
 shared_vectors="$root/../shared/contract/golden-vectors.json"
 if [[ -f "$shared_vectors" ]]; then
-  cmp "$shared_vectors" conformance/testdata/golden-vectors.json
+  cmp "$shared_vectors" sdk-go/vectors/golden-vectors.json
 else
   echo "test: NOTE: $shared_vectors is not beside this checkout; the vector copy was not compared" >&2
 fi
 
 step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
 python3 scripts/gen-lua.py --root "$gen"
-if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-go/luascripts/lua "$gen/sdk-go/luascripts/lua" \
-  || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
+if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
   echo "test: the Lua manifest or a copy is stale; run scripts/gen-lua.py and commit the result" >&2
   exit 1
 fi
@@ -94,14 +95,14 @@ fi
 (cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples bench)
 
 step "unit tests (race detector)"
-(cd sdk-go && go test -race -count=1 ./...)
+go test -race -count=1 ./...
 (cd server && go test -race -count=1 ./...)
 
 step "engine under FMA-capable code generation (GOAMD64=v3)"
 # Go may fuse a*b+c into one FMA on such targets; the engine forbids it with
 # explicit conversions, and the vectors must still match bit for bit.
 if [[ "$(go env GOARCH)" == amd64 ]] && grep -qw fma /proc/cpuinfo && grep -qw avx2 /proc/cpuinfo; then
-  (cd sdk-go && GOAMD64=v3 go test -count=1 ./engine)
+  GOAMD64=v3 go test -count=1 ./sdk-go/engine
 else
   echo "test: NOTE: this CPU cannot run GOAMD64=v3 code; the FMA build of the engine was not exercised here" >&2
 fi
@@ -125,17 +126,17 @@ fuzz() {
   fi
   return 1
 }
-fuzz sdk-go FuzzTimeline ./engine
+fuzz . FuzzTimeline ./sdk-go/engine
 fuzz server FuzzParse ./config
 # Hostile input: each door's request validation and each store's decoder of
 # state it did not write (corpora committed under testdata/fuzz).
-fuzz sdk-go FuzzDecodeState ./engine
-fuzz sdk-go FuzzParseState ./luascripts
+fuzz . FuzzDecodeState ./sdk-go/engine
+fuzz . FuzzParseState ./sdk-go/luascripts
 fuzz server FuzzRequests ./door
 fuzz server FuzzDecodeItem ./store/dynstore
 
 step "benchmarks compile and run once"
-(cd sdk-go && go test -run '^$' -bench . -benchtime 1x ./...)
+go test -run '^$' -bench . -benchtime 1x ./...
 (cd server && go test -run '^$' -bench . -benchtime 1x ./...)
 
 step "Python SDK tests (pytest, a real server and Redis)"

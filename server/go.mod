@@ -2,18 +2,16 @@ module github.com/throttlekit/throttlekit-go/server
 
 go 1.26.0
 
-require github.com/throttlekit/throttlekit-go/sdk-go v0.0.0
+require github.com/throttlekit/throttlekit-go v0.6.0
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
-	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.yaml.in/yaml/v3 v3.0.6
-	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
 )
 
@@ -49,4 +47,3 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/throttlekit/throttlekit-go/sdk-go => ../sdk-go

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -9,13 +8,12 @@ import (
 )
 
 // goldenPath is the repository's copy of the ecosystem's golden vectors.
-var goldenPath = filepath.Join("..", "..", "conformance", "testdata", "golden-vectors.json")
 
 // vectorFiles returns the golden vectors plus any files named in
 // THROTTLEKIT_VECTORS (comma-separated).
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
-	files, err := vectors.LoadWithExtra(goldenPath)
+	files, err := vectors.GoldenWithExtra()
 	if err != nil {
 		t.Fatal(err)
 	}

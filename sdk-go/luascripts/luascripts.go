@@ -1,25 +1,21 @@
-// Package luascripts carries ThrottleKit's Redis Lua scripts — the
-// ecosystem's shared wire — embedded from the repository's lua/ directory
-// (copied here by scripts/gen-lua.py, since go:embed cannot leave the
-// module), with their manifest. ARGV order is read from the manifest, never
-// hard-coded, so every client builds the same calls.
+// Package luascripts prepares ThrottleKit's Redis Lua scripts — the
+// ecosystem's shared wire, embedded once by the repository's lua package —
+// for go-redis. ARGV order is read from the manifest, never hard-coded, so
+// every client builds the same calls.
 package luascripts
 
 import (
 	"crypto/sha1"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/lua"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
-
-//go:embed lua/*.lua lua/manifest.json
-var files embed.FS
 
 // Roles of a script.
 const (
@@ -61,7 +57,7 @@ func mustLoad() []*Script {
 }
 
 func load() ([]*Script, error) {
-	raw, err := files.ReadFile("lua/manifest.json")
+	raw, err := lua.FS.ReadFile("manifest.json")
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +66,7 @@ func load() ([]*Script, error) {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	for _, s := range m.Scripts {
-		body, err := files.ReadFile("lua/" + s.File)
+		body, err := lua.FS.ReadFile(s.File)
 		if err != nil {
 			return nil, err
 		}

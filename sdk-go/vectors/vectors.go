@@ -5,6 +5,7 @@
 package vectors
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -105,6 +106,10 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read vectors: %w", err)
 	}
+	return parse(path, raw)
+}
+
+func parse(path string, raw []byte) (*File, error) {
 	var f File
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, fmt.Errorf("parse vectors %s: %w", path, err)
@@ -123,18 +128,52 @@ func Load(path string) (*File, error) {
 	return &f, nil
 }
 
+// goldenJSON is the ecosystem's oracle, byte for byte the shared contract's
+// golden-vectors.json (the test command compares them).
+//
+//go:embed golden-vectors.json
+var goldenJSON []byte
+
+// GoldenName names the embedded golden file in errors and reports.
+const GoldenName = "golden-vectors.json"
+
+// Golden returns the ecosystem's golden vectors.
+func Golden() (*File, error) { return parse(GoldenName, goldenJSON) }
+
+// GoldenWithExtra returns the golden vectors, then every file listed in
+// ExtraEnv.
+func GoldenWithExtra() ([]*File, error) {
+	g, err := Golden()
+	if err != nil {
+		return nil, err
+	}
+	extra, err := loadPaths(extraPaths())
+	if err != nil {
+		return nil, err
+	}
+	return append([]*File{g}, extra...), nil
+}
+
 // ExtraEnv names the environment variable listing extra vector files
 // (comma-separated paths, the same JSON shape with absolute now values).
 const ExtraEnv = "THROTTLEKIT_VECTORS"
 
 // LoadWithExtra loads golden and then every file listed in ExtraEnv.
 func LoadWithExtra(golden string) ([]*File, error) {
-	paths := []string{golden}
+	return loadPaths(append([]string{golden}, extraPaths()...))
+}
+
+func extraPaths() []string {
+	var paths []string
 	for _, p := range strings.Split(os.Getenv(ExtraEnv), ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			paths = append(paths, p)
 		}
 	}
+	return paths
+}
+
+func loadPaths(paths []string) ([]*File, error) {
 	var files []*File
 	for _, p := range paths {
 		f, err := Load(p)

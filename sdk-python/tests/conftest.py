@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-VECTORS = ROOT / "conformance" / "testdata" / "golden-vectors.json"
+VECTORS = ROOT / "sdk-go" / "vectors" / "golden-vectors.json"
 
 
 def free_port() -> int:

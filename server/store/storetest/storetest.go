@@ -7,8 +7,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,36 +19,15 @@ import (
 // Factory returns a fresh, empty store, closed by the suite.
 type Factory func(t *testing.T) store.Store
 
-// VectorFiles loads the repository's golden vectors and every file listed in
+// VectorFiles returns the golden vectors and every file listed in
 // THROTTLEKIT_VECTORS (comma-separated paths).
 func VectorFiles(t testing.TB) []*vectors.File {
 	t.Helper()
-	files, err := vectors.LoadWithExtra(GoldenPath(t))
+	files, err := vectors.GoldenWithExtra()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return files
-}
-
-// GoldenPath finds conformance/testdata/golden-vectors.json above the
-// working directory.
-func GoldenPath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "conformance", "testdata", "golden-vectors.json")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("conformance/testdata/golden-vectors.json not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Run runs the whole suite against stores made by newStore.

@@ -1,7 +1,7 @@
 // Command throttlekit-bench measures ThrottleKit against baselines taken in
 // the same run and prints each result as a ratio, for BENCHMARKS.md:
 //
-//	go -C server run ./cmd/throttlekit-bench
+//	go -C bench run .
 //
 // Ratios, not absolute timings, are what carry over between machines.
 package main

@@ -1,4 +1,4 @@
-module github.com/throttlekit/throttlekit-go/sdk-go
+module github.com/throttlekit/throttlekit-go
 
 go 1.26.0
 
