@@ -28,6 +28,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    """Waits until something accepts on the loopback port; fails the test if proc exits first or 30 s
+    pass (a generous bound for a loaded machine, not a measurement)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"{what} on port {port} did not start")
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def server_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
     given = os.environ.get("THROTTLEKIT_SERVER_BIN")
@@ -70,16 +85,7 @@ def redis_url() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
+    wait_port(port, proc, "redis-server")
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)

@@ -4,7 +4,6 @@ every node decide as on a single node (the vectors' first suites), sync and asyn
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,19 +18,7 @@ import redis.cluster
 
 from throttlekit import AsyncRedisBackend, FixedWindow, Gcra, RedisBackend
 
-from .conftest import free_port
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"cluster node on {port} did not start")
-            time.sleep(0.05)
+from .conftest import free_port, wait_port
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +59,7 @@ def cluster() -> Iterator[list[int]]:
             ports.append(port)
             procs.append(proc)
             dirs.append(d)
-            _wait_port(port, proc)
+            wait_port(port, proc, "a cluster node")
         subprocess.run(
             [
                 cli,

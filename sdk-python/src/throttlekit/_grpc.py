@@ -53,3 +53,13 @@ def check_units(name: str, n: int) -> int:
     if n < 0:
         raise InvalidRequestError(f"{name} must not be negative (got {n})")
     return n
+
+
+def admit_request(policy: str, key: str, cost: int, hold: int, value: int) -> Any:
+    return pb.AdmitRequest(
+        policy=policy,
+        key=key,
+        cost=check_units("cost", cost),
+        hold=check_units("hold", hold),
+        value=check_units("value", value),
+    )

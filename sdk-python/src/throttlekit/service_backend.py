@@ -167,13 +167,7 @@ class ServiceBackend:
         timeout: float | None = None,
     ) -> Admission:
         """Asks a concurrency or unified policy for admission; see :class:`Admission`."""
-        req = pb.AdmitRequest(
-            policy=policy,
-            key=key,
-            cost=_grpc.check_units("cost", cost),
-            hold=_grpc.check_units("hold", hold),
-            value=_grpc.check_units("value", value),
-        )
+        req = _grpc.admit_request(policy, key, cost, hold, value)
         a = Admission(self, self._call(self._stub.Admit, req, timeout))
         if heartbeat and a.held:
             self._track(a)

@@ -139,13 +139,7 @@ class AsyncServiceBackend:
         heartbeat: bool = False,
         timeout: float | None = None,
     ) -> AsyncAdmission:
-        req = pb.AdmitRequest(
-            policy=policy,
-            key=key,
-            cost=_grpc.check_units("cost", cost),
-            hold=_grpc.check_units("hold", hold),
-            value=_grpc.check_units("value", value),
-        )
+        req = _grpc.admit_request(policy, key, cost, hold, value)
         a = AsyncAdmission(self, await self._call(self._stub.Admit, req, timeout))
         if heartbeat and a.held:
             self._leases[a.lease_id] = a
