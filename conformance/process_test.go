@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,20 @@ func TestBadInputStopsTheServer(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tc.code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestHealthSubcommand: the probe a FROM-scratch image uses as its health
+// check exits 0 against a serving server and 1 against a dead port.
+func TestHealthSubcommand(t *testing.T) {
+	srv, _ := startWire(t)
+	bin := harness.Binary(t, false)
+	if code, stdout, stderr := harness.Run(t, bin, "health", srv.Addr); code != 0 || !strings.Contains(stdout, "SERVING") {
+		t.Fatalf("health of a serving server: exit %d, %q %q", code, stdout, stderr)
+	}
+	dead := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	if code, _, _ := harness.Run(t, bin, "health", dead); code != 1 {
+		t.Fatalf("health of a dead port: exit %d, want 1", code)
 	}
 }
 

@@ -146,6 +146,9 @@ go -C server build -tags throttlekit_testclock -o "$root/.tools/bin/throttlekit-
   THROTTLEKIT_SERVER_TESTCLOCK_BIN="$root/.tools/bin/throttlekit-server-testclock" \
   "$pysdk/bin/pytest" -q -p no:cacheprovider)
 
+step "compose: every file valid; the Redis stack up for real, checked, and down"
+./scripts/compose-test.sh
+
 step "conformance (real server processes over gRPC)"
 (cd conformance && go test -count=1 ./...)
 

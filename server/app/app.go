@@ -23,6 +23,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -177,6 +178,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 // process exit code: 0 after a clean shutdown, 2 for a usage error, 1 for
 // any other failure.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return probe(ctx, args[1:], stdout, stderr)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -357,6 +361,35 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		}()
 		return handler(ctx, req)
 	}
+}
+
+// probe is `throttlekit-server health [ADDR]`: it asks a running server's
+// gRPC health service and exits 0 when it is SERVING, 1 otherwise. A
+// container image built FROM scratch has no shell or curl, so its health
+// check is the server binary itself.
+func probe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	addr := "127.0.0.1:50051"
+	if len(args) > 0 {
+		addr = args[0]
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(stderr, "throttlekit-server health:", err)
+		return 1
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		fmt.Fprintf(stderr, "throttlekit-server health: %s: %v\n", addr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, resp.GetStatus())
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return 1
+	}
+	return 0
 }
 
 // Main is the process entry point: it runs the server until SIGINT or
