@@ -14,7 +14,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Bump RECIPE when a recipe below changes; files the images copy count too.
-RECIPE=1
+RECIPE=2
 recipe="$( (echo "$RECIPE"; cat compose/images/*) | sha256sum | cut -c1-12)"
 work="$root/.tools/images"
 mkdir -p "$work"
@@ -67,7 +67,9 @@ if wants moto && ! have "$moto"; then
   chroot "$work/moto" /bin/sh -c 'python3 -m venv /opt/moto && /opt/moto/bin/pip install -q --no-index --find-links /tmp/wheels "moto[server]==5.2.5"' \
     >"$work/moto-pip.log" 2>&1 || { tail -20 "$work/moto-pip.log" >&2; exit 1; }
   rm -rf "$work/moto/tmp/wheels"
-  import moto "$moto" '["/opt/moto/bin/moto_server", "-H", "127.0.0.1", "-p", "5000"]'
+  # Where moto's own image keeps it, so one command line serves both images.
+  ln -s /opt/moto/bin/moto_server "$work/moto/usr/local/bin/moto_server"
+  import moto "$moto" '["/usr/local/bin/moto_server", "-H", "127.0.0.1", "-p", "5000"]'
 fi
 
 server="throttlekit/server:$(git rev-parse --short HEAD 2>/dev/null || echo dev)-$recipe"

@@ -151,7 +151,14 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	waitClusterOK(t, cl.Addrs)
+	return cl
+}
+
+// waitClusterOK waits until a new cluster of addrs reports cluster_state:ok.
+func waitClusterOK(t testing.TB, addrs []string) {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer c.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -164,7 +171,6 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return cl
 }
 
 // Pause freezes the server process (SIGSTOP): a stuck Redis that accepts

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -18,7 +19,11 @@ from .errors import (
 from .v1 import throttlekit_pb2 as pb
 from .v1 import throttlekit_pb2_grpc as pb_grpc
 
-__all__ = ["Decision", "Forecast", "as_error", "decision", "forecast", "pb", "pb_grpc"]
+__all__ = ["Decision", "Forecast", "Metadata", "as_error", "decision", "forecast", "pb", "pb_grpc"]
+
+Metadata = Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]]
+"""gRPC metadata sent with every call: pairs, or a function returning them for each call (a rotating
+credential, a request id)."""
 
 _BY_CODE: dict[Any, type[ThrottleKitError]] = {
     grpc.StatusCode.NOT_FOUND: PolicyNotFoundError,

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from . import _grpc
-from ._grpc import pb, pb_grpc
+from ._grpc import Metadata, pb, pb_grpc
 from .decision import Decision, Forecast
 
 
@@ -80,7 +80,8 @@ class ServiceBackend:
     loopback and development). ``timeout`` (seconds) bounds every call unless the call passes its own;
     a call past it raises :class:`~throttlekit.ServiceUnavailableError`. Admissions made with
     ``heartbeat=True`` are renewed every ``heartbeat_interval`` seconds by one background thread that
-    batches all of them in one call."""
+    batches all of them in one call. ``metadata`` (pairs, or a function returning pairs) is sent with
+    every call."""
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class ServiceBackend:
         heartbeat_interval: float = 1.0,
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
+        metadata: Metadata | None = None,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be positive, not {heartbeat_interval}")
@@ -101,6 +103,7 @@ class ServiceBackend:
         )
         self._stub = pb_grpc.RateLimiterStub(self._channel)
         self._timeout = timeout
+        self._metadata = metadata
         self._interval = heartbeat_interval
         self._leases: dict[str, Admission] = {}
         self._lock = threading.Lock()
@@ -124,7 +127,8 @@ class ServiceBackend:
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return method(request, timeout=self._timeout if timeout is None else timeout)
+            md = self._metadata() if callable(self._metadata) else self._metadata
+            return method(request, timeout=self._timeout if timeout is None else timeout, metadata=md)
         except grpc.RpcError as err:
             raise _grpc.as_error(err) from None
 

@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from . import _grpc
-from ._grpc import pb, pb_grpc
+from ._grpc import Metadata, pb, pb_grpc
 from .decision import Decision, Forecast
 
 
@@ -70,6 +70,7 @@ class AsyncServiceBackend:
         heartbeat_interval: float = 1.0,
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
+        metadata: Metadata | None = None,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be positive, not {heartbeat_interval}")
@@ -81,6 +82,7 @@ class AsyncServiceBackend:
         )
         self._stub = pb_grpc.RateLimiterStub(self._channel)
         self._timeout = timeout
+        self._metadata = metadata
         self._interval = heartbeat_interval
         self._leases: dict[str, AsyncAdmission] = {}
         self._beater: asyncio.Task[None] | None = None
@@ -102,7 +104,8 @@ class AsyncServiceBackend:
 
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return await method(request, timeout=self._timeout if timeout is None else timeout)
+            md = self._metadata() if callable(self._metadata) else self._metadata
+            return await method(request, timeout=self._timeout if timeout is None else timeout, metadata=md)
         except grpc.RpcError as err:
             raise _grpc.as_error(err) from None
 

@@ -1,0 +1,268 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
+)
+
+// The doors of the matrix: how a client reaches the decision.
+const (
+	doorGoService = "Go service"
+	doorPyService = "Python service"
+	doorGoDirect  = "Go direct Redis"
+	doorPyDirect  = "Python direct Redis"
+)
+
+var matrixDoors = []string{doorGoService, doorPyService, doorGoDirect, doorPyDirect}
+
+// matrixSuite is one replayable vector suite, bound to its policy.
+type matrixSuite struct {
+	name, policy, key string
+	suite             vectors.Suite
+	offset            int64
+}
+
+// cell counts one store × door.
+type cell struct{ matched, run int }
+
+type matrixReport struct {
+	mu    sync.Mutex
+	cells map[string]map[string]*cell
+}
+
+func (r *matrixReport) add(store, door string, matched bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cells[store] == nil {
+		r.cells[store] = map[string]*cell{}
+	}
+	c := r.cells[store][door]
+	if c == nil {
+		c = &cell{}
+		r.cells[store][door] = c
+	}
+	c.run++
+	if matched {
+		c.matched++
+	}
+}
+
+func (r *matrixReport) table(stores []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| store (%s) | %s |\n|---|%s\n", harness.Source(), strings.Join(matrixDoors, " | "), strings.Repeat("---|", len(matrixDoors)))
+	for _, s := range stores {
+		fmt.Fprintf(&b, "| %s |", s)
+		for _, d := range matrixDoors {
+			if c := r.cells[s][d]; c != nil {
+				fmt.Fprintf(&b, " %d/%d |", c.matched, c.run)
+			} else {
+				b.WriteString(" — |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func matrixStores() []string {
+	if v := os.Getenv("THROTTLEKIT_MATRIX_STORES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{harness.StoreMemory, harness.StoreRedis, harness.StoreCluster, harness.StorePostgres, harness.StoreDynamo}
+}
+
+// TestMatrix replays the golden vectors (and every THROTTLEKIT_VECTORS file)
+// through every store × door — the service doors of both SDKs on a
+// test-clock server, and on the Redis stores both SDKs' direct doors — and
+// writes the matched/run table to THROTTLEKIT_MATRIX_REPORT (and the log).
+// A mismatch names the suite, op, store, door and both decisions.
+func TestMatrix(t *testing.T) {
+	files := vectorFiles(t)
+	var suites []matrixSuite
+	for fi, f := range files {
+		for si, s := range f.Suites {
+			if s.Primitive == vectors.PrimitiveLease {
+				continue
+			}
+			p := fmt.Sprintf("v%d-%d", fi, si)
+			suites = append(suites, matrixSuite{name: s.Name, policy: p, key: s.Key, suite: s, offset: vectors.ReplayOffset(f, s)})
+		}
+	}
+	cfg := harness.WriteFile(t, "matrix.yaml", policyYAML(files, "fleetBudget"))
+	bin := harness.Binary(t, true)
+	report := &matrixReport{cells: map[string]map[string]*cell{}}
+	stores := matrixStores()
+	started := time.Now()
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) {
+			st := harness.Provision(t, kind)
+			srv := harness.Start(t, bin, append([]string{"--config", cfg}, st.ServerArgs...)...)
+			for _, door := range matrixDoors {
+				direct := door == doorGoDirect || door == doorPyDirect
+				if direct && len(st.RedisAddrs) == 0 {
+					continue // a direct door needs Redis
+				}
+				got := replayDoor(t, door, srv.Addr, st, suites)
+				for i, s := range suites {
+					for j, op := range s.suite.Ops {
+						want := op.Expect.Engine()
+						want.ResetAt += s.offset
+						ok := got[i][j] == want
+						report.add(kind, door, ok)
+						if !ok {
+							t.Errorf("suite %s op %d (now=%d, units=%d), store %s, door %s: got %+v, want %+v",
+								s.name, j, op.Now+s.offset, op.Units(), kind, door, got[i][j], want)
+						}
+					}
+				}
+			}
+		})
+	}
+	table := report.table(stores)
+	t.Logf("conformance matrix (%s, %s):\n%s", harness.Source(), time.Since(started).Round(time.Second), table)
+	if path := os.Getenv("THROTTLEKIT_MATRIX_REPORT"); path != "" {
+		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replayDoor returns each suite's decisions through one door.
+func replayDoor(t *testing.T, door, addr string, st harness.Store, suites []matrixSuite) [][]engine.Decision {
+	t.Helper()
+	key := func(s matrixSuite) string { return s.key + "-" + strings.ReplaceAll(door, " ", "") }
+	switch door {
+	case doorGoService:
+		c, err := throttlekit.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out := make([][]engine.Decision, len(suites))
+		for i, s := range suites {
+			for j, op := range s.suite.Ops {
+				ctx := atNow(context.Background(), op.Now+s.offset)
+				var d throttlekit.Decision
+				if s.suite.Primitive == vectors.PrimitiveTokenBudget {
+					d, err = c.Debit(ctx, s.policy, key(s), op.Units())
+				} else {
+					d, err = c.Check(ctx, s.policy, key(s), op.Units())
+				}
+				if err != nil {
+					t.Fatalf("%s op %d through %s: %v", s.name, j, door, err)
+				}
+				out[i] = append(out[i], d)
+			}
+		}
+		return out
+	case doorGoDirect:
+		var client redis.UniversalClient
+		if st.Kind == harness.StoreCluster {
+			client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: st.RedisAddrs})
+		} else {
+			client = redis.NewClient(&redis.Options{Addr: st.RedisAddrs[0]})
+		}
+		defer client.Close()
+		out := make([][]engine.Decision, len(suites))
+		for i, s := range suites {
+			es, err := s.suite.Engine()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := redisdoor.New(client, es, s.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, op := range s.suite.Ops {
+				got, err := d.CheckAt(context.Background(), key(s), op.Units(), op.Now+s.offset)
+				if err != nil {
+					t.Fatalf("%s op %d through %s: %v", s.name, j, door, err)
+				}
+				out[i] = append(out[i], got)
+			}
+		}
+		return out
+	}
+	return replayPython(t, door, addr, st, suites, key)
+}
+
+// replayPython runs conformance/python/matrix_door.py with our throttlekit-py.
+func replayPython(t *testing.T, door, addr string, st harness.Store, suites []matrixSuite, key func(matrixSuite) string) [][]engine.Decision {
+	t.Helper()
+	type op struct {
+		Now   int64 `json:"now"`
+		Units int64 `json:"units"`
+	}
+	type suite struct {
+		Policy  string             `json:"policy"`
+		Kind    string             `json:"kind"`
+		Options map[string]float64 `json:"options"`
+		Key     string             `json:"key"`
+		Ops     []op               `json:"ops"`
+	}
+	job := map[string]any{"door": "service", "target": addr, "redis_addrs": st.RedisAddrs, "cluster": st.Kind == harness.StoreCluster}
+	if door == doorPyDirect {
+		job["door"] = "direct"
+	}
+	var ss []suite
+	for _, s := range suites {
+		js := suite{Policy: s.policy, Key: key(s)}
+		if s.suite.Primitive == vectors.PrimitiveTokenBudget {
+			js.Kind, js.Options = "tokenBudget", s.suite.Options
+		} else {
+			js.Kind, js.Options = s.suite.Strategy.Kind, s.suite.Strategy.Options
+		}
+		for _, o := range s.suite.Ops {
+			js.Ops = append(js.Ops, op{Now: o.Now + s.offset, Units: o.Units()})
+		}
+		ss = append(ss, js)
+	}
+	job["suites"] = ss
+	in, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := harness.RepoRoot(t)
+	python := filepath.Join(root, ".tools", "pysdk", "bin", "python")
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf("the Python SDK's venv (.tools/pysdk, made by the test command) is required: %v", err)
+	}
+	cmd := exec.Command(python, filepath.Join(root, "conformance", "python", "matrix_door.py"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", door, err, stderr.String())
+	}
+	var raw [][][5]int64
+	if err := json.Unmarshal(out, &raw); err != nil {
+		t.Fatalf("%s: %v: %s", door, err, out)
+	}
+	res := make([][]engine.Decision, len(raw))
+	for i, s := range raw {
+		for _, d := range s {
+			res[i] = append(res[i], engine.Decision{Allowed: d[0] == 1, Limit: d[1], Remaining: d[2], ResetAt: d[3], RetryAfterMs: d[4]})
+		}
+	}
+	if len(res) != len(suites) {
+		t.Fatalf("%s answered %d suites of %d", door, len(res), len(suites))
+	}
+	return res
+}
