@@ -24,3 +24,10 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { echo "docker-up: dockerd did not start; see .tools/dockerd.log" >&2; exit 1; }
 fi
+# testcontainers-go attaches containers to a bridge network it creates
+# ("reaper_default") unless one exists. Ours is created first, internal (no
+# route out) on a tiny reserved range, and the suite detaches every
+# container from it: containers use the host network only.
+if ! docker network inspect reaper_default >/dev/null 2>&1; then
+  docker network create --internal --subnet 198.18.255.0/29 --label org.testcontainers=true reaper_default >/dev/null
+fi

@@ -89,11 +89,7 @@ step "Python SDK: install, ruff, mypy --strict"
 # The package is installed as a user would (not editable), into its own venv
 # with every extra, so the tests exercise what a wheel ships.
 pysdk="$root/.tools/pysdk"
-if [[ ! -x "$pysdk/bin/python" ]]; then
-  python3 -m venv "$pysdk"
-fi
-"$pysdk/bin/pip" install -q --upgrade "./sdk-python[all,dev]"
-"$pysdk/bin/pip" install -q --force-reinstall --no-deps ./sdk-python
+./scripts/install-pysdk.sh
 (cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples bench ../conformance/python/matrix_door.py)
 
 step "unit tests (race detector)"
@@ -150,6 +146,9 @@ go -C server build -tags throttlekit_testclock -o "$root/.tools/bin/throttlekit-
 
 step "compose: every file valid; the Redis stack up for real, checked, and down"
 ./scripts/compose-test.sh
+
+step "conformance matrix on containers (testcontainers-go, images built here)"
+./scripts/conformance.sh --stores containers
 
 step "conformance (real server processes over gRPC)"
 (cd conformance && go test -count=1 ./...)

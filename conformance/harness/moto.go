@@ -45,10 +45,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // the SDK (in this process and in servers started after it) will use.
 func StartDynamo(t testing.TB) *Dynamo {
 	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", "throttlekit-test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "throttlekit-test")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	fakeAWS(t)
 	if ep := os.Getenv("THROTTLEKIT_DYNAMODB_ENDPOINT"); ep != "" {
 		return &Dynamo{Endpoint: ep}
 	}
@@ -97,4 +94,13 @@ func (d *Dynamo) Stop() {
 	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 	_ = d.cmd.Wait()
 	d.cmd = nil
+}
+
+// fakeAWS gives this test (and the servers it starts) credentials for a
+// local DynamoDB-compatible endpoint, and no instance-metadata lookups.
+func fakeAWS(t testing.TB) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "throttlekit-test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "throttlekit-test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
