@@ -266,3 +266,161 @@ func replayPython(t *testing.T, door, addr string, st harness.Store, suites []ma
 	}
 	return res
 }
+
+const livePolicies = `version: 1
+limiters:
+  burst: { strategy: gcra, limit: 5, period: 3650d, burst: 5 }
+  shared: { strategy: gcra, limit: 12, period: 3650d, burst: 12, prefix: live-shared }
+  checkout:
+    concurrency: { minLimit: 8, maxLimit: 8 }
+`
+
+// TestMatrixLive runs the live checks on the real clock through every store:
+// a cold burst, one budget shared by every door, exact caps across three
+// servers, and a concurrency cap. It appends a store × check table to
+// THROTTLEKIT_MATRIX_REPORT.
+func TestMatrixLive(t *testing.T) {
+	checks := []string{"cold burst", "one budget, every door", "exact across 3 servers", "concurrency cap"}
+	results := map[string]map[string]string{}
+	stores := matrixStores()
+	for _, kind := range stores {
+		results[kind] = map[string]string{}
+		t.Run(kind, func(t *testing.T) {
+			st := harness.Provision(t, kind)
+			cfg := harness.WriteFile(t, "live.yaml", livePolicies)
+			bin := harness.Binary(t, false)
+			srv := harness.Start(t, bin, append([]string{"--config", cfg}, st.ServerArgs...)...)
+			c := dialAll(t, []*harness.Server{srv})[0]
+			run := func(name string, fn func(t *testing.T)) {
+				if fn == nil {
+					results[kind][name] = "—"
+					return
+				}
+				results[kind][name] = "FAIL"
+				if t.Run(name, fn) {
+					results[kind][name] = "pass"
+				}
+			}
+			run(checks[0], func(t *testing.T) {
+				key := fmt.Sprint("cold-", time.Now().UnixNano())
+				var got []bool
+				for i := 0; i < 7; i++ {
+					d, err := c.Check(context.Background(), "burst", key, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, d.Allowed)
+				}
+				if fmt.Sprint(got) != "[true true true true true false false]" {
+					t.Fatalf("a cold key of burst 5 answered %v", got)
+				}
+			})
+			run(checks[1], func(t *testing.T) {
+				key := fmt.Sprint("shared-", time.Now().UnixNano())
+				admitted := 0
+				for i := 0; i < 9; i++ {
+					d, err := c.Check(context.Background(), "shared", key, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Allowed {
+						admitted++
+					}
+				}
+				admitted += pySpend(t, map[string]any{"door": "spend", "target": srv.Addr, "policy": "shared", "key": key, "n": 9})
+				if len(st.RedisAddrs) > 0 {
+					g, _ := engine.NewGCRA(12, 3650*86_400_000, 12)
+					var client redis.UniversalClient = redis.NewClient(&redis.Options{Addr: st.RedisAddrs[0]})
+					if kind == harness.StoreCluster {
+						client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: st.RedisAddrs})
+					}
+					defer client.Close()
+					door, err := redisdoor.New(client, g, "live-shared")
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := 0; i < 9; i++ {
+						d, err := door.Check(context.Background(), key, 1)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if d.Allowed {
+							admitted++
+						}
+					}
+					admitted += pySpend(t, map[string]any{"door": "spend", "redis_addrs": st.RedisAddrs, "cluster": kind == harness.StoreCluster,
+						"policy": "live-shared", "key": key, "n": 9, "gcra": map[string]int64{"limit": 12, "periodMs": 3650 * 86_400_000, "burst": 12}})
+				}
+				if admitted != 12 {
+					t.Fatalf("%d admitted on one budget of 12 spent through every door", admitted)
+				}
+			})
+			var exact, capped func(t *testing.T)
+			if kind != harness.StoreMemory { // one server's memory is no shared store
+				exact = func(t *testing.T) { exactAcrossServers(t, st.ServerArgs...) }
+			}
+			if len(st.RedisAddrs) > 0 {
+				capped = func(t *testing.T) {
+					fleet := harness.WriteFile(t, "fleet.yaml", distPolicies)
+					var servers []*harness.Server
+					for i := 0; i < 3; i++ {
+						servers = append(servers, harness.Start(t, bin, append([]string{"--config", fleet, "--node-id", fmt.Sprint("node", i)}, st.ServerArgs...)...))
+					}
+					capHolds(t, dialAll(t, servers), "fleet-checkout", 8)
+				}
+			} else {
+				capped = func(t *testing.T) { capHolds(t, []*throttlekit.Client{c}, "checkout", 8) }
+			}
+			run(checks[2], exact)
+			run(checks[3], capped)
+		})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| live check (%s) | %s |\n|---|%s\n", harness.Source(), strings.Join(checks, " | "), strings.Repeat("---|", len(checks)))
+	for _, s := range stores {
+		fmt.Fprintf(&b, "| %s |", s)
+		for _, c := range checks {
+			v := results[s][c]
+			if v == "" {
+				v = "not run"
+			}
+			fmt.Fprintf(&b, " %s |", v)
+		}
+		b.WriteString("\n")
+	}
+	t.Logf("live checks:%s", b.String())
+	if path := os.Getenv("THROTTLEKIT_MATRIX_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pySpend runs a live spend through our Python SDK and returns how many
+// units it was admitted.
+func pySpend(t *testing.T, job map[string]any) int {
+	t.Helper()
+	in, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := harness.RepoRoot(t)
+	cmd := exec.Command(filepath.Join(root, ".tools", "pysdk", "bin", "python"), filepath.Join(root, "conformance", "python", "matrix_door.py"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python spend: %v\n%s", err, stderr.String())
+	}
+	var n int
+	if err := json.Unmarshal(out, &n); err != nil {
+		t.Fatalf("python spend answered %q: %v", out, err)
+	}
+	return n
+}

@@ -27,8 +27,10 @@ const (
 	StoreDynamo   = "dynamodb"
 )
 
-// Store is a provisioned state store: the flags that point a server at it,
-// and, for the Redis stores, the addresses a direct door dials.
+// Store is a provisioned state store: the flags that point a server at it
+// (with deadlines generous enough for a loaded test machine: these tests
+// pin decisions, not the fail mode), and, for the Redis stores, the
+// addresses a direct door dials.
 type Store struct {
 	Kind       string
 	ServerArgs []string
@@ -67,12 +69,12 @@ func Provision(t *testing.T, kind string) Store {
 	switch kind {
 	case StoreRedis:
 		r := StartRedis(t)
-		st.RedisAddrs, st.ServerArgs = []string{r.Addr}, []string{"--redis", r.URL}
+		st.RedisAddrs, st.ServerArgs = []string{r.Addr}, redisServerArgs(r.URL)
 	case StoreCluster:
 		c := StartCluster(t, 3)
-		st.RedisAddrs, st.ServerArgs = c.Addrs, []string{"--redis", "redis+cluster://" + strings.Join(c.Addrs, ",")}
+		st.RedisAddrs, st.ServerArgs = c.Addrs, redisServerArgs("redis+cluster://"+strings.Join(c.Addrs, ","))
 	case StorePostgres:
-		st.ServerArgs = []string{"--postgres-url", StartPostgres(t).URL}
+		st.ServerArgs = postgresServerArgs(StartPostgres(t).URL)
 	case StoreDynamo:
 		st.ServerArgs = dynamoServerArgs(StartDynamo(t).Endpoint)
 	}
@@ -80,7 +82,14 @@ func Provision(t *testing.T, kind string) Store {
 }
 
 func dynamoServerArgs(endpoint string) []string {
-	return []string{"--dynamodb-table", "matrix", "--dynamodb-endpoint", endpoint, "--dynamodb-create-table", "--dynamodb-region", "us-east-1"}
+	return []string{"--dynamodb-table", "matrix", "--dynamodb-endpoint", endpoint, "--dynamodb-create-table", "--dynamodb-region", "us-east-1",
+		"--dynamodb-timeout", "60s", "--dynamodb-retries", "100000"}
+}
+
+func redisServerArgs(url string) []string { return []string{"--redis", url, "--redis-timeout", "5s"} }
+
+func postgresServerArgs(url string) []string {
+	return []string{"--postgres-url", url, "--postgres-timeout", "10s"}
 }
 
 // unavailable ends the test for a store that cannot be provisioned: a
@@ -111,12 +120,12 @@ func fromEnv(t *testing.T, st Store) Store {
 		if err != nil {
 			t.Fatalf("THROTTLEKIT_REDIS_URL: %v", err)
 		}
-		st.ServerArgs, st.RedisAddrs = []string{"--redis", u}, []string{parsed.Host}
+		st.ServerArgs, st.RedisAddrs = redisServerArgs(u), []string{parsed.Host}
 	case StoreCluster:
 		addrs := strings.Split(need("THROTTLEKIT_REDIS_CLUSTER"), ",")
-		st.RedisAddrs, st.ServerArgs = addrs, []string{"--redis", "redis+cluster://" + strings.Join(addrs, ",")}
+		st.RedisAddrs, st.ServerArgs = addrs, redisServerArgs("redis+cluster://"+strings.Join(addrs, ","))
 	case StorePostgres:
-		st.ServerArgs = []string{"--postgres-url", need("THROTTLEKIT_POSTGRES_URL")}
+		st.ServerArgs = postgresServerArgs(need("THROTTLEKIT_POSTGRES_URL"))
 	case StoreDynamo:
 		if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 			fakeAWS(t) // a local endpoint; real AWS brings its own credentials
@@ -223,7 +232,7 @@ func fromContainers(t *testing.T, st Store) Store {
 	switch st.Kind {
 	case StoreRedis:
 		addr, _ := redisContainer(t)
-		st.RedisAddrs, st.ServerArgs = []string{addr}, []string{"--redis", "redis://" + addr}
+		st.RedisAddrs, st.ServerArgs = []string{addr}, redisServerArgs("redis://"+addr)
 	case StoreCluster:
 		var addrs []string
 		var first testcontainers.Container
@@ -236,7 +245,7 @@ func fromContainers(t *testing.T, st Store) Store {
 			}
 		}
 		joinCluster(t, first, addrs)
-		st.RedisAddrs, st.ServerArgs = addrs, []string{"--redis", "redis+cluster://" + strings.Join(addrs, ",")}
+		st.RedisAddrs, st.ServerArgs = addrs, redisServerArgs("redis+cluster://"+strings.Join(addrs, ","))
 	case StorePostgres:
 		port := FreePort(t)
 		// PGPORT and trust authentication serve both our image and the official one.
@@ -245,7 +254,7 @@ func fromContainers(t *testing.T, st Store) Store {
 			wait.ForLog("database system is ready to accept connections").WithStartupTimeout(3*time.Minute))
 		url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 		waitPostgres(t, url)
-		st.ServerArgs = []string{"--postgres-url", url}
+		st.ServerArgs = postgresServerArgs(url)
 	case StoreDynamo:
 		fakeAWS(t)
 		port := FreePort(t)

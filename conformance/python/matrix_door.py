@@ -17,7 +17,11 @@ def service(job: dict[str, Any]) -> list[list[list[int]]]:
 
     now = [0]
     out: list[list[list[int]]] = []
-    with ServiceBackend(job["target"], metadata=lambda: [("x-throttlekit-test-now", str(now[0]))], timeout=30) as rl:
+    with ServiceBackend(
+        job["target"],
+        metadata=lambda: [("x-throttlekit-test-now", str(now[0]))],
+        timeout=30,
+    ) as rl:
         for s in job["suites"]:
             got = []
             for op in s["ops"]:
@@ -26,7 +30,9 @@ def service(job: dict[str, Any]) -> list[list[list[int]]]:
                     d = rl.debit(s["policy"], s["key"], op["units"])
                 else:
                     d = rl.check(s["policy"], s["key"], op["units"])
-                got.append([int(d.allowed), d.limit, d.remaining, d.reset_at, d.retry_after_ms])
+                got.append(
+                    [int(d.allowed), d.limit, d.remaining, d.reset_at, d.retry_after_ms]
+                )
             out.append(got)
     return out
 
@@ -45,19 +51,55 @@ def direct(job: dict[str, Any]) -> list[list[list[int]]]:
         client = redis.Redis(host=host, port=int(port))
     out: list[list[list[int]]] = []
     for s in job["suites"]:
-        door = RedisBackend(client, from_spec(s["kind"], s["options"]), prefix=s["policy"])
+        door = RedisBackend(
+            client, from_spec(s["kind"], s["options"]), prefix=s["policy"]
+        )
         got = []
         for op in s["ops"]:
             d = door.check(s["key"], op["units"], now=op["now"])
-            got.append([int(d.allowed), d.limit, d.remaining, d.reset_at, d.retry_after_ms])
+            got.append(
+                [int(d.allowed), d.limit, d.remaining, d.reset_at, d.retry_after_ms]
+            )
         out.append(got)
     client.close()
     return out
 
 
+def spend(job: dict[str, Any]) -> int:
+    """Live check: spends job["n"] units one by one on the real clock and returns how many were
+    admitted, through the service door (job["target"]) or, with "redis_addrs", the direct door."""
+    if job.get("redis_addrs"):
+        import redis
+        import redis.cluster
+
+        from throttlekit import Gcra, RedisBackend
+
+        host, port = job["redis_addrs"][0].rsplit(":", 1)
+        client: Any = (
+            redis.cluster.RedisCluster(host=host, port=int(port))
+            if job["cluster"]
+            else redis.Redis(host=host, port=int(port))
+        )
+        g = job["gcra"]
+        door = RedisBackend(
+            client, Gcra(g["limit"], g["periodMs"], g["burst"]), prefix=job["policy"]
+        )
+        return sum(door.check(job["key"]).allowed for _ in range(job["n"]))
+    from throttlekit import ServiceBackend
+
+    with ServiceBackend(job["target"], timeout=30) as rl:
+        return sum(rl.check(job["policy"], job["key"]).allowed for _ in range(job["n"]))
+
+
 def main() -> None:
     job = json.load(sys.stdin)
-    result = service(job) if job["door"] == "service" else direct(job)
+    result: Any
+    if job["door"] == "spend":
+        result = spend(job)
+    elif job["door"] == "service":
+        result = service(job)
+    else:
+        result = direct(job)
     json.dump(result, sys.stdout)
 
 
