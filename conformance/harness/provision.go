@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -146,13 +147,14 @@ func image(name, official string) string {
 // run starts a container on the host network (every service binds
 // 127.0.0.1 on a free port: test traffic never leaves loopback) and
 // removes it when t ends, failed or not.
-func run(t *testing.T, img string, cmd []string, env map[string]string, ready wait.Strategy) testcontainers.Container {
+func run(t *testing.T, img string, entrypoint, cmd []string, env map[string]string, ready wait.Strategy) testcontainers.Container {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
 			Image:              img,
+			Entrypoint:         entrypoint,
 			Cmd:                cmd,
 			Env:                env,
 			WaitingFor:         ready,
@@ -162,6 +164,7 @@ func run(t *testing.T, img string, cmd []string, env map[string]string, ready wa
 			EndpointSettingsModifier: func(eps map[string]*network.EndpointSettings) { clear(eps) },
 		},
 		Started: true,
+		Logger:  tclog.TestLogger(t), // into the test's log: shown when it fails
 	})
 	if c != nil {
 		t.Cleanup(func() {
@@ -182,7 +185,7 @@ func redisContainer(t *testing.T, extra ...string) (string, testcontainers.Conta
 	t.Helper()
 	port := FreePort(t)
 	cmd := append([]string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, extra...)
-	c := run(t, image("REDIS", "redis:7"), cmd, nil, wait.ForLog("Ready to accept connections").WithStartupTimeout(2*time.Minute))
+	c := run(t, image("REDIS", "redis:7"), nil, cmd, nil, wait.ForLog("Ready to accept connections").WithStartupTimeout(2*time.Minute))
 	return fmt.Sprintf("127.0.0.1:%d", port), c
 }
 
@@ -249,7 +252,7 @@ func fromContainers(t *testing.T, st Store) Store {
 	case StorePostgres:
 		port := FreePort(t)
 		// PGPORT and trust authentication serve both our image and the official one.
-		run(t, image("POSTGRES", "postgres:16"), nil,
+		run(t, image("POSTGRES", "postgres:16"), nil, nil,
 			map[string]string{"PGPORT": strconv.Itoa(port), "POSTGRES_HOST_AUTH_METHOD": "trust"},
 			wait.ForLog("database system is ready to accept connections").WithStartupTimeout(3*time.Minute))
 		url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
@@ -258,7 +261,9 @@ func fromContainers(t *testing.T, st Store) Store {
 	case StoreDynamo:
 		fakeAWS(t)
 		port := FreePort(t)
-		run(t, image("MOTO", "motoserver/moto:5.2.5"), []string{"/usr/local/bin/moto_server", "-H", "127.0.0.1", "-p", strconv.Itoa(port)}, nil,
+		// moto_server where moto's own image keeps it (ours links it there).
+		run(t, image("MOTO", "motoserver/moto:5.2.5"), []string{"/usr/local/bin/moto_server"},
+			[]string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)}, nil,
 			wait.ForLog("Running on").WithStartupTimeout(2*time.Minute))
 		st.ServerArgs = dynamoServerArgs(fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
