@@ -111,13 +111,7 @@ func (p *Postgres) Start(t testing.TB) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := pgx.Connect(ctx, p.URL)
-		if err == nil {
-			err = c.Ping(ctx)
-			c.Close(ctx)
-		}
-		cancel()
+		err := pingPostgres(p.URL, time.Second)
 		if err == nil {
 			return
 		}
@@ -145,4 +139,16 @@ func (p *Postgres) Stop() {
 		<-done
 	}
 	p.cmd = nil
+}
+
+// pingPostgres connects to url and pings it once, within timeout.
+func pingPostgres(url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return c.Ping(ctx)
 }

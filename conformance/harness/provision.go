@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
@@ -213,13 +212,7 @@ func waitPostgres(t *testing.T, url string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = c.Ping(ctx)
-			c.Close(ctx)
-		}
-		cancel()
+		err := pingPostgres(url, 5*time.Second)
 		if err == nil {
 			return
 		}
