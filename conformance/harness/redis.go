@@ -155,21 +155,32 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return cl
 }
 
-// waitClusterOK waits until a new cluster of addrs reports cluster_state:ok.
+// waitClusterOK waits until every node of a new cluster reports
+// cluster_state:ok with all 16384 slots assigned and every node known:
+// asking one node is not enough, as the others may not have heard yet, and
+// a decision routed to such a node meets CLUSTERDOWN.
 func waitClusterOK(t testing.TB, addrs []string) {
 	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := c.ClusterInfo(context.Background()).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			break
+	deadline := time.Now().Add(60 * time.Second)
+	want := []string{"cluster_state:ok", "cluster_slots_ok:16384", fmt.Sprintf("cluster_known_nodes:%d", len(addrs))}
+	for _, addr := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		for {
+			info, err := c.ClusterInfo(context.Background()).Result()
+			ok := err == nil
+			for _, w := range want {
+				ok = ok && strings.Contains(info, w)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Close()
+				t.Fatalf("cluster node %s did not become ok: %v %s", addr, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster did not become ok: %v %s", err, info)
-		}
-		time.Sleep(100 * time.Millisecond)
+		c.Close()
 	}
 }
 
