@@ -64,6 +64,11 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(cfg)
 	}
+	// Options are checked here, when the client is built, never later in
+	// a goroutine of the user's process (time.NewTicker panics on <= 0).
+	if cfg.heartbeatInterval <= 0 {
+		return nil, fmt.Errorf("throttlekit: WithHeartbeatInterval(%s): the interval must be positive", cfg.heartbeatInterval)
+	}
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {
 		creds = credentials.NewTLS(cfg.tls)
