@@ -10,4 +10,9 @@
 // results are compared bit for bit).
 //
 // Time is integer epoch milliseconds, passed in by the caller.
+//
+// Build strategies with their constructors (NewGCRA, NewTokenBucket, ...),
+// which validate the options: the zero value of a strategy type has no
+// limit or period and is not usable (its arithmetic divides by zero). The
+// zero State is an absent key, ready to use.
 package engine
