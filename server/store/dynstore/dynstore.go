@@ -86,8 +86,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		if o.Endpoint != "" {
 			c.BaseEndpoint = aws.String(o.Endpoint)
 		}
-		// Conflicts and outages are retried here, within the decision's
-		// deadline; the SDK's own retries would hide them.
+		// Lost compare-and-sets and failed reads are retried here, within
+		// the decision's deadline; the SDK's own retries would retry puts.
 		c.RetryMaxAttempts = 1
 	})
 	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries, warn: ratelog.New(o.Log, 0)}
@@ -147,11 +147,25 @@ type item struct {
 	exists  bool
 }
 
+// readAttempts bounds the tries of one read.
+const readAttempts = 3
+
 func (s *Store) get(ctx context.Context, st engine.Strategy, pk string, now int64) (item, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+	in := &dynamodb.GetItemInput{
 		TableName: &s.table, ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
-	})
+	}
+	// A read has no effect, so a failed one (a connection the endpoint
+	// closed under it, a 5xx) is tried again, within the decision's
+	// deadline, before the fail mode decides. Writes are never retried
+	// blindly: a put whose reply was lost may have spent already.
+	var out *dynamodb.GetItemOutput
+	var err error
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		if out, err = s.db.GetItem(ctx, in); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return item{}, err
 	}

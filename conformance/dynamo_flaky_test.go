@@ -1,0 +1,103 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+)
+
+// breakingProxy forwards loopback TCP to target; while breaks > 0, the next
+// request it sees on any connection is not forwarded: the connection is
+// closed under the client instead, as an endpoint that drops a keep-alive
+// connection does (moto's server did so in CI, mid-read).
+type breakingProxy struct {
+	ln     net.Listener
+	target string
+	breaks atomic.Int32
+	wg     sync.WaitGroup
+}
+
+func startBreakingProxy(t *testing.T, target string) *breakingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &breakingProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *breakingProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serve(c)
+		}()
+	}
+}
+
+func (p *breakingProxy) serve(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go func() { _, _ = io.Copy(c, up); c.Close() }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if p.breaks.Load() > 0 && p.breaks.Add(-1) >= 0 {
+				return // drop the request: both sides are closed
+			}
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return // EOF or a broken connection: done either way
+		}
+	}
+}
+
+// TestDynamoReadSurvivesADroppedConnection: the endpoint drops the
+// connection a read goes out on; the store reads again (a read has no
+// effect) and decides for real, instead of handing the request to the
+// fail mode. Writes are not retried blindly (a lost reply may have spent).
+func TestDynamoReadSurvivesADroppedConnection(t *testing.T) {
+	d := harness.StartDynamo(t)
+	proxy := startBreakingProxy(t, strings.TrimPrefix(d.Endpoint, "http://"))
+	cfg := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 5, period: 3650d, fail: open }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--dynamodb-table", "flaky",
+		"--dynamodb-endpoint", "http://"+proxy.ln.Addr().String(), "--dynamodb-create-table", "--dynamodb-timeout", "30s")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	for i := 0; i < 5; i++ {
+		proxy.breaks.Store(1) // the next request — the decision's read — is dropped
+		d, err := c.Check(context.Background(), "api", "k", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ResetAt == 0 || d.Remaining != int64(4-i) {
+			t.Fatalf("check %d after a dropped connection: %+v, want a real decision with %d left\nserver log:\n%s", i, d, 4-i, srv.Stderr())
+		}
+	}
+	if proxy.breaks.Load() > 0 {
+		t.Fatal("the proxy never dropped a request: the test proved nothing")
+	}
+}
