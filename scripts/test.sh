@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every check and test of the repository: generated-code drift, buf
-# lint/format/breaking, gofmt, go vet, staticcheck, the Go unit tests (with
-# -race), short fuzz runs, the benchmarks once each (so they cannot rot), and
-# the conformance suite against real server processes. Installs the pinned
-# tools it needs into .tools/. Exits non-zero on the first failure.
+# Runs every check and test of the repository: generated-code drift (Go and
+# Python stubs, Lua copies), buf lint/format/breaking, gofmt, go vet,
+# staticcheck, ruff and mypy --strict, the Go unit tests (with -race), short
+# fuzz runs, the benchmarks once each (so they cannot rot), the Python SDK's
+# tests, the Compose stacks, the conformance matrix on containers and the rest
+# of the conformance suite against real server processes. Installs the pinned
+# tools it needs into .tools/ (and Docker from Debian's packages when
+# missing). Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
