@@ -127,6 +127,13 @@ func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
 			tier := New(st, mem, config.TwoTier{Mode: mode, Batch: 10})
 			key := store.Key{Prefix: "p", ID: "k"}
 			now := int64(1_700_000_000_000)
+			// A key in use: its state lies ahead of now, so a denial's reset
+			// is in the future (a fresh key's would be now, hiding the bug).
+			for i := 0; i < 10; i++ {
+				if d, err := tier.Check(context.Background(), key, now, 1); err != nil || !d.Allowed {
+					t.Fatalf("warm-up check %d: %+v %v", i, d, err)
+				}
+			}
 			if d, err := tier.Check(context.Background(), key, now, 101); err != nil || d.Allowed {
 				t.Fatalf("cost 101 on a limit of 100: %+v %v, want a denial", d, err)
 			}
