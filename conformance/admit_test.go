@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 const admitPolicies = `version: 1
@@ -60,13 +60,13 @@ func TestAdmitFixedCap(t *testing.T) {
 	if err != nil || a.Allowed() || a.LeaseID != "" || a.BindingAxis != "concurrency" || a.Decision.RetryAfterMs < 1 {
 		t.Fatalf("fourth admit at cap 3: %+v %v", a, err)
 	}
-	if err := held[0].Release(ctx, false); err != nil {
+	if err := held[0].Release(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := held[0].Release(ctx, false); err != nil { // idempotent
+	if err := held[0].Release(ctx, nil); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	if _, _, _, err := c.Heartbeat(ctx, nil); err != nil {
+	if _, err := c.Heartbeat(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	a, err = c.Admit(ctx, "checkout", "", 0)
@@ -95,15 +95,15 @@ func TestUnifiedPolicyAxes(t *testing.T) {
 	if a3.Allowed() || a3.BindingAxis != "concurrency" {
 		t.Fatalf("third admit: %+v, want a concurrency denial", a3)
 	}
-	_ = a1.Release(ctx, false)
-	_ = a2.Release(ctx, false)
+	_ = a1.Release(ctx, nil)
+	_ = a2.Release(ctx, nil)
 	// Rate: 5 per hour, 2 spent. Three more are admitted (and released) ...
 	for i := 0; i < 3; i++ {
 		a, _ := c.Admit(ctx, "unified-api", "alice", 1)
 		if !a.Allowed() {
 			t.Fatalf("admit %d: %+v", i+3, a)
 		}
-		_ = a.Release(ctx, false)
+		_ = a.Release(ctx, nil)
 	}
 	// ... then the rate axis binds, and its slot is returned, not held.
 	a, _ := c.Admit(ctx, "unified-api", "alice", 1)
@@ -174,7 +174,7 @@ func TestCrashReclaim(t *testing.T) {
 		for got < 3 && time.Now().Before(deadline) {
 			if a, _ := c.Admit(ctx, "checkout", "", 0); a.Allowed() {
 				got++
-				defer func() { _ = a.Release(ctx, false) }()
+				defer func() { _ = a.Release(ctx, nil) }()
 				continue
 			}
 			time.Sleep(20 * time.Millisecond)

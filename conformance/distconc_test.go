@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 const distPolicies = `version: 1
@@ -70,7 +70,7 @@ func capHolds(t *testing.T, clients []*throttlekit.Client, policy string, limit 
 				}
 				time.Sleep(time.Duration(2+rng.IntN(8)) * time.Millisecond)
 				inflight.Add(-1) // before the release: the overlap measured is never understated
-				if err := a.Release(context.Background(), false); err != nil {
+				if err := a.Release(context.Background(), nil); err != nil {
 					t.Error(err)
 					return
 				}
@@ -99,7 +99,7 @@ func TestDistributedConcurrencyFencing(t *testing.T) {
 	if err != nil || !a.Allowed() {
 		t.Fatalf("admit with Redis up: %+v %v", a, err)
 	}
-	_ = a.Release(ctx, false)
+	_ = a.Release(ctx, nil)
 	r.Stop()
 	time.Sleep(500 * time.Millisecond) // a heartbeat fails: the node fences itself
 	for i := 0; i < 20; i++ {

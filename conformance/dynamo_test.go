@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest"

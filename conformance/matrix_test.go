@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
 	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
@@ -170,7 +170,10 @@ func replayDoor(t *testing.T, door, addr string, st harness.Store, suites []matr
 				if err != nil {
 					t.Fatalf("%s op %d through %s: %v", s.name, j, door, err)
 				}
-				out[i] = append(out[i], d)
+				if d.Synthesized {
+					t.Fatalf("%s op %d through %s: a synthesized decision without a failure policy", s.name, j, door)
+				}
+				out[i] = append(out[i], engine.Decision{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs})
 			}
 		}
 		return out

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 const outagePolicies = `version: 1

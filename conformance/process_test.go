@@ -12,7 +12,7 @@ import (
 
 	"errors"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

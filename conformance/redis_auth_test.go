@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // TestRedisURLForms runs the server through a Sentinel, and with an ACL

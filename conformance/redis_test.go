@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
 	"github.com/throttlekit/throttlekit-go/server/store"
@@ -147,18 +147,22 @@ func TestDirectDoorAndServerShareOneBudget(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < 60; i++ {
-				var d engine.Decision
+				var allowed bool
 				var err error
 				if w%2 == 0 {
+					var d engine.Decision
 					d, err = door.Check(context.Background(), "tenant", 1)
+					allowed = d.Allowed
 				} else {
+					var d throttlekit.Decision
 					d, err = c.Check(context.Background(), "api", "tenant", 1)
+					allowed = d.Allowed
 				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if d.Allowed {
+				if allowed {
 					admitted.Add(1)
 				}
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // evalshaCalls reads how many EVALSHA calls Redis has served.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
 	"google.golang.org/grpc/metadata"
 )
@@ -93,8 +93,8 @@ func replayThroughServer(t *testing.T, budgetBlock string, storeArgs ...string) 
 				if err != nil {
 					t.Fatalf("%s op %d: %v", s.Name, i, err)
 				}
-				want := op.Expect.Engine()
-				want.ResetAt += offset
+				e := op.Expect.Engine()
+				want := throttlekit.Decision{Allowed: e.Allowed, Limit: e.Limit, Remaining: e.Remaining, ResetAt: e.ResetAt + offset, RetryAfterMs: e.RetryAfterMs}
 				if got != want {
 					t.Fatalf("%s op %d (now=%d cost=%d): got %+v, want %+v", s.Name, i, op.Now+offset, op.Units(), got, want)
 				}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"

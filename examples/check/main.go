@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func main() {

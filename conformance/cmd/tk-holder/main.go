@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func main() {

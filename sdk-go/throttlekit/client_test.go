@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	throttlekit "github.com/throttlekit/throttlekit-go/sdk-go"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // TestBadOptionsFailWhenTheClientIsBuilt: an interval of zero or less used
