@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/throttlekit/throttlekit-go/server/auth"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
 	"math"
@@ -57,6 +59,10 @@ type flags struct {
 	dynRetries   int
 	maxStreams   uint
 	maxConnAge   time.Duration
+	tlsCert      string
+	tlsKey       string
+	tlsCA        string
+	secret       string
 }
 
 // stringList is a repeatable string flag.
@@ -101,6 +107,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.maxConnAge, "max-connection-age", 30*time.Minute, "close a client connection this long after it opened (after a 30s grace), so load rebalances across servers (0 = never)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "serve Prometheus /metrics and /healthz over HTTP on this port (0 = off)")
 	fs.StringVar(&f.metricsHost, "metrics-host", "127.0.0.1", "bind address of the metrics listener")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
+	fs.StringVar(&f.secret, "secret", os.Getenv("THROTTLEKIT_SECRET"), "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -264,7 +274,19 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 		defer stopMetrics()
 	}
-	srv := grpc.NewServer(append(serverLimits(f), grpc.ChainUnaryInterceptor(recoverUnary(log)))...)
+	tlsCfg, err := auth.ServerTLS(f.tlsCert, f.tlsKey, f.tlsCA)
+	if err != nil {
+		return err
+	}
+	opts := serverLimits(f)
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log)}
+	if f.secret != "" {
+		unary = append(unary, auth.RequireSecret("/"+tkv1.RateLimiter_ServiceDesc.ServiceName+"/", auth.DecisionHeader, f.secret))
+	}
+	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...))...)
 	leases := admit.NewTable(f.leaseTTL, nil)
 	stopSweep := make(chan struct{})
 	defer close(stopSweep)
@@ -304,11 +326,15 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		names[i] = p.Name
 	}
 	addr := lis.Addr().(*net.TCPAddr)
-	if !addr.IP.IsLoopback() {
+	if tlsCfg == nil && !addr.IP.IsLoopback() {
 		log.Warn("serving without TLS on a non-loopback address; anyone who can reach it can spend budgets", "addr", addr.String())
 	}
-	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=insecure fail=%s monitor=off policies=%s\n",
-		addr, f.store, fail, strings.Join(names, ","))
+	security := auth.Posture(tlsCfg)
+	if f.secret != "" {
+		security += "+secret"
+	}
+	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=off policies=%s\n",
+		addr, f.store, security, fail, strings.Join(names, ","))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

@@ -1,6 +1,8 @@
-// Package harness builds throttlekit-server and runs it as a real process on
-// a free loopback port, for tests that speak to it over real sockets.
-package harness
+// Package testserver builds throttlekit-server and runs it as a real
+// process on a free loopback port, for tests that speak to it over real
+// sockets: the SDK's own tests and the conformance suite. It needs the
+// repository (the server is built from its source) and the Go toolchain.
+package testserver
 
 import (
 	"bufio"
@@ -208,26 +210,3 @@ func hasFlag(args []string, names ...string) bool {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// BuildTool builds a main package of the conformance module (e.g.
-// ./cmd/tk-holder) into a temporary directory.
-func BuildTool(t testing.TB, pkg string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := built[pkg]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "throttlekit-tool-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join(RepoRoot(t), "conformance")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, msg)
-	}
-	built[pkg] = out
-	return out
-}
