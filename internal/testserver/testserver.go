@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,17 +25,27 @@ import (
 // RepoRoot finds the repository root above the working directory.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := RootDir()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// RootDir finds the repository root (the directory with server/go.mod)
+// above the working directory.
+func RootDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "server", "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("repository root (with server/go.mod) not found")
+			return "", errors.New("repository root (with server/go.mod) not found above the working directory")
 		}
 		dir = parent
 	}
@@ -42,7 +53,7 @@ func RepoRoot(t testing.TB) string {
 
 var (
 	buildMu sync.Mutex
-	built   = map[string]string{}
+	built   = map[bool]string{}
 )
 
 // Binary builds throttlekit-server once per test process. With testClock the
@@ -50,15 +61,38 @@ var (
 // x-throttlekit-test-now).
 func Binary(t testing.TB, testClock bool) string {
 	t.Helper()
+	p, err := BuildBinary(testClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// BuildBinary is Binary for callers without a testing.TB (TestMain). A
+// binary named by THROTTLEKIT_SERVER_BIN (THROTTLEKIT_SERVER_TESTCLOCK_BIN
+// with testClock) is used as it is: the test script builds them once for
+// every suite.
+func BuildBinary(testClock bool) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	key := fmt.Sprint(testClock)
-	if p, ok := built[key]; ok {
-		return p
+	if p, ok := built[testClock]; ok {
+		return p, nil
+	}
+	env := "THROTTLEKIT_SERVER_BIN"
+	if testClock {
+		env = "THROTTLEKIT_SERVER_TESTCLOCK_BIN"
+	}
+	if p := os.Getenv(env); p != "" {
+		built[testClock] = p
+		return p, nil
+	}
+	root, err := RootDir()
+	if err != nil {
+		return "", err
 	}
 	dir, err := os.MkdirTemp("", "throttlekit-bin-")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	out := filepath.Join(dir, "throttlekit-server")
 	args := []string{"build", "-o", out}
@@ -67,12 +101,12 @@ func Binary(t testing.TB, testClock bool) string {
 	}
 	args = append(args, "./cmd/throttlekit-server")
 	cmd := exec.Command("go", args...)
-	cmd.Dir = filepath.Join(RepoRoot(t), "server")
+	cmd.Dir = filepath.Join(root, "server")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build throttlekit-server: %v\n%s", err, msg)
+		return "", fmt.Errorf("build throttlekit-server: %v\n%s", err, msg)
 	}
-	built[key] = out
-	return out
+	built[testClock] = out
+	return out, nil
 }
 
 // Server is a running throttlekit-server process.
@@ -94,6 +128,19 @@ var listening = regexp.MustCompile(`listening on (\S+)`)
 // if still running.
 func Start(t testing.TB, bin string, args ...string) *Server {
 	t.Helper()
+	s, err := Launch(bin, args...)
+	if s != nil {
+		t.Cleanup(s.Kill)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Launch is Start for callers without a testing.TB; the caller kills the
+// process.
+func Launch(bin string, args ...string) (*Server, error) {
 	if !hasFlag(args, "--port", "-p") {
 		args = append(args, "--port", "0")
 	}
@@ -104,7 +151,7 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s := &Server{Cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
@@ -113,7 +160,7 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 		return s.stderr.Write(p)
 	})
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	lines := make(chan string, 1)
 	go func() {
@@ -123,19 +170,18 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 		_, _ = io.Copy(io.Discard, r)
 	}()
 	go func() { s.err = cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { s.Kill() })
 	select {
 	case line := <-lines:
 		m := listening.FindStringSubmatch(line)
 		if m == nil {
 			<-s.done
-			t.Fatalf("server did not start: %q\nstderr:\n%s", line, s.Stderr())
+			return s, fmt.Errorf("server did not start: %q\nstderr:\n%s", line, s.Stderr())
 		}
 		s.Addr, s.Startup = m[1], strings.TrimSpace(line)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not print its startup line in 30s\nstderr:\n%s", s.Stderr())
+		return s, fmt.Errorf("server did not print its startup line in 30s\nstderr:\n%s", s.Stderr())
 	}
-	return s
+	return s, nil
 }
 
 // Stderr returns what the server has logged so far.

@@ -23,6 +23,9 @@ var (
 	ErrInvalidArgument = errors.New("throttlekit: invalid argument")
 	// ErrUnavailable: the service could not be reached (UNAVAILABLE).
 	ErrUnavailable = errors.New("throttlekit: service unavailable")
+	// ErrUnauthenticated: the door's secret is missing or wrong
+	// (UNAUTHENTICATED); see WithSecret.
+	ErrUnauthenticated = errors.New("throttlekit: missing or wrong secret")
 )
 
 // Error is a failed call: the operation, and the gRPC status the call
@@ -64,6 +67,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrInvalidArgument
 	case codes.Unavailable:
 		return target == ErrUnavailable
+	case codes.Unauthenticated:
+		return target == ErrUnauthenticated
 	case codes.DeadlineExceeded:
 		return target == context.DeadlineExceeded
 	case codes.Canceled:

@@ -1,0 +1,72 @@
+package throttlekit_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/throttlekit/throttlekit-go/internal/testpki"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+)
+
+func TestTLS(t *testing.T) {
+	pki := testpki.Write(t)
+	srv := startServer(t, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey)
+	if !strings.Contains(srv.Startup, "security=tls") {
+		t.Errorf("startup line %q does not say tls", srv.Startup)
+	}
+	cases := []struct {
+		name string
+		opts []throttlekit.Option
+		ok   bool
+	}{
+		{"CA file", []throttlekit.Option{throttlekit.WithCAFile(pki.CA)}, true},
+		{"tls.Config with the CA and a server name", []throttlekit.Option{throttlekit.WithTLS(&tls.Config{ServerName: "localhost", MinVersion: tls.VersionTLS12}), throttlekit.WithCAFile(pki.CA)}, true},
+		{"plaintext", nil, false},
+		{"system roots", []throttlekit.Option{throttlekit.WithTLS(nil)}, false},
+		{"wrong CA", []throttlekit.Option{throttlekit.WithCAFile(pki.OtherCA)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkReaches(t, srv.Addr, tc.ok, tc.opts...)
+		})
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	pki := testpki.Write(t)
+	srv := startServer(t, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-ca", pki.CA)
+	if !strings.Contains(srv.Startup, "security=mtls") {
+		t.Errorf("startup line %q does not say mtls", srv.Startup)
+	}
+	cases := []struct {
+		name string
+		opts []throttlekit.Option
+		ok   bool
+	}{
+		{"client certificate", []throttlekit.Option{throttlekit.WithCAFile(pki.CA), throttlekit.WithClientCertificate(pki.ClientCert, pki.ClientKey)}, true},
+		{"no client certificate", []throttlekit.Option{throttlekit.WithCAFile(pki.CA)}, false},
+		{"certificate of another CA", []throttlekit.Option{throttlekit.WithCAFile(pki.CA), throttlekit.WithClientCertificate(pki.OtherCert, pki.OtherKey)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkReaches(t, srv.Addr, tc.ok, tc.opts...)
+		})
+	}
+}
+
+// checkReaches makes one Check and wants it decided (ok) or refused as
+// unavailable: a handshake that fails never reaches the decision door.
+func checkReaches(t *testing.T, addr string, ok bool, opts ...throttlekit.Option) {
+	t.Helper()
+	c := newClient(t, addr, opts...)
+	d, err := c.Check(context.Background(), "api", t.Name(), 1)
+	if ok && (err != nil || !d.Allowed) {
+		t.Fatalf("Check: %+v, %v; want it decided", d, err)
+	}
+	if !ok && !errors.Is(err, throttlekit.ErrUnavailable) {
+		t.Fatalf("Check: %+v, %v; want ErrUnavailable (the handshake must fail)", d, err)
+	}
+}
