@@ -1,0 +1,22 @@
+package testserver
+
+import (
+	"context"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// TestNowHeader carries the instant a test-clock server decides a call at.
+const TestNowHeader = "x-throttlekit-test-now"
+
+// AtNow is a dial option under which every call is decided at epoch-ms
+// now by a test-clock server (Binary(t, true)), so decisions — and the
+// headers computed from them — are exact.
+func AtNow(now int64) grpc.DialOption {
+	v := strconv.FormatInt(now, 10)
+	return grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return invoker(metadata.AppendToOutgoingContext(ctx, TestNowHeader, v), method, req, reply, cc, opts...)
+	})
+}

@@ -1,0 +1,203 @@
+// Package httplimit puts a ThrottleKit policy in front of net/http
+// handlers: Middleware spends a rate (or cost) policy per request,
+// Concurrency holds a concurrency slot for the handler's duration. Denied
+// requests get 429 with Retry-After; every decided response carries the
+// RateLimit-Policy and RateLimit headers (package ratelimitheader).
+//
+//	limit, err := httplimit.Middleware(client, "api", httplimit.WithWindow(time.Hour))
+//	if err != nil {
+//		return err
+//	}
+//	http.ListenAndServe(addr, limit(mux))
+package httplimit
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+)
+
+// Checker decides one request; *throttlekit.Client is one.
+type Checker interface {
+	Check(ctx context.Context, policy, key string, cost int64) (throttlekit.Decision, error)
+}
+
+// Admitter grants concurrency slots; *throttlekit.Client is one.
+type Admitter interface {
+	Admit(ctx context.Context, policy, key string, cost int64, opts ...throttlekit.AdmitOption) (*throttlekit.Admission, error)
+}
+
+var (
+	_ Checker  = (*throttlekit.Client)(nil)
+	_ Admitter = (*throttlekit.Client)(nil)
+)
+
+// Middleware returns a middleware that checks policy for every request,
+// keyed by the peer's address unless WithKey says otherwise.
+func Middleware(c Checker, policy string, opts ...Option) (func(http.Handler) http.Handler, error) {
+	cfg, err := newConfig(policy, opts)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errors.New("httplimit: Middleware needs a Checker")
+	}
+	hp := ratelimitheader.Policy{Name: policy, Window: cfg.window}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if cfg.skip != nil && cfg.skip(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			key, err := cfg.key(r)
+			if err != nil {
+				cfg.onError(w, r, err)
+				return
+			}
+			var cost int64
+			if cfg.cost != nil {
+				cost = cfg.cost(r)
+			}
+			d, err := c.Check(r.Context(), policy, key, cost)
+			if err != nil {
+				if !cfg.unreachable(r.Context(), err) {
+					if r.Context().Err() == nil {
+						cfg.onError(w, r, err)
+					}
+					return // the client has gone: nobody reads an answer
+				}
+				d = throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}
+			}
+			if d.Synthesized && !d.Allowed {
+				http.Error(w, "503 rate limiter unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			h := w.Header()
+			for _, f := range ratelimitheader.Fields(hp, d, cfg.now(), cfg.style) {
+				h.Set(f.Name, f.Value)
+			}
+			if !d.Allowed {
+				cfg.denied.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// unreachable: the failure policy decides when the service could not be
+// reached, or did not answer within the client's timeout while the
+// request itself is still live.
+func (cfg *config) unreachable(ctx context.Context, err error) bool {
+	if errors.Is(err, throttlekit.ErrUnavailable) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+}
+
+// Concurrency returns a middleware that holds a slot of a concurrency (or
+// unified) policy while the handler runs, and releases it when the handler
+// returns — as dropped when it panicked or answered 5xx, which contracts an
+// adaptive limit. A request without a slot gets 429 and, when the server
+// advises a wait, Retry-After. The key (for a unified policy's rate and cost
+// axes) comes from WithKey, the peer's address by default.
+func Concurrency(a Admitter, policy string, opts ...Option) (func(http.Handler) http.Handler, error) {
+	cfg, err := newConfig(policy, opts)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, errors.New("httplimit: Concurrency needs an Admitter")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if cfg.skip != nil && cfg.skip(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			key, err := cfg.key(r)
+			if err != nil {
+				cfg.onError(w, r, err)
+				return
+			}
+			var cost int64
+			if cfg.cost != nil {
+				cost = cfg.cost(r)
+			}
+			adm, err := a.Admit(r.Context(), policy, key, cost, cfg.admit...)
+			if err != nil {
+				if !cfg.unreachable(r.Context(), err) {
+					if r.Context().Err() == nil {
+						cfg.onError(w, r, err)
+					}
+					return
+				}
+				adm = &throttlekit.Admission{Decision: throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}}
+			}
+			if !adm.Allowed() {
+				if adm.Decision.Synthesized {
+					http.Error(w, "503 rate limiter unavailable", http.StatusServiceUnavailable)
+					return
+				}
+				if v := ratelimitheader.RetryAfter(adm.Decision); v != "" {
+					w.Header().Set(ratelimitheader.RetryAfterField, v)
+				}
+				cfg.denied.ServeHTTP(w, r)
+				return
+			}
+			sw := &statusWriter{ResponseWriter: w}
+			var failed error
+			defer func() {
+				if p := recover(); p != nil {
+					failed = errHandlerPanicked
+					_ = adm.Release(r.Context(), &failed)
+					panic(p)
+				}
+				if sw.status >= 500 {
+					failed = errHandler5xx
+				}
+				_ = adm.Release(r.Context(), &failed) // unheard, the server reclaims it at its ttl
+			}()
+			next.ServeHTTP(sw, r)
+		})
+	}, nil
+}
+
+var (
+	errHandlerPanicked = errors.New("handler panicked")
+	errHandler5xx      = errors.New("handler answered 5xx")
+)
+
+// statusWriter remembers the status the handler wrote. Unwrap lets
+// http.ResponseController reach the Flusher, Hijacker and deadlines of the
+// writer underneath.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush keeps streaming handlers working through the wrapper.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,78 @@
+package ratelimitheader
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+)
+
+func TestFields(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	allowed := throttlekit.Decision{Allowed: true, Limit: 100, Remaining: 42, ResetAt: now.UnixMilli() + 30_001}
+	denied := throttlekit.Decision{Limit: 100, Remaining: 0, ResetAt: now.UnixMilli() + 60_000, RetryAfterMs: 1_001}
+	cases := []struct {
+		name  string
+		p     Policy
+		d     throttlekit.Decision
+		style Style
+		want  []Field
+	}{
+		{"allowed, IETF with window", Policy{Name: "api", Window: time.Minute}, allowed, IETF, []Field{
+			{"RateLimit-Policy", `"api";q=100;w=60`}, {"RateLimit", `"api";r=42;t=31`}}},
+		{"allowed, IETF without window", Policy{Name: "api"}, allowed, IETF, []Field{
+			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`}}},
+		{"denied, IETF: Retry-After rounds up", Policy{Name: "api", Window: 90 * time.Second}, denied, IETF, []Field{
+			{"RateLimit-Policy", `"api";q=100;w=90`}, {"RateLimit", `"api";r=0;t=60`}, {"Retry-After", "2"}}},
+		{"denied, legacy", Policy{Name: "api"}, denied, Legacy, []Field{
+			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "1700000060"}, {"Retry-After", "2"}}},
+		{"allowed, both", Policy{Name: "api"}, allowed, Both, []Field{
+			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`},
+			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "42"}, {"X-RateLimit-Reset", "1700000031"}}},
+		{"reset in the past", Policy{Name: "api"}, throttlekit.Decision{Allowed: true, Limit: 5, Remaining: 5, ResetAt: now.UnixMilli() - 5}, IETF, []Field{
+			{"RateLimit-Policy", `"api";q=5`}, {"RateLimit", `"api";r=5;t=0`}}},
+		{"a denial with no advised wait has no Retry-After", Policy{Name: "api"}, throttlekit.Decision{Limit: 5}, IETF, []Field{
+			{"RateLimit-Policy", `"api";q=5`}, {"RateLimit", `"api";r=0;t=0`}}},
+		{"quotes and backslashes are escaped", Policy{Name: `a"b\c`}, throttlekit.Decision{Allowed: true, Limit: 1, Remaining: 1}, IETF, []Field{
+			{"RateLimit-Policy", `"a\"b\\c";q=1`}, {"RateLimit", `"a\"b\\c";r=1;t=0`}}},
+		{"synthesized: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true}, Both, nil},
+		{"synthesized denial: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true, RetryAfterMs: 5}, Both, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Fields(tc.p, tc.d, now, tc.style)
+			if len(got) == 0 && len(tc.want) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("Fields:\n got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+	if got := RetryAfter(denied); got != "2" {
+		t.Errorf("RetryAfter(denied) = %q", got)
+	}
+	if got := RetryAfter(allowed); got != "" {
+		t.Errorf("RetryAfter(allowed) = %q", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{Name: "api", Window: time.Second}, ""},
+		{Policy{Name: `quote"d`}, ""},
+		{Policy{Name: "line\nbreak"}, "cannot carry"},
+		{Policy{Name: "naïve"}, "cannot carry"},
+		{Policy{Name: "api", Window: -time.Second}, "negative"},
+	} {
+		err := tc.p.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.p, err, tc.want)
+		}
+	}
+}
