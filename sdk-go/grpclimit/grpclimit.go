@@ -94,7 +94,9 @@ func WithCost(f func(ctx context.Context, fullMethod string) int64) Option {
 
 // WithSkip exempts the methods f selects (say, grpc.health.v1): they run
 // without a decision or metadata.
-func WithSkip(f func(fullMethod string) bool) Option { return optionFunc(func(c *config) { c.skip = f }) }
+func WithSkip(f func(fullMethod string) bool) Option {
+	return optionFunc(func(c *config) { c.skip = f })
+}
 
 // WithHeaderStyle chooses the rate-limit fields (default IETF).
 func WithHeaderStyle(s ratelimitheader.Style) Option {
