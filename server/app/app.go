@@ -110,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
-	fs.StringVar(&f.secret, "secret", os.Getenv("THROTTLEKIT_SECRET"), "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
+	fs.StringVar(&f.secret, "secret", "", "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -123,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.config == "" {
 		return nil, errors.New("--config is required: the policy file to serve")
+	}
+	if f.secret == "" {
+		f.secret = os.Getenv("THROTTLEKIT_SECRET") // not the flag's default: --help would print it
 	}
 	if _, ok := config.ParseFailMode(f.fail); !ok {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
