@@ -27,10 +27,14 @@ for _ in $(seq 120); do
 done
 status="$(docker inspect -f '{{.State.Health.Status}}' "$cid")"
 [[ "$status" == healthy ]] || { docker-compose "${files[@]}" logs >&2; echo "compose-test: server is $status" >&2; exit 1; }
-out="$(go -C examples run ./check --target "127.0.0.1:$TK_PORT" --policy api --key "compose-$$" --n 6)"
+# The command-line client exits 1 when a check of the six was denied.
+set +e
+out="$(go run ./sdk-go/cmd/throttlekit --addr "127.0.0.1:$TK_PORT" check api "compose-$$" 6)"
+rc=$?
+set -e
 echo "$out"
-[[ "$(grep -c ': allowed' <<<"$out")" == 5 && "$(grep -c ': denied' <<<"$out")" == 1 ]] \
-  || { echo "compose-test: want 5 allowed then 1 denied through the stack" >&2; exit 1; }
+[[ $rc == 1 && "$(grep -c '^check allowed' <<<"$out")" == 5 && "$(grep -c '^check denied' <<<"$out")" == 1 ]] \
+  || { echo "compose-test: want 5 allowed then 1 denied through the stack (exit 1), got exit $rc" >&2; exit 1; }
 # The decisions were made in the stack's Redis, not in the server's memory.
 [[ "$(redis-cli -p "$REDIS_PORT" --raw exists "api:compose-$$")" == 1 ]] \
   || { echo "compose-test: the key is not in the stack's Redis" >&2; exit 1; }

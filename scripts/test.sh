@@ -95,9 +95,16 @@ pysdk="$root/.tools/pysdk"
 ./scripts/install-pysdk.sh
 (cd sdk-python && "$pysdk/bin/ruff" check . && "$pysdk/bin/ruff" format --check . && "$pysdk/bin/mypy" src tests examples bench ../conformance/python/matrix_door.py)
 
-step "unit tests (race detector)"
+step "server binaries every suite runs (plain and test-clock builds)"
+go -C server build -o "$root/.tools/bin/throttlekit-server" ./cmd/throttlekit-server
+go -C server build -tags throttlekit_testclock -o "$root/.tools/bin/throttlekit-server-testclock" ./cmd/throttlekit-server
+export THROTTLEKIT_SERVER_BIN="$root/.tools/bin/throttlekit-server"
+export THROTTLEKIT_SERVER_TESTCLOCK_BIN="$root/.tools/bin/throttlekit-server-testclock"
+
+step "unit tests (race detector; the SDK's against real server processes)"
 go test -race -count=1 ./...
 (cd server && go test -race -count=1 ./...)
+(cd examples && go test -race -count=1 ./...)
 
 step "engine under FMA-capable code generation (GOAMD64=v3)"
 # Go may fuse a*b+c into one FMA on such targets; the engine forbids it with
@@ -141,11 +148,7 @@ go test -run '^$' -bench . -benchtime 1x ./...
 (cd server && go test -run '^$' -bench . -benchtime 1x ./...)
 
 step "Python SDK tests (pytest, a real server and Redis)"
-go -C server build -o "$root/.tools/bin/throttlekit-server" ./cmd/throttlekit-server
-go -C server build -tags throttlekit_testclock -o "$root/.tools/bin/throttlekit-server-testclock" ./cmd/throttlekit-server
-(cd sdk-python && THROTTLEKIT_SERVER_BIN="$root/.tools/bin/throttlekit-server" \
-  THROTTLEKIT_SERVER_TESTCLOCK_BIN="$root/.tools/bin/throttlekit-server-testclock" \
-  "$pysdk/bin/pytest" -q -p no:cacheprovider)
+(cd sdk-python && "$pysdk/bin/pytest" -q -p no:cacheprovider)
 
 step "compose: every file valid; the Redis stack up for real, checked, and down"
 ./scripts/compose-test.sh

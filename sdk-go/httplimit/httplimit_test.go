@@ -22,6 +22,7 @@ import (
 const policies = `version: 1
 limiters:
   web: { strategy: fixedWindow, limit: 2, period: 1m }
+  hourly: { strategy: gcra, limit: 2, period: 1h, burst: 2 }
   checkout:
     concurrency: { minLimit: 2, maxLimit: 2 }
   adaptive:

@@ -1,0 +1,79 @@
+package httplimit_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
+	"github.com/throttlekit/throttlekit-go/sdk-go/httplimit"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+)
+
+// serverAddr is a real throttlekit-server serving this file's policies,
+// for the examples.
+var serverAddr string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		bin, err := testserver.BuildBinary(false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "httplimit-example-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cfg := filepath.Join(dir, "policies.yaml")
+		if err := os.WriteFile(cfg, []byte(policies), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		srv, err := testserver.Launch(bin, "--config", cfg)
+		if srv != nil {
+			defer srv.Kill()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		serverAddr = srv.Addr
+		return m.Run()
+	}())
+}
+
+func ExampleMiddleware() {
+	client, err := throttlekit.NewClient(serverAddr) // e.g. "localhost:50051"
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	// "hourly" allows 2 requests per hour per caller address.
+	limit, err := httplimit.Middleware(client, "hourly", httplimit.WithWindow(time.Hour))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	hello := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hello") })
+	h := limit(hello)
+
+	for i := 0; i < 3; i++ {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "192.0.2.1:5555"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Header().Get("RateLimit-Policy"), w.Header().Get("Retry-After") != "")
+	}
+	// Output:
+	// 200 "hourly";q=2;w=3600 false
+	// 200 "hourly";q=2;w=3600 false
+	// 429 "hourly";q=2;w=3600 true
+}
