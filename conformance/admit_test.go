@@ -34,7 +34,7 @@ limiters:
 func startAdmit(t *testing.T, args ...string) (*harness.Server, *throttlekit.Client) {
 	t.Helper()
 	srv := harness.Start(t, harness.Binary(t, false), append([]string{"--config", harness.WriteFile(t, "p.yaml", admitPolicies)}, args...)...)
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

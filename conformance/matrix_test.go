@@ -152,7 +152,7 @@ func replayDoor(t *testing.T, door, addr string, st harness.Store, suites []matr
 	key := func(s matrixSuite) string { return s.key + "-" + strings.ReplaceAll(door, " ", "") }
 	switch door {
 	case doorGoService:
-		c, err := throttlekit.Dial(addr)
+		c, err := throttlekit.NewClient(addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,7 @@ func TestRedisOutage(t *testing.T) {
 	metrics := fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	srv := harness.Start(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", outagePolicies),
 		"--redis", r.URL, "--redis-timeout", "100ms", "--metrics-port", fmt.Sprint(metricsPort))
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestSignalDrainsThenExitsZero(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			srv, _ := startWire(t)
-			c, err := throttlekit.Dial(srv.Addr)
+			c, err := throttlekit.NewClient(srv.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}

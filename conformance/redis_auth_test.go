@@ -17,7 +17,7 @@ func TestRedisURLForms(t *testing.T) {
 	check := func(t *testing.T, args ...string) {
 		t.Helper()
 		srv := harness.Start(t, bin, append([]string{"--config", cfg, "--redis-timeout", "2s"}, args...)...)
-		c, err := throttlekit.Dial(srv.Addr)
+		c, err := throttlekit.NewClient(srv.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestRedisURLForms(t *testing.T) {
 		}
 		// A wrong password is a store failure: the fail mode (open) decides.
 		srv := harness.Start(t, bin, "--config", cfg, "--redis", "redis://limiter:wrong@"+r.Addr, "--redis-timeout", "500ms")
-		tc, _ := throttlekit.Dial(srv.Addr)
+		tc, _ := throttlekit.NewClient(srv.Addr)
 		defer tc.Close()
 		d, err := tc.Check(ctx, "api", "alice", 1)
 		if err != nil || !d.Allowed || d.ResetAt != 0 || d.Remaining != 3 {

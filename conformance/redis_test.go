@@ -130,7 +130,7 @@ func TestDirectDoorAndServerShareOneBudget(t *testing.T) {
 	r := harness.StartRedis(t)
 	cfg := harness.WriteFile(t, "p.yaml", "limiters:\n  api: { strategy: fixedWindow, limit: 200, period: 3650d, prefix: shared }\n")
 	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "2s")
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

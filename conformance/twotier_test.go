@@ -32,7 +32,7 @@ func evalshaCalls(t *testing.T, c *redis.Client) int64 {
 func dialAll(t *testing.T, servers []*harness.Server) []*throttlekit.Client {
 	var out []*throttlekit.Client
 	for _, s := range servers {
-		c, err := throttlekit.Dial(s.Addr)
+		c, err := throttlekit.NewClient(s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}

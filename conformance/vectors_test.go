@@ -69,7 +69,7 @@ func replayThroughServer(t *testing.T, budgetBlock string, storeArgs ...string) 
 	files := vectorFiles(t)
 	cfg := harness.WriteFile(t, "vectors.yaml", policyYAML(files, budgetBlock))
 	srv := harness.Start(t, harness.Binary(t, true), append([]string{"--config", cfg}, storeArgs...)...)
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func startWire(t *testing.T) (*harness.Server, *grpc.ClientConn) {
 
 func TestColdGCRABurstOnRealClock(t *testing.T) {
 	srv, _ := startWire(t)
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestErrorCodes(t *testing.T) {
 
 func TestSDKSentinelErrors(t *testing.T) {
 	srv, _ := startWire(t)
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestSDKSentinelErrors(t *testing.T) {
 
 func TestCheckManyPeekForecastDebit(t *testing.T) {
 	srv, _ := startWire(t)
-	c, err := throttlekit.Dial(srv.Addr)
+	c, err := throttlekit.NewClient(srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func main() {
 	heartbeat := flag.Bool("heartbeat", false, "renew the leases")
 	interval := flag.Duration("interval", 200*time.Millisecond, "heartbeat interval")
 	flag.Parse()
-	c, err := throttlekit.Dial(*target, throttlekit.WithHeartbeatInterval(*interval))
+	c, err := throttlekit.NewClient(*target, throttlekit.WithHeartbeatInterval(*interval))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
