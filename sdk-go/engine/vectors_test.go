@@ -66,9 +66,9 @@ func replayLease(t *testing.T, suite vectors.Suite) int {
 	n := 0
 	for i, ev := range suite.Events {
 		switch ev.Op {
-		case "grant":
+		case vectors.LeaseGrant:
 			sp.Grant(ev.Capacity, ev.ExpiresAt)
-		case "spend":
+		case vectors.LeaseSpend:
 			n++
 			d, refresh := sp.Spend(ev.Now, ev.Cost)
 			if refresh != ev.Expect.NeedsRefresh {

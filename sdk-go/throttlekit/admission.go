@@ -105,10 +105,9 @@ func (a *Admission) release(ctx context.Context, dropped bool) error {
 	a.released = true
 	a.mu.Unlock()
 	a.c.beats.forget(a)
-	cctx, cancel := a.c.outgoing(context.WithoutCancel(ctx))
-	defer cancel()
+	cctx, end := a.c.outgoing(context.WithoutCancel(ctx))
 	_, err := a.c.rl.Release(cctx, &tkv1.ReleaseRequest{LeaseId: a.LeaseID, Dropped: dropped})
-	return wrap("Release", err)
+	return wrap("Release", end(err))
 }
 
 func (a *Admission) markReclaimed() {
@@ -155,10 +154,9 @@ func (c *Client) Admit(ctx context.Context, policy, key string, cost int64, opts
 	for _, o := range opts {
 		o.applyAdmit(&cfg)
 	}
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Admit(cctx, &tkv1.AdmitRequest{Policy: policy, Key: key, Cost: cost, Hold: cfg.hold, Value: cfg.value})
-	if err != nil {
+	if err = end(err); err != nil {
 		d, err := c.failed(ctx, "Admit", err)
 		if err != nil {
 			return nil, err
@@ -196,10 +194,9 @@ type HeartbeatResult struct {
 // are renewed by the client itself; call this when you keep lease ids
 // yourself.
 func (c *Client) Heartbeat(ctx context.Context, leaseIDs []string) (HeartbeatResult, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Heartbeat(cctx, &tkv1.HeartbeatRequest{LeaseIds: leaseIDs})
-	if err != nil {
+	if err = end(err); err != nil {
 		return HeartbeatResult{}, wrap("Heartbeat", err)
 	}
 	return HeartbeatResult{Live: r.GetLiveIds(), Reclaimed: r.GetReclaimedIds(), NextDeadline: time.UnixMilli(r.GetNextDeadline())}, nil

@@ -3,6 +3,7 @@ package throttlekit_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
@@ -39,4 +40,52 @@ func BenchmarkCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCheckInterleaved makes the comparison drift-proof: every
+// iteration calls the SDK (default 5 s timeout), the SDK without a
+// timeout, and the raw stub, back to back on one connection, timing each;
+// it reports each side's ns/op and the ratios.
+func BenchmarkCheckInterleaved(b *testing.B) {
+	c, err := throttlekit.NewClient(serverAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	bare, err := throttlekit.NewClient(serverAddr, throttlekit.WithTimeout(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bare.Close()
+	stub := tkv1.NewRateLimiterClient(c.Conn())
+	ctx := context.Background()
+	for _, cl := range []*throttlekit.Client{c, bare} {
+		if _, err := cl.Check(ctx, "api", "bench", 1); err != nil { // connect before timing
+			b.Fatal(err)
+		}
+	}
+	var sdk, noTimeout, raw time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := c.Check(ctx, "api", "bench", 1); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := bare.Check(ctx, "api", "bench", 1); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := stub.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "bench", Cost: 1}); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		sdk, noTimeout, raw = sdk+t1.Sub(t0), noTimeout+t2.Sub(t1), raw+t3.Sub(t2)
+		n++
+	}
+	b.ReportMetric(float64(sdk.Nanoseconds())/float64(n), "sdk-ns/op")
+	b.ReportMetric(float64(noTimeout.Nanoseconds())/float64(n), "sdk-no-timeout-ns/op")
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(n), "raw-ns/op")
+	b.ReportMetric(float64(sdk)/float64(raw), "sdk/raw")
+	b.ReportMetric(float64(noTimeout)/float64(raw), "sdk-no-timeout/raw")
 }

@@ -3,6 +3,8 @@ package throttlekit
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
@@ -17,7 +19,8 @@ import (
 const secretHeader = "x-throttlekit-secret"
 
 // Client calls a throttlekit-server's decision door. It is safe for
-// concurrent use; create one per process and Close it when done.
+// concurrent use; create one per process with NewClient (the zero Client
+// is not usable) and Close it when done.
 type Client struct {
 	conn *grpc.ClientConn
 	rl   tkv1.RateLimiterClient
@@ -69,15 +72,33 @@ func (c *Client) Close() error {
 // (Monitor, health) over the same connection.
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
-// outgoing adds the secret and the per-call timeout to a caller's context.
-func (c *Client) outgoing(ctx context.Context) (context.Context, context.CancelFunc) {
+// outgoing prepares a call: the secret as metadata, and the per-call
+// timeout. It returns the call's context and end, which must be called
+// with the call's error when it returns and gives back the error to use.
+//
+// The timeout is a local timer that cancels the call, not a context
+// deadline: a deadline travels to the server as grpc-timeout and costs it a
+// timer per call (about 7% of a loopback Check, measured), while a cancel
+// reaches it just as well, as the stream's reset, at the moment it
+// happens. A caller's own deadline still travels as usual.
+func (c *Client) outgoing(ctx context.Context) (context.Context, func(error) error) {
 	if c.cfg.secret != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, secretHeader, c.cfg.secret)
 	}
-	if c.cfg.timeout > 0 {
-		return context.WithTimeout(ctx, c.cfg.timeout)
+	if c.cfg.timeout <= 0 {
+		return ctx, func(err error) error { return err }
 	}
-	return ctx, func() {}
+	ctx, cancel := context.WithCancel(ctx)
+	var fired atomic.Bool
+	t := time.AfterFunc(c.cfg.timeout, func() { fired.Store(true); cancel() })
+	return ctx, func(err error) error {
+		t.Stop()
+		cancel()
+		if err != nil && fired.Load() {
+			return status.Errorf(codes.DeadlineExceeded, "no answer within the client's timeout of %s (WithTimeout)", c.cfg.timeout)
+		}
+		return err
+	}
 }
 
 // failed turns a call's error into the failure policy's decision when the
@@ -103,10 +124,9 @@ func unreachable(ctx context.Context, err error) bool {
 
 // Check spends cost units of key's budget under policy; cost 0 means 1.
 func (c *Client) Check(ctx context.Context, policy, key string, cost int64) (Decision, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Check(cctx, &tkv1.CheckRequest{Policy: policy, Key: key, Cost: cost})
-	if err != nil {
+	if err = end(err); err != nil {
 		return c.failed(ctx, "Check", err)
 	}
 	return fromProto(r.GetDecision()), nil
@@ -116,10 +136,9 @@ func (c *Client) Check(ctx context.Context, policy, key string, cost int64) (Dec
 // 1) of each; the i-th decision answers keys[i]. Under a failure policy an
 // unreachable service yields one synthesized decision per key.
 func (c *Client) CheckMany(ctx context.Context, policy string, keys []string, cost int64) ([]Decision, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.CheckMany(cctx, &tkv1.CheckManyRequest{Policy: policy, Keys: keys, Cost: cost})
-	if err != nil {
+	if err = end(err); err != nil {
 		d, err := c.failed(ctx, "CheckMany", err)
 		if err != nil {
 			return nil, err
@@ -139,10 +158,9 @@ func (c *Client) CheckMany(ctx context.Context, policy string, keys []string, co
 
 // Peek reports what a cost-1 request would see now, spending nothing.
 func (c *Client) Peek(ctx context.Context, policy, key string) (Decision, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Peek(cctx, &tkv1.PeekRequest{Policy: policy, Key: key})
-	if err != nil {
+	if err = end(err); err != nil {
 		return c.failed(ctx, "Peek", err)
 	}
 	return fromProto(r.GetDecision()), nil
@@ -152,10 +170,9 @@ func (c *Client) Peek(ctx context.Context, policy, key string) (Decision, error)
 // spending nothing. The failure policy does not apply: a forecast cannot
 // be synthesized.
 func (c *Client) Forecast(ctx context.Context, policy, key string, cost int64) (Forecast, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Forecast(cctx, &tkv1.ForecastRequest{Policy: policy, Key: key, Cost: cost})
-	if err != nil {
+	if err = end(err); err != nil {
 		return Forecast{}, wrap("Forecast", err)
 	}
 	f := r.GetForecast()
@@ -165,10 +182,9 @@ func (c *Client) Forecast(ctx context.Context, policy, key string, cost int64) (
 // Debit meters tokens (0 means 1) against a token-budget policy after the
 // work is done; Remaining is the tokens left in the window.
 func (c *Client) Debit(ctx context.Context, policy, key string, tokens int64) (Decision, error) {
-	cctx, cancel := c.outgoing(ctx)
-	defer cancel()
+	cctx, end := c.outgoing(ctx)
 	r, err := c.rl.Debit(cctx, &tkv1.DebitRequest{Policy: policy, Key: key, Tokens: tokens})
-	if err != nil {
+	if err = end(err); err != nil {
 		return c.failed(ctx, "Debit", err)
 	}
 	return fromProto(r.GetDecision()), nil

@@ -22,17 +22,29 @@ type File struct {
 	Suites          []Suite `json:"suites"`
 }
 
+// Primitive names what a suite exercises.
+type Primitive string
+
 // The suite primitives.
 const (
-	PrimitiveRateLimit   = "rateLimit"
-	PrimitiveTokenBudget = "tokenBudget"
-	PrimitiveLease       = "lease"
+	PrimitiveRateLimit   Primitive = "rateLimit"
+	PrimitiveTokenBudget Primitive = "tokenBudget"
+	PrimitiveLease       Primitive = "lease"
+)
+
+// LeaseOp names a step of a lease suite.
+type LeaseOp string
+
+// The steps of a lease suite.
+const (
+	LeaseGrant LeaseOp = "grant"
+	LeaseSpend LeaseOp = "spend"
 )
 
 // Suite is a sequence of operations against one fresh limiter.
 type Suite struct {
-	Primitive string `json:"primitive"`
-	Name      string `json:"name"`
+	Primitive Primitive `json:"primitive"`
+	Name      string    `json:"name"`
 	// Strategy is set for rateLimit suites.
 	Strategy *StrategySpec `json:"strategy,omitempty"`
 	// Options is set for tokenBudget suites (budget, windowMs).
@@ -86,7 +98,7 @@ func (d Decision) Engine() engine.Decision {
 
 // LeaseEvent is a grant or a spend of a lease suite.
 type LeaseEvent struct {
-	Op        string       `json:"op"`
+	Op        LeaseOp      `json:"op"`
 	Capacity  int64        `json:"capacity,omitempty"`
 	ExpiresAt int64        `json:"expiresAt,omitempty"`
 	Now       int64        `json:"now,omitempty"`
