@@ -27,7 +27,8 @@ const (
 	Both
 )
 
-// Field names, in their canonical HTTP form (gRPC metadata lowercases them).
+// Field names as the drafts spell them (net/http canonicalizes them to
+// "Ratelimit-Policy" and so on; gRPC metadata lowercases them).
 const (
 	PolicyField     = "RateLimit-Policy"
 	RateLimitField  = "RateLimit"

@@ -44,7 +44,8 @@ func BenchmarkCheck(b *testing.B) {
 
 // BenchmarkCheckInterleaved makes the comparison drift-proof: every
 // iteration calls the SDK (default 5 s timeout), the SDK without a
-// timeout, and the raw stub, back to back on one connection, timing each;
+// timeout, and the raw stub, back to back on one connection in a rotating
+// order, timing each;
 // it reports each side's ns/op and the ratios.
 func BenchmarkCheckInterleaved(b *testing.B) {
 	c, err := throttlekit.NewClient(serverAddr)
@@ -64,25 +65,30 @@ func BenchmarkCheckInterleaved(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var sdk, noTimeout, raw time.Duration
+	calls := []func() error{
+		func() error { _, err := c.Check(ctx, "api", "bench", 1); return err },
+		func() error { _, err := bare.Check(ctx, "api", "bench", 1); return err },
+		func() error {
+			_, err := stub.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "bench", Cost: 1})
+			return err
+		},
+	}
+	var spent [3]time.Duration
 	n := 0
 	for b.Loop() {
-		t0 := time.Now()
-		if _, err := c.Check(ctx, "api", "bench", 1); err != nil {
-			b.Fatal(err)
+		// The order rotates, so that no side always runs first (or right
+		// after another) and inherits a warmer or colder moment.
+		for j := range calls {
+			k := (n + j) % len(calls)
+			t0 := time.Now()
+			if err := calls[k](); err != nil {
+				b.Fatal(err)
+			}
+			spent[k] += time.Since(t0)
 		}
-		t1 := time.Now()
-		if _, err := bare.Check(ctx, "api", "bench", 1); err != nil {
-			b.Fatal(err)
-		}
-		t2 := time.Now()
-		if _, err := stub.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "bench", Cost: 1}); err != nil {
-			b.Fatal(err)
-		}
-		t3 := time.Now()
-		sdk, noTimeout, raw = sdk+t1.Sub(t0), noTimeout+t2.Sub(t1), raw+t3.Sub(t2)
 		n++
 	}
+	sdk, noTimeout, raw := spent[0], spent[1], spent[2]
 	b.ReportMetric(float64(sdk.Nanoseconds())/float64(n), "sdk-ns/op")
 	b.ReportMetric(float64(noTimeout.Nanoseconds())/float64(n), "sdk-no-timeout-ns/op")
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(n), "raw-ns/op")
