@@ -256,3 +256,44 @@ func hasFlag(args []string, names ...string) bool {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// StartPolicies writes policies (a policy file's contents) into a
+// temporary directory of t and starts a server on it: a test-clock build
+// when testClock is set.
+func StartPolicies(t testing.TB, policies string, testClock bool, args ...string) *Server {
+	t.Helper()
+	cfg := WriteFile(t, "policies.yaml", policies)
+	return Start(t, Binary(t, testClock), append([]string{"--config", cfg}, args...)...)
+}
+
+// Main is a package's TestMain around one shared server: it starts a
+// server on policies, stores its address in *addr, runs the tests, stops
+// the server and returns the exit status for os.Exit.
+func Main(m *testing.M, policies string, addr *string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "testserver:", err)
+		return 1
+	}
+	bin, err := BuildBinary(false)
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := os.MkdirTemp("", "throttlekit-test-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := filepath.Join(dir, "policies.yaml")
+	if err := os.WriteFile(cfg, []byte(policies), 0o600); err != nil {
+		return fail(err)
+	}
+	srv, err := Launch(bin, "--config", cfg)
+	if srv != nil {
+		defer srv.Kill()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	*addr = srv.Addr
+	return m.Run()
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +33,7 @@ const t0 = int64(28_333_333) * 60_000
 // client whose calls are decided at t0.
 func throttlekitServer(t *testing.T) (*testserver.Server, *throttlekit.Client) {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "policies.yaml")
-	if err := os.WriteFile(cfg, []byte(policies), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Binary(t, true), "--config", cfg)
+	srv := testserver.StartPolicies(t, policies, true)
 	c, err := throttlekit.NewClient(srv.Addr, throttlekit.WithDialOptions(testserver.AtNow(t0)))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,40 +13,11 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
-// serverAddr is a real throttlekit-server serving this file's policies,
-// for the examples.
+// serverAddr is a real throttlekit-server serving this package's test
+// policies, for the examples.
 var serverAddr string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		bin, err := testserver.BuildBinary(false)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "httplimit-example-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		cfg := filepath.Join(dir, "policies.yaml")
-		if err := os.WriteFile(cfg, []byte(policies), 0o600); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		srv, err := testserver.Launch(bin, "--config", cfg)
-		if srv != nil {
-			defer srv.Kill()
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		serverAddr = srv.Addr
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, policies, &serverAddr)) }
 
 func ExampleMiddleware() {
 	client, err := throttlekit.NewClient(serverAddr) // e.g. "localhost:50051"

@@ -48,31 +48,18 @@ func Middleware(c Checker, policy string, opts ...Option) (func(http.Handler) ht
 	hp := ratelimitheader.Policy{Name: policy, Window: cfg.window}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if cfg.skip != nil && cfg.skip(r) {
-				next.ServeHTTP(w, r)
+			key, cost, decide := cfg.request(w, r, next)
+			if !decide {
 				return
-			}
-			key, err := cfg.key(r)
-			if err != nil {
-				cfg.onError(w, r, err)
-				return
-			}
-			var cost int64
-			if cfg.cost != nil {
-				cost = cfg.cost(r)
 			}
 			d, err := c.Check(r.Context(), policy, key, cost)
 			if err != nil {
-				if !cfg.unreachable(r.Context(), err) {
-					if r.Context().Err() == nil {
-						cfg.onError(w, r, err)
-					}
-					return // the client has gone: nobody reads an answer
+				if d, err = cfg.failed(w, r, err); err != nil {
+					return
 				}
-				d = throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}
 			}
 			if d.Synthesized && !d.Allowed {
-				http.Error(w, "503 rate limiter unavailable", http.StatusServiceUnavailable)
+				unavailable(w)
 				return
 			}
 			h := w.Header()
@@ -88,14 +75,43 @@ func Middleware(c Checker, policy string, opts ...Option) (func(http.Handler) ht
 	}, nil
 }
 
-// unreachable: the failure policy decides when the service could not be
-// reached, or did not answer within the client's timeout while the
-// request itself is still live.
-func (cfg *config) unreachable(ctx context.Context, err error) bool {
-	if errors.Is(err, throttlekit.ErrUnavailable) {
-		return true
+// request serves a skipped request itself, answers one whose key cannot
+// be found through the error handler, and otherwise returns the request's
+// key and cost with decide true.
+func (cfg *config) request(w http.ResponseWriter, r *http.Request, next http.Handler) (key string, cost int64, decide bool) {
+	if cfg.skip != nil && cfg.skip(r) {
+		next.ServeHTTP(w, r)
+		return "", 0, false
 	}
-	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	key, err := cfg.key(r)
+	if err != nil {
+		cfg.onError(w, r, err)
+		return "", 0, false
+	}
+	if cfg.cost != nil {
+		cost = cfg.cost(r)
+	}
+	return key, cost, true
+}
+
+// failed handles a decision that failed: when the service could not be
+// reached, or did not answer within the client's timeout while the request
+// is still live, the failure policy decides (a synthesized decision);
+// otherwise the error handler answers (unless the client has gone, when
+// nobody reads an answer) and err is returned.
+func (cfg *config) failed(w http.ResponseWriter, r *http.Request, err error) (throttlekit.Decision, error) {
+	live := r.Context().Err() == nil
+	if errors.Is(err, throttlekit.ErrUnavailable) || (errors.Is(err, context.DeadlineExceeded) && live) {
+		return throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}, nil
+	}
+	if live {
+		cfg.onError(w, r, err)
+	}
+	return throttlekit.Decision{}, err
+}
+
+func unavailable(w http.ResponseWriter) {
+	http.Error(w, "503 rate limiter unavailable", http.StatusServiceUnavailable)
 }
 
 // Concurrency returns a middleware that holds a slot of a concurrency (or
@@ -114,32 +130,21 @@ func Concurrency(a Admitter, policy string, opts ...Option) (func(http.Handler) 
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if cfg.skip != nil && cfg.skip(r) {
-				next.ServeHTTP(w, r)
+			key, cost, decide := cfg.request(w, r, next)
+			if !decide {
 				return
-			}
-			key, err := cfg.key(r)
-			if err != nil {
-				cfg.onError(w, r, err)
-				return
-			}
-			var cost int64
-			if cfg.cost != nil {
-				cost = cfg.cost(r)
 			}
 			adm, err := a.Admit(r.Context(), policy, key, cost, cfg.admit...)
 			if err != nil {
-				if !cfg.unreachable(r.Context(), err) {
-					if r.Context().Err() == nil {
-						cfg.onError(w, r, err)
-					}
+				d, err := cfg.failed(w, r, err)
+				if err != nil {
 					return
 				}
-				adm = &throttlekit.Admission{Decision: throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}}
+				adm = &throttlekit.Admission{Decision: d}
 			}
 			if !adm.Allowed() {
 				if adm.Decision.Synthesized {
-					http.Error(w, "503 rate limiter unavailable", http.StatusServiceUnavailable)
+					unavailable(w)
 					return
 				}
 				if v := ratelimitheader.RetryAfter(adm.Decision); v != "" {

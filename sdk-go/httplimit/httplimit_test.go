@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,11 +34,7 @@ const t0 = int64(28_333_333) * 60_000
 // whose calls are decided at t0.
 func server(t *testing.T) (*testserver.Server, *throttlekit.Client) {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "policies.yaml")
-	if err := os.WriteFile(cfg, []byte(policies), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Binary(t, true), "--config", cfg)
+	srv := testserver.StartPolicies(t, policies, true)
 	c, err := throttlekit.NewClient(srv.Addr, throttlekit.WithDialOptions(testserver.AtNow(t0)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,7 @@
 package throttlekit_test
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/internal/testserver"
@@ -21,52 +19,15 @@ limiters:
     concurrency: { minLimit: 1, maxLimit: 10, initialLimit: 10, algorithm: aimd, backoffRatio: 0.5, tolerance: 1000 }
 `
 
-var (
-	// serverAddr is a throttlekit-server shared by the examples; tests
-	// that change or stop their server start their own.
-	serverAddr   string
-	serverBin    string
-	policiesFile string
-)
+// serverAddr is a real throttlekit-server (built from this repository)
+// shared by the examples and the tests that only spend fresh keys; tests
+// that change or stop their server start their own.
+var serverAddr string
 
-// TestMain runs a real throttlekit-server (built from this repository)
-// for the package's tests and examples.
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	serverBin, err = testserver.BuildBinary(false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "throttlekit-sdk-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	policiesFile = filepath.Join(dir, "policies.yaml")
-	if err := os.WriteFile(policiesFile, []byte(policies), 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv, err := testserver.Launch(serverBin, "--config", policiesFile)
-	if srv != nil {
-		defer srv.Kill()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	serverAddr = srv.Addr
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, policies, &serverAddr)) }
 
 // startServer runs a server of its own for one test, with extra flags.
 func startServer(t *testing.T, args ...string) *testserver.Server {
 	t.Helper()
-	return testserver.Start(t, serverBin, append([]string{"--config", policiesFile}, args...)...)
+	return testserver.StartPolicies(t, policies, false, args...)
 }

@@ -6,11 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,38 +27,18 @@ limiters:
     concurrency: { minLimit: 1, maxLimit: 1 }
 `
 
-var serverBin, policiesFile string
-
-// TestMain builds a real server for the tests; run as a child with
-// THROTTLEKIT_CLI_MAIN=1 it is the command itself, so tests can see real
-// exit statuses.
+// TestMain: run as a child with THROTTLEKIT_CLI_MAIN=1 the test binary is
+// the command itself, so tests can see real exit statuses.
 func TestMain(m *testing.M) {
 	if os.Getenv("THROTTLEKIT_CLI_MAIN") == "1" {
 		main()
 	}
-	var err error
-	if serverBin, err = testserver.BuildBinary(false); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "throttlekit-cli-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	policiesFile = filepath.Join(dir, "policies.yaml")
-	if err := os.WriteFile(policiesFile, []byte(policies), 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 func start(t *testing.T, args ...string) *testserver.Server {
 	t.Helper()
-	return testserver.Start(t, serverBin, append([]string{"--config", policiesFile}, args...)...)
+	return testserver.StartPolicies(t, policies, false, args...)
 }
 
 // cli runs the command in-process.
