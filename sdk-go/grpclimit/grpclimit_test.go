@@ -33,13 +33,7 @@ const t0 = int64(28_333_333) * 60_000
 // client whose calls are decided at t0.
 func throttlekitServer(t *testing.T) (*testserver.Server, *throttlekit.Client) {
 	t.Helper()
-	srv := testserver.StartPolicies(t, policies, true)
-	c, err := throttlekit.NewClient(srv.Addr, throttlekit.WithDialOptions(testserver.AtNow(t0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return srv, c
+	return testserver.StartAt(t, policies, t0)
 }
 
 // protected serves the gRPC health service behind the interceptors and

@@ -34,13 +34,7 @@ const t0 = int64(28_333_333) * 60_000
 // whose calls are decided at t0.
 func server(t *testing.T) (*testserver.Server, *throttlekit.Client) {
 	t.Helper()
-	srv := testserver.StartPolicies(t, policies, true)
-	c, err := throttlekit.NewClient(srv.Addr, throttlekit.WithDialOptions(testserver.AtNow(t0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return srv, c
+	return testserver.StartAt(t, policies, t0)
 }
 
 func ok(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }
