@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates every Compose file, then brings the Redis stack up for real on
 # local images and the host network (compose/redis/docker-compose.host.yml), sends
-# Checks through it with the Go SDK's example client, and takes it down —
+# Checks through it with the command-line client, and takes it down —
 # even when a step fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
