@@ -1,0 +1,72 @@
+package telemetry
+
+import "time"
+
+// Outcome is how a decision ended.
+type Outcome uint8
+
+// The outcomes, as the decisions_total metric labels them.
+const (
+	Allowed Outcome = iota
+	Denied
+	// FailOpen and FailClosed: the store failed and the fail mode decided.
+	FailOpen
+	FailClosed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Allowed:
+		return "allowed"
+	case Denied:
+		return "denied"
+	case FailOpen:
+		return "fail_open"
+	case FailClosed:
+		return "fail_closed"
+	}
+	return "unknown"
+}
+
+// permitted reports whether the request went ahead.
+func (o Outcome) permitted() bool { return o == Allowed || o == FailOpen }
+
+// Axis names the axis that denied: "rate", "concurrency", "cost", or "" for
+// a decision that was allowed (or a plain rate limiter's denial, which is
+// "rate").
+type Axis = string
+
+// Event is one decision, as a door reports it.
+type Event struct {
+	Policy  string
+	Key     string // PII: kept only in the bounded sketches and the denial ring
+	Op      string // "Check", "Admit", "Debit", ...
+	Outcome Outcome
+	Axis    Axis // the binding axis of a denial
+	Limit   int64
+	// Remaining and RetryAfterMs are the decision's.
+	Remaining    int64
+	RetryAfterMs int64
+	// Tokens is what a Debit metered (0 otherwise).
+	Tokens int64
+	// Latency is the decision's time inside the server.
+	Latency time.Duration
+	// At is when it was decided, epoch ms (the wall clock).
+	At int64
+}
+
+// A Tap receives every decision. Implementations must be O(1), safe for
+// concurrent use, and must never block.
+type Tap interface {
+	Record(Event)
+}
+
+// Taps fans an event out to several taps.
+type Taps []Tap
+
+// Record implements Tap.
+func (ts Taps) Record(ev Event) {
+	for _, t := range ts {
+		t.Record(ev)
+	}
+}

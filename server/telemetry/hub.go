@@ -1,0 +1,235 @@
+package telemetry
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+)
+
+// Defaults of a Hub.
+const (
+	DefaultWindow = 60 * time.Second
+	// topK bounds each heavy-hitter sketch; the snapshot shows the top 10.
+	topK = 64
+	topN = 10
+	// latencySamples bounds the latency sample of a policy: the last this
+	// many decisions of the window.
+	latencySamples = 1024
+	// denialRing is how many recent denials the snapshot carries.
+	denialRing = 256
+	// WatchRate is the most denials per second one Watch stream is sent;
+	// beyond it (or when the reader is slow) events are dropped and counted.
+	WatchRate   = 500
+	watchBuffer = 512
+)
+
+// PolicyInfo is what the Hub knows of a configured policy.
+type PolicyInfo struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`     // "limiter", "admitter", "meter"
+	Strategy string `json:"strategy"` // "" for non-rate policies
+	Limit    int64  `json:"limit"`    // the configured ceiling, 0 if none
+}
+
+// Options configures a Hub.
+type Options struct {
+	// Window is the rolling window the counters cover (DefaultWindow);
+	// whole seconds.
+	Window time.Duration
+	// Buffer is how many events may wait for the aggregator (8192).
+	Buffer int
+	NodeID string
+	// Guards reports the concurrency guards when a snapshot is taken.
+	Guards func() []GuardSummary
+	// Now is the wall clock (time.Now).
+	Now func() time.Time
+}
+
+// Hub aggregates decisions for the Monitor door and Lens.
+type Hub struct {
+	windowS int64
+	events  chan Event
+	dropped atomic.Int64
+	nodeID  string
+	guards  func() []GuardSummary
+	now     func() time.Time
+
+	mu           sync.Mutex // the aggregator's state; held briefly per event and per snapshot
+	policies     map[string]*policyStats
+	order        []*policyStats
+	denials      [denialRing]DenialEvent
+	nDenials     int // total ever recorded; the ring holds the last denialRing
+	subs         map[*Subscription]struct{}
+	watchDropped int64
+}
+
+// New returns a Hub for policies. Call Run to start its aggregator.
+func New(policies []PolicyInfo, o Options) *Hub {
+	if o.Window < time.Second {
+		o.Window = DefaultWindow
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 8192
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &Hub{
+		windowS:  int64(o.Window / time.Second),
+		events:   make(chan Event, o.Buffer),
+		nodeID:   o.NodeID,
+		guards:   o.Guards,
+		now:      o.Now,
+		policies: map[string]*policyStats{},
+		subs:     map[*Subscription]struct{}{},
+	}
+	for _, p := range policies {
+		ps := newPolicyStats(p, h.windowS)
+		h.policies[p.Name] = ps
+		h.order = append(h.order, ps)
+	}
+	return h
+}
+
+// Record implements Tap: it hands ev to the aggregator, or drops and
+// counts it when the aggregator is behind. It never blocks.
+func (h *Hub) Record(ev Event) {
+	select {
+	case h.events <- ev:
+	default:
+		h.dropped.Add(1)
+	}
+}
+
+// Run aggregates events until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-h.events:
+			h.apply(ev)
+		}
+	}
+}
+
+// Drain applies every waiting event now (tests and benchmarks).
+func (h *Hub) Drain() {
+	for {
+		select {
+		case ev := <-h.events:
+			h.apply(ev)
+		default:
+			return
+		}
+	}
+}
+
+func (h *Hub) apply(ev Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps := h.policies[ev.Policy]
+	if ps == nil {
+		return // not a configured policy: the door refused it before deciding
+	}
+	ps.record(ev)
+	if ev.Outcome == Denied || ev.Outcome == FailClosed {
+		d := DenialEvent{At: ev.At, Policy: ev.Policy, Key: ev.Key, Axis: ev.Axis, Limit: ev.Limit, Remaining: ev.Remaining, RetryAfterMs: ev.RetryAfterMs}
+		h.denials[h.nDenials%denialRing] = d
+		h.nDenials++
+		for s := range h.subs {
+			s.offer(d)
+		}
+	}
+}
+
+// DenialEvent is one denial, as Watch streams and the snapshot carry it.
+type DenialEvent struct {
+	At           int64  `json:"at"`
+	Policy       string `json:"policy"`
+	Key          string `json:"key"`
+	Axis         string `json:"axis"`
+	Limit        int64  `json:"limit"`
+	Remaining    int64  `json:"remaining"`
+	RetryAfterMs int64  `json:"retryAfterMs"`
+}
+
+// Subscription is one Watch stream's feed of denials.
+type Subscription struct {
+	// C delivers the denials; it is closed by Cancel.
+	C       chan DenialEvent
+	policy  string
+	rate    engine.TokenBucket
+	state   engine.State
+	dropped atomic.Int64
+	hub     *Hub
+}
+
+// Subscribe feeds denials of policy ("" = every policy) to a new
+// subscription, at most WatchRate per second; events beyond the rate, or
+// that find the buffer full, are dropped and counted (Dropped).
+func (h *Hub) Subscribe(policy string) *Subscription {
+	tb, _ := engine.NewTokenBucket(WatchRate, WatchRate) // constant, valid arguments
+	s := &Subscription{C: make(chan DenialEvent, watchBuffer), policy: policy, rate: tb, hub: h}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Cancel ends the subscription.
+func (s *Subscription) Cancel() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		h.watchDropped += s.dropped.Load()
+		close(s.C)
+	}
+}
+
+// Dropped is how many denials this subscription did not deliver.
+func (s *Subscription) Dropped() int64 { return s.dropped.Load() }
+
+// offer delivers d unless the stream is over its rate or its reader is
+// behind; called with the hub's lock held.
+func (s *Subscription) offer(d DenialEvent) {
+	if s.policy != "" && s.policy != d.Policy {
+		return
+	}
+	if dec, _ := s.rate.Check(&s.state, s.hub.now().UnixMilli(), 1); !dec.Allowed {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.C <- d:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// GuardSummary is a concurrency guard's state.
+type GuardSummary struct {
+	Name     string  `json:"name"`
+	Limit    int64   `json:"limit"`
+	Inflight int64   `json:"inflight"`
+	Share    float64 `json:"share"`   // distributed guards: this node's share
+	LGlobal  int64   `json:"lGlobal"` // distributed guards: the fleet-wide limit
+	Nodes    int64   `json:"nodes"`
+	Fenced   bool    `json:"fenced"`
+}
+
+// sortedGuards calls the guard reporter.
+func (h *Hub) sortedGuards() []GuardSummary {
+	if h.guards == nil {
+		return nil
+	}
+	g := h.guards()
+	sort.Slice(g, func(i, j int) bool { return g[i].Name < g[j].Name })
+	return g
+}

@@ -1,0 +1,225 @@
+package telemetry
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// clock is a settable wall clock.
+type clock struct{ ms int64 }
+
+func (c *clock) now() time.Time { return time.UnixMilli(c.ms) }
+
+func newTestHub(c *clock, policies ...PolicyInfo) *Hub {
+	if len(policies) == 0 {
+		policies = []PolicyInfo{{Name: "api", Kind: "limiter", Strategy: "gcra", Limit: 10}, {Name: "llm", Kind: "meter", Limit: 1000}}
+	}
+	return New(policies, Options{Now: c.now, NodeID: "n1"})
+}
+
+func policy(t *testing.T, s Snapshot, name string) PolicySnapshot {
+	t.Helper()
+	for _, p := range s.Policies {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no policy %q in the snapshot", name)
+	return PolicySnapshot{}
+}
+
+func TestCountsOverTheRollingWindow(t *testing.T) {
+	c := &clock{ms: 1_000_000_000}
+	h := newTestHub(c)
+	rec := func(o Outcome, axis, key string) {
+		h.Record(Event{Policy: "api", Key: key, Outcome: o, Axis: axis, Limit: 10, At: c.ms, Latency: time.Millisecond})
+	}
+	for i := 0; i < 5; i++ {
+		rec(Allowed, "", "alice")
+	}
+	rec(Denied, "rate", "alice")
+	rec(Denied, "concurrency", "bob")
+	rec(FailOpen, "", "carol")
+	rec(FailClosed, "", "carol")
+	h.Record(Event{Policy: "unknown", Key: "x", Outcome: Denied, At: c.ms})
+	h.Drain()
+	s := h.Snapshot()
+	p := policy(t, s, "api")
+	if p.Allowed != 5 || p.Denied != 2 || p.FailOpen != 1 || p.FailClosed != 1 {
+		t.Fatalf("counts %+v", p)
+	}
+	if p.DenialsByAxis["rate"] != 1 || p.DenialsByAxis["concurrency"] != 1 || len(p.DenialsByAxis) != 2 {
+		t.Fatalf("denials by axis %v", p.DenialsByAxis)
+	}
+	if p.LastLimit != 10 || p.Latency.N != 9 || p.Latency.P50Ms != 1 || p.Latency.MaxMs != 1 {
+		t.Fatalf("limit %d latency %+v", p.LastLimit, p.Latency)
+	}
+	if got := p.TopRequested[0]; got.Key != "alice" || got.Count != 6 {
+		t.Fatalf("top requested %v", p.TopRequested)
+	}
+	if len(p.TopDenied) != 3 || p.TopDenied[2] != (KeyCount{"carol", 1}) { // fail-closed counts as denied, fail-open not
+		t.Fatalf("top denied %v", p.TopDenied)
+	}
+	if len(s.RecentDenials) != 3 || s.RecentDenials[0].Policy != "api" || s.RecentDenials[0].Key != "carol" || s.RecentDenials[2].Key != "alice" {
+		t.Fatalf("recent denials (newest first) %+v", s.RecentDenials)
+	}
+	if p.PerSecond[len(p.PerSecond)-1] != 9 || p.DeniedPerSecond[len(p.DeniedPerSecond)-1] != 3 {
+		t.Fatalf("this second's series: %d decisions, %d denied", p.PerSecond[len(p.PerSecond)-1], p.DeniedPerSecond[len(p.DeniedPerSecond)-1])
+	}
+	if s.WindowMs != 60_000 || s.Mode != "process" || s.NodeID != "n1" || s.GeneratedAt != c.ms {
+		t.Fatalf("meta %+v", s)
+	}
+
+	c.ms += 30_000
+	rec(Allowed, "", "dave")
+	h.Drain()
+	if p := policy(t, h.Snapshot(), "api"); p.Allowed != 6 || p.PerSecond[len(p.PerSecond)-31] != 9 {
+		t.Fatalf("30 s later: allowed %d, series %v", p.Allowed, p.PerSecond)
+	}
+	c.ms += 31_000 // the first second has left the window
+	h.Drain()
+	p = policy(t, h.Snapshot(), "api")
+	if p.Allowed != 1 || p.Denied != 0 || p.Latency.N != 1 {
+		t.Fatalf("61 s later: %+v", p)
+	}
+	if len(p.TopRequested) != 1 || p.TopRequested[0].Key != "dave" {
+		t.Fatalf("61 s later the heavy hitters hold only the last half window: %v", p.TopRequested)
+	}
+}
+
+func TestLatencyPercentiles(t *testing.T) {
+	c := &clock{ms: 5_000_000}
+	h := newTestHub(c)
+	for i := 1; i <= 100; i++ {
+		h.Record(Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms, Latency: time.Duration(i) * time.Millisecond})
+	}
+	h.Drain()
+	l := policy(t, h.Snapshot(), "api").Latency
+	if l.N != 100 || l.P50Ms != 51 || l.P99Ms != 100 || l.MaxMs != 100 || l.AvgMs != 50.5 {
+		t.Fatalf("latency %+v", l)
+	}
+}
+
+func TestTokenBurn(t *testing.T) {
+	c := &clock{ms: 9_000_000}
+	h := newTestHub(c)
+	for i := 0; i < 3; i++ {
+		h.Record(Event{Policy: "llm", Key: "tenant", Op: "Debit", Outcome: Allowed, Tokens: 100, Remaining: int64(900 - 100*i), At: c.ms})
+	}
+	h.Drain()
+	b := policy(t, h.Snapshot(), "llm").Burn
+	// 300 tokens in a 60 s window: 5 per second; 700 left lasts 140 s.
+	if len(b) != 1 || b[0] != (BudgetBurn{Key: "tenant", Tokens: 300, Remaining: 700, ExhaustsInMs: 140_000}) {
+		t.Fatalf("burn %+v", b)
+	}
+}
+
+// TestRecordNeverBlocks: with the aggregator stopped and its buffer full,
+// a tap returns at once and counts the drop.
+func TestRecordNeverBlocks(t *testing.T) {
+	c := &clock{ms: 1}
+	h := New([]PolicyInfo{{Name: "api"}}, Options{Now: c.now, Buffer: 4})
+	for i := 0; i < 10; i++ {
+		h.Record(Event{Policy: "api", Key: "k", At: 1})
+	}
+	if got := h.Snapshot().Dropped; got != 6 {
+		t.Fatalf("dropped %d, want 6", got)
+	}
+}
+
+// TestMemoryIsBoundedByConfigurationNotKeys records a million distinct
+// keys: the sketches keep at most topK each, the denial ring its size, and
+// the heap grows by far less than the keys would take.
+func TestMemoryIsBoundedByConfigurationNotKeys(t *testing.T) {
+	c := &clock{ms: 1_000_000}
+	h := newTestHub(c)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 1_000_000; i++ {
+		o := Allowed
+		if i%3 == 0 {
+			o = Denied
+		}
+		h.apply(Event{Policy: "api", Key: fmt.Sprintf("key-%07d", i), Outcome: o, Axis: "rate", At: c.ms + int64(i/20_000)})
+		h.apply(Event{Policy: "llm", Key: fmt.Sprintf("tenant-%07d", i), Outcome: Allowed, Tokens: 3, Remaining: 5, At: c.ms + int64(i/20_000)})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	for _, ps := range h.policies {
+		for g := range 2 {
+			if n := len(ps.requested[g].entries) + len(ps.denied[g].entries) + len(ps.burn[g].entries); n > 3*topK {
+				t.Fatalf("%s generation %d holds %d keys", ps.info.Name, g, n)
+			}
+		}
+		if len(ps.lastRemaining) > 4*topK {
+			t.Fatalf("%s remembers the remaining budget of %d keys", ps.info.Name, len(ps.lastRemaining))
+		}
+	}
+	// 2M keys of ~12 bytes would be well over 24 MB as strings alone.
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<20 {
+		t.Fatalf("heap grew by %d bytes over a million keys", grew)
+	}
+	s := h.Snapshot()
+	if len(s.RecentDenials) != denialRing || policy(t, s, "api").Denied != 333_334 {
+		t.Fatalf("%d recent denials, %d denied", len(s.RecentDenials), policy(t, s, "api").Denied)
+	}
+}
+
+func TestWatchFiltersRateLimitsAndDropsForSlowReaders(t *testing.T) {
+	c := &clock{ms: 7_000_000}
+	h := newTestHub(c)
+	all, onlyLLM := h.Subscribe(""), h.Subscribe("llm")
+	// 2000 denials within one millisecond: the bucket (500 per second, 500
+	// at once) lets 500 through to the stream that wants them all; the
+	// buffer (512) holds them, so nothing else is lost but the excess.
+	for i := 0; i < 2000; i++ {
+		h.apply(Event{Policy: "api", Key: "k", Outcome: Denied, Axis: "rate", At: c.ms})
+	}
+	h.apply(Event{Policy: "llm", Key: "t", Outcome: Denied, Axis: "cost", At: c.ms})
+	h.apply(Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms})
+	if len(all.C) != 500 || all.Dropped() != 1501 {
+		t.Fatalf("stream of all: %d queued, %d dropped; want 500 and 1501", len(all.C), all.Dropped())
+	}
+	if len(onlyLLM.C) != 1 || onlyLLM.Dropped() != 0 {
+		t.Fatalf("stream of llm: %d queued, %d dropped", len(onlyLLM.C), onlyLLM.Dropped())
+	}
+	if d := <-onlyLLM.C; d.Policy != "llm" || d.Axis != "cost" || d.Key != "t" {
+		t.Fatalf("llm denial %+v", d)
+	}
+	// A second later the bucket has refilled; a reader that never reads
+	// costs a full buffer, not more.
+	c.ms += 1000
+	for i := 0; i < 600; i++ {
+		h.apply(Event{Policy: "api", Key: "k", Outcome: Denied, At: c.ms + int64(i)})
+	}
+	if len(all.C) != watchBuffer {
+		t.Fatalf("a reader that never reads holds %d events, want the buffer's %d", len(all.C), watchBuffer)
+	}
+	if got := h.Snapshot().WatchDropped; got != all.Dropped() {
+		t.Fatalf("snapshot counts %d watch drops, want %d", got, all.Dropped())
+	}
+	all.Cancel()
+	onlyLLM.Cancel()
+	if _, ok := <-onlyLLM.C; ok {
+		t.Fatal("Cancel must close the channel")
+	}
+}
+
+func TestSketchKeepsTheHeavyHitters(t *testing.T) {
+	s := newSketch(8)
+	for i := 0; i < 10_000; i++ {
+		s.add(fmt.Sprintf("noise-%d", i), 1)
+		if i%3 == 0 {
+			s.add("heavy", 1)
+		}
+	}
+	// heavy is 3334 of 13334: above total/k, so space-saving must keep it,
+	// counted at least that often.
+	got := top(1, s)
+	if len(s.entries) != 8 || got[0].Key != "heavy" || got[0].Count < 3334 {
+		t.Fatalf("%d entries, top %v", len(s.entries), got)
+	}
+}
