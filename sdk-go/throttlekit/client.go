@@ -34,26 +34,34 @@ type Client struct {
 // the first call and reconnects by itself. An error means an option is
 // invalid or a file it names cannot be read.
 func NewClient(target string, opts ...Option) (*Client, error) {
-	cfg, err := newConfig(opts)
+	conn, cfg, err := dial(target, opts)
 	if err != nil {
 		return nil, err
 	}
+	c := &Client{conn: conn, rl: tkv1.NewRateLimiterClient(conn), cfg: cfg}
+	c.beats = heartbeater{c: c, interval: cfg.heartbeatInterval}
+	return c, nil
+}
+
+// dial builds the validated configuration and the channel it describes.
+func dial(target string, opts []Option) (*grpc.ClientConn, *config, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	tlsCfg, err := cfg.transport()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)
 	}
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.dialOptions...)
-	conn, err := grpc.NewClient(target, dial...)
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.dialOptions...)...)
 	if err != nil {
-		return nil, fmt.Errorf("throttlekit: client for %s: %w", target, err)
+		return nil, nil, fmt.Errorf("throttlekit: client for %s: %w", target, err)
 	}
-	c := &Client{conn: conn, rl: tkv1.NewRateLimiterClient(conn), cfg: cfg}
-	c.beats = heartbeater{c: c, interval: cfg.heartbeatInterval}
-	return c, nil
+	return conn, cfg, nil
 }
 
 // Dial is NewClient under its old name.

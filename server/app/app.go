@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"github.com/throttlekit/throttlekit-go/server/auth"
+	"github.com/throttlekit/throttlekit-go/server/monitor"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
@@ -63,6 +65,8 @@ type flags struct {
 	tlsKey       string
 	tlsCA        string
 	secret       string
+	monitor      string
+	monitorKey   string
 }
 
 // stringList is a repeatable string flag.
@@ -110,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
+	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")
+	fs.StringVar(&f.monitorKey, "monitor-secret", "", "secret every Monitor caller must present (x-monitor-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_MONITOR_SECRET")
 	fs.StringVar(&f.secret, "secret", "", "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
@@ -126,6 +132,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.secret == "" {
 		f.secret = os.Getenv("THROTTLEKIT_SECRET") // not the flag's default: --help would print it
+	}
+	if f.monitorKey == "" {
+		f.monitorKey = os.Getenv("THROTTLEKIT_MONITOR_SECRET")
+	}
+	if f.monitor != "on" && f.monitor != "off" {
+		return nil, fmt.Errorf("--monitor must be on or off, not %q", f.monitor)
 	}
 	if _, ok := config.ParseFailMode(f.fail); !ok {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
@@ -270,13 +282,6 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return fmt.Errorf("listen on %s:%d: %w", f.host, f.port, err)
 	}
-	if f.metricsPort != 0 {
-		stopMetrics, err := serveMetrics(f.metricsHost, f.metricsPort, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
-	}
 	tlsCfg, err := auth.ServerTLS(f.tlsCert, f.tlsKey, f.tlsCA)
 	if err != nil {
 		return err
@@ -286,10 +291,16 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	unary := []grpc.UnaryServerInterceptor{recoverUnary(log)}
+	var stream []grpc.StreamServerInterceptor
 	if f.secret != "" {
-		unary = append(unary, auth.RequireSecret("/"+tkv1.RateLimiter_ServiceDesc.ServiceName+"/", auth.DecisionHeader, f.secret))
+		g := auth.Guard{Prefix: "/" + tkv1.RateLimiter_ServiceDesc.ServiceName + "/", Header: auth.DecisionHeader, Secret: f.secret}
+		unary = append(unary, g.Unary())
 	}
-	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...))...)
+	if f.monitor == "on" {
+		g := auth.Guard{Prefix: "/" + tkv1.Monitor_ServiceDesc.ServiceName + "/", Header: auth.MonitorHeader, Secret: f.monitorKey, LoopbackOnly: true}
+		unary, stream = append(unary, g.Unary()), append(stream, g.Stream())
+	}
+	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))...)
 	leases := admit.NewTable(f.leaseTTL, nil)
 	stopSweep := make(chan struct{})
 	defer close(stopSweep)
@@ -298,7 +309,44 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
-	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: rates, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases, Guards: guards})
+
+	// Telemetry: the hub when the Monitor door reads it, the Prometheus
+	// metrics when they are served; with neither, no tap at all.
+	var rl *door.RateLimiter
+	reportGuards := guardSummaries(cfg, &rl, guards)
+	var taps telemetry.Taps
+	var hub *telemetry.Hub
+	decided := rates
+	if f.monitor == "on" {
+		hub = telemetry.New(policyInfos(cfg), telemetry.Options{NodeID: nodeID(f), Guards: reportGuards})
+		hubCtx, stopHub := context.WithCancel(context.Background())
+		defer stopHub()
+		go hub.Run(hubCtx)
+		taps = append(taps, hub)
+	}
+	if f.metricsPort != 0 {
+		reg := registry()
+		m, err := telemetry.NewMetrics(reg, reportGuards, hub)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		taps = append(taps, m)
+		decided = m.Instrument(rates, f.store)
+		stopMetrics, err := serveMetrics(f.metricsHost, f.metricsPort, reg, readiness(rates), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	var tap telemetry.Tap
+	switch len(taps) {
+	case 0:
+	case 1:
+		tap = taps[0]
+	default:
+		tap = taps
+	}
+	rl = door.NewRateLimiter(door.Options{Config: cfg, Store: decided, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases, Guards: guards, Tap: tap})
 	go func() {
 		// Local two-tier credits of keys idle for a minute are forgotten.
 		t := time.NewTicker(30 * time.Second)
@@ -313,7 +361,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 	}()
 	tkv1.RegisterRateLimiterServer(srv, rl)
-	tkv1.RegisterMonitorServer(srv, tkv1.UnimplementedMonitorServer{})
+	if hub != nil {
+		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
+	}
 	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -336,8 +386,16 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if f.secret != "" {
 		security += "+secret"
 	}
-	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=off policies=%s\n",
-		addr, f.store, security, fail, strings.Join(names, ","))
+	posture := "off"
+	switch {
+	case f.monitor == "off":
+	case f.monitorKey != "":
+		posture = "secret"
+	default:
+		posture = "loopback"
+	}
+	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=%s policies=%s\n",
+		addr, f.store, security, fail, posture, strings.Join(names, ","))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

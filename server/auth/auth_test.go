@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -40,8 +42,8 @@ func TestPresented(t *testing.T) {
 	}
 }
 
-func TestRequireSecretGuardsOnlyItsService(t *testing.T) {
-	guard := RequireSecret("/throttlekit.v1.RateLimiter/", DecisionHeader, "s3")
+func TestGuardWithASecretGuardsOnlyItsService(t *testing.T) {
+	guard := Guard{Prefix: "/throttlekit.v1.RateLimiter/", Header: DecisionHeader, Secret: "s3"}.Unary()
 	ok := func(context.Context, any) (any, error) { return "ok", nil }
 	call := func(method string, md metadata.MD) error {
 		ctx := metadata.NewIncomingContext(context.Background(), md)
@@ -98,5 +100,61 @@ func TestServerTLS(t *testing.T) {
 				t.Fatalf("posture %q, want %q", got, tc.posture)
 			}
 		})
+	}
+}
+
+func TestLoopbackIsDecidedByThePeerAddress(t *testing.T) {
+	cases := []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5}, true},
+		{&net.TCPAddr{IP: net.IPv4(127, 9, 9, 9), Port: 5}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 5}, true},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 5}, true},
+		{&net.UnixAddr{Name: "/run/tk.sock", Net: "unix"}, true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 5}, false},
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5}, false},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5}, false},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 5}, false},
+		{nil, false},
+	}
+	for _, tc := range cases {
+		if got := Loopback(tc.addr); got != tc.want {
+			t.Errorf("Loopback(%v) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestMonitorGuard: without a secret only loopback peers pass, whatever
+// their metadata claims; with one, every peer needs it.
+func TestMonitorGuard(t *testing.T) {
+	ok := func(context.Context, any) (any, error) { return "ok", nil }
+	call := func(g Guard, addr net.Addr, md metadata.MD) codes.Code {
+		ctx := peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: addr})
+		_, err := g.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/throttlekit.v1.Monitor/GetSnapshot"}, ok)
+		return status.Code(err)
+	}
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	remote := &net.TCPAddr{IP: net.IPv4(203, 0, 113, 9), Port: 1}
+	open := Guard{Prefix: "/throttlekit.v1.Monitor/", Header: MonitorHeader, LoopbackOnly: true}
+	spoof := metadata.Pairs("x-forwarded-for", "127.0.0.1", "x-real-ip", "127.0.0.1", ":authority", "localhost")
+	for _, tc := range []struct {
+		name string
+		g    Guard
+		addr net.Addr
+		md   metadata.MD
+		want codes.Code
+	}{
+		{"loopback, no secret configured", open, local, nil, codes.OK},
+		{"remote, no secret configured", open, remote, nil, codes.PermissionDenied},
+		{"remote claiming loopback in headers", open, remote, spoof, codes.PermissionDenied},
+		{"remote with the secret", Guard{Prefix: open.Prefix, Header: MonitorHeader, Secret: "m", LoopbackOnly: true}, remote, metadata.Pairs(MonitorHeader, "m"), codes.OK},
+		{"loopback without the secret once one is set", Guard{Prefix: open.Prefix, Header: MonitorHeader, Secret: "m", LoopbackOnly: true}, local, nil, codes.Unauthenticated},
+		{"bearer form", Guard{Prefix: open.Prefix, Header: MonitorHeader, Secret: "m"}, remote, metadata.Pairs("authorization", "Bearer m"), codes.OK},
+	} {
+		if got := call(tc.g, tc.addr, tc.md); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

@@ -3,17 +3,23 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
+	"net"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
-// DecisionHeader carries the decision door's secret (our addition to the
-// ecosystem's metadata forms).
-const DecisionHeader = "x-throttlekit-secret"
+// The doors' secret metadata keys (the decision door's is our addition to
+// the ecosystem's forms).
+const (
+	DecisionHeader = "x-throttlekit-secret"
+	MonitorHeader  = "x-monitor-secret"
+	FleetHeader    = "x-fleet-secret"
+)
 
 // Presented reports whether the call's metadata carries secret, in header
 // or as `authorization: Bearer <secret>`. Every candidate is compared in
@@ -32,18 +38,78 @@ func Presented(md metadata.MD, header, secret string) bool {
 	return ok == 1
 }
 
-// RequireSecret refuses, with UNAUTHENTICATED, every call to a method under
-// servicePrefix (e.g. "/throttlekit.v1.RateLimiter/") that does not present
-// secret; other services (health, reflection) pass. The message never
-// echoes what was sent.
-func RequireSecret(servicePrefix, header, secret string) grpc.UnaryServerInterceptor {
+// Guard decides who may call one service.
+type Guard struct {
+	// Prefix selects the service's methods, e.g. "/throttlekit.v1.Monitor/";
+	// other methods pass untouched.
+	Prefix string
+	// Header is the service's secret metadata key (authorization: Bearer
+	// works too).
+	Header string
+	// Secret, when set, must be presented by every caller.
+	Secret string
+	// LoopbackOnly, without a Secret, serves loopback peers only (the
+	// Monitor and Fleet doors hold keys and budgets).
+	LoopbackOnly bool
+}
+
+// allow answers a call to method from ctx's peer with its metadata.
+func (g Guard) allow(ctx context.Context, method string) error {
+	if !strings.HasPrefix(method, g.Prefix) {
+		return nil
+	}
+	if g.Secret != "" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if !Presented(md, g.Header, g.Secret) {
+			return status.Errorf(codes.Unauthenticated, "missing or wrong secret: send it in %s or authorization: Bearer", g.Header)
+		}
+		return nil
+	}
+	if g.LoopbackOnly {
+		p, _ := peer.FromContext(ctx)
+		if p == nil || !Loopback(p.Addr) {
+			return status.Error(codes.PermissionDenied, "this door serves loopback callers only until its secret is set")
+		}
+	}
+	return nil
+}
+
+// Unary is the guard as a unary interceptor.
+func (g Guard) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if strings.HasPrefix(info.FullMethod, servicePrefix) {
-			md, _ := metadata.FromIncomingContext(ctx)
-			if !Presented(md, header, secret) {
-				return nil, status.Errorf(codes.Unauthenticated, "missing or wrong secret: send it in %s or authorization: Bearer", header)
-			}
+		if err := g.allow(ctx, info.FullMethod); err != nil {
+			return nil, err
 		}
 		return handler(ctx, req)
 	}
+}
+
+// Stream is the guard as a stream interceptor.
+func (g Guard) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := g.allow(ss.Context(), info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
+// Loopback reports whether addr is a loopback peer: 127.0.0.0/8, ::1 (an
+// IPv4-mapped loopback too) or a unix socket. It looks only at the
+// connection's address, never at a header or a hostname.
+func Loopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	case nil:
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -325,3 +325,12 @@ func (g *Guard) Return(ctx context.Context, id string) {
 		g.fence(fmt.Errorf("return: %w", err))
 	}
 }
+
+// Summary reports the guard for telemetry: slots this node holds, its own
+// adaptive estimate, and the fleet-wide limit and node count it last saw.
+func (g *Guard) Summary() (held, localLimit, global, nodes int64) {
+	g.mu.Lock()
+	held = int64(len(g.held))
+	g.mu.Unlock()
+	return held, g.local.Limit(), g.lastLimit.Load(), g.lastNodes.Load()
+}

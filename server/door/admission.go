@@ -39,6 +39,7 @@ func combine(ds []engine.Decision) engine.Decision {
 // axis denies. The joint-pricing filter (hold, value) is not implemented, so
 // policy_denied is always false.
 func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
+	start := time.Now()
 	if req.GetHold() < 0 || req.GetValue() < 0 {
 		return nil, invalid("hold and value must not be negative")
 	}
@@ -65,6 +66,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 
 	var decided []engine.Decision
 	binding := ""
+	failed := false // an axis was decided by the fail mode
 	deny := func(axis string, d engine.Decision) {
 		decided = append(decided, d)
 		if !d.Allowed && binding == "" {
@@ -107,6 +109,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	if binding == "" && p.Strategy != nil {
 		d, err := r.rates.Check(ctx, p.Strategy, p.Key(req.GetKey()), r.clock(ctx), cost)
 		if err != nil {
+			failed = true
 			if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Admit", err); err != nil {
 				returnSlots()
 				return nil, err
@@ -118,6 +121,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		s, budget := r.budget(p)
 		d, err := s.Check(ctx, budget.Strategy, p.BudgetKey(req.GetKey()), r.clock(ctx), cost)
 		if err != nil {
+			failed = true
 			if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Admit", err); err != nil {
 				returnSlots()
 				return nil, err
@@ -126,7 +130,9 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 		deny(axisCost, d)
 	}
 
-	resp := &tkv1.AdmitResponse{Decision: toProto(combine(decided)), BindingAxis: binding}
+	combined := combine(decided)
+	r.record(start, p, "Admit", req.GetKey(), combined, failed, binding, 0)
+	resp := &tkv1.AdmitResponse{Decision: toProto(combined), BindingAxis: binding}
 	switch {
 	case binding != "":
 		returnSlots() // a later axis denied: the slot was never used

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
@@ -12,6 +13,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
 
@@ -36,6 +38,7 @@ type RateLimiter struct {
 	leases   *admit.Table
 	tiers    map[string]*twotier.Tier // twoTier policies, by name
 	guards   map[string]*distconc.Guard
+	tap      telemetry.Tap // nil: telemetry off
 }
 
 // Options configures a RateLimiter.
@@ -53,6 +56,8 @@ type Options struct {
 	Leases *admit.Table
 	// Guards serve the distributedConcurrency policies, by name.
 	Guards map[string]*distconc.Guard
+	// Tap receives every decision (nil: none).
+	Tap telemetry.Tap
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -68,6 +73,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		leases:   opts.Leases,
 		tiers:    map[string]*twotier.Tier{},
 		guards:   opts.Guards,
+		tap:      opts.Tap,
 	}
 	if r.leases == nil {
 		r.leases = admit.NewTable(0, nil)
@@ -171,17 +177,44 @@ func (r *RateLimiter) outage(ctx context.Context, p *config.Policy, limit int64,
 
 // Check implements the RateLimiter door.
 func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
+	start := time.Now()
 	p, cost, err := r.rateRequest(req.GetPolicy(), "Check", req.GetCost(), req.GetKey())
 	if err != nil {
 		return nil, err
 	}
 	d, err := r.decide(ctx, p, p.Key(req.GetKey()), r.clock(ctx), cost)
-	if err != nil {
+	failed := err != nil
+	if failed {
 		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
 			return nil, err
 		}
 	}
+	r.record(start, p, "Check", req.GetKey(), d, failed, "", 0)
 	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+}
+
+// record reports a decision to the tap: O(1), never blocking. failed
+// marks a decision the fail mode made; axis names a denial's binding axis
+// ("" for a rate policy's own).
+func (r *RateLimiter) record(start time.Time, p *config.Policy, op, key string, d engine.Decision, failed bool, axis string, tokens int64) {
+	if r.tap == nil {
+		return
+	}
+	o := telemetry.Allowed
+	switch {
+	case failed && d.Allowed:
+		o = telemetry.FailOpen
+	case failed:
+		o = telemetry.FailClosed
+	case !d.Allowed:
+		o = telemetry.Denied
+		if axis == "" {
+			axis = axisRate
+		}
+	}
+	end := time.Now()
+	r.tap.Record(telemetry.Event{Policy: p.Name, Key: key, Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
+		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 
 // decide applies a rate policy to one key: through its local tier when it
@@ -234,6 +267,7 @@ func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string)
 
 // CheckMany implements the RateLimiter door.
 func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest) (*tkv1.CheckManyResponse, error) {
+	start := time.Now()
 	if n := len(req.GetKeys()); n > MaxCheckManyKeys {
 		return nil, invalid("%d keys in one CheckMany; the limit is %d", n, MaxCheckManyKeys)
 	}
@@ -258,7 +292,8 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	} else {
 		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
 	}
-	if err != nil {
+	failed := err != nil
+	if failed {
 		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
 		if err != nil {
 			return nil, err
@@ -271,6 +306,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
 	for i, d := range ds {
 		out.Decisions[i] = toProto(d)
+		r.record(start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
 	}
 	return out, nil
 }
@@ -338,17 +374,24 @@ func (r *RateLimiter) canRead(p *config.Policy, op string) error {
 
 // Debit implements the RateLimiter door.
 func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.DebitResponse, error) {
+	start := time.Now()
 	p, tokens, err := r.request(req.GetPolicy(), "Debit", config.KindMeter, "tokens", req.GetTokens(), req.GetKey())
 	if err != nil {
 		return nil, err
 	}
 	s, budget := r.budget(p)
 	d, err := s.Check(ctx, budget.Strategy, p.BudgetKey(req.GetKey()), r.clock(ctx), tokens)
-	if err != nil {
+	failed := err != nil
+	if failed {
 		if d, err = r.outage(ctx, p, budget.Strategy.Limit(), "Debit", err); err != nil {
 			return nil, err
 		}
 	}
+	spent := int64(0)
+	if d.Allowed {
+		spent = tokens
+	}
+	r.record(start, p, "Debit", req.GetKey(), d, failed, axisCost, spent)
 	return &tkv1.DebitResponse{Decision: toProto(d)}, nil
 }
 

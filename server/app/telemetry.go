@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
+)
+
+// policyInfos is what the telemetry hub shows of each policy.
+func policyInfos(cfg *config.Config) []telemetry.PolicyInfo {
+	out := make([]telemetry.PolicyInfo, 0, len(cfg.Policies))
+	for _, p := range cfg.Policies {
+		info := telemetry.PolicyInfo{Name: p.Name, Kind: string(p.Kind)}
+		switch {
+		case p.Strategy != nil:
+			info.Strategy, info.Limit = string(p.Strategy.Kind()), p.Strategy.Limit()
+		case p.TokenBudget != nil:
+			info.Limit = p.TokenBudget.Strategy.Limit()
+		case p.FleetBudget != nil:
+			info.Limit = p.FleetBudget.Strategy.Limit()
+		case p.Concurrency != nil:
+			info.Limit = p.Concurrency.MaxLimit
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// guardSummaries reads every concurrency axis's state; rl is read when it
+// is called (it is built after the hub that calls it).
+func guardSummaries(cfg *config.Config, rl **door.RateLimiter, guards map[string]*distconc.Guard) func() []telemetry.GuardSummary {
+	return func() []telemetry.GuardSummary {
+		var out []telemetry.GuardSummary
+		for _, p := range cfg.Policies {
+			if g := guards[p.Name]; g != nil {
+				held, local, global, nodes := g.Summary()
+				s := telemetry.GuardSummary{Name: p.Name, Limit: local, Inflight: held, LGlobal: global, Nodes: nodes, Fenced: g.Fenced()}
+				if global > 0 {
+					s.Share = float64(held) / float64(global)
+				}
+				out = append(out, s)
+				continue
+			}
+			if *rl == nil {
+				continue
+			}
+			if l := (*rl).Limiter(p.Name); l != nil {
+				out = append(out, telemetry.GuardSummary{Name: p.Name, Limit: l.Limit(), Inflight: l.Inflight()})
+			}
+		}
+		return out
+	}
+}
+
+// registry holds the server's Prometheus metrics: the Go and process
+// collectors and the decision metrics. One per server, so that servers in
+// one process (tests) never collide.
+func registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// readiness asks the store for a key's state: ready means it answers.
+func readiness(s store.Store) func(context.Context) error {
+	probe, _ := engine.NewFixedWindow(1, 1000) // constant, valid arguments
+	return func(ctx context.Context) error {
+		if _, _, err := s.Load(ctx, probe, store.Key{Prefix: "throttlekit-readyz", ID: "probe"}, 0); err != nil {
+			return fmt.Errorf("the store does not answer: %w", err)
+		}
+		return nil
+	}
+}
