@@ -73,7 +73,17 @@ func TestEcosystemPythonClient(t *testing.T) {
 			Allowed, Held bool
 			LeaseID       string `json:"lease_id"`
 		} `json:"admission"`
-		Direct []pyDecision `json:"direct"`
+		Direct  []pyDecision `json:"direct"`
+		Monitor struct {
+			Mode     string `json:"mode"`
+			WindowMs int64  `json:"window_ms"`
+			NodeID   string `json:"node_id"`
+			Policies []struct {
+				Name, Kind, Strategy   string
+				Allowed, Denied, Limit int64
+			} `json:"policies"`
+			Parsed []string `json:"parsed_policy_names"`
+		} `json:"monitor"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("%v: %s", err, raw)
@@ -103,6 +113,24 @@ func TestEcosystemPythonClient(t *testing.T) {
 		if !d.Allowed || d.Remaining != int64(4-i) || d.Limit != 5 {
 			t.Fatalf("direct door check %d: %+v", i, d)
 		}
+	}
+	// The ecosystem's MonitorBackend reads our snapshot unchanged: the
+	// typed fields and the raw JSON it parses.
+	mon := out.Monitor
+	if mon.Mode != "process" || mon.WindowMs != 60_000 || mon.NodeID == "" || len(mon.Parsed) != 4 {
+		t.Fatalf("MonitorBackend snapshot meta: %+v", mon)
+	}
+	var sawAPI bool
+	for _, p := range mon.Policies {
+		if p.Name == "api" {
+			sawAPI = true
+			if p.Kind != "limiter" || p.Strategy != "gcra" || p.Allowed != 5 || p.Denied != 1 || p.Limit != 5 {
+				t.Fatalf("MonitorBackend api policy: %+v; want gcra limiter, 5 allowed, 1 denied, limit 5", p)
+			}
+		}
+	}
+	if !sawAPI {
+		t.Fatalf("MonitorBackend snapshot has no api policy: %+v", mon.Policies)
 	}
 	// The Python direct door spent 3 of bob's 5 on "shared:bob"; our server
 	// (policy prefix "shared") sees the same key.

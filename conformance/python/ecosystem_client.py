@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -45,6 +46,26 @@ def main() -> None:
     client = redis.Redis.from_url(redis_url)
     api = RedisBackend(client, Gcra(limit=5, period_ms=3_600_000, burst=5), prefix="shared")
     out["direct"] = [asdict(api.check("bob")) for _ in range(3)]
+
+    # The Monitor door, read by the ecosystem's MonitorBackend unchanged. The
+    # server aggregates off the decision path: wait for the six api checks.
+    from throttlekit import MonitorBackend
+
+    with MonitorBackend(target) as mon:
+        deadline = time.monotonic() + 30
+        while True:
+            snap = mon.get_snapshot()
+            api_seen = [p.allowed + p.denied for p in snap.policies if p.name == "api"]
+            if api_seen == [6] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        out["monitor"] = {
+            "mode": snap.mode,
+            "window_ms": snap.window_ms,
+            "node_id": snap.node_id,
+            "policies": [asdict(p) for p in snap.policies],
+            "parsed_policy_names": [p["name"] for p in snap.parsed()["policies"]],
+        }
 
     try:
         with ServiceBackend("127.0.0.1:1") as dead:
