@@ -20,6 +20,7 @@ from .errors import (
 )
 from .headers import decision_headers
 from .lease_spender import LeaseGrant, LeaseSpender
+from .monitor import Denial, MonitorPolicy, MonitorSnapshot
 from .ratelimit import Checker, OnUnavailable, RateLimited, bind_policy, rate_limit
 from .strategies import (
     FixedWindow,
@@ -33,6 +34,8 @@ from .strategies import (
 )
 
 if TYPE_CHECKING:
+    from .monitor_backend import MonitorBackend
+    from .monitor_backend_async import AsyncMonitorBackend
     from .redis_backend import RedisBackend, RedisClientLike
     from .redis_backend_async import AsyncRedisBackend, AsyncRedisClientLike
     from .service_backend import Admission, ServiceBackend
@@ -47,6 +50,8 @@ _LAZY = {
     "RedisClientLike": "redis_backend",
     "AsyncRedisBackend": "redis_backend_async",
     "AsyncRedisClientLike": "redis_backend_async",
+    "MonitorBackend": "monitor_backend",
+    "AsyncMonitorBackend": "monitor_backend_async",
 }
 
 
@@ -62,17 +67,22 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Admission",
     "AsyncAdmission",
+    "AsyncMonitorBackend",
     "AsyncRedisBackend",
     "AsyncRedisClientLike",
     "AsyncServiceBackend",
     "Checker",
     "Decision",
+    "Denial",
     "FixedWindow",
     "Forecast",
     "Gcra",
     "InvalidRequestError",
     "LeaseGrant",
     "LeaseSpender",
+    "MonitorBackend",
+    "MonitorPolicy",
+    "MonitorSnapshot",
     "OnUnavailable",
     "OperationNotSupportedError",
     "PolicyNotFoundError",
