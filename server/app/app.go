@@ -326,7 +326,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	}
 	if f.metricsPort != 0 {
 		reg := registry()
-		m, err := telemetry.NewMetrics(reg, reportGuards, hub)
+		m, err := telemetry.NewMetrics(reg, policyNames(cfg), reportGuards, hub)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
@@ -374,10 +374,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if cfg.DefaultFail != "" {
 		fail = string(cfg.DefaultFail)
 	}
-	names := make([]string, len(cfg.Policies))
-	for i, p := range cfg.Policies {
-		names[i] = p.Name
-	}
+	names := policyNames(cfg)
 	addr := lis.Addr().(*net.TCPAddr)
 	if tlsCfg == nil && !addr.IP.IsLoopback() {
 		log.Warn("serving without TLS on a non-loopback address; anyone who can reach it can spend budgets", "addr", addr.String())

@@ -79,3 +79,11 @@ func readiness(s store.Store) func(context.Context) error {
 		return nil
 	}
 }
+
+func policyNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Policies))
+	for i, p := range cfg.Policies {
+		names[i] = p.Name
+	}
+	return names
+}

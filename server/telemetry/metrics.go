@@ -20,12 +20,22 @@ type Metrics struct {
 	inflight    *prometheus.GaugeVec
 	concLimit   *prometheus.GaugeVec
 	dropped     prometheus.CounterFunc
+
+	// byPolicy holds each configured policy's children, resolved once, so
+	// that a decision costs one map read and atomic adds, no label hashing.
+	byPolicy map[string]*policyMetrics
 }
 
-// NewMetrics registers the decision metrics with reg. guards, when set,
-// reports the concurrency guards at scrape time; hub, when set, exposes its
-// dropped events.
-func NewMetrics(reg prometheus.Registerer, guards func() []GuardSummary, hub *Hub) (*Metrics, error) {
+type policyMetrics struct {
+	outcomes [4]prometheus.Counter // by Outcome
+	axes     map[string]prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// NewMetrics registers the decision metrics of policies with reg. guards,
+// when set, reports the concurrency guards at scrape time; hub, when set,
+// exposes its dropped events.
+func NewMetrics(reg prometheus.Registerer, policies []string, guards func() []GuardSummary, hub *Hub) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "throttlekit_decisions_total",
@@ -74,20 +84,35 @@ func NewMetrics(reg prometheus.Registerer, guards func() []GuardSummary, hub *Hu
 			return nil, err
 		}
 	}
+	m.byPolicy = make(map[string]*policyMetrics, len(policies))
+	for _, p := range policies {
+		pm := &policyMetrics{axes: map[string]prometheus.Counter{}, latency: m.latency.WithLabelValues(p)}
+		for o := Allowed; o <= FailClosed; o++ {
+			pm.outcomes[o] = m.decisions.WithLabelValues(p, o.String())
+		}
+		for _, a := range axes {
+			pm.axes[a] = m.denials.WithLabelValues(p, a)
+		}
+		m.byPolicy[p] = pm
+	}
 	return m, nil
 }
 
 // Record implements Tap.
 func (m *Metrics) Record(ev Event) {
-	m.decisions.WithLabelValues(ev.Policy, ev.Outcome.String()).Inc()
-	if ev.Outcome == Denied {
-		axis := ev.Axis
-		if axis == "" {
-			axis = "rate"
-		}
-		m.denials.WithLabelValues(ev.Policy, axis).Inc()
+	pm := m.byPolicy[ev.Policy]
+	if pm == nil || int(ev.Outcome) >= len(pm.outcomes) {
+		return // not a configured policy: the door refused it before deciding
 	}
-	m.latency.WithLabelValues(ev.Policy).Observe(ev.Latency.Seconds())
+	pm.outcomes[ev.Outcome].Inc()
+	if ev.Outcome == Denied {
+		axis := pm.axes[ev.Axis]
+		if axis == nil {
+			axis = pm.axes["rate"]
+		}
+		axis.Inc()
+	}
+	pm.latency.Observe(ev.Latency.Seconds())
 }
 
 // guardCollector reads the guards at scrape time, so the gauges are never
