@@ -290,6 +290,21 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	var otelTap *telemetry.OTel
+	if telemetry.OTelConfigured(os.Getenv) {
+		if otelTap, err = telemetry.StartOTel(ctx, f.store, nodeID(f)); err != nil {
+			return err
+		}
+		defer func() {
+			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := otelTap.Shutdown(flush); err != nil {
+				log.Warn("OpenTelemetry export did not flush", "err", err)
+			}
+		}()
+		opts = append(opts, grpc.StatsHandler(otelTap.ServerHandler()))
+		log.Info("exporting OpenTelemetry traces and metrics over OTLP", "endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	}
 	unary := []grpc.UnaryServerInterceptor{recoverUnary(log)}
 	var stream []grpc.StreamServerInterceptor
 	if f.secret != "" {
@@ -337,6 +352,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 			return err
 		}
 		defer stopMetrics()
+	}
+	if otelTap != nil {
+		taps = append(taps, otelTap)
 	}
 	var tap telemetry.Tap
 	switch len(taps) {

@@ -131,7 +131,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	}
 
 	combined := combine(decided)
-	r.record(start, p, "Admit", req.GetKey(), combined, failed, binding, 0)
+	r.record(ctx, start, p, "Admit", req.GetKey(), combined, failed, binding, 0)
 	resp := &tkv1.AdmitResponse{Decision: toProto(combined), BindingAxis: binding}
 	switch {
 	case binding != "":

@@ -189,14 +189,14 @@ func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.
 			return nil, err
 		}
 	}
-	r.record(start, p, "Check", req.GetKey(), d, failed, "", 0)
+	r.record(ctx, start, p, "Check", req.GetKey(), d, failed, "", 0)
 	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
 }
 
 // record reports a decision to the tap: O(1), never blocking. failed
 // marks a decision the fail mode made; axis names a denial's binding axis
 // ("" for a rate policy's own).
-func (r *RateLimiter) record(start time.Time, p *config.Policy, op, key string, d engine.Decision, failed bool, axis string, tokens int64) {
+func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Policy, op, key string, d engine.Decision, failed bool, axis string, tokens int64) {
 	if r.tap == nil {
 		return
 	}
@@ -213,7 +213,7 @@ func (r *RateLimiter) record(start time.Time, p *config.Policy, op, key string, 
 		}
 	}
 	end := time.Now()
-	r.tap.Record(telemetry.Event{Policy: p.Name, Key: key, Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
+	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: key, Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
 		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 
@@ -306,7 +306,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
 	for i, d := range ds {
 		out.Decisions[i] = toProto(d)
-		r.record(start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
+		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
 	}
 	return out, nil
 }
@@ -391,7 +391,7 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 	if d.Allowed {
 		spent = tokens
 	}
-	r.record(start, p, "Debit", req.GetKey(), d, failed, axisCost, spent)
+	r.record(ctx, start, p, "Debit", req.GetKey(), d, failed, axisCost, spent)
 	return &tkv1.DebitResponse{Decision: toProto(d)}, nil
 }
 

@@ -18,7 +18,7 @@ func BenchmarkTap(b *testing.B) {
 		go h.Run(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
-			h.Record(ev)
+			h.Record(context.Background(), ev)
 		}
 		b.ReportMetric(float64(h.dropped.Load())/float64(b.N), "dropped/op")
 	})
@@ -29,7 +29,7 @@ func BenchmarkTap(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			m.Record(ev)
+			m.Record(context.Background(), ev)
 		}
 	})
 }

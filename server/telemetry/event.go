@@ -1,6 +1,9 @@
 package telemetry
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Outcome is how a decision ended.
 type Outcome uint8
@@ -55,18 +58,19 @@ type Event struct {
 	At int64
 }
 
-// A Tap receives every decision. Implementations must be O(1), safe for
-// concurrent use, and must never block.
+// A Tap receives every decision, with the call's context (for its trace
+// span). Implementations must be O(1), safe for concurrent use, and must
+// never block.
 type Tap interface {
-	Record(Event)
+	Record(ctx context.Context, ev Event)
 }
 
 // Taps fans an event out to several taps.
 type Taps []Tap
 
 // Record implements Tap.
-func (ts Taps) Record(ev Event) {
+func (ts Taps) Record(ctx context.Context, ev Event) {
 	for _, t := range ts {
-		t.Record(ev)
+		t.Record(ctx, ev)
 	}
 }

@@ -97,7 +97,7 @@ func New(policies []PolicyInfo, o Options) *Hub {
 
 // Record implements Tap: it hands ev to the aggregator, or drops and
 // counts it when the aggregator is behind. It never blocks.
-func (h *Hub) Record(ev Event) {
+func (h *Hub) Record(_ context.Context, ev Event) {
 	select {
 	case h.events <- ev:
 	default:

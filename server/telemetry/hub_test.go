@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -34,7 +35,7 @@ func TestCountsOverTheRollingWindow(t *testing.T) {
 	c := &clock{ms: 1_000_000_000}
 	h := newTestHub(c)
 	rec := func(o Outcome, axis, key string) {
-		h.Record(Event{Policy: "api", Key: key, Outcome: o, Axis: axis, Limit: 10, At: c.ms, Latency: time.Millisecond})
+		h.Record(context.Background(), Event{Policy: "api", Key: key, Outcome: o, Axis: axis, Limit: 10, At: c.ms, Latency: time.Millisecond})
 	}
 	for i := 0; i < 5; i++ {
 		rec(Allowed, "", "alice")
@@ -43,7 +44,7 @@ func TestCountsOverTheRollingWindow(t *testing.T) {
 	rec(Denied, "concurrency", "bob")
 	rec(FailOpen, "", "carol")
 	rec(FailClosed, "", "carol")
-	h.Record(Event{Policy: "unknown", Key: "x", Outcome: Denied, At: c.ms})
+	h.Record(context.Background(), Event{Policy: "unknown", Key: "x", Outcome: Denied, At: c.ms})
 	h.Drain()
 	s := h.Snapshot()
 	p := policy(t, s, "api")
@@ -93,7 +94,7 @@ func TestLatencyPercentiles(t *testing.T) {
 	c := &clock{ms: 5_000_000}
 	h := newTestHub(c)
 	for i := 1; i <= 100; i++ {
-		h.Record(Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms, Latency: time.Duration(i) * time.Millisecond})
+		h.Record(context.Background(), Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms, Latency: time.Duration(i) * time.Millisecond})
 	}
 	h.Drain()
 	l := policy(t, h.Snapshot(), "api").Latency
@@ -106,7 +107,7 @@ func TestTokenBurn(t *testing.T) {
 	c := &clock{ms: 9_000_000}
 	h := newTestHub(c)
 	for i := 0; i < 3; i++ {
-		h.Record(Event{Policy: "llm", Key: "tenant", Op: "Debit", Outcome: Allowed, Tokens: 100, Remaining: int64(900 - 100*i), At: c.ms})
+		h.Record(context.Background(), Event{Policy: "llm", Key: "tenant", Op: "Debit", Outcome: Allowed, Tokens: 100, Remaining: int64(900 - 100*i), At: c.ms})
 	}
 	h.Drain()
 	b := policy(t, h.Snapshot(), "llm").Burn
@@ -122,7 +123,7 @@ func TestRecordNeverBlocks(t *testing.T) {
 	c := &clock{ms: 1}
 	h := New([]PolicyInfo{{Name: "api"}}, Options{Now: c.now, Buffer: 4})
 	for i := 0; i < 10; i++ {
-		h.Record(Event{Policy: "api", Key: "k", At: 1})
+		h.Record(context.Background(), Event{Policy: "api", Key: "k", At: 1})
 	}
 	if got := h.Snapshot().Dropped; got != 6 {
 		t.Fatalf("dropped %d, want 6", got)

@@ -99,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer, policies []string, guards func() []Gu
 }
 
 // Record implements Tap.
-func (m *Metrics) Record(ev Event) {
+func (m *Metrics) Record(_ context.Context, ev Event) {
 	pm := m.byPolicy[ev.Policy]
 	if pm == nil || int(ev.Outcome) >= len(pm.outcomes) {
 		return // not a configured policy: the door refused it before deciding
