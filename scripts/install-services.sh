@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the database servers the integration tests start on loopback
-# ports (the tests start and stop them; nothing is left running). Debian's
+# ports, and tmux for Lens's terminal tests (the tests start and stop them; nothing is left running). Debian's
 # packages; needs root or sudo when something is missing.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+# Lens's tests drive the real binaries in a terminal.
+command -v tmux >/dev/null || need+=(tmux)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -22,6 +24,10 @@ command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
 }
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || {
   echo "install-services: PostgreSQL is required and could not be installed" >&2
+  exit 1
+}
+command -v tmux >/dev/null || {
+  echo "install-services: tmux is required (Lens's terminal tests) and could not be installed" >&2
   exit 1
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/throttlekit/throttlekit-go/server/auth"
+	"github.com/throttlekit/throttlekit-go/server/lens"
 	"github.com/throttlekit/throttlekit-go/server/monitor"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"google.golang.org/grpc/credentials"
@@ -67,6 +68,7 @@ type flags struct {
 	secret       string
 	monitor      string
 	monitorKey   string
+	tui          bool
 }
 
 // stringList is a repeatable string flag.
@@ -114,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
+	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
 	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")
 	fs.StringVar(&f.monitorKey, "monitor-secret", "", "secret every Monitor caller must present (x-monitor-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_MONITOR_SECRET")
 	fs.StringVar(&f.secret, "secret", "", "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
@@ -206,7 +209,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "health" {
 		return probe(ctx, args[1:], stdout, stderr)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	sink := &logSink{w: stderr}
+	log := slog.New(slog.NewTextHandler(sink, nil))
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -220,14 +224,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 1
 	}
-	if err := serve(ctx, f, cfg, log, stdout); err != nil {
+	if err := serve(ctx, f, cfg, log, stdout, sink); err != nil {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer, sink *logSink) error {
+	// q in Lens shuts the server down as SIGTERM does.
+	ctx, quit := context.WithCancel(ctx)
+	defer quit()
 	// Every policy's keys are bounded in memory (config.DefaultMaxKeys
 	// unless it sets maxKeys); past the bound, new keys follow its fail mode.
 	failOpen := func(p *config.Policy) bool {
@@ -332,7 +339,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	var taps telemetry.Taps
 	var hub *telemetry.Hub
 	decided := rates
-	if f.monitor == "on" {
+	if f.monitor == "on" || f.tui {
 		hub = telemetry.New(policyInfos(cfg), telemetry.Options{NodeID: nodeID(f), Guards: reportGuards})
 		hubCtx, stopHub := context.WithCancel(context.Background())
 		defer stopHub()
@@ -379,7 +386,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 	}()
 	tkv1.RegisterRateLimiterServer(srv, rl)
-	if hub != nil {
+	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
 	}
 	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})
@@ -414,6 +421,15 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
+	if f.tui {
+		lensDone := startLens(ctx, lens.Local{Hub: hub, Door: rl}, addr.String(), stdout, sink, log, quit)
+		defer func() {
+			select { // give the terminal back before the process exits
+			case <-lensDone:
+			case <-time.After(5 * time.Second):
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

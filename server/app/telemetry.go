@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,9 +30,43 @@ func policyInfos(cfg *config.Config) []telemetry.PolicyInfo {
 		case p.Concurrency != nil:
 			info.Limit = p.Concurrency.MaxLimit
 		}
+		info.Detail = describe(p)
 		out = append(out, info)
 	}
 	return out
+}
+
+// describe renders a policy as the server resolved it, for Lens's Config
+// tab and the snapshot.
+func describe(p *config.Policy) string {
+	var parts []string
+	if p.Strategy != nil {
+		parts = append(parts, fmt.Sprintf("rate: %s, limit %d, prefix %q", p.Strategy.Kind(), p.Strategy.Limit(), p.Prefix))
+	}
+	if t := p.TwoTier; t != nil {
+		parts = append(parts, fmt.Sprintf("two-tier %s, batch %d", t.Mode, t.Batch))
+	}
+	if c := p.Concurrency; c != nil {
+		parts = append(parts, fmt.Sprintf("concurrency: %s, %d to %d", c.Algorithm, c.MinLimit, c.MaxLimit))
+	}
+	if d := p.DistributedConcurrency; d != nil {
+		parts = append(parts, fmt.Sprintf("distributed concurrency: %s, %d to %d, aggregate %s", d.Algorithm, d.MinLimit, d.MaxLimit, d.Aggregate))
+	}
+	if b := p.TokenBudget; b != nil {
+		parts = append(parts, fmt.Sprintf("token budget: %d per window", b.Strategy.Limit()))
+	}
+	if b := p.FleetBudget; b != nil {
+		parts = append(parts, fmt.Sprintf("fleet budget: %d per window", b.Strategy.Limit()))
+	}
+	if p.Federated != nil {
+		parts = append(parts, "federated (not served in this release)")
+	}
+	fail := string(p.Fail)
+	if fail == "" {
+		fail = "server default"
+	}
+	parts = append(parts, "fail "+fail)
+	return strings.Join(parts, "; ")
 }
 
 // guardSummaries reads every concurrency axis's state; rl is read when it

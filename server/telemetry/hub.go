@@ -33,6 +33,9 @@ type PolicyInfo struct {
 	Kind     string `json:"kind"`     // "limiter", "admitter", "meter"
 	Strategy string `json:"strategy"` // "" for non-rate policies
 	Limit    int64  `json:"limit"`    // the configured ceiling, 0 if none
+	// Detail is the policy as the server understood it, in one line
+	// (axes, prefix, fail mode).
+	Detail string `json:"detail"`
 }
 
 // Options configures a Hub.

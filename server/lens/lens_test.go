@@ -1,0 +1,202 @@
+package lens
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens")
+
+const now = int64(1_800_000_000_000)
+
+// fixture is a snapshot with something on every tab.
+func fixture() telemetry.Snapshot {
+	series := make([]int64, 60)
+	denied := make([]int64, 60)
+	for i := range series {
+		series[i] = int64(i % 7)
+		denied[i] = int64(i % 3 / 2)
+	}
+	return telemetry.Snapshot{
+		GeneratedAt: now, WindowMs: 60_000, Mode: "process", LensVersion: "1", NodeID: "node-a",
+		Policies: []telemetry.PolicySnapshot{
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "api", Kind: "limiter", Strategy: "gcra", Limit: 5, Detail: `rate: gcra, limit 5, prefix "api"; fail server default`},
+				Allowed:    180, Denied: 20, DenialsByAxis: map[string]int64{"rate": 20}, LastLimit: 5,
+				Latency:      telemetry.LatencySummary{AvgMs: 0.05, P50Ms: 0.04, P99Ms: 0.9, MaxMs: 1.2, N: 200},
+				TopDenied:    []telemetry.KeyCount{{Key: "mallory", Count: 15}, {Key: "bob", Count: 5}},
+				TopRequested: []telemetry.KeyCount{{Key: "alice", Count: 120}, {Key: "mallory", Count: 60}, {Key: "bob", Count: 20}},
+				PerSecond:    series, DeniedPerSecond: denied,
+			},
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "checkout", Kind: "admitter", Limit: 8, Detail: "concurrency: gradient2, 8 to 8; fail open"},
+				Allowed:    30, Denied: 3, DenialsByAxis: map[string]int64{"concurrency": 3},
+				Latency:   telemetry.LatencySummary{AvgMs: 0.02, P50Ms: 0.02, P99Ms: 0.03, MaxMs: 0.04, N: 33},
+				TopDenied: []telemetry.KeyCount{{Key: "", Count: 3}}, TopRequested: []telemetry.KeyCount{{Key: "", Count: 33}},
+				PerSecond: make([]int64, 60), DeniedPerSecond: make([]int64, 60),
+			},
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "completions", Kind: "meter", Limit: 100000, Detail: "token budget: 100000 per window; fail closed"},
+				Allowed:    12, DenialsByAxis: map[string]int64{},
+				Burn:         []telemetry.BudgetBurn{{Key: "tenant-1", Tokens: 42000, Remaining: 58000, ExhaustsInMs: 82_857}},
+				TopRequested: []telemetry.KeyCount{{Key: "tenant-1", Count: 12}},
+				PerSecond:    make([]int64, 60), DeniedPerSecond: make([]int64, 60),
+			},
+		},
+		Guards: []telemetry.GuardSummary{{Name: "checkout", Limit: 8, Inflight: 6}, {Name: "fleet", Limit: 4, Inflight: 4, Share: 0.5, LGlobal: 8, Nodes: 2, Fenced: true}},
+		RecentDenials: []telemetry.DenialEvent{
+			{At: now - 2_000, Policy: "api", Key: "mallory", Axis: "rate", Limit: 5, RetryAfterMs: 719_000},
+			{At: now - 65_000, Policy: "checkout", Axis: "concurrency", Limit: 8, RetryAfterMs: 40},
+			{At: now - 90_000, Policy: "api", Key: "bob", Axis: "rate", Limit: 5, RetryAfterMs: 1_500},
+		},
+	}
+}
+
+type fakeSource struct {
+	snap telemetry.Snapshot
+	err  error
+}
+
+func (f fakeSource) Snapshot(context.Context) (telemetry.Snapshot, error) { return f.snap, f.err }
+func (f fakeSource) Forecast(_ context.Context, policy, key string) (Forecast, error) {
+	if key == "bob" {
+		return Forecast{}, errors.New("unavailable")
+	}
+	return Forecast{SpendableNow: int64(len(key)), NextReplenishAt: now + 12_000, FullAt: now + 3_600_000}, nil
+}
+
+// loaded is a model that has received the fixture, at a size.
+func loaded(t *testing.T, w, h int) Model {
+	t.Helper()
+	m := New(fakeSource{snap: fixture()}, Options{Title: "127.0.0.1:50051", Now: func() time.Time { return time.UnixMilli(now) }})
+	m = step(t, m, tea.WindowSizeMsg{Width: w, Height: h})
+	msg := m.fetch()()
+	return step(t, m, msg)
+}
+
+func step(t *testing.T, m Model, msg tea.Msg) Model {
+	t.Helper()
+	next, _ := m.Update(msg)
+	return next.(Model)
+}
+
+func keys(t *testing.T, m Model, ks ...string) Model {
+	t.Helper()
+	for _, k := range ks {
+		var msg tea.KeyMsg
+		switch k {
+		case "tab":
+			msg = tea.KeyMsg{Type: tea.KeyTab}
+		case "shift+tab":
+			msg = tea.KeyMsg{Type: tea.KeyShiftTab}
+		case "enter":
+			msg = tea.KeyMsg{Type: tea.KeyEnter}
+		case "esc":
+			msg = tea.KeyMsg{Type: tea.KeyEsc}
+		case "down":
+			msg = tea.KeyMsg{Type: tea.KeyDown}
+		case "pgdown":
+			msg = tea.KeyMsg{Type: tea.KeyPgDown}
+		default:
+			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+		}
+		m = step(t, m, msg)
+	}
+	return m
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("screen %s differs from %s:\n--- got ---\n%s\n--- want ---\n%s", name, path, got, want)
+	}
+}
+
+// TestGoldenScreens renders every tab at two sizes, and the compact view.
+func TestGoldenScreens(t *testing.T) {
+	for _, size := range [][2]int{{100, 30}, {72, 16}} {
+		for i, tab := range tabs {
+			m := keys(t, loaded(t, size[0], size[1]), fmt.Sprint(i+1))
+			screen := m.View()
+			golden(t, fmt.Sprintf("%dx%d-%d-%s", size[0], size[1], i+1, strings.ToLower(tab)), screen)
+			if lines := strings.Split(screen, "\n"); len(lines) != size[1] {
+				t.Errorf("%s at %dx%d: %d lines, want %d", tab, size[0], size[1], len(lines), size[1])
+			}
+		}
+	}
+	golden(t, "40x10-compact", loaded(t, 40, 10).View())
+}
+
+func TestKeys(t *testing.T) {
+	m := loaded(t, 100, 30)
+	if m = keys(t, m, "tab", "tab"); m.tab != 2 {
+		t.Fatalf("two Tabs: tab %d, want 2", m.tab)
+	}
+	if m = keys(t, m, "shift+tab", "shift+tab", "shift+tab"); m.tab != 7 {
+		t.Fatalf("Shift-Tab wraps: tab %d, want 7", m.tab)
+	}
+	m = keys(t, m, "7", "/", "m", "a", "l", "enter")
+	if m.filter != "mal" || m.editing {
+		t.Fatalf("filter %q editing %v", m.filter, m.editing)
+	}
+	screen := m.View()
+	if !strings.Contains(screen, "mallory") || strings.Contains(screen, " bob ") {
+		t.Fatalf("the Replay filter on %q:\n%s", m.filter, screen)
+	}
+	// Keys read together arrive as one message.
+	if m = step(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("3/zz")}); m.tab != 2 || !m.editing || m.filter != "zz" {
+		t.Fatalf("one message of four keys: tab %d, editing %v, filter %q", m.tab, m.editing, m.filter)
+	}
+	m = keys(t, m, "enter", "7", "/", "m", "a", "l", "enter")
+	if m = keys(t, m, "esc"); m.filter != "" {
+		t.Fatalf("Esc leaves filter %q", m.filter)
+	}
+	if m = keys(t, m, "down", "pgdown"); m.scroll != 1+m.pageSize() {
+		t.Fatalf("scroll %d", m.scroll)
+	}
+	if m = keys(t, m, "p"); !m.paused || !strings.Contains(m.View(), "PAUSED") {
+		t.Fatal("p does not pause")
+	}
+	// A paused Lens keeps its snapshot when a new one arrives.
+	m = step(t, m, snapshotMsg{snap: telemetry.Snapshot{NodeID: "other"}})
+	if m.snap.NodeID != "node-a" {
+		t.Fatal("a paused Lens replaced its snapshot")
+	}
+	quit := false
+	m.onQuit = func() { quit = true }
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")}); cmd == nil || !quit {
+		t.Fatal("q must call OnQuit and quit")
+	}
+}
+
+func TestSourceErrorsAreShownNotFatal(t *testing.T) {
+	m := New(fakeSource{err: errors.New("connection refused")}, Options{})
+	m = step(t, m, tea.WindowSizeMsg{Width: 80, Height: 20})
+	m = step(t, m, m.fetch()())
+	if v := m.View(); !strings.Contains(v, "connection refused") {
+		t.Fatalf("the error is not on screen:\n%s", v)
+	}
+}

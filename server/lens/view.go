@@ -1,0 +1,420 @@
+package lens
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
+)
+
+var (
+	titleStyle  = lipgloss.NewStyle().Bold(true)
+	activeTab   = lipgloss.NewStyle().Bold(true).Reverse(true)
+	headStyle   = lipgloss.NewStyle().Bold(true).Underline(true)
+	warnStyle   = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("3"))
+	deniedStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("1"))
+	dimStyle    = lipgloss.NewStyle().Faint(true)
+)
+
+// View implements tea.Model.
+func (m Model) View() string {
+	if m.width < minWidth || m.height < minHeight {
+		return m.compact()
+	}
+	var b strings.Builder
+	b.WriteString(m.header() + "\n")
+	b.WriteString(m.tabBar() + "\n")
+	body := m.body()
+	avail := m.height - 3 // header, tab bar, footer
+	scroll := min(m.scroll, max(0, len(body)-avail))
+	end := min(len(body), scroll+avail)
+	for _, line := range body[scroll:end] {
+		b.WriteString(clip(line, m.width) + "\n")
+	}
+	for i := end - scroll; i < avail; i++ {
+		b.WriteString("\n")
+	}
+	b.WriteString(clip(m.footer(), m.width))
+	return b.String()
+}
+
+func (m Model) header() string {
+	h := "ThrottleKit Lens"
+	if m.title != "" {
+		h += " — " + m.title
+	}
+	var info []string
+	if m.have {
+		info = append(info, "node "+m.snap.NodeID, "window "+(time.Duration(m.snap.WindowMs)*time.Millisecond).String())
+	}
+	if m.paused {
+		info = append(info, warnStyle.Render("PAUSED"))
+	}
+	if m.err != nil {
+		info = append(info, deniedStyle.Render("error: "+m.err.Error()))
+	}
+	return clip(titleStyle.Render(h)+"  "+strings.Join(info, " · "), m.width)
+}
+
+func (m Model) tabBar() string {
+	parts := make([]string, len(tabs))
+	for i, t := range tabs {
+		label := fmt.Sprintf(" %d %s ", i+1, t)
+		if i == m.tab {
+			label = activeTab.Render(label)
+		}
+		parts[i] = label
+	}
+	return clip(strings.Join(parts, ""), m.width)
+}
+
+func (m Model) footer() string {
+	f := "1-8/Tab tabs · ↑↓ PgUp PgDn scroll · / filter · p pause · q quit"
+	switch {
+	case m.editing:
+		f = "filter: " + m.filter + "█  (Enter apply · Esc clear)"
+	case m.filter != "":
+		f = fmt.Sprintf("filter %q (Esc clears) · ", m.filter) + f
+	}
+	return dimStyle.Render(f)
+}
+
+// compact is all a terminal below minWidth×minHeight gets.
+func (m Model) compact() string {
+	lines := []string{fmt.Sprintf("Lens needs %dx%d (now %dx%d)", minWidth, minHeight, m.width, m.height)}
+	for _, p := range m.snap.Policies {
+		lines = append(lines, fmt.Sprintf("%s %d/%d", p.Name, allowed(p), denied(p)))
+	}
+	lines = append(lines, "q quit")
+	if len(lines) > m.height && m.height > 0 {
+		lines = lines[:m.height]
+	}
+	for i := range lines {
+		lines[i] = clip(lines[i], max(m.width, 1))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m Model) body() []string {
+	if !m.have {
+		if m.err != nil {
+			return []string{"", "  no snapshot yet: " + m.err.Error()}
+		}
+		return []string{"", "  waiting for the first snapshot…"}
+	}
+	switch m.tab {
+	case 0:
+		return m.overview()
+	case 1:
+		return m.latency()
+	case 2:
+		return m.fairness()
+	case 3:
+		return m.capacity()
+	case 4:
+		return m.guarantee()
+	case 5:
+		return m.cost()
+	case 6:
+		return m.replay()
+	}
+	return m.config()
+}
+
+func allowed(p telemetry.PolicySnapshot) int64 { return p.Allowed + p.FailOpen }
+func denied(p telemetry.PolicySnapshot) int64  { return p.Denied + p.FailClosed }
+
+func (m Model) overview() []string {
+	var total, deny int64
+	series := make([]int64, 0)
+	axes := map[string]int64{}
+	for _, p := range m.snap.Policies {
+		total += allowed(p) + denied(p)
+		deny += denied(p)
+		for i, v := range p.PerSecond {
+			if i >= len(series) {
+				series = append(series, 0)
+			}
+			series[i] += v
+		}
+		for a, n := range p.DenialsByAxis {
+			axes[a] += n
+		}
+	}
+	win := max(1, m.snap.WindowMs/1000)
+	out := []string{
+		fmt.Sprintf("Throughput %d decisions in %ds (%.1f/s) · deny rate %s", total, win, float64(total)/float64(win), pct(deny, total)),
+		"  " + sparkline(series, m.width-4),
+		"",
+		headStyle.Render(fmt.Sprintf("%-20s %-9s %10s %8s %7s  %s", "POLICY", "KIND", "DECISIONS", "DENIED", "DENY%", "TREND")),
+	}
+	for _, p := range m.snap.Policies {
+		if !m.matches(p.Name, p.Kind) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%-20s %-9s %10d %8d %7s  %s", trunc(p.Name, 20), p.Kind, allowed(p)+denied(p), denied(p),
+			pct(denied(p), allowed(p)+denied(p)), sparkline(p.PerSecond, 20)))
+	}
+	out = append(out, "", fmt.Sprintf("Binding axis  rate %d · concurrency %d · cost %d", axes["rate"], axes["concurrency"], axes["cost"]))
+	var top []string
+	type kc struct {
+		policy, key string
+		n           int64
+	}
+	var all []kc
+	for _, p := range m.snap.Policies {
+		for _, k := range p.TopDenied {
+			if m.matches(p.Name, k.Key) {
+				all = append(all, kc{p.Name, k.Key, k.Count})
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].n > all[j].n })
+	for i, k := range all {
+		if i == 5 {
+			break
+		}
+		top = append(top, fmt.Sprintf("%s (%s) %d", k.key, k.policy, k.n))
+	}
+	out = append(out, "Top denied    "+orNone(strings.Join(top, " · ")), "", headStyle.Render("Recent denials"))
+	n := 0
+	for _, d := range m.snap.RecentDenials {
+		if n == 5 {
+			break
+		}
+		if m.matches(d.Policy, d.Key, d.Axis) {
+			out = append(out, "  "+m.denialLine(d))
+			n++
+		}
+	}
+	if n == 0 {
+		out = append(out, "  none")
+	}
+	return out
+}
+
+func (m Model) latency() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-20s %7s %9s %9s %9s %9s", "POLICY", "N", "AVG ms", "P50 ms", "P99 ms", "MAX ms"))}
+	for _, p := range m.snap.Policies {
+		if !m.matches(p.Name) {
+			continue
+		}
+		l := p.Latency
+		line := fmt.Sprintf("%-20s %7d %9.3f %9.3f %9.3f %9.3f", trunc(p.Name, 20), l.N, l.AvgMs, l.P50Ms, l.P99Ms, l.MaxMs)
+		if l.N >= 10 && l.P50Ms > 0 && l.P99Ms >= 10*l.P50Ms {
+			line += "  " + warnStyle.Render("⚠ p99 ≫ p50")
+		}
+		out = append(out, line)
+	}
+	return append(out, "", dimStyle.Render("Time inside the server, over the last 1024 decisions of each policy in the window."))
+}
+
+func (m Model) fairness() []string {
+	var out []string
+	for _, p := range m.snap.Policies {
+		total := allowed(p) + denied(p)
+		if total == 0 || !m.matches(p.Name) {
+			continue
+		}
+		out = append(out, headStyle.Render(fmt.Sprintf("%s — %d decisions", p.Name, total)))
+		for _, k := range p.TopRequested {
+			if !m.matches(p.Name, k.Key) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("  %-24s %6d %7s %s", trunc(k.Key, 24), k.Count, pct(k.Count, total), bar(k.Count, total, 30)))
+		}
+		out = append(out, "")
+	}
+	if len(out) == 0 {
+		return []string{"no traffic in the window"}
+	}
+	return out
+}
+
+func (m Model) capacity() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-20s %-24s %10s %12s %12s", "POLICY", "KEY", "SPENDABLE", "NEXT UNIT IN", "FULL IN"))}
+	now := m.now().UnixMilli()
+	for _, r := range m.forecasts {
+		if !m.matches(r.policy, r.key) {
+			continue
+		}
+		if r.err != nil {
+			out = append(out, fmt.Sprintf("%-20s %-24s %s", trunc(r.policy, 20), trunc(r.key, 24), deniedStyle.Render(r.err.Error())))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%-20s %-24s %10d %12s %12s", trunc(r.policy, 20), trunc(r.key, 24), r.f.SpendableNow,
+			until(r.f.NextReplenishAt, now), until(r.f.FullAt, now)))
+	}
+	if len(out) == 1 {
+		out = append(out, "no rate-limited traffic in the window")
+	}
+	return append(out, "", dimStyle.Render("The three hottest keys of each rate policy, forecast at the last refresh."))
+}
+
+func (m Model) guarantee() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-20s %9s %-24s %7s %6s %s", "GUARD", "IN FLIGHT", "", "SHARE", "NODES", "STATE"))}
+	for _, g := range m.snap.Guards {
+		if !m.matches(g.Name) {
+			continue
+		}
+		state := "ok"
+		if g.Fenced {
+			state = warnStyle.Render("FENCED")
+		}
+		share, nodes := "-", "-"
+		if g.Nodes > 0 {
+			share, nodes = fmt.Sprintf("%.0f%%", 100*g.Share), fmt.Sprint(g.Nodes)
+		}
+		out = append(out, fmt.Sprintf("%-20s %4d/%-4d %-24s %7s %6s %s", trunc(g.Name, 20), g.Inflight, g.Limit, bar(g.Inflight, g.Limit, 24), share, nodes, state))
+	}
+	if len(out) == 1 {
+		out = append(out, "no concurrency policies")
+	}
+	return out
+}
+
+func (m Model) cost() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-20s %-24s %10s %10s %14s", "POLICY", "KEY", "TOKENS", "REMAINING", "EXHAUSTED IN"))}
+	for _, p := range m.snap.Policies {
+		for _, b := range p.Burn {
+			if !m.matches(p.Name, b.Key) {
+				continue
+			}
+			in := "-"
+			if b.ExhaustsInMs > 0 {
+				in = fmtDur(b.ExhaustsInMs)
+			}
+			out = append(out, fmt.Sprintf("%-20s %-24s %10d %10d %14s", trunc(p.Name, 20), trunc(b.Key, 24), b.Tokens, b.Remaining, in))
+		}
+	}
+	if len(out) == 1 {
+		out = append(out, "no token budgets spent in the window")
+	}
+	return append(out, "", dimStyle.Render("Tokens metered in the window; exhaustion at the window's burn rate."))
+}
+
+func (m Model) replay() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-10s %-20s %-24s %-12s %6s %12s", "WHEN", "POLICY", "KEY", "AXIS", "LIMIT", "RETRY AFTER"))}
+	for _, d := range m.snap.RecentDenials {
+		if m.matches(d.Policy, d.Key, d.Axis) {
+			out = append(out, m.denialLine(d))
+		}
+	}
+	if len(out) == 1 {
+		out = append(out, "no denials")
+	}
+	return out
+}
+
+func (m Model) denialLine(d telemetry.DenialEvent) string {
+	return fmt.Sprintf("%-10s %-20s %-24s %-12s %6d %12s", ago(m.now().UnixMilli()-d.At), trunc(d.Policy, 20), trunc(d.Key, 24),
+		orNone(d.Axis), d.Limit, fmtDur(d.RetryAfterMs))
+}
+
+func (m Model) config() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-20s %-9s %-18s %10s", "POLICY", "KIND", "STRATEGY", "LIMIT"))}
+	for _, p := range m.snap.Policies {
+		if !m.matches(p.Name, p.Kind, p.Strategy, p.Detail) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%-20s %-9s %-18s %10d", trunc(p.Name, 20), p.Kind, orNone(p.Strategy), p.Limit))
+		if p.Detail != "" {
+			out = append(out, dimStyle.Render("    "+p.Detail))
+		}
+	}
+	return out
+}
+
+// sparkline draws the last width values, scaled to their maximum.
+func sparkline(vals []int64, width int) string {
+	if width <= 0 {
+		return ""
+	}
+	if len(vals) > width {
+		vals = vals[len(vals)-width:]
+	}
+	var hi int64
+	for _, v := range vals {
+		hi = max(hi, v)
+	}
+	levels := []rune("▁▂▃▄▅▆▇█")
+	out := make([]rune, len(vals))
+	for i, v := range vals {
+		if hi == 0 || v == 0 {
+			out[i] = ' '
+			continue
+		}
+		out[i] = levels[min(int64(len(levels)-1), v*int64(len(levels)-1)/hi)]
+	}
+	return string(out)
+}
+
+func bar(v, total int64, width int) string {
+	if total <= 0 {
+		return strings.Repeat("░", width)
+	}
+	n := int(min(int64(width), v*int64(width)/total))
+	return strings.Repeat("█", n) + strings.Repeat("░", width-n)
+}
+
+func pct(a, b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+}
+
+func fmtDur(ms int64) string {
+	if ms <= 0 {
+		return "-"
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	}
+	return d.String()
+}
+
+func until(at, now int64) string {
+	if at <= now {
+		return "now"
+	}
+	return fmtDur(at - now)
+}
+
+func ago(ms int64) string {
+	if ms < 1000 {
+		return "just now"
+	}
+	return fmtDur(ms) + " ago"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func trunc(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// clip cuts a rendered line to width cells, styles intact; a line never
+// becomes two.
+func clip(s string, width int) string {
+	if lipgloss.Width(s) > width {
+		s = lipgloss.NewStyle().MaxWidth(width).Render(s)
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
