@@ -168,3 +168,22 @@ func TestLensRemote(t *testing.T) {
 	term.keys("q")
 	term.waitFor("q quits", "EXITED 0")
 }
+
+// TestTUIWithoutATerminalServesHeadless: --tui with stdout a pipe warns
+// and serves anyway.
+func TestTUIWithoutATerminalServesHeadless(t *testing.T) {
+	srv := harness.Start(t, harness.Binary(t, false), "--config", filepath.Join(harness.RepoRoot(t), "examples", "policies.yaml"), "--tui")
+	c, err := throttlekit.NewClient(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if d, err := c.Check(context.Background(), "api", "k", 1); err != nil || !d.Allowed {
+		t.Fatalf("Check: %+v %v", d, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(srv.Stderr(), "--tui needs a terminal"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the missing terminal:\n%s", srv.Stderr())
+		}
+	}
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the database servers the integration tests start on loopback
-# ports, and tmux for Lens's terminal tests (the tests start and stop them; nothing is left running). Debian's
-# packages; needs root or sudo when something is missing.
+# ports (the tests start and stop them; nothing is left running), and tmux
+# for Lens's terminal tests. Debian's packages; needs root or sudo when
+# something is missing.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)

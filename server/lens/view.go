@@ -177,7 +177,7 @@ func (m Model) overview() []string {
 		if i == 5 {
 			break
 		}
-		top = append(top, fmt.Sprintf("%s (%s) %d", k.key, k.policy, k.n))
+		top = append(top, fmt.Sprintf("%s (%s) %d", keyLabel(k.key), k.policy, k.n))
 	}
 	out = append(out, "Top denied    "+orNone(strings.Join(top, " · ")), "", headStyle.Render("Recent denials"))
 	n := 0
@@ -224,7 +224,7 @@ func (m Model) fairness() []string {
 			if !m.matches(p.Name, k.Key) {
 				continue
 			}
-			out = append(out, fmt.Sprintf("  %-24s %6d %7s %s", trunc(k.Key, 24), k.Count, pct(k.Count, total), bar(k.Count, total, 30)))
+			out = append(out, fmt.Sprintf("  %-24s %6d %7s %s", trunc(keyLabel(k.Key), 24), k.Count, pct(k.Count, total), bar(k.Count, total, 30)))
 		}
 		out = append(out, "")
 	}
@@ -390,6 +390,14 @@ func ago(ms int64) string {
 		return "just now"
 	}
 	return fmtDur(ms) + " ago"
+}
+
+// keyLabel names the empty key (a keyless admitter's) visibly.
+func keyLabel(k string) string {
+	if k == "" {
+		return "(no key)"
+	}
+	return k
 }
 
 func orNone(s string) string {
