@@ -144,8 +144,11 @@ func (h *Hub) apply(ev Event) {
 		d := DenialEvent{At: ev.At, Policy: ev.Policy, Key: ev.Key, Axis: ev.Axis, Limit: ev.Limit, Remaining: ev.Remaining, RetryAfterMs: ev.RetryAfterMs}
 		h.denials[h.nDenials%denialRing] = d
 		h.nDenials++
-		for s := range h.subs {
-			s.offer(d)
+		if len(h.subs) > 0 {
+			now := h.now().UnixMilli()
+			for s := range h.subs {
+				s.offer(d, now)
+			}
 		}
 	}
 }
@@ -200,12 +203,12 @@ func (s *Subscription) Cancel() {
 func (s *Subscription) Dropped() int64 { return s.dropped.Load() }
 
 // offer delivers d unless the stream is over its rate or its reader is
-// behind; called with the hub's lock held.
-func (s *Subscription) offer(d DenialEvent) {
+// behind; called with the hub's lock held, at now (epoch ms).
+func (s *Subscription) offer(d DenialEvent, now int64) {
 	if s.policy != "" && s.policy != d.Policy {
 		return
 	}
-	if dec, _ := s.rate.Check(&s.state, s.hub.now().UnixMilli(), 1); !dec.Allowed {
+	if dec, _ := s.rate.Check(&s.state, now, 1); !dec.Allowed {
 		s.dropped.Add(1)
 		return
 	}
