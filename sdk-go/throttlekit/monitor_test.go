@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -155,6 +157,17 @@ func TestMonitorDoorSecretAndOff(t *testing.T) {
 			t.Fatalf("Watch without the secret: %v; want ErrUnauthenticated", err)
 		}
 		break
+	}
+	secretFile := filepath.Join(t.TempDir(), "monitor.secret")
+	if err := os.WriteFile(secretFile, []byte("fr0m-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := startServer(t, "--monitor-secret-file", secretFile)
+	if _, err := newMonitor(t, fromFile.Addr, throttlekit.WithSecret("fr0m-file")).Snapshot(ctx); err != nil {
+		t.Fatalf("Snapshot with the secret from --monitor-secret-file: %v", err)
+	}
+	if _, err := newMonitor(t, fromFile.Addr).Snapshot(ctx); !errors.Is(err, throttlekit.ErrUnauthenticated) {
+		t.Fatalf("Snapshot without it: %v; want ErrUnauthenticated", err)
 	}
 	off := startServer(t, "--monitor", "off")
 	if _, err := newMonitor(t, off.Addr).Snapshot(ctx); !errors.Is(err, throttlekit.ErrNotSupported) {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/internal/testpki"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
@@ -69,4 +72,43 @@ func checkReaches(t *testing.T, addr string, ok bool, opts ...throttlekit.Option
 	if !ok && !errors.Is(err, throttlekit.ErrUnavailable) {
 		t.Fatalf("Check: %+v, %v; want ErrUnavailable (the handshake must fail)", d, err)
 	}
+}
+
+// TestCertificateRotation: the server picks up a new certificate (from
+// another CA) written over its files, without a restart.
+func TestCertificateRotation(t *testing.T) {
+	first, second := testpki.Write(t), testpki.Write(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	install := func(p testpki.Files) {
+		for src, dst := range map[string]string{p.ServerCert: cert, p.ServerKey: key} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst+".tmp", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(dst+".tmp", dst); err != nil { // atomic, as cert managers do
+				t.Fatal(err)
+			}
+		}
+	}
+	install(first)
+	srv := startServer(t, "--tls-cert", cert, "--tls-key", key)
+	checkReaches(t, srv.Addr, true, throttlekit.WithCAFile(first.CA))
+	install(second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c := newClient(t, srv.Addr, throttlekit.WithCAFile(second.CA))
+		_, err := c.Check(context.Background(), "api", t.Name(), 1)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated certificate was never served: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	checkReaches(t, srv.Addr, false, throttlekit.WithCAFile(first.CA))
 }

@@ -69,6 +69,8 @@ type flags struct {
 	monitor      string
 	monitorKey   string
 	tui          bool
+	secretFile   string
+	monitorFile  string
 }
 
 // stringList is a repeatable string flag.
@@ -116,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
+	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
+	fs.StringVar(&f.monitorFile, "monitor-secret-file", "", "read --monitor-secret from this file")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
 	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")
 	fs.StringVar(&f.monitorKey, "monitor-secret", "", "secret every Monitor caller must present (x-monitor-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_MONITOR_SECRET")
@@ -133,11 +137,14 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.config == "" {
 		return nil, errors.New("--config is required: the policy file to serve")
 	}
-	if f.secret == "" {
-		f.secret = os.Getenv("THROTTLEKIT_SECRET") // not the flag's default: --help would print it
+	// Secrets: the flag, else its file, else the environment (never the
+	// flag's default, which --help would print).
+	var err error
+	if f.secret, err = secretFrom("--secret", f.secret, f.secretFile, "THROTTLEKIT_SECRET"); err != nil {
+		return nil, err
 	}
-	if f.monitorKey == "" {
-		f.monitorKey = os.Getenv("THROTTLEKIT_MONITOR_SECRET")
+	if f.monitorKey, err = secretFrom("--monitor-secret", f.monitorKey, f.monitorFile, "THROTTLEKIT_MONITOR_SECRET"); err != nil {
+		return nil, err
 	}
 	if f.monitor != "on" && f.monitor != "off" {
 		return nil, fmt.Errorf("--monitor must be on or off, not %q", f.monitor)
@@ -516,4 +523,27 @@ func Main() {
 	ctx, stop := signalContext()
 	defer stop()
 	os.Exit(Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// secretFrom resolves a door secret from its flag, its file or its
+// environment variable, in that order; giving both the flag and the file
+// is an error, and so is a file without a secret in it.
+func secretFrom(flagName, value, file, env string) (string, error) {
+	switch {
+	case value != "" && file != "":
+		return "", fmt.Errorf("%s and %s-file are both given: choose one", flagName, flagName)
+	case value != "":
+		return value, nil
+	case file != "":
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s-file: %w", flagName, err)
+		}
+		secret := strings.TrimRight(string(raw), "\r\n")
+		if strings.TrimSpace(secret) == "" {
+			return "", fmt.Errorf("%s-file %s holds no secret", flagName, file)
+		}
+		return secret, nil
+	}
+	return os.Getenv(env), nil
 }

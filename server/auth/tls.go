@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 )
 
 // ServerTLS is the TLS configuration of --tls-cert/--tls-key: TLS 1.2 or
 // later with Go's default cipher suites. With caFile (--tls-ca) every
-// client must present a certificate that chains to it (mTLS). All three
-// files are read now, so a bad one stops the server at startup.
+// client must present a certificate that chains to it (mTLS). The files
+// are read now, so a bad one stops the server at startup, and again when
+// they change (at most once a second, on a handshake), so certificates
+// rotate without a restart; a rotation that leaves unreadable files keeps
+// the last good ones.
 func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {
 		if caFile != "" {
@@ -22,24 +27,86 @@ func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %s / --tls-key %s: %w", certFile, keyFile, err)
+	r := &reloader{certFile: certFile, keyFile: keyFile, caFile: caFile}
+	if err := r.load(); err != nil {
+		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return r.config(), nil }
+	return cfg, nil
+}
+
+// reloader holds the current certificate and client CAs, reading the
+// files again when their modification times change.
+type reloader struct {
+	certFile, keyFile, caFile string
+
+	mu      sync.Mutex
+	current *tls.Config
+	stamp   string    // the files' modification times when last read
+	checked time.Time // when the files were last looked at
+}
+
+func (r *reloader) stamps() string {
+	var s string
+	for _, f := range []string{r.certFile, r.keyFile, r.caFile} {
+		if f == "" {
+			continue
+		}
+		if fi, err := os.Stat(f); err == nil {
+			s += fi.ModTime().String() + fmt.Sprint(fi.Size()) + "|"
+		}
+	}
+	return s
+}
+
+// load reads the files into a fresh configuration.
+func (r *reloader) load() error {
+	stamp := r.stamps()
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", r.certFile, r.keyFile, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
+	if r.caFile != "" {
+		pem, err := os.ReadFile(r.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
+			return fmt.Errorf("--tls-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", caFile)
+			return fmt.Errorf("--tls-ca %s: no PEM certificate in it", r.caFile)
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return cfg, nil
+	r.mu.Lock()
+	r.current, r.stamp, r.checked = cfg, stamp, time.Now()
+	r.mu.Unlock()
+	return nil
+}
+
+// config returns the configuration for a handshake, reloading first when
+// the files changed since they were read.
+func (r *reloader) config() *tls.Config {
+	r.mu.Lock()
+	due := time.Since(r.checked) >= time.Second
+	if due {
+		r.checked = time.Now()
+	}
+	current, stamp := r.current, r.stamp
+	r.mu.Unlock()
+	if due && r.stamps() != stamp {
+		if err := r.load(); err == nil {
+			r.mu.Lock()
+			current = r.current
+			r.mu.Unlock()
+		}
+	}
+	return current
 }
 
 // Posture names what ServerTLS configured, for the startup line.
