@@ -17,6 +17,11 @@ limiters:
     concurrency: { minLimit: 2, maxLimit: 2 }
   adaptive:
     concurrency: { minLimit: 1, maxLimit: 10, initialLimit: 10, algorithm: aimd, backoffRatio: 0.5, tolerance: 1000 }
+  fed:
+    strategy: fixedWindow
+    limit: 10
+    period: 3650d
+    federated: { batch: 4 }
 `
 
 // serverAddr is a real throttlekit-server (built from this repository)

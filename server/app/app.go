@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/throttlekit/throttlekit-go/server/auth"
+	"github.com/throttlekit/throttlekit-go/server/fleet"
 	"github.com/throttlekit/throttlekit-go/server/lens"
 	"github.com/throttlekit/throttlekit-go/server/monitor"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
@@ -71,6 +72,8 @@ type flags struct {
 	tui          bool
 	secretFile   string
 	monitorFile  string
+	fleetKey     string
+	fleetFile    string
 }
 
 // stringList is a repeatable string flag.
@@ -118,6 +121,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
+	fs.StringVar(&f.fleetKey, "fleet-secret", "", "secret every Fleet caller must present (x-fleet-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_FLEET_SECRET")
+	fs.StringVar(&f.fleetFile, "fleet-secret-file", "", "read --fleet-secret from this file")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
 	fs.StringVar(&f.monitorFile, "monitor-secret-file", "", "read --monitor-secret from this file")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
@@ -144,6 +149,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, err
 	}
 	if f.monitorKey, err = secretFrom("--monitor-secret", f.monitorKey, f.monitorFile, "THROTTLEKIT_MONITOR_SECRET"); err != nil {
+		return nil, err
+	}
+	if f.fleetKey, err = secretFrom("--fleet-secret", f.fleetKey, f.fleetFile, "THROTTLEKIT_FLEET_SECRET"); err != nil {
 		return nil, err
 	}
 	if f.monitor != "on" && f.monitor != "off" {
@@ -285,12 +293,6 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	defer meters.Close()
 	defer rates.Close()
 
-	for _, p := range cfg.Policies {
-		switch {
-		case p.Federated != nil:
-			log.Warn("federated policy is not served in this release; its calls answer UNIMPLEMENTED", "policy", p.Name)
-		}
-	}
 
 	lis, err := net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	if err != nil {
@@ -329,6 +331,8 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		g := auth.Guard{Prefix: "/" + tkv1.Monitor_ServiceDesc.ServiceName + "/", Header: auth.MonitorHeader, Secret: f.monitorKey, LoopbackOnly: true}
 		unary, stream = append(unary, g.Unary()), append(stream, g.Stream())
 	}
+	fleetGuard := auth.Guard{Prefix: "/" + tkv1.Fleet_ServiceDesc.ServiceName + "/", Header: auth.FleetHeader, Secret: f.fleetKey, LoopbackOnly: true}
+	unary = append(unary, fleetGuard.Unary())
 	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))...)
 	leases := admit.NewTable(f.leaseTTL, nil)
 	stopSweep := make(chan struct{})
@@ -396,7 +400,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
 	}
-	tkv1.RegisterFleetServer(srv, tkv1.UnimplementedFleetServer{})
+	tkv1.RegisterFleetServer(srv, fleet.New(cfg, decided, clock))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

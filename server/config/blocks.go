@@ -273,5 +273,10 @@ func (l *loader) federated(m *mapping, p *Policy) (*Federated, error) {
 	if f.Prefix, _, err = sub.str("prefix"); err != nil {
 		return nil, err
 	}
+	if f.Prefix != "" {
+		// The federated budget's keys: what every server and Fleet client
+		// of the fleet shares.
+		p.Prefix, p.ExplicitPrefix, p.PrefixLine = f.Prefix, true, sub.values["prefix"].Line
+	}
 	return f, nil
 }

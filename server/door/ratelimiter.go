@@ -93,8 +93,13 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		if p.Concurrency != nil {
 			r.limiters[p.Name] = admit.NewLimiter(*p.Concurrency)
 		}
-		if p.TwoTier != nil {
+		switch {
+		case p.TwoTier != nil:
 			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, *p.TwoTier)
+		case p.Federated != nil:
+			// A federated policy's Check spends this server's own lease of
+			// the shared window, batch by batch, as a Fleet client would.
+			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, config.TwoTier{Mode: "leased", Batch: p.Federated.Batch, WindowCoupled: true})
 		}
 	}
 	return r
@@ -111,9 +116,6 @@ func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy,
 	}
 	if p.Kind != kind {
 		return nil, unsupported(op, name, "it is a "+string(p.Kind)+" ("+servedBy[p.Kind]+")")
-	}
-	if p.Federated != nil {
-		return nil, unsupported(op, name, "federated policies are not served yet")
 	}
 	return p, nil
 }
@@ -368,6 +370,9 @@ func (r *RateLimiter) Forecast(ctx context.Context, req *tkv1.ForecastRequest) (
 func (r *RateLimiter) canRead(p *config.Policy, op string) error {
 	if p.TwoTier != nil && p.TwoTier.Mode == "leased" {
 		return unsupported(op, p.Name, "a leased two-tier policy keeps credits locally, so the store cannot answer")
+	}
+	if p.Federated != nil {
+		return unsupported(op, p.Name, "a federated policy's credits are leased to servers and clients, so the store cannot answer")
 	}
 	return nil
 }
