@@ -293,7 +293,6 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	defer meters.Close()
 	defer rates.Close()
 
-
 	lis, err := net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	if err != nil {
 		return fmt.Errorf("listen on %s:%d: %w", f.host, f.port, err)
