@@ -20,6 +20,11 @@ limiters:
     tokenBudget: { budget: 100, windowMs: 60000 }
   checkout:
     concurrency: { minLimit: 2, maxLimit: 2 }
+  fed:
+    strategy: fixedWindow
+    limit: 10
+    period: 3650d
+    federated: { batch: 4 }
 `
 
 type pyDecision struct {
@@ -84,6 +89,15 @@ func TestEcosystemPythonClient(t *testing.T) {
 			} `json:"policies"`
 			Parsed []string `json:"parsed_policy_names"`
 		} `json:"monitor"`
+		Fleet struct {
+			Lease struct {
+				Capacity int64 `json:"capacity"`
+				Limit    int64 `json:"limit"`
+				ExpiryMs int64 `json:"expiry_ms"`
+			} `json:"lease"`
+			Leased       []pyDecision `json:"leased"`
+			NotFederated string       `json:"not_federated"`
+		} `json:"fleet"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("%v: %s", err, raw)
@@ -117,7 +131,7 @@ func TestEcosystemPythonClient(t *testing.T) {
 	// The ecosystem's MonitorBackend reads our snapshot unchanged: the
 	// typed fields and the raw JSON it parses.
 	mon := out.Monitor
-	if mon.Mode != "process" || mon.WindowMs != 60_000 || mon.NodeID == "" || len(mon.Parsed) != 4 {
+	if mon.Mode != "process" || mon.WindowMs != 60_000 || mon.NodeID == "" || len(mon.Parsed) != 5 {
 		t.Fatalf("MonitorBackend snapshot meta: %+v", mon)
 	}
 	var sawAPI bool
@@ -131,6 +145,20 @@ func TestEcosystemPythonClient(t *testing.T) {
 	}
 	if !sawAPI {
 		t.Fatalf("MonitorBackend snapshot has no api policy: %+v", mon.Policies)
+	}
+	// The ecosystem's FleetBackend leases from our Fleet door unchanged: a
+	// Reserve, then a leased limiter spending its own domain's 10.
+	fl := out.Fleet
+	if fl.Lease.Capacity != 3 || fl.Lease.Limit != 10 || fl.Lease.ExpiryMs <= time.Now().UnixMilli() {
+		t.Fatalf("FleetBackend.reserve: %+v", fl.Lease)
+	}
+	if fl.NotFederated != "OperationNotSupportedError" {
+		t.Fatalf("FleetBackend.reserve on a rate limiter: %s", fl.NotFederated)
+	}
+	for i, d := range fl.Leased {
+		if (i < 10) != d.Allowed || d.Limit != 10 || (!d.Allowed && d.RetryAfterMs <= 0) {
+			t.Fatalf("LeasedLimiter.check %d: %+v; want 10 allowed, then denials with a retry", i, d)
+		}
 	}
 	// The Python direct door spent 3 of bob's 5 on "shared:bob"; our server
 	// (policy prefix "shared") sees the same key.

@@ -67,6 +67,22 @@ def main() -> None:
             "parsed_policy_names": [p["name"] for p in snap.parsed()["policies"]],
         }
 
+    # The Fleet door, leased by the ecosystem's FleetBackend unchanged.
+    from throttlekit import FleetBackend
+
+    with FleetBackend(target) as fleet:
+        lease = fleet.reserve("fed", domain="acme", wants=3)
+        limiter = fleet.leased("fed", domain="py", batch=4)
+        out["fleet"] = {
+            "lease": {"capacity": lease.capacity, "limit": lease.limit, "expiry_ms": lease.expiry_ms},
+            "leased": [asdict(limiter.check()) for _ in range(12)],
+        }
+        try:
+            fleet.reserve("api")
+            out["fleet"]["not_federated"] = "no error"
+        except OperationNotSupportedError:
+            out["fleet"]["not_federated"] = "OperationNotSupportedError"
+
     try:
         with ServiceBackend("127.0.0.1:1") as dead:
             dead.check("api", "alice")
