@@ -25,7 +25,9 @@ limiters:
 // fleetStores are the shared stores a federated window lives in.
 func fleetStores(t *testing.T) map[string]func(t *testing.T) []string {
 	return map[string]func(t *testing.T) []string{
-		"redis": func(t *testing.T) []string { return []string{"--redis", harness.StartRedis(t).URL, "--redis-timeout", "5s"} },
+		"redis": func(t *testing.T) []string {
+			return []string{"--redis", harness.StartRedis(t).URL, "--redis-timeout", "5s"}
+		},
 		"postgres": func(t *testing.T) []string {
 			return []string{"--postgres-url", harness.StartPostgres(t).URL, "--postgres-timeout", "10s"}
 		},
