@@ -112,3 +112,30 @@ func TestCertificateRotation(t *testing.T) {
 	}
 	checkReaches(t, srv.Addr, false, throttlekit.WithCAFile(first.CA))
 }
+
+// TestPeerKey: under mTLS the key "$peer" is the client certificate's
+// identity (its URI SAN here), so the caller spends its own budget
+// whatever it claims; without a certificate it is refused.
+func TestPeerKey(t *testing.T) {
+	pki := testpki.Write(t)
+	srv := startServer(t, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-ca", pki.CA)
+	c := newClient(t, srv.Addr, throttlekit.WithCAFile(pki.CA), throttlekit.WithClientCertificate(pki.ClientCert, pki.ClientKey))
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if d, err := c.Check(ctx, "api", "$peer", 1); err != nil || !d.Allowed || d.Remaining != int64(2-i) {
+			t.Fatalf("Check %d as $peer: %+v %v", i, d, err)
+		}
+	}
+	// The same budget under the identity's own name: one left.
+	if d, err := c.Peek(ctx, "api", "spiffe://throttlekit.test/client"); err != nil || d.Remaining != 1 {
+		t.Fatalf("Peek of the certificate's identity: %+v %v; want remaining 1", d, err)
+	}
+	ds, err := c.CheckMany(ctx, "api", []string{"$peer", "other"}, 1)
+	if err != nil || ds[0].Remaining != 0 || ds[1].Remaining != 2 {
+		t.Fatalf("CheckMany with $peer: %+v %v", ds, err)
+	}
+	plain := startServer(t)
+	if _, err := newClient(t, plain.Addr).Check(ctx, "api", "$peer", 1); !errors.Is(err, throttlekit.ErrInvalidArgument) {
+		t.Fatalf("$peer without mTLS: %v; want ErrInvalidArgument", err)
+	}
+}

@@ -320,7 +320,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		opts = append(opts, grpc.StatsHandler(otelTap.ServerHandler()))
 		log.Info("exporting OpenTelemetry traces and metrics over OTLP", "endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary(log)}
+	// "$peer" keys become the client certificate's identity (and are
+	// refused without one, rather than shared by every caller).
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), auth.PeerKeys()}
 	var stream []grpc.StreamServerInterceptor
 	if f.secret != "" {
 		g := auth.Guard{Prefix: "/" + tkv1.RateLimiter_ServiceDesc.ServiceName + "/", Header: auth.DecisionHeader, Secret: f.secret}

@@ -1,0 +1,75 @@
+package auth
+
+import (
+	"context"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// PeerKey is the key a request sends to be limited by its client
+// certificate's identity.
+const PeerKey = "$peer"
+
+// PeerIdentity is the verified client certificate's identity: its first
+// URI SAN (a SPIFFE id, say), else its subject's common name. ok is false
+// without a verified client certificate (no mTLS, or none presented).
+func PeerIdentity(ctx context.Context) (id string, ok bool) {
+	p, found := peer.FromContext(ctx)
+	if !found {
+		return "", false
+	}
+	info, isTLS := p.AuthInfo.(credentials.TLSInfo)
+	if !isTLS || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+		return "", false
+	}
+	cert := info.State.PeerCertificates[0]
+	if len(cert.URIs) > 0 {
+		return cert.URIs[0].String(), true
+	}
+	if cert.Subject.CommonName != "" {
+		return cert.Subject.CommonName, true
+	}
+	return "", false
+}
+
+// PeerKeys replaces the key "$peer" in decision requests with the caller's
+// certificate identity (PeerIdentity), so a policy limits each mTLS client
+// by who it proved to be, whatever it claims. A "$peer" request without a
+// verified certificate is INVALID_ARGUMENT. Other keys pass untouched.
+func PeerKeys() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		var keys []*string
+		switch r := req.(type) {
+		case *tkv1.CheckRequest:
+			keys = []*string{&r.Key}
+		case *tkv1.PeekRequest:
+			keys = []*string{&r.Key}
+		case *tkv1.ForecastRequest:
+			keys = []*string{&r.Key}
+		case *tkv1.DebitRequest:
+			keys = []*string{&r.Key}
+		case *tkv1.AdmitRequest:
+			keys = []*string{&r.Key}
+		case *tkv1.CheckManyRequest:
+			for i := range r.Keys {
+				keys = append(keys, &r.Keys[i])
+			}
+		}
+		for _, k := range keys {
+			if *k != PeerKey {
+				continue
+			}
+			id, ok := PeerIdentity(ctx)
+			if !ok {
+				return nil, status.Error(codes.InvalidArgument, `key "$peer" needs a verified client certificate (mTLS)`)
+			}
+			*k = id
+		}
+		return handler(ctx, req)
+	}
+}
