@@ -2,8 +2,12 @@ package throttlekit_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/throttlekit/throttlekit-go/internal/testpki"
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
@@ -94,4 +98,83 @@ func BenchmarkCheckInterleaved(b *testing.B) {
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(n), "raw-ns/op")
 	b.ReportMetric(float64(sdk)/float64(raw), "sdk/raw")
 	b.ReportMetric(float64(noTimeout)/float64(raw), "sdk-no-timeout/raw")
+}
+
+// interleave times calls[k] in a rotating order each iteration and reports
+// each side's ns/op under names, and names[0]/names[1].
+func interleave(b *testing.B, names [2]string, calls [2]func() error) {
+	var spent [2]time.Duration
+	n := 0
+	for b.Loop() {
+		for j := range calls {
+			k := (n + j) % len(calls)
+			t0 := time.Now()
+			if err := calls[k](); err != nil {
+				b.Fatal(err)
+			}
+			spent[k] += time.Since(t0)
+		}
+		n++
+	}
+	for k := range calls {
+		b.ReportMetric(float64(spent[k].Nanoseconds())/float64(n), names[k]+"-ns/op")
+	}
+	b.ReportMetric(float64(spent[0])/float64(spent[1]), names[0]+"/"+names[1])
+}
+
+// BenchmarkCheckOverTLS compares Check over TLS 1.3 with Check in
+// plaintext, each on its own established connection to its own server.
+func BenchmarkCheckOverTLS(b *testing.B) {
+	pki := testpki.Write(b)
+	tlsSrv := testserver.StartPolicies(b, policies, false, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey)
+	secure, err := throttlekit.NewClient(tlsSrv.Addr, throttlekit.WithCAFile(pki.CA))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer secure.Close()
+	plain, err := throttlekit.NewClient(serverAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close()
+	ctx := context.Background()
+	check := func(c *throttlekit.Client) func() error {
+		return func() error { _, err := c.Check(ctx, "bulk", "bench", 1); return err }
+	}
+	for _, c := range []*throttlekit.Client{secure, plain} {
+		if err := check(c)(); err != nil { // handshake before timing
+			b.Fatal(err)
+		}
+	}
+	interleave(b, [2]string{"tls", "plaintext"}, [2]func() error{check(secure), check(plain)})
+}
+
+// BenchmarkLeasedCheck compares a Fleet LeasedLimiter's Check (batch 100:
+// one Reserve per 100 decisions) with a plain Check over gRPC (target: the
+// leased check ≥ 10× faster).
+func BenchmarkLeasedCheck(b *testing.B) {
+	f, err := throttlekit.NewFleet(serverAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	lim, err := f.Leased("fedbulk", throttlekit.LeasedOptions{Domain: "bench", Batch: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := throttlekit.NewClient(serverAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	leased := func() error {
+		d, err := lim.Check(ctx, 1)
+		if err == nil && !d.Allowed {
+			err = errors.New("the leased budget ran out")
+		}
+		return err
+	}
+	plain := func() error { _, err := c.Check(ctx, "bulk", "bench-plain", 1); return err }
+	interleave(b, [2]string{"plain", "leased"}, [2]func() error{plain, leased})
 }

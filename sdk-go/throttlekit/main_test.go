@@ -22,6 +22,12 @@ limiters:
     limit: 10
     period: 3650d
     federated: { batch: 4 }
+  bulk: { strategy: fixedWindow, limit: 1000000000, period: 3650d }
+  fedbulk:
+    strategy: fixedWindow
+    limit: 1000000000
+    period: 3650d
+    federated: { batch: 100 }
 `
 
 // serverAddr is a real throttlekit-server (built from this repository)
