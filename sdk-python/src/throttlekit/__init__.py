@@ -18,6 +18,7 @@ from .errors import (
     ServiceUnavailableError,
     ThrottleKitError,
 )
+from .fleet import Lease
 from .headers import decision_headers
 from .lease_spender import LeaseGrant, LeaseSpender
 from .monitor import Denial, MonitorPolicy, MonitorSnapshot
@@ -34,6 +35,8 @@ from .strategies import (
 )
 
 if TYPE_CHECKING:
+    from .fleet_backend import FleetBackend, LeasedLimiter
+    from .fleet_backend_async import AsyncFleetBackend, AsyncLeasedLimiter
     from .monitor_backend import MonitorBackend
     from .monitor_backend_async import AsyncMonitorBackend
     from .redis_backend import RedisBackend, RedisClientLike
@@ -50,6 +53,10 @@ _LAZY = {
     "RedisClientLike": "redis_backend",
     "AsyncRedisBackend": "redis_backend_async",
     "AsyncRedisClientLike": "redis_backend_async",
+    "FleetBackend": "fleet_backend",
+    "LeasedLimiter": "fleet_backend",
+    "AsyncFleetBackend": "fleet_backend_async",
+    "AsyncLeasedLimiter": "fleet_backend_async",
     "MonitorBackend": "monitor_backend",
     "AsyncMonitorBackend": "monitor_backend_async",
 }
@@ -67,6 +74,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Admission",
     "AsyncAdmission",
+    "AsyncFleetBackend",
+    "AsyncLeasedLimiter",
     "AsyncMonitorBackend",
     "AsyncRedisBackend",
     "AsyncRedisClientLike",
@@ -75,11 +84,14 @@ __all__ = [
     "Decision",
     "Denial",
     "FixedWindow",
+    "FleetBackend",
     "Forecast",
     "Gcra",
     "InvalidRequestError",
+    "Lease",
     "LeaseGrant",
     "LeaseSpender",
+    "LeasedLimiter",
     "MonitorBackend",
     "MonitorPolicy",
     "MonitorSnapshot",

@@ -19,11 +19,25 @@ from .errors import (
 from .v1 import throttlekit_pb2 as pb
 from .v1 import throttlekit_pb2_grpc as pb_grpc
 
-__all__ = ["Decision", "Forecast", "Metadata", "as_error", "decision", "forecast", "pb", "pb_grpc"]
+__all__ = ["Decision", "Forecast", "Metadata", "as_error", "decision", "forecast", "pb", "pb_grpc", "with_secret"]
 
 Metadata = Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]]
 """gRPC metadata sent with every call: pairs, or a function returning them for each call (a rotating
 credential, a request id)."""
+
+
+def with_secret(metadata: Metadata | None, header: str, secret: str | None) -> Metadata | None:
+    """``metadata`` plus the door's secret (``header: secret``) when one is given."""
+    if not secret:
+        return metadata
+    pair = ((header, secret),)
+    if metadata is None:
+        return pair
+    if callable(metadata):
+        fn = metadata
+        return lambda: (*fn(), *pair)
+    return (*metadata, *pair)
+
 
 _BY_CODE: dict[Any, type[ThrottleKitError]] = {
     grpc.StatusCode.NOT_FOUND: PolicyNotFoundError,

@@ -81,7 +81,8 @@ class ServiceBackend:
     a call past it raises :class:`~throttlekit.ServiceUnavailableError`. Admissions made with
     ``heartbeat=True`` are renewed every ``heartbeat_interval`` seconds by one background thread that
     batches all of them in one call. ``metadata`` (pairs, or a function returning pairs) is sent with
-    every call."""
+    every call; ``secret`` is the decision door's secret (``--secret`` on the server), sent as
+    ``x-throttlekit-secret``."""
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class ServiceBackend:
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
         metadata: Metadata | None = None,
+        secret: str | None = None,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be positive, not {heartbeat_interval}")
@@ -103,7 +105,7 @@ class ServiceBackend:
         )
         self._stub = pb_grpc.RateLimiterStub(self._channel)
         self._timeout = timeout
-        self._metadata = metadata
+        self._metadata = _grpc.with_secret(metadata, "x-throttlekit-secret", secret)
         self._interval = heartbeat_interval
         self._leases: dict[str, Admission] = {}
         self._lock = threading.Lock()

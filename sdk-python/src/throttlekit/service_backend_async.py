@@ -71,6 +71,7 @@ class AsyncServiceBackend:
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
         metadata: Metadata | None = None,
+        secret: str | None = None,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be positive, not {heartbeat_interval}")
@@ -82,7 +83,7 @@ class AsyncServiceBackend:
         )
         self._stub = pb_grpc.RateLimiterStub(self._channel)
         self._timeout = timeout
-        self._metadata = metadata
+        self._metadata = _grpc.with_secret(metadata, "x-throttlekit-secret", secret)
         self._interval = heartbeat_interval
         self._leases: dict[str, AsyncAdmission] = {}
         self._beater: asyncio.Task[None] | None = None

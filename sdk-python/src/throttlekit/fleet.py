@@ -1,0 +1,51 @@
+"""What the Fleet door grants, as plain values (no grpc import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .decision import Decision
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A grant of a federated policy's window: spend ``capacity`` locally until ``expiry_ms`` (epoch ms),
+    then lease again. ``capacity`` 0 is a refusal; ``retry_after_ms`` then says when the budget
+    refreshes. ``limit`` is the policy's per-window ceiling."""
+
+    capacity: int
+    expiry_ms: int
+    refresh_interval_ms: int
+    safe_capacity: int
+    retry_after_ms: int
+    limit: int
+
+    @property
+    def granted(self) -> bool:
+        return self.capacity > 0
+
+    def denied(self) -> Decision:
+        """The server's refusal as a decision."""
+        return Decision(False, self.limit, 0, self.expiry_ms, self.retry_after_ms)
+
+
+AXES = {"rate": "AXIS_RATE", "concurrency": "AXIS_CONCURRENCY", "token_budget": "AXIS_TOKEN_BUDGET"}
+"""Axis names to the wire's enum values (concurrency is refused by the server: not leasable)."""
+
+MAX_ROUNDS = 64
+"""Leases one request may need: a partial grant makes progress, a refusal ends the request."""
+
+
+def lease_from_proto(msg: Any) -> Lease:
+    return Lease(
+        int(msg.capacity),
+        int(msg.expiry_ms),
+        int(msg.refresh_interval_ms),
+        int(msg.safe_capacity),
+        int(msg.retry_after_ms),
+        int(msg.limit),
+    )
+
+
+__all__ = ["Lease"]

@@ -1,0 +1,127 @@
+"""The Fleet door's asyncio client; see :class:`~throttlekit.FleetBackend`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from . import _grpc
+from ._grpc import pb, pb_grpc
+from .decision import Decision
+from .errors import ThrottleKitError
+from .fleet import AXES, MAX_ROUNDS, Lease, lease_from_proto
+from .lease_spender import LeaseGrant, LeaseSpender
+
+
+class AsyncFleetBackend:
+    """The ``grpc.aio`` twin of :class:`~throttlekit.FleetBackend`."""
+
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        secret: str | None = None,
+        timeout: float | None = 5.0,
+        options: Sequence[tuple[str, Any]] | None = None,
+    ) -> None:
+        opts = list(options or [])
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, opts)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target, opts)
+        )
+        self._stub = pb_grpc.FleetStub(self._channel)
+        self._metadata = _grpc.with_secret(None, "x-fleet-secret", secret)
+        self._timeout = timeout
+
+    async def reserve(
+        self, policy: str, *, domain: str = "", wants: int = 1, has: int = 0, used: int = 0, axis: str = "rate"
+    ) -> Lease:
+        """See :meth:`FleetBackend.reserve`."""
+        if axis not in AXES:
+            raise ValueError(f"axis must be one of {sorted(AXES)}, not {axis!r}")
+        req = pb.ReserveRequest(
+            policy=policy,
+            caller=pb.Caller(domain=domain),
+            wants=_grpc.check_units("wants", wants),
+            has=has,
+            used=used,
+            axis=AXES[axis],
+        )
+        try:
+            resp = await self._stub.Reserve(req, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise _grpc.as_error(err) from None
+        return lease_from_proto(resp.lease)
+
+    def leased(
+        self, policy: str, *, domain: str = "", batch: int = 1, window_coupled: bool = True
+    ) -> AsyncLeasedLimiter:
+        """An :class:`AsyncLeasedLimiter`; see :meth:`FleetBackend.leased`."""
+        return AsyncLeasedLimiter(self, policy, domain=domain, batch=batch, window_coupled=window_coupled)
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> AsyncFleetBackend:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class AsyncLeasedLimiter:
+    """The asyncio twin of :class:`~throttlekit.LeasedLimiter`; one refresh at a time per limiter."""
+
+    def __init__(
+        self,
+        backend: AsyncFleetBackend,
+        policy: str,
+        *,
+        domain: str = "",
+        batch: int = 1,
+        window_coupled: bool = True,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, not {batch}")
+        self._backend = backend
+        self._policy = policy
+        self._domain = domain
+        self._batch = batch
+        self._window_coupled = window_coupled
+        self._spender: LeaseSpender | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def credits(self) -> int:
+        return 0 if self._spender is None else self._spender.credits
+
+    async def check(self, cost: int = 1, *, now: int | None = None) -> Decision:
+        """See :meth:`LeasedLimiter.check`."""
+        cost = max(_grpc.check_units("cost", cost), 1)
+        async with self._lock:
+            for _ in range(MAX_ROUNDS):
+                ts = time.time_ns() // 1_000_000 if now is None else now
+                if self._spender is not None:
+                    d = self._spender.spend(ts, cost)
+                    if d is not None:
+                        return d
+                lease = await self._backend.reserve(self._policy, domain=self._domain, wants=max(self._batch, cost))
+                if not lease.granted:
+                    return lease.denied()
+                if self._spender is None:
+                    self._spender = LeaseSpender(limit=lease.limit, window_coupled=self._window_coupled)
+                self._spender.apply_lease(LeaseGrant(lease.capacity, lease.expiry_ms))
+        raise ThrottleKitError(f"no lease covered a request of cost {cost} in {MAX_ROUNDS} rounds")
+
+
+__all__ = ["AsyncFleetBackend", "AsyncLeasedLimiter"]
