@@ -9,7 +9,12 @@
 // the rate axis: every rate key continues "prefix:", never "prefix#".
 package keyspace
 
-import "strings"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
 
 // Sep joins a prefix to what follows it.
 const Sep = ":"
@@ -37,4 +42,14 @@ func Overlap(a, b string) bool {
 		return true
 	}
 	return strings.HasPrefix(a+Sep, b+Sep) || strings.HasPrefix(b+Sep, a+Sep)
+}
+
+// Hash is the keyed hash a policy with keyHash: sha256 stores instead of a
+// key: the hex HMAC-SHA256 of key under secret. Every door that shares
+// such a policy's budget (the server, the direct Redis doors of both SDKs)
+// must hash with the same secret.
+func Hash(secret []byte, key string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(key))
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -18,23 +18,45 @@ import (
 // Backend decides one strategy's requests in Redis. It is safe for
 // concurrent use.
 type Backend struct {
-	client redis.Scripter
-	call   *luascripts.Call
-	prefix string
+	client     redis.Scripter
+	call       *luascripts.Call
+	prefix     string
+	hashSecret []byte
+	hashing    bool // keys are stored as their keyed hash
+}
+
+// An Option configures New.
+type Option func(*Backend)
+
+// WithKeyHash stores keys as their keyed hash under secret, as the server
+// does for a policy with keyHash: sha256 (--key-hash-secret): to share
+// such a policy's budget, use the server's secret.
+func WithKeyHash(secret []byte) Option {
+	return func(b *Backend) { b.hashSecret, b.hashing = append([]byte(nil), secret...), true }
 }
 
 // New returns a backend running st's script on client, storing state under
 // "prefix:key" (just "key" when prefix is empty).
-func New(client redis.Scripter, st engine.Strategy, prefix string) (*Backend, error) {
+func New(client redis.Scripter, st engine.Strategy, prefix string, opts ...Option) (*Backend, error) {
 	call, err := luascripts.Prepare(st, luascripts.RoleCheck)
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{client: client, call: call, prefix: prefix}, nil
+	b := &Backend{client: client, call: call, prefix: prefix}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.hashing && len(b.hashSecret) == 0 {
+		return nil, fmt.Errorf("redisdoor: WithKeyHash needs a non-empty secret")
+	}
+	return b, nil
 }
 
 // Key is the Redis key a request for key addresses.
 func (b *Backend) Key(key string) string {
+	if b.hashing {
+		key = keyspace.Hash(b.hashSecret, key)
+	}
 	return keyspace.Join(b.prefix, key)
 }
 

@@ -4,6 +4,8 @@ Go server and the ecosystem's PyPI client, corrupt keys, and the EVAL fallback."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -237,3 +239,25 @@ def test_bad_requests(redis_url: str) -> None:
     with pytest.raises(ValueError, match="now"):
         door.check("k", now=-5)
     assert door.key("k") == "k" and RedisBackend(door._client, Gcra(1, 1), prefix="p").key("k") == "p:k"
+
+
+def test_key_hash_shares_a_hashing_policys_budget(
+    redis_url: str, start_server: StartServer, tmp_path: pathlib.Path
+) -> None:
+    """With the server's --key-hash-secret, this door spends a keyHash: sha256 policy's budget, and
+    neither door writes the raw key to Redis."""
+    secret = tmp_path / "hash.secret"
+    secret.write_text("pepper\n")
+    policies = "version: 1\nlimiters:\n  hashed: { strategy: gcra, limit: 6, period: 1h, burst: 6, keyHash: sha256 }\n"
+    srv = start_server(policies, "--redis", redis_url, "--key-hash-secret-file", str(secret))
+    client = redis.Redis.from_url(redis_url)
+    key = f"user-{uuid.uuid4().hex}@example.com"
+    door = RedisBackend(client, Gcra(6, 3_600_000, 6), prefix="hashed", key_hash_secret="pepper")
+    with ServiceBackend(srv.addr) as rl:
+        assert [rl.check("hashed", key).remaining for _ in range(2)] == [5, 4]
+    assert [door.check(key).remaining for _ in range(2)] == [3, 2]
+    assert door.key(key) == "hashed:" + hmac.new(b"pepper", key.encode(), hashlib.sha256).hexdigest()
+    assert client.exists(door.key(key)) == 1
+    assert not [k for k in client.scan_iter(match="hashed:*") if key.encode() in k]
+    with pytest.raises(ValueError, match="key_hash_secret"):
+        RedisBackend(client, Gcra(6, 3_600_000, 6), key_hash_secret="")

@@ -74,6 +74,8 @@ type flags struct {
 	monitorFile  string
 	fleetKey     string
 	fleetFile    string
+	hashKey      string
+	hashFile     string
 }
 
 // stringList is a repeatable string flag.
@@ -123,6 +125,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
 	fs.StringVar(&f.fleetKey, "fleet-secret", "", "secret every Fleet caller must present (x-fleet-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_FLEET_SECRET")
 	fs.StringVar(&f.fleetFile, "fleet-secret-file", "", "read --fleet-secret from this file")
+	fs.StringVar(&f.hashKey, "key-hash-secret", "", "the secret of keyHash: sha256 policies' keyed hash (default env THROTTLEKIT_KEY_HASH_SECRET); direct doors sharing their budgets need the same")
+	fs.StringVar(&f.hashFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
 	fs.StringVar(&f.monitorFile, "monitor-secret-file", "", "read --monitor-secret from this file")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
@@ -152,6 +156,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, err
 	}
 	if f.fleetKey, err = secretFrom("--fleet-secret", f.fleetKey, f.fleetFile, "THROTTLEKIT_FLEET_SECRET"); err != nil {
+		return nil, err
+	}
+	if f.hashKey, err = secretFrom("--key-hash-secret", f.hashKey, f.hashFile, "THROTTLEKIT_KEY_HASH_SECRET"); err != nil {
 		return nil, err
 	}
 	if f.monitor != "on" && f.monitor != "off" {
@@ -238,6 +245,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 1
+	}
+	if cfg.NeedsKeyHashSecret() {
+		if f.hashKey == "" {
+			fmt.Fprintf(stderr, "throttlekit-server: %s: a policy has keyHash: sha256, which needs a secret: --key-hash-secret-file, --key-hash-secret or env THROTTLEKIT_KEY_HASH_SECRET\n", f.config)
+			return 1
+		}
+		cfg.SetKeyHashSecret([]byte(f.hashKey))
 	}
 	if err := serve(ctx, f, cfg, log, stdout, sink); err != nil {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)

@@ -46,6 +46,8 @@ type Config struct {
 	DefaultPrefix string
 	// DefaultFail is defaults.fail ("" when unset: the server's --fail applies).
 	DefaultFail FailMode
+	// DefaultKeyHash is defaults.keyHash: every policy hashes its keys.
+	DefaultKeyHash bool
 	// Policies in file order.
 	Policies []*Policy
 	// Shared lists the state two or more policies share on purpose (the same
@@ -98,13 +100,29 @@ type Policy struct {
 	Concurrency            *Concurrency
 	DistributedConcurrency *DistributedConcurrency
 	Federated              *Federated
+
+	// KeyHash: the policy stores, meters and reports keys only as their
+	// keyed hash (keyHash: sha256, or defaults.keyHash).
+	KeyHash    bool
+	hashSecret []byte
 }
 
-// Key addresses the rate axis's state of key id.
-func (p *Policy) Key(id string) store.Key { return store.Key{Prefix: p.Prefix, ID: id} }
+// ID is what the policy keeps of a request's key: the key itself, or its
+// keyed hash (keyspace.Hash) under keyHash. Stores, taps and the Monitor
+// snapshot only ever see the ID.
+func (p *Policy) ID(key string) string {
+	if p.KeyHash {
+		return keyspace.Hash(p.hashSecret, key)
+	}
+	return key
+}
 
-// BudgetKey addresses the cost axis's state of key id.
-func (p *Policy) BudgetKey(id string) store.Key {
+// Key addresses the rate axis's state of a request's key.
+func (p *Policy) Key(key string) store.Key { return store.Key{Prefix: p.Prefix, ID: p.ID(key)} }
+
+// BudgetKey addresses the cost axis's state of a request's key.
+func (p *Policy) BudgetKey(key string) store.Key {
+	id := p.ID(key)
 	switch {
 	case p.FleetBudget != nil && p.FleetBudget.Prefix != "":
 		return store.Key{Prefix: p.FleetBudget.Prefix, ID: id}
@@ -183,4 +201,24 @@ type Federated struct {
 	Batch  int64
 	Region string
 	Prefix string
+}
+
+// NeedsKeyHashSecret reports whether a policy hashes its keys, so the
+// server must be given the secret.
+func (c *Config) NeedsKeyHashSecret() bool {
+	for _, p := range c.Policies {
+		if p.KeyHash {
+			return true
+		}
+	}
+	return false
+}
+
+// SetKeyHashSecret gives every hashing policy its secret.
+func (c *Config) SetKeyHashSecret(secret []byte) {
+	for _, p := range c.Policies {
+		if p.KeyHash {
+			p.hashSecret = secret
+		}
+	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"strings"
 	"testing"
 
@@ -140,6 +141,8 @@ func TestParseErrors(t *testing.T) {
 		{"fractional limit", "limiters:\n  api: {strategy: fixedWindow, limit: 2.5, period: 1s}\n", "p.yaml:2: limiters.api.limit: must be a positive integer"},
 		{"unknown key suggests", "limiters:\n  api:\n    strategy: gcra\n    limt: 5\n", `p.yaml:4: limiters.api.limt: unknown field (did you mean "limit"?)`},
 		{"unknown top key", "limiter:\n  api: {}\n", `p.yaml:1: limiter: unknown field (did you mean "limiters"?)`},
+		{"unknown key hash", "limiters:\n  api: {strategy: gcra, limit: 1, period: 1s, keyHash: md5}\n", `p.yaml:2: limiters.api.keyHash: must be one of none, sha256`},
+		{"unknown default key hash", "defaults: {keyHash: sha1}\nlimiters:\n  api: {strategy: gcra, limit: 1, period: 1s}\n", `p.yaml:1: defaults.keyHash: must be one of none, sha256`},
 		{"unknown strategy", "limiters:\n  api: {strategy: gcrA2, limit: 1, period: 1s}\n", `limiters.api.strategy: must be one of gcra, tokenBucket, fixedWindow, slidingWindow, slidingWindowLog (did you mean "gcra"?)`},
 		{"field of another strategy", "limiters:\n  api: {strategy: gcra, limit: 1, period: 1s, capacity: 3}\n", "limiters.api.capacity: is not a gcra field"},
 		{"missing period", "limiters:\n  api:\n    strategy: fixedWindow\n    limit: 3\n", "p.yaml:3: limiters.api.period: is required for fixedWindow"},
@@ -214,4 +217,25 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestKeyHash(t *testing.T) {
+	cfg, err := Parse("p.yaml", []byte("defaults: {keyHash: sha256}\nlimiters:\n  a: {strategy: gcra, limit: 1, period: 1s}\n  b: {strategy: gcra, limit: 1, period: 1s, keyHash: none}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.NeedsKeyHashSecret() {
+		t.Fatal("defaults.keyHash: sha256 does not ask for a secret")
+	}
+	cfg.SetKeyHashSecret([]byte("pepper"))
+	a, b := cfg.Policies[0], cfg.Policies[1]
+	if !a.KeyHash || b.KeyHash {
+		t.Fatalf("keyHash: a %v, b %v; want the default on a, b's own none", a.KeyHash, b.KeyHash)
+	}
+	if got := a.Key("alice").ID; got != keyspace.Hash([]byte("pepper"), "alice") || len(got) != 64 {
+		t.Fatalf("a's key id %q", got)
+	}
+	if got := b.Key("alice").ID; got != "alice" {
+		t.Fatalf("b's key id %q", got)
+	}
 }

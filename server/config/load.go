@@ -95,9 +95,14 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := d.allow("prefix", "fail"); err != nil {
+		if err := d.allow("prefix", "fail", "keyHash"); err != nil {
 			return nil, err
 		}
+		hash, _, err := d.enum("keyHash", "none", "sha256")
+		if err != nil {
+			return nil, err
+		}
+		cfg.DefaultKeyHash = hash == "sha256"
 		if cfg.DefaultPrefix, _, err = d.str("prefix"); err != nil {
 			return nil, err
 		}
@@ -161,7 +166,7 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 	if err != nil {
 		return nil, err
 	}
-	valid := []string{"strategy", "prefix", "fail", "maxKeys", "limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"}
+	valid := []string{"strategy", "prefix", "fail", "keyHash", "maxKeys", "limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"}
 	if err := m.allow(append(valid, blocks...)...); err != nil {
 		return nil, err
 	}
@@ -179,6 +184,11 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 		return nil, err
 	}
 	p.Fail = FailMode(fail)
+	hash, hashSet, err := m.enum("keyHash", "none", "sha256")
+	if err != nil {
+		return nil, err
+	}
+	p.KeyHash = hash == "sha256" || (!hashSet && cfg.DefaultKeyHash)
 	p.MaxKeys = DefaultMaxKeys
 	if maxKeys, ok, err := m.positiveInt("maxKeys"); err != nil {
 		return nil, err

@@ -215,7 +215,7 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 		}
 	}
 	end := time.Now()
-	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: key, Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
+	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: p.ID(key), Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
 		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 

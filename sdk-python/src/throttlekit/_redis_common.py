@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -51,11 +53,14 @@ def as_text(v: Any) -> str | None:
 class Prepared:
     """One strategy bound to its check and state scripts."""
 
-    def __init__(self, strategy: Strategy, prefix: str) -> None:
+    def __init__(self, strategy: Strategy, prefix: str, key_hash_secret: str | bytes | None = None) -> None:
         if not isinstance(prefix, str):
             raise ValueError(f"prefix must be a str, not {type(prefix).__name__}")
+        if key_hash_secret is not None and not key_hash_secret:
+            raise ValueError("key_hash_secret must not be empty")
         self.strategy = strategy
         self.prefix = prefix
+        self._hash_secret = key_hash_secret.encode() if isinstance(key_hash_secret, str) else key_hash_secret
         params = strategy.params()
         role = "debit" if strategy.kind == "tokenBudget" else "check"
         self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(strategy.kind, params, role)
@@ -66,6 +71,9 @@ class Prepared:
     def key(self, key: str) -> str:
         if not isinstance(key, str) or not key:
             raise InvalidRequestError("key must be a non-empty str")
+        if self._hash_secret is not None:
+            # A policy with keyHash: sha256 stores the keyed hash, never the key.
+            key = hmac.new(self._hash_secret, key.encode(), hashlib.sha256).hexdigest()
         return join(self.prefix, key)
 
     def check_args(self, cost: int, now: int | None) -> list[str]:

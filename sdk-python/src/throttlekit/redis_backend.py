@@ -21,11 +21,20 @@ class RedisBackend:
     """Decides ``strategy`` in Redis under ``prefix:key``, on the Redis server's clock by default.
 
     ``check`` spends; ``peek`` and ``forecast`` read the key's state with the strategy's read-only
-    script and answer exactly as the server's Peek and Forecast do."""
+    script and answer exactly as the server's Peek and Forecast do. With ``key_hash_secret`` keys are
+    stored as their keyed hash (HMAC-SHA256, hex), as the server stores a ``keyHash: sha256`` policy's:
+    give the server's ``--key-hash-secret`` to share its budget."""
 
-    def __init__(self, client: RedisClientLike, strategy: Strategy, *, prefix: str = "") -> None:
+    def __init__(
+        self,
+        client: RedisClientLike,
+        strategy: Strategy,
+        *,
+        prefix: str = "",
+        key_hash_secret: str | bytes | None = None,
+    ) -> None:
         self._client = client
-        self._p = Prepared(strategy, prefix)
+        self._p = Prepared(strategy, prefix, key_hash_secret)
 
     @property
     def strategy(self) -> Strategy:

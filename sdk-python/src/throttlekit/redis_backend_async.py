@@ -18,9 +18,16 @@ class AsyncRedisClientLike(Protocol):
 class AsyncRedisBackend:
     """The awaitable twin of :class:`~throttlekit.RedisBackend`."""
 
-    def __init__(self, client: AsyncRedisClientLike, strategy: Strategy, *, prefix: str = "") -> None:
+    def __init__(
+        self,
+        client: AsyncRedisClientLike,
+        strategy: Strategy,
+        *,
+        prefix: str = "",
+        key_hash_secret: str | bytes | None = None,
+    ) -> None:
         self._client = client
-        self._p = Prepared(strategy, prefix)
+        self._p = Prepared(strategy, prefix, key_hash_secret)
 
     @property
     def strategy(self) -> Strategy:
