@@ -121,10 +121,18 @@ func TestErrorCodes(t *testing.T) {
 			_, err := rl.Forecast(ctx, &tkv1.ForecastRequest{Policy: "completions", Key: "k"})
 			return err
 		}, codes.Unimplemented},
-		{"monitor not served yet", func() error {
-			_, err := tkv1.NewMonitorClient(conn).GetSnapshot(ctx, &tkv1.GetSnapshotRequest{})
+		{"reserve on a policy that is not federated", func() error {
+			_, err := tkv1.NewFleetClient(conn).Reserve(ctx, &tkv1.ReserveRequest{Policy: "api"})
 			return err
 		}, codes.Unimplemented},
+		{"reserve on an unknown policy", func() error {
+			_, err := tkv1.NewFleetClient(conn).Reserve(ctx, &tkv1.ReserveRequest{Policy: "nope"})
+			return err
+		}, codes.NotFound},
+		{"reserve with negative wants", func() error {
+			_, err := tkv1.NewFleetClient(conn).Reserve(ctx, &tkv1.ReserveRequest{Policy: "api", Wants: -1})
+			return err
+		}, codes.InvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
