@@ -2,14 +2,18 @@ package conformance
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/internal/testpki"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
@@ -103,5 +107,45 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 	if got := harness.Metric(t, metrics, `throttlekit_store_errors_total{op="check",store="redis"}`); got != 1 {
 		t.Errorf("store errors = %v, want 1", got)
+	}
+}
+
+// TestMetricsOverTLS: with --tls-cert the metrics port serves HTTPS with
+// the gRPC port's certificate, and under mTLS it wants a client
+// certificate too.
+func TestMetricsOverTLS(t *testing.T) {
+	pki := testpki.Write(t)
+	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	_, port, _ := strings.Cut(metrics, ":")
+	harness.Start(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", telemetryPolicies), "--metrics-port", port,
+		"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--tls-ca", pki.CA)
+	pool := x509.NewCertPool()
+	raw, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(raw)
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(cfg *tls.Config) (int, error) {
+		c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		resp, err := c.Get("https://" + metrics + "/readyz")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}); err != nil || code != http.StatusOK {
+		t.Fatalf("/readyz over mTLS: %d %v", code, err)
+	}
+	if _, err := get(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}); err == nil {
+		t.Fatal("/readyz without a client certificate was served under mTLS")
+	}
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + metrics + "/readyz"); err == nil && resp.StatusCode == http.StatusOK {
+		resp.Body.Close()
+		t.Fatal("/readyz was served in plaintext")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -212,6 +213,8 @@ func TestSecret(t *testing.T) {
 		{"none", nil, false},
 		{"wrong", []throttlekit.Option{throttlekit.WithSecret("guess")}, false},
 		{"right", []throttlekit.Option{throttlekit.WithSecret("s3cret")}, true},
+		{"bearer", []throttlekit.Option{throttlekit.WithDialOptions(grpc.WithChainUnaryInterceptor(bearer("s3cret")))}, true},
+		{"wrong bearer", []throttlekit.Option{throttlekit.WithDialOptions(grpc.WithChainUnaryInterceptor(bearer("guess")))}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, srv.Addr, tc.opts...)
@@ -233,5 +236,13 @@ func TestSecret(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// bearer sends secret as authorization: Bearer, the other form every door
+// accepts.
+func bearer(secret string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret), method, req, reply, cc, opts...)
 	}
 }

@@ -380,7 +380,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 		taps = append(taps, m)
 		decided = m.Instrument(rates, f.store)
-		stopMetrics, err := serveMetrics(f.metricsHost, f.metricsPort, reg, readiness(rates), log)
+		stopMetrics, err := serveMetrics(f.metricsHost, f.metricsPort, reg, readiness(rates), tlsCfg, log)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,10 +17,30 @@ import (
 
 // serveMetrics serves Prometheus /metrics from reg, /healthz (the process
 // is up) and /readyz (ready answers: the store does) until stopped.
-func serveMetrics(host string, port int, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
+// With tlsCfg (the gRPC port's: --tls-cert, --tls-ca) it serves HTTPS,
+// client certificates required under mTLS.
+func serveMetrics(host string, port int, reg *prometheus.Registry, ready func(context.Context) error, tlsCfg *tls.Config, log *slog.Logger) (stop func(), err error) {
 	lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s:%d: %w", host, port, err)
+	}
+	if tlsCfg != nil {
+		// The gRPC port's certificates (reloaded as they rotate), offering
+		// HTTP/1.1 rather than gRPC's h2.
+		cfg := tlsCfg.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		if get := tlsCfg.GetConfigForClient; get != nil {
+			cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				c, err := get(hello)
+				if err != nil || c == nil {
+					return c, err
+				}
+				c = c.Clone()
+				c.NextProtos = []string{"http/1.1"}
+				return c, nil
+			}
+		}
+		lis = tls.NewListener(lis, cfg)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
