@@ -10,6 +10,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # Lens's tests drive the real binaries in a terminal.
 command -v tmux >/dev/null || need+=(tmux)
+# The Python SDK's TLS tests make their certificates with it.
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
