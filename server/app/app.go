@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/throttlekit/throttlekit-go/server/auth"
 	"github.com/throttlekit/throttlekit-go/server/fleet"
+	"github.com/throttlekit/throttlekit-go/server/httpdoor"
 	"github.com/throttlekit/throttlekit-go/server/lens"
 	"github.com/throttlekit/throttlekit-go/server/monitor"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
@@ -76,6 +77,7 @@ type flags struct {
 	fleetFile    string
 	hashKey      string
 	hashFile     string
+	httpPort     int
 }
 
 // stringList is a repeatable string flag.
@@ -125,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
 	fs.StringVar(&f.fleetKey, "fleet-secret", "", "secret every Fleet caller must present (x-fleet-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_FLEET_SECRET")
 	fs.StringVar(&f.fleetFile, "fleet-secret-file", "", "read --fleet-secret from this file")
+	fs.IntVar(&f.httpPort, "http-port", -1, "serve the HTTP/JSON door (POST /v1/check, ...) on this port, with the gRPC port's TLS and secret (-1 = off, 0 = a free port)")
 	fs.StringVar(&f.hashKey, "key-hash-secret", "", "the secret of keyHash: sha256 policies' keyed hash (default env THROTTLEKIT_KEY_HASH_SECRET); direct doors sharing their budgets need the same")
 	fs.StringVar(&f.hashFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
@@ -216,6 +219,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.maxConnAge < 0 {
 		return nil, fmt.Errorf("--max-connection-age must not be negative, not %s", f.maxConnAge)
+	}
+	if f.httpPort < -1 || f.httpPort > 65535 {
+		return nil, fmt.Errorf("--http-port must be -1 (off) or 0..65535, not %d", f.httpPort)
 	}
 	if f.port < 0 || f.port > 65535 {
 		return nil, fmt.Errorf("--port must be 0..65535, not %d", f.port)
@@ -412,6 +418,17 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		}
 	}()
 	tkv1.RegisterRateLimiterServer(srv, rl)
+	httpDoor := "off"
+	if f.httpPort >= 0 {
+		// The HTTP door calls the same door; the gRPC interceptors do not
+		// run for it, so it checks the secret and $peer itself.
+		hAddr, stopHTTP, err := serveHTTPDoor(f.host, f.httpPort, httpdoor.New(rl, f.secret), tlsCfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+		httpDoor = hAddr.String()
+	}
 	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
 	}
@@ -442,8 +459,8 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	default:
 		posture = "loopback"
 	}
-	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=%s policies=%s\n",
-		addr, f.store, security, fail, posture, strings.Join(names, ","))
+	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=%s http=%s policies=%s\n",
+		addr, f.store, security, fail, posture, httpDoor, strings.Join(names, ","))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

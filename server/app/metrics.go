@@ -25,22 +25,7 @@ func serveMetrics(host string, port int, reg *prometheus.Registry, ready func(co
 		return nil, fmt.Errorf("metrics listener on %s:%d: %w", host, port, err)
 	}
 	if tlsCfg != nil {
-		// The gRPC port's certificates (reloaded as they rotate), offering
-		// HTTP/1.1 rather than gRPC's h2.
-		cfg := tlsCfg.Clone()
-		cfg.NextProtos = []string{"http/1.1"}
-		if get := tlsCfg.GetConfigForClient; get != nil {
-			cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-				c, err := get(hello)
-				if err != nil || c == nil {
-					return c, err
-				}
-				c = c.Clone()
-				c.NextProtos = []string{"http/1.1"}
-				return c, nil
-			}
-		}
-		lis = tls.NewListener(lis, cfg)
+		lis = tls.NewListener(lis, httpTLS(tlsCfg))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -63,6 +48,48 @@ func serveMetrics(host string, port int, reg *prometheus.Registry, ready func(co
 	log.Info("serving metrics", "addr", lis.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// httpTLS is the gRPC port's TLS configuration (certificates reloaded as
+// they rotate, client certificates required under mTLS) for an HTTP
+// listener: HTTP/1.1 instead of gRPC's h2.
+func httpTLS(tlsCfg *tls.Config) *tls.Config {
+	cfg := tlsCfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	if get := tlsCfg.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if err != nil || c == nil {
+				return c, err
+			}
+			c = c.Clone()
+			c.NextProtos = []string{"http/1.1"}
+			return c, nil
+		}
+	}
+	return cfg
+}
+
+// serveHTTPDoor serves the HTTP/JSON door on host:port until stopped.
+func serveHTTPDoor(host string, port int, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (addr net.Addr, stop func(), err error) {
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("HTTP door listener on %s:%d: %w", host, port, err)
+	}
+	if tlsCfg != nil {
+		lis = tls.NewListener(lis, httpTLS(tlsCfg))
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP door failed", "err", err)
+		}
+	}()
+	return lis.Addr(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil

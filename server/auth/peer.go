@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
@@ -24,10 +25,18 @@ func PeerIdentity(ctx context.Context) (id string, ok bool) {
 		return "", false
 	}
 	info, isTLS := p.AuthInfo.(credentials.TLSInfo)
-	if !isTLS || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+	if !isTLS {
 		return "", false
 	}
-	cert := info.State.PeerCertificates[0]
+	return Identity(&info.State)
+}
+
+// Identity is PeerIdentity for a TLS connection's state (the HTTP door's).
+func Identity(state *tls.ConnectionState) (id string, ok bool) {
+	if state == nil || len(state.VerifiedChains) == 0 || len(state.PeerCertificates) == 0 {
+		return "", false
+	}
+	cert := state.PeerCertificates[0]
 	if len(cert.URIs) > 0 {
 		return cert.URIs[0].String(), true
 	}
@@ -43,33 +52,42 @@ func PeerIdentity(ctx context.Context) (id string, ok bool) {
 // verified certificate is INVALID_ARGUMENT. Other keys pass untouched.
 func PeerKeys() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		var keys []*string
-		switch r := req.(type) {
-		case *tkv1.CheckRequest:
-			keys = []*string{&r.Key}
-		case *tkv1.PeekRequest:
-			keys = []*string{&r.Key}
-		case *tkv1.ForecastRequest:
-			keys = []*string{&r.Key}
-		case *tkv1.DebitRequest:
-			keys = []*string{&r.Key}
-		case *tkv1.AdmitRequest:
-			keys = []*string{&r.Key}
-		case *tkv1.CheckManyRequest:
-			for i := range r.Keys {
-				keys = append(keys, &r.Keys[i])
-			}
-		}
-		for _, k := range keys {
-			if *k != PeerKey {
-				continue
-			}
-			id, ok := PeerIdentity(ctx)
-			if !ok {
-				return nil, status.Error(codes.InvalidArgument, `key "$peer" needs a verified client certificate (mTLS)`)
-			}
-			*k = id
+		if err := ReplacePeerKeys(req, func() (string, bool) { return PeerIdentity(ctx) }); err != nil {
+			return nil, err
 		}
 		return handler(ctx, req)
 	}
+}
+
+// ReplacePeerKeys replaces "$peer" keys of a decision request with the
+// identity that identify reports; without one, INVALID_ARGUMENT.
+func ReplacePeerKeys(req any, identify func() (string, bool)) error {
+	var keys []*string
+	switch r := req.(type) {
+	case *tkv1.CheckRequest:
+		keys = []*string{&r.Key}
+	case *tkv1.PeekRequest:
+		keys = []*string{&r.Key}
+	case *tkv1.ForecastRequest:
+		keys = []*string{&r.Key}
+	case *tkv1.DebitRequest:
+		keys = []*string{&r.Key}
+	case *tkv1.AdmitRequest:
+		keys = []*string{&r.Key}
+	case *tkv1.CheckManyRequest:
+		for i := range r.Keys {
+			keys = append(keys, &r.Keys[i])
+		}
+	}
+	for _, k := range keys {
+		if *k != PeerKey {
+			continue
+		}
+		id, ok := identify()
+		if !ok {
+			return status.Error(codes.InvalidArgument, `key "$peer" needs a verified client certificate (mTLS)`)
+		}
+		*k = id
+	}
+	return nil
 }
