@@ -78,6 +78,7 @@ type flags struct {
 	hashKey      string
 	hashFile     string
 	httpPort     int
+	watchConfig  bool
 }
 
 // stringList is a repeatable string flag.
@@ -127,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "require client certificates signed by this CA (PEM): mTLS")
 	fs.StringVar(&f.fleetKey, "fleet-secret", "", "secret every Fleet caller must present (x-fleet-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_FLEET_SECRET")
 	fs.StringVar(&f.fleetFile, "fleet-secret-file", "", "read --fleet-secret from this file")
+	fs.BoolVar(&f.watchConfig, "watch-config", false, "reload the policy file when it changes (SIGHUP always reloads it); a bad file is rejected and the old policies keep serving")
 	fs.IntVar(&f.httpPort, "http-port", -1, "serve the HTTP/JSON door (POST /v1/check, ...) on this port, with the gRPC port's TLS and secret (-1 = off, 0 = a free port)")
 	fs.StringVar(&f.hashKey, "key-hash-secret", "", "the secret of keyHash: sha256 policies' keyed hash (default env THROTTLEKIT_KEY_HASH_SECRET); direct doors sharing their budgets need the same")
 	fs.StringVar(&f.hashFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
@@ -272,15 +274,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	defer quit()
 	// Every policy's keys are bounded in memory (config.DefaultMaxKeys
 	// unless it sets maxKeys); past the bound, new keys follow its fail mode.
-	failOpen := func(p *config.Policy) bool {
-		switch {
-		case p.Fail != "":
-			return p.Fail == config.FailOpen
-		case cfg.DefaultFail != "":
-			return cfg.DefaultFail == config.FailOpen
-		}
-		return f.fail == string(config.FailOpen)
-	}
+	failOpen := func(p *config.Policy) bool { return failsOpen(f, cfg, p) }
 	memOpts := []memstore.Option{memstore.WithLog(log)}
 	meterOpts := []memstore.Option{memstore.WithLog(log)}
 	for _, p := range cfg.Policies {
@@ -366,8 +360,13 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 
 	// Telemetry: the hub when the Monitor door reads it, the Prometheus
 	// metrics when they are served; with neither, no tap at all.
-	var rl *door.RateLimiter
-	reportGuards := guardSummaries(cfg, &rl, guards)
+	var current *door.Current
+	reportGuards := guardSummaries(func() *door.RateLimiter {
+		if current == nil {
+			return nil
+		}
+		return current.Load()
+	}, guards)
 	var taps telemetry.Taps
 	var hub *telemetry.Hub
 	decided := rates
@@ -403,7 +402,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	default:
 		tap = taps
 	}
-	rl = door.NewRateLimiter(door.Options{Config: cfg, Store: decided, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases, Guards: guards, Tap: tap})
+	base := door.Options{Config: cfg, Store: decided, Meters: meters, Fail: config.FailMode(f.fail), Clock: clock, Log: log, Leases: leases, Guards: guards, Tap: tap}
+	current = door.NewCurrent(door.NewRateLimiter(base))
+	fleetDoor := fleet.New(cfg, decided, clock)
 	go func() {
 		// Local two-tier credits of keys idle for a minute are forgotten.
 		t := time.NewTicker(30 * time.Second)
@@ -413,16 +414,16 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 			case <-stopSweep:
 				return
 			case now := <-t.C:
-				rl.SweepTiers(now.Add(-time.Minute).UnixMilli())
+				current.Load().SweepTiers(now.Add(-time.Minute).UnixMilli())
 			}
 		}
 	}()
-	tkv1.RegisterRateLimiterServer(srv, rl)
+	tkv1.RegisterRateLimiterServer(srv, current)
 	httpDoor := "off"
 	if f.httpPort >= 0 {
 		// The HTTP door calls the same door; the gRPC interceptors do not
 		// run for it, so it checks the secret and $peer itself.
-		hAddr, stopHTTP, err := serveHTTPDoor(f.host, f.httpPort, httpdoor.New(rl, f.secret), tlsCfg, log)
+		hAddr, stopHTTP, err := serveHTTPDoor(f.host, f.httpPort, httpdoor.New(current, f.secret), tlsCfg, log)
 		if err != nil {
 			return err
 		}
@@ -432,7 +433,12 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
 	}
-	tkv1.RegisterFleetServer(srv, fleet.New(cfg, decided, clock))
+	tkv1.RegisterFleetServer(srv, fleetDoor)
+	re := &reloader{path: f.config, f: f, log: log, current: current, fleet: fleetDoor, hub: hub, meters: meters, base: base, cfg: cfg}
+	if mem, ok := rates.(*memstore.Store); ok {
+		re.mem = mem
+	}
+	go re.run(ctx, f.watchConfig)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -465,7 +471,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	if f.tui {
-		lensDone := startLens(ctx, lens.Local{Hub: hub, Door: rl}, addr.String(), stdout, sink, log, quit)
+		lensDone := startLens(ctx, lens.Local{Hub: hub, Door: current}, addr.String(), stdout, sink, log, quit)
 		defer func() {
 			select { // give the terminal back before the process exits
 			case <-lensDone:
@@ -582,4 +588,16 @@ func secretFrom(flagName, value, file, env string) (string, error) {
 		return secret, nil
 	}
 	return os.Getenv(env), nil
+}
+
+// failsOpen is a policy's fail mode as a boolean: its own, else the
+// file's default, else --fail.
+func failsOpen(f *flags, cfg *config.Config, p *config.Policy) bool {
+	switch {
+	case p.Fail != "":
+		return p.Fail == config.FailOpen
+	case cfg.DefaultFail != "":
+		return cfg.DefaultFail == config.FailOpen
+	}
+	return f.fail == string(config.FailOpen)
 }

@@ -69,26 +69,26 @@ func describe(p *config.Policy) string {
 	return strings.Join(parts, "; ")
 }
 
-// guardSummaries reads every concurrency axis's state; rl is read when it
-// is called (it is built after the hub that calls it).
-func guardSummaries(cfg *config.Config, rl **door.RateLimiter, guards map[string]*distconc.Guard) func() []telemetry.GuardSummary {
+// guardSummaries reads every concurrency axis's state, of whichever
+// generation of the policies current returns (nil before the first).
+func guardSummaries(current func() *door.RateLimiter, guards map[string]*distconc.Guard) func() []telemetry.GuardSummary {
 	return func() []telemetry.GuardSummary {
 		var out []telemetry.GuardSummary
-		for _, p := range cfg.Policies {
-			if g := guards[p.Name]; g != nil {
-				held, local, global, nodes := g.Summary()
-				s := telemetry.GuardSummary{Name: p.Name, Limit: local, Inflight: held, LGlobal: global, Nodes: nodes, Fenced: g.Fenced()}
-				if global > 0 {
-					s.Share = float64(held) / float64(global)
-				}
-				out = append(out, s)
-				continue
+		for name, g := range guards {
+			held, local, global, nodes := g.Summary()
+			s := telemetry.GuardSummary{Name: name, Limit: local, Inflight: held, LGlobal: global, Nodes: nodes, Fenced: g.Fenced()}
+			if global > 0 {
+				s.Share = float64(held) / float64(global)
 			}
-			if *rl == nil {
-				continue
-			}
-			if l := (*rl).Limiter(p.Name); l != nil {
-				out = append(out, telemetry.GuardSummary{Name: p.Name, Limit: l.Limit(), Inflight: l.Inflight()})
+			out = append(out, s)
+		}
+		rl := current()
+		if rl == nil {
+			return out
+		}
+		for name := range rl.Policies() {
+			if l := rl.Limiter(name); l != nil {
+				out = append(out, telemetry.GuardSummary{Name: name, Limit: l.Limit(), Inflight: l.Inflight()})
 			}
 		}
 		return out

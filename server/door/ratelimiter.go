@@ -58,6 +58,10 @@ type Options struct {
 	Guards map[string]*distconc.Guard
 	// Tap receives every decision (nil: none).
 	Tap telemetry.Tap
+	// Previous is the generation a reload replaces: its adaptive limiters
+	// and local tiers carry over to policies whose axes did not change, so
+	// in-flight slots and leased credits are kept.
+	Previous *RateLimiter
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -90,8 +94,17 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	r.warn = ratelog.New(r.log, 0)
 	for _, p := range opts.Config.Policies {
 		r.policies[p.Name] = p
+		old := opts.Previous.policyFor(p.Name)
 		if p.Concurrency != nil {
-			r.limiters[p.Name] = admit.NewLimiter(*p.Concurrency)
+			if old != nil && old.Concurrency != nil && *old.Concurrency == *p.Concurrency {
+				r.limiters[p.Name] = opts.Previous.limiters[p.Name]
+			} else {
+				r.limiters[p.Name] = admit.NewLimiter(*p.Concurrency)
+			}
+		}
+		if old != nil && sameTier(old, p) && opts.Previous.tiers[p.Name] != nil {
+			r.tiers[p.Name] = opts.Previous.tiers[p.Name]
+			continue
 		}
 		switch {
 		case p.TwoTier != nil:
@@ -104,6 +117,25 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	}
 	return r
 }
+
+// policyFor is the policy of that name in r (nil on a nil r).
+func (r *RateLimiter) policyFor(name string) *config.Policy {
+	if r == nil {
+		return nil
+	}
+	return r.policies[name]
+}
+
+// sameTier reports whether a and b keep local credits the same way, so a
+// reload may keep b's tier (and the credits it holds).
+func sameTier(a, b *config.Policy) bool {
+	return a.Strategy == b.Strategy && a.Prefix == b.Prefix && a.KeyHash == b.KeyHash &&
+		((a.TwoTier == nil && b.TwoTier == nil) || (a.TwoTier != nil && b.TwoTier != nil && *a.TwoTier == *b.TwoTier)) &&
+		((a.Federated == nil && b.Federated == nil) || (a.Federated != nil && b.Federated != nil && *a.Federated == *b.Federated))
+}
+
+// Policies are the policies this generation serves.
+func (r *RateLimiter) Policies() map[string]*config.Policy { return r.policies }
 
 // policy resolves a request's policy, checking that it serves op.
 func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy, error) {

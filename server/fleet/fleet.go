@@ -9,6 +9,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
@@ -26,7 +27,7 @@ const raceAttempts = 4
 // Door serves the Fleet service.
 type Door struct {
 	tkv1.UnimplementedFleetServer
-	policies map[string]*config.Policy
+	policies atomic.Pointer[map[string]*config.Policy]
 	store    store.Store
 	clock    door.Clock
 }
@@ -34,14 +35,21 @@ type Door struct {
 // New returns the Fleet door over the shared store s; clock is the
 // decision door's (nil: the store's clock).
 func New(cfg *config.Config, s store.Store, clock door.Clock) *Door {
-	d := &Door{policies: map[string]*config.Policy{}, store: s, clock: clock}
-	for _, p := range cfg.Policies {
-		d.policies[p.Name] = p
-	}
+	d := &Door{store: s, clock: clock}
+	d.SetConfig(cfg)
 	if d.clock == nil {
 		d.clock = func(context.Context) int64 { return 0 }
 	}
 	return d
+}
+
+// SetConfig serves cfg's policies from the next request on (a reload).
+func (d *Door) SetConfig(cfg *config.Config) {
+	m := make(map[string]*config.Policy, len(cfg.Policies))
+	for _, p := range cfg.Policies {
+		m[p.Name] = p
+	}
+	d.policies.Store(&m)
 }
 
 // Reserve implements Fleet: it grants up to wants units (0 means 1) of the
@@ -99,7 +107,7 @@ func (d *Door) policy(req *tkv1.ReserveRequest) (*config.Policy, error) {
 	case len(req.GetCaller().GetDomain()) > door.MaxKeyBytes:
 		return nil, status.Errorf(codes.InvalidArgument, "domain is %d bytes; the limit is %d", len(req.GetCaller().GetDomain()), door.MaxKeyBytes)
 	}
-	p, ok := d.policies[name]
+	p, ok := (*d.policies.Load())[name]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "policy %q is not configured", name)
 	}

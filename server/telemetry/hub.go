@@ -98,6 +98,26 @@ func New(policies []PolicyInfo, o Options) *Hub {
 	return h
 }
 
+// SetPolicies replaces the policies the hub reports (a reload): stats of
+// policies that stay are kept, new ones start empty, removed ones go.
+func (h *Hub) SetPolicies(policies []PolicyInfo) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := make(map[string]*policyStats, len(policies))
+	order := make([]*policyStats, 0, len(policies))
+	for _, p := range policies {
+		ps := h.policies[p.Name]
+		if ps == nil {
+			ps = newPolicyStats(p, h.windowS)
+		} else {
+			ps.info = p
+		}
+		next[p.Name] = ps
+		order = append(order, ps)
+	}
+	h.policies, h.order = next, order
+}
+
 // Record implements Tap: it hands ev to the aggregator, or drops and
 // counts it when the aggregator is behind. It never blocks.
 func (h *Hub) Record(_ context.Context, ev Event) {

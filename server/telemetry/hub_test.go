@@ -224,3 +224,16 @@ func TestSketchKeepsTheHeavyHitters(t *testing.T) {
 		t.Fatalf("%d entries, top %v", len(s.entries), got)
 	}
 }
+
+func TestSetPoliciesKeepsTheStatsOfPoliciesThatStay(t *testing.T) {
+	c := &clock{ms: 3_000_000}
+	h := newTestHub(c)
+	h.apply(Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms})
+	h.SetPolicies([]PolicyInfo{{Name: "api", Kind: "limiter", Limit: 99}, {Name: "new", Kind: "limiter"}})
+	h.apply(Event{Policy: "new", Key: "k", Outcome: Denied, At: c.ms})
+	h.apply(Event{Policy: "llm", Key: "k", Outcome: Allowed, At: c.ms}) // removed: not counted
+	s := h.Snapshot()
+	if len(s.Policies) != 2 || policy(t, s, "api").Allowed != 1 || policy(t, s, "api").Limit != 99 || policy(t, s, "new").Denied != 1 {
+		t.Fatalf("after SetPolicies: %+v", s.Policies)
+	}
+}

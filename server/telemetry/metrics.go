@@ -101,8 +101,21 @@ func NewMetrics(reg prometheus.Registerer, policies []string, guards func() []Gu
 // Record implements Tap.
 func (m *Metrics) Record(_ context.Context, ev Event) {
 	pm := m.byPolicy[ev.Policy]
-	if pm == nil || int(ev.Outcome) >= len(pm.outcomes) {
-		return // not a configured policy: the door refused it before deciding
+	if int(ev.Outcome) >= len(pm.outcomes) {
+		return
+	}
+	if pm == nil {
+		// A policy added by a reload: the slower, label-hashing path.
+		m.decisions.WithLabelValues(ev.Policy, ev.Outcome.String()).Inc()
+		if ev.Outcome == Denied {
+			axis := ev.Axis
+			if axis == "" {
+				axis = "rate"
+			}
+			m.denials.WithLabelValues(ev.Policy, axis).Inc()
+		}
+		m.latency.WithLabelValues(ev.Policy).Observe(ev.Latency.Seconds())
+		return
 	}
 	pm.outcomes[ev.Outcome].Inc()
 	if ev.Outcome == Denied {

@@ -128,6 +128,16 @@ func WithSweep(interval time.Duration) Option {
 	return func(s *Store) { s.sweepEvery = interval }
 }
 
+// SetBound bounds a prefix not used yet (a policy added by a reload); a
+// prefix already in use keeps the bound it started with.
+func (s *Store) SetBound(prefix string, maxKeys int, failOpen bool) {
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	if _, used := (*s.parts.Load())[prefix]; !used {
+		s.bounds[prefix] = bound{maxKeys, failOpen}
+	}
+}
+
 // New returns an empty memory store. It sweeps expired keys every second
 // unless configured otherwise; Close stops the sweep.
 func New(opts ...Option) *Store {

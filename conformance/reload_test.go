@@ -1,0 +1,175 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+)
+
+const reloadBefore = `version: 1
+limiters:
+  api: { strategy: gcra, limit: 5, period: 1h, burst: 5 }
+  window: { strategy: fixedWindow, limit: 100000, period: 3650d }
+  old: { strategy: gcra, limit: 5, period: 1h, burst: 5 }
+  checkout:
+    concurrency: { minLimit: 1, maxLimit: 1 }
+`
+
+const reloadAfter = `version: 1
+limiters:
+  api: { strategy: gcra, limit: 2, period: 1h, burst: 2 }
+  window: { strategy: fixedWindow, limit: 100000, period: 3650d }
+  fresh: { strategy: tokenBucket, capacity: 7, refillPerSec: 1 }
+  checkout:
+    concurrency: { minLimit: 3, maxLimit: 3 }
+`
+
+// writeAtomically replaces path's content the way editors and config
+// managers do: a new file renamed over the old.
+func writeAtomically(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitForLog(t *testing.T, srv *harness.Server, n int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(srv.Stderr(), what) < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never showed %q %d times:\n%s", what, n, srv.Stderr())
+		}
+	}
+}
+
+// TestLiveReload changes, adds and removes policies under traffic: no
+// request fails, changed limits apply to the next decision, unchanged
+// policies keep their state, removed ones answer NOT_FOUND, a slot taken
+// before the reload is released normally, and a bad file is rejected while
+// the old policies keep serving. SIGHUP and --watch-config both reload.
+func TestLiveReload(t *testing.T) {
+	path := harness.WriteFile(t, "policies.yaml", reloadBefore)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", path, "--watch-config")
+	c, err := throttlekit.NewClient(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	for i := 0; i < 3; i++ {
+		if _, err := c.Check(ctx, "window", "kept", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := c.Admit(ctx, "checkout", "", 1)
+	if err != nil || !held.Allowed() {
+		t.Fatalf("Admit before the reload: %+v %v", held, err)
+	}
+
+	// Traffic that must not see a single failure through the reloads.
+	stop := make(chan struct{})
+	var failures atomic.Int64
+	var lastErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				if w%2 == 0 {
+					_, err = c.Check(ctx, "api", fmt.Sprintf("traffic-%d-%d", w, i), 1)
+				} else {
+					_, err = c.Check(ctx, "window", fmt.Sprintf("traffic-%d", w), 1)
+				}
+				if err != nil {
+					failures.Add(1)
+					lastErr.Store(err)
+				}
+			}
+		}(w)
+	}
+
+	writeAtomically(t, path, reloadAfter)
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 1, "policies reloaded")
+	log := srv.Stderr()
+	for _, want := range []string{"added=[fresh]", "removed=[old]", "changed=\"[api checkout]\""} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the reload's log lacks %s:\n%s", want, log)
+		}
+	}
+	if d, err := c.Check(ctx, "api", "after-reload", 1); err != nil || d.Limit != 2 || d.Remaining != 1 {
+		t.Fatalf("api after the reload: %+v %v; want the new limit 2", d, err)
+	}
+	if d, err := c.Peek(ctx, "window", "kept"); err != nil || d.Remaining != 100000-3 {
+		t.Fatalf("window after the reload: %+v %v; want its state kept (3 spent)", d, err)
+	}
+	if d, err := c.Check(ctx, "fresh", "k", 1); err != nil || d.Limit != 7 {
+		t.Fatalf("an added policy: %+v %v", d, err)
+	}
+	if _, err := c.Check(ctx, "old", "k", 1); !errors.Is(err, throttlekit.ErrPolicyNotFound) {
+		t.Fatalf("a removed policy: %v; want NOT_FOUND", err)
+	}
+	if err := held.Release(ctx, nil); err != nil {
+		t.Fatalf("releasing a slot taken before the reload: %v", err)
+	}
+	var slots []*throttlekit.Admission
+	for i := 0; i < 3; i++ {
+		a, err := c.Admit(ctx, "checkout", "", 1)
+		if err != nil || !a.Allowed() {
+			t.Fatalf("Admit %d under the new limit of 3: %+v %v", i, a, err)
+		}
+		slots = append(slots, a)
+	}
+	for _, a := range slots {
+		_ = a.Release(ctx, nil)
+	}
+
+	// A bad file is rejected with its error; the old policies keep serving.
+	writeAtomically(t, path, "version: 1\nlimiters:\n  api: { strategy: gcra, limit: -1, period: 1h }\n")
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 1, "policy reload rejected")
+	if !strings.Contains(srv.Stderr(), "policies.yaml:3: limiters.api.limit") {
+		t.Errorf("the rejection does not say file, line and field:\n%s", srv.Stderr())
+	}
+	if d, err := c.Check(ctx, "fresh", "k2", 1); err != nil || d.Limit != 7 {
+		t.Fatalf("after a rejected reload: %+v %v; want the last good policies", d, err)
+	}
+
+	// --watch-config sees a change without a signal.
+	writeAtomically(t, path, strings.Replace(reloadAfter, "limit: 2, period: 1h, burst: 2", "limit: 4, period: 1h, burst: 4", 1))
+	waitForLog(t, srv, 2, "policies reloaded")
+	if d, err := c.Check(ctx, "api", "watched", 1); err != nil || d.Limit != 4 {
+		t.Fatalf("api after the watched change: %+v %v; want limit 4", d, err)
+	}
+
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d requests failed during the reloads; last: %v", n, lastErr.Load())
+	}
+}

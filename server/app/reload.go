@@ -1,0 +1,168 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/fleet"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
+)
+
+// reloader swaps in a new generation of the policies when the file is
+// reloaded (SIGHUP, or a change seen by --watch-config). A file that does
+// not load is rejected with its error and the old policies keep serving.
+type reloader struct {
+	path    string
+	f       *flags
+	log     *slog.Logger
+	current *door.Current
+	fleet   *fleet.Door
+	hub     *telemetry.Hub  // nil without the Monitor door and Lens
+	mem     *memstore.Store // the rate store when it is the memory store
+	meters  *memstore.Store
+	base    door.Options
+
+	mu  sync.Mutex
+	cfg *config.Config
+}
+
+// run reloads on SIGHUP, and when watch is set, on a change of the file
+// (polled every second, which also sees atomic renames), until ctx ends.
+func (r *reloader) run(ctx context.Context, watch bool) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	stamp := fileStamp(r.path)
+	if watch {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			stamp = fileStamp(r.path)
+			_ = r.reload("SIGHUP")
+		case <-tick:
+			if s := fileStamp(r.path); s != stamp {
+				stamp = s
+				_ = r.reload("the file changed")
+			}
+		}
+	}
+}
+
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+}
+
+// reload loads the file and, when it is good, makes it current.
+func (r *reloader) reload(reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, err := config.Load(r.path)
+	if err == nil {
+		err = r.check(cfg)
+	}
+	if err != nil {
+		r.log.Error("policy reload rejected; the old policies keep serving", "reason", reason, "err", err)
+		return err
+	}
+	for _, p := range cfg.Policies {
+		open := failsOpen(r.f, cfg, p)
+		if r.mem != nil && p.Strategy != nil {
+			r.mem.SetBound(p.Prefix, p.MaxKeys, open)
+		}
+		if p.TokenBudget != nil {
+			r.meters.SetBound(p.BudgetKey("").Prefix, p.TokenBudget.MaxKeys, open)
+		}
+	}
+	opts := r.base
+	opts.Config, opts.Previous = cfg, r.current.Load()
+	next := door.NewRateLimiter(opts)
+	r.current.Store(next)
+	r.fleet.SetConfig(cfg)
+	if r.hub != nil {
+		r.hub.SetPolicies(policyInfos(cfg))
+	}
+	added, removed, changed := diff(r.cfg, cfg)
+	r.cfg = cfg
+	r.log.Info("policies reloaded", "reason", reason, "policies", len(cfg.Policies), "added", added, "removed", removed, "changed", changed)
+	return nil
+}
+
+// check refuses what a reload cannot do.
+func (r *reloader) check(cfg *config.Config) error {
+	if cfg.NeedsKeyHashSecret() {
+		if r.f.hashKey == "" {
+			return errors.New("a policy has keyHash: sha256, which needs --key-hash-secret (given at startup)")
+		}
+		cfg.SetKeyHashSecret([]byte(r.f.hashKey))
+	}
+	// Distributed guards run goroutines on the fleet's Redis state: they
+	// are started with the server and change only with a restart.
+	oldD, newD := map[string]string{}, map[string]string{}
+	for _, p := range r.cfg.Policies {
+		if p.DistributedConcurrency != nil {
+			oldD[p.Name] = describe(p)
+		}
+	}
+	for _, p := range cfg.Policies {
+		if p.DistributedConcurrency != nil {
+			newD[p.Name] = describe(p)
+		}
+	}
+	if fmt.Sprint(oldD) != fmt.Sprint(newD) {
+		return errors.New("distributedConcurrency policies change only with a restart")
+	}
+	return nil
+}
+
+// diff names the policies a reload added, removed and changed.
+func diff(old, next *config.Config) (added, removed, changed []string) {
+	was := map[string]string{}
+	for _, p := range old.Policies {
+		was[p.Name] = summary(p)
+	}
+	is := map[string]bool{}
+	for _, p := range next.Policies {
+		is[p.Name] = true
+		switch s, ok := was[p.Name]; {
+		case !ok:
+			added = append(added, p.Name)
+		case s != summary(p):
+			changed = append(changed, p.Name)
+		}
+	}
+	for name := range was {
+		if !is[name] {
+			removed = append(removed, name)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	sort.Strings(changed)
+	return added, removed, changed
+}
+
+func summary(p *config.Policy) string {
+	return fmt.Sprintf("%s|%v|%d|%v|%+v|%+v|%+v", describe(p), p.Strategy, p.MaxKeys, p.KeyHash, p.Concurrency, p.TokenBudget, p.FleetBudget)
+}
