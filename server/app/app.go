@@ -7,7 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/throttlekit/throttlekit-go/server/auth"
+	"github.com/throttlekit/throttlekit-go/server/envoy"
 	"github.com/throttlekit/throttlekit-go/server/fleet"
 	"github.com/throttlekit/throttlekit-go/server/httpdoor"
 	"github.com/throttlekit/throttlekit-go/server/lens"
@@ -339,8 +341,11 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), auth.PeerKeys()}
 	var stream []grpc.StreamServerInterceptor
 	if f.secret != "" {
-		g := auth.Guard{Prefix: "/" + tkv1.RateLimiter_ServiceDesc.ServiceName + "/", Header: auth.DecisionHeader, Secret: f.secret}
-		unary = append(unary, g.Unary())
+		// The decision door's secret guards Envoy's rate-limit service too.
+		for _, service := range []string{tkv1.RateLimiter_ServiceDesc.ServiceName, rlsv3.RateLimitService_ServiceDesc.ServiceName} {
+			g := auth.Guard{Prefix: "/" + service + "/", Header: auth.DecisionHeader, Secret: f.secret}
+			unary = append(unary, g.Unary())
+		}
 	}
 	if f.monitor == "on" {
 		g := auth.Guard{Prefix: "/" + tkv1.Monitor_ServiceDesc.ServiceName + "/", Header: auth.MonitorHeader, Secret: f.monitorKey, LoopbackOnly: true}
@@ -434,7 +439,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		tkv1.RegisterMonitorServer(srv, monitor.New(hub))
 	}
 	tkv1.RegisterFleetServer(srv, fleetDoor)
-	re := &reloader{path: f.config, f: f, log: log, current: current, fleet: fleetDoor, hub: hub, meters: meters, base: base, cfg: cfg}
+	envoyDoor := envoy.New(cfg, current)
+	rlsv3.RegisterRateLimitServiceServer(srv, envoyDoor)
+	re := &reloader{path: f.config, f: f, log: log, current: current, fleet: fleetDoor, envoy: envoyDoor, hub: hub, meters: meters, base: base, cfg: cfg}
 	if mem, ok := rates.(*memstore.Store); ok {
 		re.mem = mem
 	}

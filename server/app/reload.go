@@ -14,6 +14,7 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoy"
 	"github.com/throttlekit/throttlekit-go/server/fleet"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
@@ -28,6 +29,7 @@ type reloader struct {
 	log     *slog.Logger
 	current *door.Current
 	fleet   *fleet.Door
+	envoy   *envoy.Door
 	hub     *telemetry.Hub  // nil without the Monitor door and Lens
 	mem     *memstore.Store // the rate store when it is the memory store
 	meters  *memstore.Store
@@ -100,6 +102,7 @@ func (r *reloader) reload(reason string) error {
 	next := door.NewRateLimiter(opts)
 	r.current.Store(next)
 	r.fleet.SetConfig(cfg)
+	r.envoy.SetConfig(cfg)
 	if r.hub != nil {
 		r.hub.SetPolicies(policyInfos(cfg))
 	}

@@ -48,6 +48,8 @@ type Config struct {
 	DefaultFail FailMode
 	// DefaultKeyHash is defaults.keyHash: every policy hashes its keys.
 	DefaultKeyHash bool
+	// Domains map Envoy rate-limit descriptors to policies.
+	Domains []*Domain
 	// Policies in file order.
 	Policies []*Policy
 	// Shared lists the state two or more policies share on purpose (the same

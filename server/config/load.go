@@ -81,7 +81,7 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := top.allow("version", "defaults", "limiters"); err != nil {
+	if err := top.allow("version", "defaults", "limiters", "domains"); err != nil {
 		return nil, err
 	}
 	cfg := &Config{Path: l.file, Version: 1}
@@ -143,6 +143,11 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	}
 	if err := l.checkKeySpaces(cfg); err != nil {
 		return nil, err
+	}
+	if dn, ok := top.values["domains"]; ok {
+		if err := l.domains(cfg, dn); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }

@@ -1,0 +1,229 @@
+// Package envoy serves Envoy's rate-limit service,
+// envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit, on the
+// server's gRPC port: the policy file's domains: section maps a domain's
+// descriptors to policies, and each matched descriptor is decided by the
+// same decision door as a Check — any strategy, any store, the same
+// arithmetic — so Envoy, Istio, Envoy Gateway and Contour can use
+// ThrottleKit as a drop-in for envoyproxy/ratelimit.
+package envoy
+
+import (
+	"context"
+	"math"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Door serves RateLimitService from the decision door.
+type Door struct {
+	rlsv3.UnimplementedRateLimitServiceServer
+	decide  tkv1.RateLimiterServer
+	domains atomic.Pointer[map[string]*config.Domain]
+	now     func() time.Time
+}
+
+// New returns the door: descriptors of cfg's domains are decided by
+// decide (the current decision door).
+func New(cfg *config.Config, decide tkv1.RateLimiterServer) *Door {
+	d := &Door{decide: decide, now: time.Now}
+	d.SetConfig(cfg)
+	return d
+}
+
+// SetConfig serves cfg's domains from the next request on (a reload).
+func (d *Door) SetConfig(cfg *config.Config) {
+	m := make(map[string]*config.Domain, len(cfg.Domains))
+	for _, dom := range cfg.Domains {
+		m[dom.Name] = dom
+	}
+	d.domains.Store(&m)
+}
+
+// matched is a request descriptor that a domain's tree limits.
+type matched struct {
+	index  int
+	node   *config.Descriptor
+	key    string
+	cost   int64
+	status *rlsv3.RateLimitResponse_DescriptorStatus
+	dec    *tkv1.Decision
+}
+
+// ShouldRateLimit implements RateLimitService. Each descriptor that
+// matches a domain entry with a policy is decided with cost hits_addend
+// (the descriptor's own, else the request's, else 1); the others are OK.
+// The request is all-or-nothing: every matched descriptor is looked at
+// first, and when one would be over its limit none is charged.
+func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	if len(req.GetDescriptors()) > 1000 {
+		return nil, status.Errorf(codes.InvalidArgument, "%d descriptors in one request; the limit is 1000", len(req.GetDescriptors()))
+	}
+	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
+	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
+	dom := (*d.domains.Load())[req.GetDomain()]
+	var ms []*matched
+	for i, desc := range req.GetDescriptors() {
+		resp.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		if dom == nil {
+			continue
+		}
+		node, key := match(dom.Descriptors, desc.GetEntries())
+		if node == nil || node.Policy == nil {
+			continue
+		}
+		cost := int64(req.GetHitsAddend())
+		if h := desc.GetHitsAddend(); h != nil {
+			cost = int64(min(h.GetValue(), math.MaxInt64))
+		}
+		if cost == 0 {
+			cost = 1
+		}
+		ms = append(ms, &matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
+	}
+	// Look first: a descriptor that would be over its limit stops the
+	// whole request before anything is charged.
+	for _, m := range ms {
+		f, err := d.decide.Forecast(ctx, &tkv1.ForecastRequest{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost})
+		if status.Code(err) == codes.Unimplemented {
+			continue // a leased policy cannot be looked at: it is only checked
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.GetForecast().GetSpendableNow() < 1 && !m.node.ShadowMode {
+			return d.refused(ctx, resp, ms, m)
+		}
+	}
+	for _, m := range ms {
+		r, err := d.decide.Check(ctx, &tkv1.CheckRequest{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost})
+		if err != nil {
+			return nil, err
+		}
+		d.fill(m, r.GetDecision())
+		if !m.dec.GetAllowed() && !m.node.ShadowMode {
+			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+	}
+	resp.ResponseHeadersToAdd = d.headers(ms)
+	return resp, nil
+}
+
+// refused answers a request one of whose descriptors (over) is over its
+// limit: nothing is charged; each matched descriptor reports what a
+// request would see now.
+func (d *Door) refused(ctx context.Context, resp *rlsv3.RateLimitResponse, ms []*matched, over *matched) (*rlsv3.RateLimitResponse, error) {
+	for _, m := range ms {
+		r, err := d.decide.Peek(ctx, &tkv1.PeekRequest{Policy: m.node.Policy.Name, Key: m.key})
+		if err != nil {
+			if status.Code(err) == codes.Unimplemented {
+				continue
+			}
+			return nil, err
+		}
+		dec := r.GetDecision()
+		if m == over && dec.GetAllowed() {
+			// Peek looks at one unit; this descriptor asked for more.
+			dec = &tkv1.Decision{Limit: dec.GetLimit(), Remaining: dec.GetRemaining(), ResetAt: dec.GetResetAt(), RetryAfterMs: max(dec.GetRetryAfterMs(), 1)}
+		}
+		d.fill(m, dec)
+	}
+	over.status.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+	resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+	resp.ResponseHeadersToAdd = d.headers(ms)
+	return resp, nil
+}
+
+// fill records a decision in its descriptor's status.
+func (d *Door) fill(m *matched, dec *tkv1.Decision) {
+	m.dec = dec
+	if !dec.GetAllowed() && !m.node.ShadowMode {
+		m.status.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+	}
+	m.status.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{
+		Name: m.node.Policy.Name, RequestsPerUnit: clampU32(dec.GetLimit()), Unit: rlsv3.RateLimitResponse_RateLimit_UNKNOWN,
+	}
+	m.status.LimitRemaining = clampU32(dec.GetRemaining())
+	if until := dec.GetResetAt() - d.now().UnixMilli(); until > 0 {
+		m.status.DurationUntilReset = durationpb.New(time.Duration(until) * time.Millisecond)
+	} else {
+		m.status.DurationUntilReset = durationpb.New(0)
+	}
+}
+
+// headers are the IETF rate-limit fields of the most constrained matched
+// descriptor (the fewest units remaining).
+func (d *Door) headers(ms []*matched) []*corev3.HeaderValue {
+	var tight *matched
+	for _, m := range ms {
+		if m.dec != nil && (tight == nil || m.dec.GetRemaining() < tight.dec.GetRemaining()) {
+			tight = m
+		}
+	}
+	if tight == nil {
+		return nil
+	}
+	dec := throttlekit.Decision{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.GetLimit(),
+		Remaining: tight.dec.GetRemaining(), ResetAt: tight.dec.GetResetAt(), RetryAfterMs: tight.dec.GetRetryAfterMs()}
+	var out []*corev3.HeaderValue
+	for _, f := range ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.IETF) {
+		out = append(out, &corev3.HeaderValue{Key: f.Name, Value: f.Value})
+	}
+	return out
+}
+
+// match walks a descriptor's entries down the domain's tree and returns the
+// node its last entry reaches (nil when an entry has no match, or the
+// descriptor has more entries than the tree is deep), with the limiting
+// key built from the entries: two different values never share a budget.
+func match(nodes []*config.Descriptor, entries []*ratelimitv3.RateLimitDescriptor_Entry) (*config.Descriptor, string) {
+	if len(entries) == 0 {
+		return nil, ""
+	}
+	var node *config.Descriptor
+	parts := make([]string, 0, len(entries))
+	for _, e := range entries {
+		node = pick(nodes, e)
+		if node == nil {
+			return nil, ""
+		}
+		parts = append(parts, url.QueryEscape(e.GetKey())+"="+url.QueryEscape(e.GetValue()))
+		nodes = node.Descriptors
+	}
+	return node, strings.Join(parts, "&")
+}
+
+// pick chooses the node an entry matches: an exact value first, then the
+// longest prefix wildcard, then any value (as envoyproxy/ratelimit does).
+func pick(nodes []*config.Descriptor, e *ratelimitv3.RateLimitDescriptor_Entry) *config.Descriptor {
+	var best *config.Descriptor
+	rank := func(n *config.Descriptor) int {
+		switch {
+		case n.Value == "":
+			return 0
+		case strings.HasSuffix(n.Value, "*"):
+			return len(n.Value)
+		}
+		return math.MaxInt
+	}
+	for _, n := range nodes {
+		if n.Key == e.GetKey() && n.Matches(e.GetValue()) && (best == nil || rank(n) > rank(best)) {
+			best = n
+		}
+	}
+	return best
+}
+
+func clampU32(v int64) uint32 { return uint32(max(0, min(v, math.MaxUint32))) }

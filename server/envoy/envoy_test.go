@@ -1,0 +1,170 @@
+package envoy
+
+import (
+	"context"
+	"testing"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+const policies = `version: 1
+limiters:
+  api: { strategy: fixedWindow, limit: 3, period: 3650d }
+  logins: { strategy: fixedWindow, limit: 1, period: 3650d }
+  static: { strategy: fixedWindow, limit: 1, period: 3650d }
+  watch: { strategy: fixedWindow, limit: 1, period: 3650d }
+domains:
+  - domain: edge
+    descriptors:
+      - key: remote_address
+        policy: api
+      - key: path
+        value: /login
+        descriptors:
+          - key: remote_address
+            policy: logins
+      - key: path
+        value: /static/*
+        policy: static
+      - key: header
+        value: x-shadow
+        policy: watch
+        shadowMode: true
+`
+
+func newDoor(t *testing.T) (*Door, *door.RateLimiter) {
+	t.Helper()
+	cfg, err := config.Parse("p.yaml", []byte(policies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memstore.New(memstore.WithSweep(0))
+	t.Cleanup(func() { _ = mem.Close() })
+	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: mem, Fail: config.FailOpen})
+	return New(cfg, rl), rl
+}
+
+func desc(kv ...string) *ratelimitv3.RateLimitDescriptor {
+	d := &ratelimitv3.RateLimitDescriptor{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		d.Entries = append(d.Entries, &ratelimitv3.RateLimitDescriptor_Entry{Key: kv[i], Value: kv[i+1]})
+	}
+	return d
+}
+
+func ask(t *testing.T, d *Door, req *rlsv3.RateLimitRequest) *rlsv3.RateLimitResponse {
+	t.Helper()
+	resp, err := d.ShouldRateLimit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func remaining(t *testing.T, rl *door.RateLimiter, policy, key string) int64 {
+	t.Helper()
+	r, err := rl.Peek(context.Background(), &tkv1.PeekRequest{Policy: policy, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetDecision().GetRemaining()
+}
+
+func TestOneBudgetPerAddress(t *testing.T) {
+	d, _ := newDoor(t)
+	for i, want := range []rlsv3.RateLimitResponse_Code{rlsv3.RateLimitResponse_OK, rlsv3.RateLimitResponse_OK, rlsv3.RateLimitResponse_OK, rlsv3.RateLimitResponse_OVER_LIMIT} {
+		resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.1")}})
+		st := resp.GetStatuses()[0]
+		if resp.GetOverallCode() != want || st.GetCode() != want || st.GetCurrentLimit().GetRequestsPerUnit() != 3 || st.GetCurrentLimit().GetName() != "api" {
+			t.Fatalf("request %d: %v", i, resp)
+		}
+		if int(st.GetLimitRemaining()) != max(0, 2-i) || st.GetDurationUntilReset().AsDuration() <= 0 {
+			t.Fatalf("request %d: remaining %d, reset in %v", i, st.GetLimitRemaining(), st.GetDurationUntilReset().AsDuration())
+		}
+		hdr := map[string]string{}
+		for _, h := range resp.GetResponseHeadersToAdd() {
+			hdr[h.GetKey()] = h.GetValue()
+		}
+		if hdr["RateLimit-Policy"] != `"api";q=3` || (want == rlsv3.RateLimitResponse_OVER_LIMIT) != (hdr["Retry-After"] != "") {
+			t.Fatalf("request %d headers %v", i, hdr)
+		}
+	}
+	if resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.2")}}); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+		t.Fatalf("another address shares the budget: %v", resp)
+	}
+}
+
+func TestNestedWildcardUnmatchedAndUnknown(t *testing.T) {
+	d, _ := newDoor(t)
+	login := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/login", "remote_address", "a")}}
+	if ask(t, d, login).GetOverallCode() != rlsv3.RateLimitResponse_OK || ask(t, d, login).GetOverallCode() != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatal("the nested login limit of 1 did not hold")
+	}
+	for _, tc := range []struct {
+		name string
+		req  *rlsv3.RateLimitRequest
+	}{
+		{"another path", &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/other", "remote_address", "a")}}},
+		{"a path alone", &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/login")}}},
+		{"an unknown key", &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("user", "u")}}},
+		{"an unknown domain", &rlsv3.RateLimitRequest{Domain: "nope", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "a")}}},
+	} {
+		for i := 0; i < 3; i++ {
+			if resp := ask(t, d, tc.req); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK || resp.GetStatuses()[0].GetCurrentLimit() != nil {
+				t.Fatalf("%s, request %d: %v; want OK without a limit", tc.name, i, resp)
+			}
+		}
+	}
+	static := func(p string) rlsv3.RateLimitResponse_Code {
+		return ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", p)}}).GetOverallCode()
+	}
+	if static("/static/a.css") != rlsv3.RateLimitResponse_OK || static("/static/b.js") != rlsv3.RateLimitResponse_OK || static("/static/a.css") != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatal("the /static/* wildcard: one budget per path, limit 1")
+	}
+}
+
+// TestAllOrNothing: when one descriptor is over its limit, the others are
+// not charged.
+func TestAllOrNothing(t *testing.T) {
+	d, rl := newDoor(t)
+	login := desc("path", "/login", "remote_address", "b")
+	addr := desc("remote_address", "b")
+	if resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{addr, login}}); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+		t.Fatalf("first request: %v", resp)
+	}
+	before := remaining(t, rl, "api", "remote_address=b")
+	resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{addr, login}})
+	if resp.GetOverallCode() != rlsv3.RateLimitResponse_OVER_LIMIT || resp.GetStatuses()[0].GetCode() != rlsv3.RateLimitResponse_OK || resp.GetStatuses()[1].GetCode() != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("second request: %v", resp)
+	}
+	if after := remaining(t, rl, "api", "remote_address=b"); after != before || before != 2 {
+		t.Fatalf("the address budget went from %d to %d on a refused request; want 2 both times", before, after)
+	}
+}
+
+func TestHitsAddendAndShadowMode(t *testing.T) {
+	d, rl := newDoor(t)
+	if resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", HitsAddend: 2, Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "c")}}); resp.GetStatuses()[0].GetLimitRemaining() != 1 {
+		t.Fatalf("hits_addend 2 of 3: %v", resp)
+	}
+	own := desc("remote_address", "c")
+	own.HitsAddend = wrapperspb.UInt64(5)
+	if resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{own}}); resp.GetOverallCode() != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("a descriptor's own hits_addend of 5 over 1 left: %v", resp)
+	}
+	shadow := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("header", "x-shadow")}}
+	for i := 0; i < 3; i++ {
+		if resp := ask(t, d, shadow); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK || resp.GetStatuses()[0].GetCode() != rlsv3.RateLimitResponse_OK {
+			t.Fatalf("shadow request %d: %v; shadow mode never denies", i, resp)
+		}
+	}
+	if got := remaining(t, rl, "watch", "header=x-shadow"); got != 0 {
+		t.Fatalf("shadow mode decided nothing: remaining %d, want 0", got)
+	}
+}
