@@ -32,7 +32,8 @@ import (
 )
 
 func main() {
-	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis or axes")
+	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis, axes or envoy")
+	seconds := flag.Int("seconds", 5, "seconds per side and round for the envoy comparison")
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
@@ -51,6 +52,7 @@ func main() {
 	run("memory", func() { memoryPerKey(*keys) })
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
 	run("axes", func() { axesComparisons(*redisURL, *calls/4) })
+	run("envoy", func() { envoyComparison(*redisURL, *seconds) })
 }
 
 func row(name, ours, base, ratio, target string) {

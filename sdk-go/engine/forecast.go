@@ -13,6 +13,11 @@ type Forecast struct {
 	FullAt int64
 }
 
+// MaxSimulatedChecks bounds the checks ForecastOf simulates to count
+// SpendableNow (see there). Every sliding log (limit ≤ MaxLogLimit) is
+// simulated exactly.
+const MaxSimulatedChecks = 20_000
+
 // maxHorizonMs caps the forward search (about 35 years); no valid policy
 // settles later than that.
 const maxHorizonMs = int64(1) << 40
@@ -25,13 +30,20 @@ const maxHorizonMs = int64(1) << 40
 func ForecastOf(st Strategy, s *State, now, cost int64) Forecast {
 	f := Forecast{NextReplenishAt: now, FullAt: now}
 
-	sim := s.Clone()
 	// No strategy admits more than floor(limit/cost)+1 requests at one
-	// instant; the bound only guards against a runaway loop.
-	for bound := st.Limit()/cost + 2; f.SpendableNow < bound; f.SpendableNow++ {
-		if d, _ := st.Check(&sim, now, cost); !d.Allowed {
-			break
+	// instant. Up to MaxSimulatedChecks of them are simulated, which is
+	// exact to the last float-rounded unit; past it (a limit of millions)
+	// simulating would cost the server O(limit) per Forecast, so the count
+	// is read from Peek instead.
+	if bound := st.Limit()/cost + 2; bound <= MaxSimulatedChecks {
+		sim := s.Clone()
+		for ; f.SpendableNow < bound; f.SpendableNow++ {
+			if d, _ := st.Check(&sim, now, cost); !d.Allowed {
+				break
+			}
 		}
+	} else {
+		f.SpendableNow = st.Peek(s, now).Remaining / cost
 	}
 
 	var fresh State

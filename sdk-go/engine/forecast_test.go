@@ -130,3 +130,22 @@ func TestForecastAnchors(t *testing.T) {
 		}
 	})
 }
+
+// TestForecastOfAHugeLimitIsCheap: a limit of a billion is forecast from
+// Peek, not by a billion simulated checks (which took the server tens of
+// seconds per Forecast).
+func TestForecastOfAHugeLimitIsCheap(t *testing.T) {
+	fw, err := engine.NewFixedWindow(1_000_000_000, 3_600_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s engine.State
+	now := int64(1_800_000_000_000)
+	if _, ttl := fw.Check(&s, now, 7); ttl <= 0 {
+		t.Fatal("the first check was denied")
+	}
+	// Simulated, this call would not return within the test's deadline.
+	if f := engine.ForecastOf(fw, &s, now, 3); f.SpendableNow != (1_000_000_000-7)/3 {
+		t.Fatalf("SpendableNow %d, want %d", f.SpendableNow, (1_000_000_000-7)/3)
+	}
+}

@@ -113,3 +113,15 @@ def test_lease_spender_follows_the_golden_suites(suite: dict[str, Any]) -> None:
         else:
             w = want["decision"]
             assert got == Decision(w["allowed"], w["limit"], w["remaining"], w["resetAt"], w["retryAfterMs"]), ev
+
+
+def test_forecast_of_a_huge_limit_reads_peek() -> None:
+    """A limit of a billion is forecast from Peek, as the server does (engine.MaxSimulatedChecks), not by a
+    billion simulated checks."""
+    from throttlekit import _engine
+
+    m = _engine.model(FixedWindow(1_000_000_000, 3_600_000))
+    s = _engine.State()
+    now = 1_800_000_000_000
+    assert m.check(s, now, 7).allowed
+    assert _engine.forecast_of(m, s, now, 3).spendable_now == (1_000_000_000 - 7) // 3

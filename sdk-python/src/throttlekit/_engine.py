@@ -325,14 +325,23 @@ def sanitized(m: Model, s: State, now: int) -> State:
     return s
 
 
+MAX_SIMULATED_CHECKS = 20_000
+"""The most checks a forecast simulates to count spendable_now; past it, Peek's remaining is used."""
+
+
 def forecast_of(m: Model, s: State, now: int, cost: int) -> Forecast:
     """Forecast from its definition: spendable by checks on a copy; the two instants by binary search
     over Peek, whose remaining never decreases while nothing is spent."""
     spendable = 0
-    sim = s.copy()
     bound = m.limit // cost + 2
-    while spendable < bound and m.check(sim, now, cost).allowed:
-        spendable += 1
+    if bound <= MAX_SIMULATED_CHECKS:
+        sim = s.copy()
+        while spendable < bound and m.check(sim, now, cost).allowed:
+            spendable += 1
+    else:
+        # Simulating a limit of millions would cost O(limit); Peek counts the units instead (as the
+        # server does: engine.MaxSimulatedChecks).
+        spendable = m.peek(s, now).remaining // cost
     ceiling = m.peek(State(), now).remaining
     r0 = m.peek(s, now).remaining
     if r0 >= ceiling:

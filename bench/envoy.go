@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// envoyproxyRatelimit is the peer measured against: envoyproxy/ratelimit,
+// built from the module proxy into .tools/peers (never a dependency of
+// any module here).
+const envoyproxyRatelimit = "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"
+
+// envoyComparison measures ShouldRateLimit throughput at 64 callers on the
+// same Redis: our server (a fixedWindow policy mapped from the domain)
+// against envoyproxy/ratelimit (the same limit as a fixed window), each
+// measured twice, alternating.
+func envoyComparison(redisURL string, seconds int) {
+	if redisURL == "" {
+		var stop func()
+		redisURL, stop = startRedis()
+		defer stop()
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	dir, _ := os.MkdirTemp("", "tk-bench-envoy-")
+	defer os.RemoveAll(dir)
+
+	ours := filepath.Join(dir, "throttlekit-server")
+	build := exec.Command("go", "build", "-o", ours, "./cmd/throttlekit-server")
+	build.Dir = filepath.Join(root, "server")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build throttlekit-server: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	peers := filepath.Join(root, ".tools", "peers")
+	theirs := filepath.Join(peers, "service_cmd")
+	if _, err := os.Stat(theirs); err != nil {
+		install := exec.Command("go", "install", envoyproxyRatelimit)
+		install.Env = append(os.Environ(), "GOWORK=off", "GOBIN="+peers, "GOFLAGS=-mod=mod")
+		install.Dir = dir
+		if out, err := install.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build envoyproxy/ratelimit: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+
+	policy := filepath.Join(dir, "policies.yaml")
+	_ = os.WriteFile(policy, []byte(`version: 1
+limiters:
+  edge-api: { strategy: fixedWindow, limit: 1000000000, period: 1h }
+domains:
+  - domain: edge
+    descriptors:
+      - key: remote_address
+        policy: edge-api
+`), 0o600)
+	oursCmd := exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL, "--monitor", "off")
+	oursAddr := startAndRead(oursCmd, regexp.MustCompile(`listening on (\S+)`))
+	defer func() { _ = oursCmd.Process.Kill(); _ = oursCmd.Wait() }()
+
+	cfgDir := filepath.Join(dir, "runtime", "ratelimit", "config")
+	_ = os.MkdirAll(cfgDir, 0o755)
+	_ = os.WriteFile(filepath.Join(cfgDir, "edge.yaml"), []byte(`domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit:
+      unit: hour
+      requests_per_unit: 1000000000
+`), 0o600)
+	grpcPort, httpPort, debugPort := freePort(), freePort(), freePort()
+	theirsCmd := exec.Command(theirs)
+	theirsCmd.Env = append(os.Environ(),
+		"USE_STATSD=false", "LOG_LEVEL=error", "REDIS_SOCKET_TYPE=tcp", "REDIS_URL="+strings.TrimPrefix(redisURL, "redis://"),
+		"RUNTIME_ROOT="+filepath.Join(dir, "runtime"), "RUNTIME_SUBDIRECTORY=ratelimit", "RUNTIME_WATCH_ROOT=false", "RUNTIME_IGNOREDOTFILES=true",
+		"GRPC_HOST=127.0.0.1", "GRPC_PORT="+strconv.Itoa(grpcPort), "HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort),
+		"DEBUG_HOST=127.0.0.1", "DEBUG_PORT="+strconv.Itoa(debugPort))
+	if err := theirsCmd.Start(); err != nil {
+		panic(err)
+	}
+	defer func() { _ = theirsCmd.Process.Kill(); _ = theirsCmd.Wait() }()
+	theirsAddr := fmt.Sprintf("127.0.0.1:%d", grpcPort)
+
+	d := time.Duration(seconds) * time.Second
+	var oursRate, theirsRate float64
+	for round := 0; round < 2; round++ {
+		oursRate += shouldRateLimitRate(oursAddr, d) / 2
+		theirsRate += shouldRateLimitRate(theirsAddr, d) / 2
+	}
+	row("ShouldRateLimit on Redis, 64 callers: throttlekit-server vs envoyproxy/ratelimit (calls/s)",
+		fmt.Sprintf("%.0f/s", oursRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", oursRate/theirsRate), "≥ 1.5×")
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startAndRead starts cmd and returns what re captures from its first
+// stdout line.
+func startAndRead(cmd *exec.Cmd, re *regexp.Regexp) string {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		panic(err)
+	}
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	m := re.FindStringSubmatch(line)
+	if m == nil {
+		panic("server did not start: " + line)
+	}
+	return m[1]
+}
+
+// shouldRateLimitRate drives addr with 64 callers for d (after a warm-up
+// until the service answers) and returns calls per second.
+func shouldRateLimitRate(addr string, d time.Duration) float64 {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	c := rlsv3.NewRateLimitServiceClient(conn)
+	req := func(i int) *rlsv3.RateLimitRequest {
+		return &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
+			{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "remote_address", Value: fmt.Sprintf("10.0.%d.%d", i/256%256, i%256)}}},
+		}}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := c.ShouldRateLimit(context.Background(), req(0))
+		if err == nil && resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			panic(fmt.Sprintf("%s never answered OK: %v %v", addr, resp, err))
+		}
+	}
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; time.Now().Before(stop); i += 64 {
+				resp, err := c.ShouldRateLimit(context.Background(), req(i%4096))
+				if err != nil || resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+					panic(fmt.Sprintf("%s: %v %v", addr, resp, err))
+				}
+				calls.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	return float64(calls.Load()) / time.Since(start).Seconds()
+}
