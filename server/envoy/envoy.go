@@ -94,8 +94,12 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 		ms = append(ms, &matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
 	}
 	// Look first: a descriptor that would be over its limit stops the
-	// whole request before anything is charged.
+	// whole request before anything is charged. With one descriptor there
+	// is nothing else to spare, and its check alone decides.
 	for _, m := range ms {
+		if len(ms) == 1 {
+			break
+		}
 		f, err := d.decide.Forecast(ctx, &tkv1.ForecastRequest{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost})
 		if status.Code(err) == codes.Unimplemented {
 			continue // a leased policy cannot be looked at: it is only checked
