@@ -46,6 +46,11 @@ type Store struct {
 	timeout time.Duration
 	warn    *ratelog.Limiter
 	calls   sync.Map // callKey -> *luascripts.Call
+
+	jobs        chan *job // Checks waiting for a sender (see coalesce.go)
+	stopped     chan struct{}
+	sendersDone sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 type callKey struct {
@@ -86,7 +91,9 @@ func New(opts Options) (*Store, error) {
 	uo.DialTimeout = max(timeout, 250*time.Millisecond)
 	uo.ReadTimeout, uo.WriteTimeout = timeout, timeout
 	uo.PoolTimeout = timeout
-	return &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout, warn: ratelog.New(opts.Log, 0)}, nil
+	s := &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout, warn: ratelog.New(opts.Log, 0)}
+	s.startSenders()
+	return s, nil
 }
 
 // Client exposes the underlying client (for tests and diagnostics).
@@ -121,7 +128,7 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	k := s.Key(key)
-	reply, err := call.Script.Redis.Run(ctx, s.client, []string{k}, call.Args(now, cost)...).Int64Slice()
+	reply, err := s.coalesced(ctx, call, k, call.Args(now, cost))
 	if err != nil {
 		return engine.Decision{}, unavailable("check", err)
 	}
@@ -226,6 +233,10 @@ func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 
 // Close closes the client.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stopped)
+		s.sendersDone.Wait()
+	})
 	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("close redis: %w", err)
 	}

@@ -1,0 +1,142 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+)
+
+// Concurrent Checks are coalesced: a few senders each take every Check
+// waiting at that moment and send them in one pipeline, so a busy server
+// makes one round trip (and one write and read) for many decisions, while
+// an idle one adds no wait at all — a lone Check goes out at once.
+const (
+	senders  = 4
+	maxBatch = 128
+)
+
+type job struct {
+	ctx   context.Context
+	call  *luascripts.Call
+	key   string
+	args  []any
+	reply chan jobResult
+}
+
+type jobResult struct {
+	vals []int64
+	err  error
+}
+
+func (s *Store) startSenders() {
+	s.jobs = make(chan *job, senders*maxBatch)
+	s.stopped = make(chan struct{})
+	for range senders {
+		s.sendersDone.Add(1)
+		go s.send()
+	}
+}
+
+func (s *Store) send() {
+	defer s.sendersDone.Done()
+	batch := make([]*job, 0, maxBatch)
+	for {
+		select {
+		case <-s.stopped:
+			return
+		case j := <-s.jobs:
+			batch = append(batch[:0], j)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-s.jobs:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		s.run(batch)
+	}
+}
+
+// run sends a batch in one pipeline. Only commands refused with NOSCRIPT
+// are sent again (after loading their script): they did not run, while a
+// command that ran spent budget and must never run twice.
+func (s *Store) run(batch []*job) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(batch))
+	pending := make([]int, 0, len(batch))
+	for i, j := range batch {
+		if j.ctx.Err() != nil { // its caller has gone: do not spend for it
+			j.reply <- jobResult{err: j.ctx.Err()}
+			continue
+		}
+		pending = append(pending, i)
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		pipe := s.client.Pipeline()
+		for _, i := range pending {
+			cmds[i] = batch[i].call.Script.Redis.EvalSha(ctx, pipe, []string{batch[i].key}, batch[i].args...)
+		}
+		_, _ = pipe.Exec(ctx)
+		var again []int
+		for _, i := range pending {
+			err := cmds[i].Err()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+				again = append(again, i)
+				continue
+			}
+			if err != nil {
+				batch[i].reply <- jobResult{err: err}
+				continue
+			}
+			vals, err := cmds[i].Int64Slice()
+			batch[i].reply <- jobResult{vals: vals, err: err}
+		}
+		loaded := map[*luascripts.Call]bool{}
+		for _, i := range again {
+			if c := batch[i].call; !loaded[c] {
+				loaded[c] = true
+				if err := c.Script.Redis.Load(ctx, s.client).Err(); err != nil {
+					for _, k := range again {
+						if batch[k].call == c {
+							batch[k].reply <- jobResult{err: err}
+						}
+					}
+					again = without(again, batch, c)
+				}
+			}
+		}
+		pending = again
+	}
+}
+
+// without drops the jobs of call c from idx.
+func without(idx []int, batch []*job, c *luascripts.Call) []int {
+	out := idx[:0]
+	for _, i := range idx {
+		if batch[i].call != c {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// coalesced runs one check through the senders.
+func (s *Store) coalesced(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
+	j := &job{ctx: ctx, call: call, key: key, args: args, reply: make(chan jobResult, 1)}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-j.reply:
+		return r.vals, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
