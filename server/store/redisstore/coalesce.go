@@ -7,12 +7,12 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 )
 
-// Concurrent Checks are coalesced: a few senders each take every Check
+// Concurrent Checks are coalesced: two senders each take every Check
 // waiting at that moment and send them in one pipeline, so a busy server
 // makes one round trip (and one write and read) for many decisions, while
 // an idle one adds no wait at all — a lone Check goes out at once.
 const (
-	senders  = 4
+	senders  = 2
 	maxBatch = 128
 )
 
