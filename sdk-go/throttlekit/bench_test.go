@@ -69,41 +69,22 @@ func BenchmarkCheckInterleaved(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	calls := []func() error{
+	interleave(b, []string{"sdk", "sdk-no-timeout", "raw"}, []func() error{
 		func() error { _, err := c.Check(ctx, "api", "bench", 1); return err },
 		func() error { _, err := bare.Check(ctx, "api", "bench", 1); return err },
 		func() error {
 			_, err := stub.Check(ctx, &tkv1.CheckRequest{Policy: "api", Key: "bench", Cost: 1})
 			return err
 		},
-	}
-	var spent [3]time.Duration
-	n := 0
-	for b.Loop() {
-		// The order rotates, so that no side always runs first (or right
-		// after another) and inherits a warmer or colder moment.
-		for j := range calls {
-			k := (n + j) % len(calls)
-			t0 := time.Now()
-			if err := calls[k](); err != nil {
-				b.Fatal(err)
-			}
-			spent[k] += time.Since(t0)
-		}
-		n++
-	}
-	sdk, noTimeout, raw := spent[0], spent[1], spent[2]
-	b.ReportMetric(float64(sdk.Nanoseconds())/float64(n), "sdk-ns/op")
-	b.ReportMetric(float64(noTimeout.Nanoseconds())/float64(n), "sdk-no-timeout-ns/op")
-	b.ReportMetric(float64(raw.Nanoseconds())/float64(n), "raw-ns/op")
-	b.ReportMetric(float64(sdk)/float64(raw), "sdk/raw")
-	b.ReportMetric(float64(noTimeout)/float64(raw), "sdk-no-timeout/raw")
+	})
 }
 
-// interleave times calls[k] in a rotating order each iteration and reports
-// each side's ns/op under names, and names[0]/names[1].
-func interleave(b *testing.B, names [2]string, calls [2]func() error) {
-	var spent [2]time.Duration
+// interleave times calls[k] in a rotating order each iteration, so that no
+// side always runs first (or right after another) and inherits a warmer
+// or colder moment; it reports each side's ns/op under names, and every
+// side's ratio to the last.
+func interleave(b *testing.B, names []string, calls []func() error) {
+	spent := make([]time.Duration, len(calls))
 	n := 0
 	for b.Loop() {
 		for j := range calls {
@@ -116,10 +97,13 @@ func interleave(b *testing.B, names [2]string, calls [2]func() error) {
 		}
 		n++
 	}
+	last := len(calls) - 1
 	for k := range calls {
 		b.ReportMetric(float64(spent[k].Nanoseconds())/float64(n), names[k]+"-ns/op")
+		if k != last {
+			b.ReportMetric(float64(spent[k])/float64(spent[last]), names[k]+"/"+names[last])
+		}
 	}
-	b.ReportMetric(float64(spent[0])/float64(spent[1]), names[0]+"/"+names[1])
 }
 
 // BenchmarkCheckOverTLS compares Check over TLS 1.3 with Check in
@@ -146,7 +130,7 @@ func BenchmarkCheckOverTLS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	interleave(b, [2]string{"tls", "plaintext"}, [2]func() error{check(secure), check(plain)})
+	interleave(b, []string{"tls", "plaintext"}, []func() error{check(secure), check(plain)})
 }
 
 // BenchmarkLeasedCheck compares a Fleet LeasedLimiter's Check (batch 100:
@@ -176,5 +160,5 @@ func BenchmarkLeasedCheck(b *testing.B) {
 		return err
 	}
 	plain := func() error { _, err := c.Check(ctx, "bulk", "bench-plain", 1); return err }
-	interleave(b, [2]string{"plain", "leased"}, [2]func() error{plain, leased})
+	interleave(b, []string{"plain", "leased"}, []func() error{plain, leased})
 }

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+import grpc.aio
 
 from .decision import Decision, Forecast
 from .errors import (
@@ -19,11 +20,43 @@ from .errors import (
 from .v1 import throttlekit_pb2 as pb
 from .v1 import throttlekit_pb2_grpc as pb_grpc
 
-__all__ = ["Decision", "Forecast", "Metadata", "as_error", "decision", "forecast", "pb", "pb_grpc", "with_secret"]
+__all__ = [
+    "Decision",
+    "Forecast",
+    "Metadata",
+    "aio_channel",
+    "as_error",
+    "channel",
+    "decision",
+    "forecast",
+    "pb",
+    "pb_grpc",
+    "with_secret",
+]
 
 Metadata = Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]]
 """gRPC metadata sent with every call: pairs, or a function returning them for each call (a rotating
 credential, a request id)."""
+
+
+def channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]] | None
+) -> grpc.Channel:
+    """A channel to ``target``: TLS with ``credentials``, else plaintext (loopback and development)."""
+    opts = list(options or [])
+    if credentials is not None:
+        return grpc.secure_channel(target, credentials, opts)
+    return grpc.insecure_channel(target, opts)
+
+
+def aio_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]] | None
+) -> grpc.aio.Channel:
+    """The asyncio twin of :func:`channel`."""
+    opts = list(options or [])
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, opts)
+    return grpc.aio.insecure_channel(target, opts)
 
 
 def with_secret(metadata: Metadata | None, header: str, secret: str | None) -> Metadata | None:

@@ -38,12 +38,7 @@ class FleetBackend:
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
-        opts = list(options or [])
-        self._channel = (
-            grpc.secure_channel(target, credentials, opts)
-            if credentials is not None
-            else grpc.insecure_channel(target, opts)
-        )
+        self._channel = _grpc.channel(target, credentials, options)
         self._stub = pb_grpc.FleetStub(self._channel)
         self._metadata = _grpc.with_secret(None, "x-fleet-secret", secret)
         self._timeout = timeout

@@ -30,12 +30,7 @@ class AsyncFleetBackend:
         timeout: float | None = 5.0,
         options: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
-        opts = list(options or [])
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, opts)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, opts)
-        )
+        self._channel = _grpc.aio_channel(target, credentials, options)
         self._stub = pb_grpc.FleetStub(self._channel)
         self._metadata = _grpc.with_secret(None, "x-fleet-secret", secret)
         self._timeout = timeout
