@@ -39,7 +39,7 @@ func combine(ds []engine.Decision) engine.Decision {
 // axis denies. The joint-pricing filter (hold, value) is not implemented, so
 // policy_denied is always false.
 func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
-	start := time.Now()
+	start := r.begin()
 	if req.GetHold() < 0 || req.GetValue() < 0 {
 		return nil, invalid("hold and value must not be negative")
 	}
