@@ -4,7 +4,6 @@ locally (:class:`LeasedLimiter`), one round trip per chunk instead of per reques
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -15,8 +14,7 @@ from . import _grpc
 from ._grpc import pb, pb_grpc
 from .decision import Decision
 from .errors import ThrottleKitError
-from .fleet import AXES, MAX_ROUNDS, Lease, lease_from_proto
-from .lease_spender import LeaseGrant, LeaseSpender
+from .fleet import AXES, MAX_ROUNDS, Credits, Lease, lease_from_proto
 
 
 class FleetBackend:
@@ -95,31 +93,25 @@ class LeasedLimiter:
         self._policy = policy
         self._domain = domain
         self._batch = batch
-        self._window_coupled = window_coupled
-        self._spender: LeaseSpender | None = None
+        self._credits = Credits(window_coupled)
         self._lock = threading.Lock()
 
     @property
     def credits(self) -> int:
         """The credits held locally."""
-        return 0 if self._spender is None else self._spender.credits
+        return self._credits.held
 
     def check(self, cost: int = 1, *, now: int | None = None) -> Decision:
         """Spends ``cost`` units (0 means 1) at ``now`` (epoch ms; default the wall clock)."""
         cost = max(_grpc.check_units("cost", cost), 1)
         with self._lock:
             for _ in range(MAX_ROUNDS):
-                ts = time.time_ns() // 1_000_000 if now is None else now
-                if self._spender is not None:
-                    d = self._spender.spend(ts, cost)
-                    if d is not None:
-                        return d
-                lease = self._backend.reserve(self._policy, domain=self._domain, wants=max(self._batch, cost))
-                if not lease.granted:
-                    return lease.denied()
-                if self._spender is None:
-                    self._spender = LeaseSpender(limit=lease.limit, window_coupled=self._window_coupled)
-                self._spender.apply_lease(LeaseGrant(lease.capacity, lease.expiry_ms))
+                d = self._credits.spend(cost, now)
+                if d is None:
+                    lease = self._backend.reserve(self._policy, domain=self._domain, wants=max(self._batch, cost))
+                    d = self._credits.grant(lease)
+                if d is not None:
+                    return d
         raise ThrottleKitError(f"no lease covered a request of cost {cost} in {MAX_ROUNDS} rounds")
 
 

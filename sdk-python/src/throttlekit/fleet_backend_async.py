@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -14,8 +13,7 @@ from . import _grpc
 from ._grpc import pb, pb_grpc
 from .decision import Decision
 from .errors import ThrottleKitError
-from .fleet import AXES, MAX_ROUNDS, Lease, lease_from_proto
-from .lease_spender import LeaseGrant, LeaseSpender
+from .fleet import AXES, MAX_ROUNDS, Credits, Lease, lease_from_proto
 
 
 class AsyncFleetBackend:
@@ -92,30 +90,24 @@ class AsyncLeasedLimiter:
         self._policy = policy
         self._domain = domain
         self._batch = batch
-        self._window_coupled = window_coupled
-        self._spender: LeaseSpender | None = None
+        self._credits = Credits(window_coupled)
         self._lock = asyncio.Lock()
 
     @property
     def credits(self) -> int:
-        return 0 if self._spender is None else self._spender.credits
+        return self._credits.held
 
     async def check(self, cost: int = 1, *, now: int | None = None) -> Decision:
         """See :meth:`LeasedLimiter.check`."""
         cost = max(_grpc.check_units("cost", cost), 1)
         async with self._lock:
             for _ in range(MAX_ROUNDS):
-                ts = time.time_ns() // 1_000_000 if now is None else now
-                if self._spender is not None:
-                    d = self._spender.spend(ts, cost)
-                    if d is not None:
-                        return d
-                lease = await self._backend.reserve(self._policy, domain=self._domain, wants=max(self._batch, cost))
-                if not lease.granted:
-                    return lease.denied()
-                if self._spender is None:
-                    self._spender = LeaseSpender(limit=lease.limit, window_coupled=self._window_coupled)
-                self._spender.apply_lease(LeaseGrant(lease.capacity, lease.expiry_ms))
+                d = self._credits.spend(cost, now)
+                if d is None:
+                    lease = await self._backend.reserve(self._policy, domain=self._domain, wants=max(self._batch, cost))
+                    d = self._credits.grant(lease)
+                if d is not None:
+                    return d
         raise ThrottleKitError(f"no lease covered a request of cost {cost} in {MAX_ROUNDS} rounds")
 
 
