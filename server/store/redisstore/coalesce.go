@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
@@ -17,12 +19,17 @@ const (
 )
 
 type job struct {
-	ctx   context.Context
-	call  *luascripts.Call
-	key   string
-	args  []any
-	reply chan jobResult
+	ctx      context.Context
+	deadline time.Time // not sent after this: its caller has stopped waiting
+	call     *luascripts.Call
+	key      string
+	args     []any
+	reply    chan jobResult // capacity 1: a sender never blocks on it
 }
+
+// jobs are reused: at a busy server's rate, one job and one channel per
+// decision are a measurable share of the garbage.
+var jobPool = sync.Pool{New: func() any { return &job{reply: make(chan jobResult, 1)} }}
 
 type jobResult struct {
 	vals []int64
@@ -69,9 +76,14 @@ func (s *Store) run(batch []*job) {
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(batch))
 	pending := make([]int, 0, len(batch))
+	start := time.Now()
 	for i, j := range batch {
 		if j.ctx.Err() != nil { // its caller has gone: do not spend for it
 			j.reply <- jobResult{err: j.ctx.Err()}
+			continue
+		}
+		if start.After(j.deadline) { // it waited its whole timeout for a sender
+			j.reply <- jobResult{err: context.DeadlineExceeded}
 			continue
 		}
 		pending = append(pending, i)
@@ -125,18 +137,29 @@ func without(idx []int, batch []*job, c *luascripts.Call) []int {
 	return out
 }
 
-// coalesced runs one check through the senders.
+// coalesced runs one check through the senders. It needs no timer of its
+// own: a job is answered at once when its deadline has passed before a
+// sender takes it, and a sent one within the run's timeout.
 func (s *Store) coalesced(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
-	j := &job{ctx: ctx, call: call, key: key, args: args, reply: make(chan jobResult, 1)}
+	j := jobPool.Get().(*job)
+	j.ctx, j.deadline, j.call, j.key, j.args = ctx, time.Now().Add(s.timeout), call, key, args
 	select {
 	case s.jobs <- j:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default: // every sender is busy and the queue full: wait for room
+		select {
+		case s.jobs <- j:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.stopped:
+			return nil, redis.ErrClosed
+		}
 	}
 	select {
 	case r := <-j.reply:
+		*j = job{reply: j.reply}
+		jobPool.Put(j)
 		return r.vals, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-s.stopped:
+		return nil, redis.ErrClosed // the job is not reused: a sender may still answer it
 	}
 }

@@ -125,8 +125,6 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	k := s.Key(key)
 	reply, err := s.coalesced(ctx, call, k, call.Args(now, cost))
 	if err != nil {
