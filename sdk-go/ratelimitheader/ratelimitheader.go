@@ -78,17 +78,27 @@ func Fields(p Policy, d throttlekit.Decision, now time.Time, s Style) []Field {
 	remaining := strconv.FormatInt(max(0, d.Remaining), 10)
 	if s == IETF || s == Both {
 		name := quote(p.Name)
-		pol := name + ";q=" + strconv.FormatInt(d.Limit, 10)
-		if w := p.Window; w > 0 {
-			pol += ";w=" + strconv.FormatInt(ceilDiv(w.Milliseconds(), 1000), 10)
-		}
 		var reset int64
 		if d.ResetAt > 0 {
 			reset = max(0, ceilDiv(d.ResetAt-now.UnixMilli(), 1000))
 		}
-		out = append(out,
-			Field{PolicyField, pol},
-			Field{RateLimitField, name + ";r=" + remaining + ";t=" + strconv.FormatInt(reset, 10)})
+		// Both values are built in one buffer: this runs once per decision.
+		b := make([]byte, 0, 2*len(name)+64)
+		b = append(b, name...)
+		b = append(b, ";q="...)
+		b = strconv.AppendInt(b, d.Limit, 10)
+		if w := p.Window; w > 0 {
+			b = append(b, ";w="...)
+			b = strconv.AppendInt(b, ceilDiv(w.Milliseconds(), 1000), 10)
+		}
+		split := len(b)
+		b = append(b, name...)
+		b = append(b, ";r="...)
+		b = append(b, remaining...)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, reset, 10)
+		both := string(b)
+		out = append(out, Field{PolicyField, both[:split]}, Field{RateLimitField, both[split:]})
 	}
 	if s == Legacy || s == Both {
 		out = append(out,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
@@ -31,6 +32,11 @@ func (c *Current) Store(r *RateLimiter) { c.p.Store(r) }
 // Check implements the RateLimiter door.
 func (c *Current) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
 	return c.Load().Check(ctx, req)
+}
+
+// Decide is the current generation's Decide.
+func (c *Current) Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error) {
+	return c.Load().Decide(ctx, policy, key, cost)
 }
 
 // CheckMany implements the RateLimiter door.

@@ -211,20 +211,31 @@ func (r *RateLimiter) outage(ctx context.Context, p *config.Policy, limit int64,
 
 // Check implements the RateLimiter door.
 func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	start := r.begin()
-	p, cost, err := r.rateRequest(req.GetPolicy(), "Check", req.GetCost(), req.GetKey())
+	d, err := r.Decide(ctx, req.GetPolicy(), req.GetKey(), req.GetCost())
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.decide(ctx, p, p.Key(req.GetKey()), r.clock(ctx), cost)
+	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+}
+
+// Decide is Check for the doors in this process (Envoy's): the same
+// validation, decision, fail mode and telemetry, without building the
+// request and response messages of a call that never crosses a wire.
+func (r *RateLimiter) Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error) {
+	start := r.begin()
+	p, cost, err := r.rateRequest(policy, "Check", cost, key)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	d, err := r.decide(ctx, p, p.Key(key), r.clock(ctx), cost)
 	failed := err != nil
 	if failed {
 		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
-			return nil, err
+			return engine.Decision{}, err
 		}
 	}
-	r.record(ctx, start, p, "Check", req.GetKey(), d, failed, "", 0)
-	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+	r.record(ctx, start, p, "Check", key, d, failed, "", 0)
+	return d, nil
 }
 
 // begin is when a decision starts, read only when a tap will report it:

@@ -18,6 +18,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
@@ -30,14 +31,14 @@ import (
 // Door serves RateLimitService from the decision door.
 type Door struct {
 	rlsv3.UnimplementedRateLimitServiceServer
-	decide  tkv1.RateLimiterServer
+	decide  Decider
 	domains atomic.Pointer[map[string]*config.Domain]
 	now     func() time.Time
 }
 
 // New returns the door: descriptors of cfg's domains are decided by
 // decide (the current decision door).
-func New(cfg *config.Config, decide tkv1.RateLimiterServer) *Door {
+func New(cfg *config.Config, decide Decider) *Door {
 	d := &Door{decide: decide, now: time.Now}
 	d.SetConfig(cfg)
 	return d
@@ -52,6 +53,17 @@ func (d *Door) SetConfig(cfg *config.Config) {
 	d.domains.Store(&m)
 }
 
+// Decider is the decision door as this door uses it: Forecast and Peek,
+// and Check without protobuf messages (door.RateLimiter and door.Current).
+type Decider interface {
+	tkv1.RateLimiterServer
+	Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error)
+}
+
+func fromProto(p *tkv1.Decision) engine.Decision {
+	return engine.Decision{Allowed: p.GetAllowed(), Limit: p.GetLimit(), Remaining: p.GetRemaining(), ResetAt: p.GetResetAt(), RetryAfterMs: p.GetRetryAfterMs()}
+}
+
 // matched is a request descriptor that a domain's tree limits.
 type matched struct {
 	index  int
@@ -59,7 +71,8 @@ type matched struct {
 	key    string
 	cost   int64
 	status *rlsv3.RateLimitResponse_DescriptorStatus
-	dec    *tkv1.Decision
+	dec    engine.Decision
+	known  bool // dec holds a decision or a look
 }
 
 // ShouldRateLimit implements RateLimitService. Each descriptor that
@@ -74,9 +87,13 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
 	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
 	dom := (*d.domains.Load())[req.GetDomain()]
+	// One allocation each for the statuses and the matches of a request.
+	statuses := make([]rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
+	found := make([]matched, 0, len(req.GetDescriptors()))
 	var ms []*matched
 	for i, desc := range req.GetDescriptors() {
-		resp.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		resp.Statuses[i] = &statuses[i]
+		resp.Statuses[i].Code = rlsv3.RateLimitResponse_OK
 		if dom == nil {
 			continue
 		}
@@ -91,7 +108,8 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 		if cost == 0 {
 			cost = 1
 		}
-		ms = append(ms, &matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
+		found = append(found, matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
+		ms = append(ms, &found[len(found)-1])
 	}
 	// Look first: a descriptor that would be over its limit stops the
 	// whole request before anything is charged. With one descriptor there
@@ -112,12 +130,12 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 		}
 	}
 	for _, m := range ms {
-		r, err := d.decide.Check(ctx, &tkv1.CheckRequest{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost})
+		dec, err := d.decide.Decide(ctx, m.node.Policy.Name, m.key, m.cost)
 		if err != nil {
 			return nil, err
 		}
-		d.fill(m, r.GetDecision())
-		if !m.dec.GetAllowed() && !m.node.ShadowMode {
+		d.fill(m, dec)
+		if !dec.Allowed && !m.node.ShadowMode {
 			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
 	}
@@ -137,10 +155,10 @@ func (d *Door) refused(ctx context.Context, resp *rlsv3.RateLimitResponse, ms []
 			}
 			return nil, err
 		}
-		dec := r.GetDecision()
-		if m == over && dec.GetAllowed() {
+		dec := fromProto(r.GetDecision())
+		if m == over && dec.Allowed {
 			// Peek looks at one unit; this descriptor asked for more.
-			dec = &tkv1.Decision{Limit: dec.GetLimit(), Remaining: dec.GetRemaining(), ResetAt: dec.GetResetAt(), RetryAfterMs: max(dec.GetRetryAfterMs(), 1)}
+			dec.Allowed, dec.RetryAfterMs = false, max(dec.RetryAfterMs, 1)
 		}
 		d.fill(m, dec)
 	}
@@ -151,16 +169,16 @@ func (d *Door) refused(ctx context.Context, resp *rlsv3.RateLimitResponse, ms []
 }
 
 // fill records a decision in its descriptor's status.
-func (d *Door) fill(m *matched, dec *tkv1.Decision) {
-	m.dec = dec
-	if !dec.GetAllowed() && !m.node.ShadowMode {
+func (d *Door) fill(m *matched, dec engine.Decision) {
+	m.dec, m.known = dec, true
+	if !dec.Allowed && !m.node.ShadowMode {
 		m.status.Code = rlsv3.RateLimitResponse_OVER_LIMIT
 	}
 	m.status.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{
-		Name: m.node.Policy.Name, RequestsPerUnit: clampU32(dec.GetLimit()), Unit: rlsv3.RateLimitResponse_RateLimit_UNKNOWN,
+		Name: m.node.Policy.Name, RequestsPerUnit: clampU32(dec.Limit), Unit: rlsv3.RateLimitResponse_RateLimit_UNKNOWN,
 	}
-	m.status.LimitRemaining = clampU32(dec.GetRemaining())
-	if until := dec.GetResetAt() - d.now().UnixMilli(); until > 0 {
+	m.status.LimitRemaining = clampU32(dec.Remaining)
+	if until := dec.ResetAt - d.now().UnixMilli(); until > 0 {
 		m.status.DurationUntilReset = durationpb.New(time.Duration(until) * time.Millisecond)
 	} else {
 		m.status.DurationUntilReset = durationpb.New(0)
@@ -172,18 +190,21 @@ func (d *Door) fill(m *matched, dec *tkv1.Decision) {
 func (d *Door) headers(ms []*matched) []*corev3.HeaderValue {
 	var tight *matched
 	for _, m := range ms {
-		if m.dec != nil && (tight == nil || m.dec.GetRemaining() < tight.dec.GetRemaining()) {
+		if m.known && (tight == nil || m.dec.Remaining < tight.dec.Remaining) {
 			tight = m
 		}
 	}
 	if tight == nil {
 		return nil
 	}
-	dec := throttlekit.Decision{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.GetLimit(),
-		Remaining: tight.dec.GetRemaining(), ResetAt: tight.dec.GetResetAt(), RetryAfterMs: tight.dec.GetRetryAfterMs()}
-	var out []*corev3.HeaderValue
-	for _, f := range ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.IETF) {
-		out = append(out, &corev3.HeaderValue{Key: f.Name, Value: f.Value})
+	dec := throttlekit.Decision{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.Limit,
+		Remaining: tight.dec.Remaining, ResetAt: tight.dec.ResetAt, RetryAfterMs: tight.dec.RetryAfterMs}
+	fields := ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.IETF)
+	values := make([]corev3.HeaderValue, len(fields))
+	out := make([]*corev3.HeaderValue, len(fields))
+	for i, f := range fields {
+		values[i].Key, values[i].Value = f.Name, f.Value
+		out[i] = &values[i]
 	}
 	return out
 }
@@ -197,16 +218,23 @@ func match(nodes []*config.Descriptor, entries []*ratelimitv3.RateLimitDescripto
 		return nil, ""
 	}
 	var node *config.Descriptor
-	parts := make([]string, 0, len(entries))
-	for _, e := range entries {
+	var key strings.Builder
+	for i, e := range entries {
 		node = pick(nodes, e)
 		if node == nil {
 			return nil, ""
 		}
-		parts = append(parts, url.QueryEscape(e.GetKey())+"="+url.QueryEscape(e.GetValue()))
+		if i == 0 {
+			key.Grow(len(entries) * (len(e.GetKey()) + len(e.GetValue()) + 2))
+		} else {
+			key.WriteByte('&')
+		}
+		key.WriteString(url.QueryEscape(e.GetKey()))
+		key.WriteByte('=')
+		key.WriteString(url.QueryEscape(e.GetValue()))
 		nodes = node.Descriptors
 	}
-	return node, strings.Join(parts, "&")
+	return node, key.String()
 }
 
 // pick chooses the node an entry matches: an exact value first, then the
