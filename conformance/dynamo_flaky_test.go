@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -20,8 +19,14 @@ type breakingProxy struct {
 	ln     net.Listener
 	target string
 	breaks atomic.Int32
-	wg     sync.WaitGroup
+	// putBreaks drops the next PutItem requests unsent; putSwallows sends
+	// them on and closes the connection when their replies arrive, so the
+	// write lands and the client cannot know it did.
+	putBreaks, putSwallows atomic.Int32
+	wg                     sync.WaitGroup
 }
+
+const putTarget = "DynamoDB_20120810.PutItem"
 
 func startBreakingProxy(t *testing.T, target string) *breakingProxy {
 	t.Helper()
@@ -58,13 +63,39 @@ func (p *breakingProxy) serve(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	go func() { _, _ = io.Copy(c, up); c.Close() }()
+	var swallow atomic.Bool
+	go func() {
+		defer c.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := up.Read(buf)
+			if n > 0 && swallow.Load() {
+				up.Close() // the reply arrived: the write landed; the client never hears
+				return
+			}
+			if n > 0 {
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			if p.breaks.Load() > 0 && p.breaks.Add(-1) >= 0 {
 				return // drop the request: both sides are closed
+			}
+			isPut := strings.Contains(string(buf[:n]), putTarget)
+			if isPut && p.putBreaks.Load() > 0 && p.putBreaks.Add(-1) >= 0 {
+				return
+			}
+			if isPut && p.putSwallows.Load() > 0 && p.putSwallows.Add(-1) >= 0 {
+				swallow.Store(true)
 			}
 			if _, werr := up.Write(buf[:n]); werr != nil {
 				return
@@ -99,5 +130,41 @@ func TestDynamoReadSurvivesADroppedConnection(t *testing.T) {
 	}
 	if proxy.breaks.Load() > 0 {
 		t.Fatal("the proxy never dropped a request: the test proved nothing")
+	}
+}
+
+// TestDynamoAmbiguousPutIsResolved: a put's connection drops after the
+// request was sent (the write landed, the reply is lost) or before (it did
+// not): the store reads the item back, finds whether its write id is
+// there, and either answers from it or sends the put again — a real
+// decision every time, and each request charged exactly once.
+func TestDynamoAmbiguousPutIsResolved(t *testing.T) {
+	d := harness.StartDynamo(t)
+	proxy := startBreakingProxy(t, strings.TrimPrefix(d.Endpoint, "http://"))
+	cfg := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 6, period: 3650d, fail: open }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--dynamodb-table", "ambiguous",
+		"--dynamodb-endpoint", "http://"+proxy.ln.Addr().String(), "--dynamodb-create-table", "--dynamodb-timeout", "30s")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	for i := 0; i < 6; i++ {
+		what := "landed, reply lost"
+		if i%2 == 0 {
+			proxy.putSwallows.Store(1)
+		} else {
+			what = "never sent"
+			proxy.putBreaks.Store(1)
+		}
+		d, err := c.Check(context.Background(), "api", "k", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed || d.ResetAt == 0 || d.Remaining != int64(5-i) {
+			t.Fatalf("check %d after a put that %s: %+v, want a real decision with %d left\nserver log:\n%s", i, what, d, 5-i, srv.Stderr())
+		}
+		if proxy.putSwallows.Load() > 0 || proxy.putBreaks.Load() > 0 {
+			t.Fatalf("check %d: the proxy never broke a put: the test proved nothing", i)
+		}
+	}
+	if d, err := c.Check(context.Background(), "api", "k", 1); err != nil || d.Allowed || d.ResetAt == 0 {
+		t.Fatalf("the seventh check: %+v %v, want a real denial (six charged exactly once each)", d, err)
 	}
 }

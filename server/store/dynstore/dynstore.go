@@ -16,7 +16,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +29,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/coalesce"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -57,6 +60,7 @@ type Store struct {
 	warn    *ratelog.Limiter
 	timeout time.Duration
 	retries int
+	group   *coalesce.Group
 }
 
 // New builds the client and, with CreateTable, creates the table
@@ -91,6 +95,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		c.RetryMaxAttempts = 1
 	})
 	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries, warn: ratelog.New(o.Log, 0)}
+	s.group = coalesce.New(s.apply)
 	if o.CreateTable {
 		if err := s.createTable(ctx); err != nil {
 			return nil, err
@@ -145,34 +150,21 @@ type item struct {
 	state   engine.State
 	version int64
 	exists  bool
+	writes  []string // ids of the latest writes, oldest first (see put)
 }
 
 // readAttempts bounds the tries of one read.
 const readAttempts = 3
 
 func (s *Store) get(ctx context.Context, st engine.Strategy, pk string, now int64) (item, error) {
-	in := &dynamodb.GetItemInput{
-		TableName: &s.table, ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
-	}
-	// A read has no effect, so a failed one (a connection the endpoint
-	// closed under it, a 5xx) is tried again, within the decision's
-	// deadline, before the fail mode decides. Writes are never retried
-	// blindly: a put whose reply was lost may have spent already.
-	var out *dynamodb.GetItemOutput
-	var err error
-	for attempt := 0; attempt < readAttempts; attempt++ {
-		if out, err = s.db.GetItem(ctx, in); err == nil || ctx.Err() != nil {
-			break
-		}
-	}
+	raw, err := s.read(ctx, pk)
 	if err != nil {
 		return item{}, err
 	}
-	if out.Item == nil {
+	if raw == nil {
 		return item{}, nil
 	}
-	it, corrupt := decodeItem(st, out.Item, now)
+	it, corrupt := decodeItem(st, raw, now)
 	if corrupt != nil {
 		// An item this store did not write (or a damaged one) would fail
 		// every compare-and-set or decide wrongly for ever: it goes, and the
@@ -187,6 +179,29 @@ func (s *Store) get(ctx context.Context, st engine.Strategy, pk string, now int6
 		return item{}, nil
 	}
 	return it, nil
+}
+
+// read is one consistent read of an item (nil when there is none). A read
+// has no effect, so a failed one (a connection the endpoint closed under
+// it, a 5xx) is tried again, within the decision's deadline, before the
+// fail mode decides. Writes are never retried blindly: a put whose reply
+// was lost may have spent already (see put).
+func (s *Store) read(ctx context.Context, pk string) (map[string]types.AttributeValue, error) {
+	in := &dynamodb.GetItemInput{
+		TableName: &s.table, ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
+	}
+	var out *dynamodb.GetItemOutput
+	var err error
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		if out, err = s.db.GetItem(ctx, in); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out.Item, nil
 }
 
 // decodeItem reads an item's version, deadline and state (absent once the
@@ -205,6 +220,7 @@ func decodeItem(st engine.Strategy, raw map[string]types.AttributeValue, now int
 		return n, nil
 	}
 	it.exists = true
+	_, it.writes = writeHistory(raw)
 	var err error
 	if it.version, err = num("version"); err != nil {
 		return item{}, err
@@ -225,12 +241,18 @@ func decodeItem(st engine.Strategy, raw map[string]types.AttributeValue, now int
 	return it, nil
 }
 
-// Check implements store.Store: read, decide, conditional put; retried
+// Check implements store.Store: read, decide, conditional put, retried
 // with jitter on a lost race, and the fail mode once retries run out.
+// Concurrent decisions on one key share one read and one put (see
+// coalesce), so compare-and-sets race between servers, not requests.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	return s.group.Check(ctx, st, s.Key(key), now, cost)
+}
+
+// apply is the store's read-decide-write of one key (coalesce.Apply).
+func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now int64, decide coalesce.Decide) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	pk := s.Key(key)
 	explicit := now != 0
 	for attempt := 0; attempt < s.retries; attempt++ {
 		if !explicit {
@@ -238,39 +260,18 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		}
 		it, err := s.get(ctx, st, pk, now)
 		if err != nil {
-			return engine.Decision{}, unavailable("get", err)
+			return unavailable("get", err)
 		}
-		d, ttl := st.Check(&it.state, now, cost)
-		if ttl == 0 {
-			return d, nil // a denial writes nothing
+		deadline, write := decide(&it.state, now)
+		if !write {
+			return nil // a batch of denials writes nothing
 		}
-		text, _ := it.state.MarshalText()
-		deadline := now + ttl
-		put := &dynamodb.PutItemInput{
-			TableName: &s.table,
-			Item: map[string]types.AttributeValue{
-				"pk":          &types.AttributeValueMemberS{Value: pk},
-				"state":       &types.AttributeValueMemberS{Value: string(text)},
-				"version":     &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version+1, 10)},
-				"deadline_ms": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline, 10)},
-				// Native TTL is in seconds and deletes lazily (up to days
-				// late): it only collects garbage; deadline_ms decides.
-				"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline/1000+1, 10)},
-			},
+		landed, err := s.put(ctx, pk, it, deadline)
+		if err != nil {
+			return err
 		}
-		if it.exists {
-			put.ConditionExpression = aws.String("version = :v")
-			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
-		} else {
-			put.ConditionExpression = aws.String("attribute_not_exists(pk)")
-		}
-		_, err = s.db.PutItem(ctx, put)
-		if err == nil {
-			return d, nil
-		}
-		var lost *types.ConditionalCheckFailedException
-		if !errors.As(err, &lost) {
-			return engine.Decision{}, unavailable("put", err)
+		if landed {
+			return nil
 		}
 		// Another server wrote first: back off a little, with jitter, and
 		// decide again on the fresh state.
@@ -278,10 +279,88 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return engine.Decision{}, unavailable("put", ctx.Err())
+			return unavailable("put", ctx.Err())
 		}
 	}
-	return engine.Decision{}, unavailable("put", fmt.Errorf("%d compare-and-set attempts lost to concurrent writers", s.retries))
+	return unavailable("put", fmt.Errorf("%d compare-and-set attempts lost to concurrent writers", s.retries))
+}
+
+// recentWrites is how many write ids an item keeps: a put whose outcome
+// is unknown is resolved by reading the item back, and while fewer than
+// this many writes have followed it, its id is there if and only if it
+// landed.
+const recentWrites = 8
+
+// put writes it's new state on condition that the item is still the
+// version read. landed is false when another writer got there first. A
+// put that fails without saying whether it landed (the connection dropped
+// after the request was sent) is resolved by reading the item back: each
+// write carries a fresh id and the ids of the writes before it, so the
+// answer is exact, and it is never sent twice once it landed.
+func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (landed bool, err error) {
+	text, _ := it.state.MarshalText()
+	id := strconv.FormatUint(rand.Uint64(), 36)
+	ids := append(it.writes[max(0, len(it.writes)-(recentWrites-1)):len(it.writes):len(it.writes)], id)
+	in := &dynamodb.PutItemInput{
+		TableName: &s.table,
+		Item: map[string]types.AttributeValue{
+			"pk":          &types.AttributeValueMemberS{Value: pk},
+			"state":       &types.AttributeValueMemberS{Value: string(text)},
+			"version":     &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version+1, 10)},
+			"deadline_ms": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline, 10)},
+			// Native TTL is in seconds and deletes lazily (up to days
+			// late): it only collects garbage; deadline_ms decides.
+			"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline/1000+1, 10)},
+			"writes":     &types.AttributeValueMemberS{Value: strings.Join(ids, " ")},
+		},
+	}
+	if it.exists {
+		in.ConditionExpression = aws.String("version = :v")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
+	} else {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	}
+	for resend := 0; ; resend++ {
+		_, err := s.db.PutItem(ctx, in)
+		if err == nil {
+			return true, nil
+		}
+		var lost *types.ConditionalCheckFailedException
+		if errors.As(err, &lost) {
+			return false, nil
+		}
+		if ctx.Err() != nil {
+			return false, unavailable("put", err)
+		}
+		// Did it land? The read is retried like any read.
+		raw, rerr := s.read(ctx, pk)
+		if rerr != nil {
+			return false, unavailable("put", fmt.Errorf("%w; reading it back: %w", err, rerr))
+		}
+		version, writes := writeHistory(raw)
+		switch {
+		case slices.Contains(writes, id):
+			return true, nil
+		case resend < 3 && (raw == nil && !it.exists || raw != nil && it.exists && version == it.version):
+			continue // it did not land and nothing else did: send it again
+		case raw == nil && it.exists || raw != nil && version-it.version < recentWrites && version != it.version:
+			return false, nil // another write landed instead: decide again
+		default:
+			return false, unavailable("put", fmt.Errorf("%w; its outcome could not be settled (resent, or too many writes followed it)", err))
+		}
+	}
+}
+
+// writeHistory reads an item's version and recent write ids, for
+// resolving a put; an item without them (or not ours) has none.
+func writeHistory(raw map[string]types.AttributeValue) (version int64, writes []string) {
+	if v, ok := raw["version"].(*types.AttributeValueMemberN); ok {
+		version, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	if w, ok := raw["writes"].(*types.AttributeValueMemberS); ok {
+		writes = strings.Fields(w.Value)
+	}
+	return version, writes
 }
 
 // CheckMany implements store.Store, every key at one instant.

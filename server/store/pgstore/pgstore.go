@@ -21,6 +21,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/coalesce"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -51,6 +52,7 @@ type Store struct {
 	log     *slog.Logger
 	warn    *ratelog.Limiter
 	q       queries
+	group   *coalesce.Group
 	ready   atomic.Bool // the table is known to exist
 	stop    chan struct{}
 	done    chan struct{}
@@ -119,6 +121,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			read:   `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
 			sweep:  `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
 		}}
+	s.group = coalesce.New(s.apply)
 	if err := s.ensureTable(ctx); err == nil {
 		s.ready.Store(true)
 	} else {
@@ -159,43 +162,46 @@ func unavailable(op string, err error) error {
 
 // Check implements store.Store in two round trips: (BEGIN, SELECT … FOR
 // UPDATE, the database clock) and (UPDATE — or INSERT for a new key — and
-// COMMIT). A decision that loses the race to create a new key is decided
-// again on the row the winner wrote.
+// COMMIT). Concurrent decisions on one key share them (see coalesce): a
+// hot key costs the database one locked transaction at a time per server,
+// not one per request.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	d, err := s.check(ctx, st, s.Key(key), now, cost)
-	if err != nil {
-		return engine.Decision{}, unavailable("check", err)
-	}
-	return d, nil
+	return s.group.Check(ctx, st, s.Key(key), now, cost)
 }
 
-func (s *Store) check(ctx context.Context, st engine.Strategy, key string, now, cost int64) (engine.Decision, error) {
+// apply is the store's read-decide-write of one key (coalesce.Apply). A
+// batch that loses the race to create a new key is decided again on the
+// row the winner wrote.
+func (s *Store) apply(ctx context.Context, st engine.Strategy, key string, now int64, decide coalesce.Decide) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	for {
-		d, lostRace, err := s.checkOnce(ctx, st, key, now, cost)
-		if err != nil || !lostRace {
-			return d, err
+		lostRace, err := s.applyOnce(ctx, st, key, now, decide)
+		if err != nil {
+			return unavailable("check", err)
 		}
-		// Another decision created the key's row first; decide again on it
+		if !lostRace {
+			return nil
+		}
+		// Another server created the key's row first; decide again on it
 		// (with the connection returned to the pool first: holding it while
 		// waiting for another could exhaust the pool).
 	}
 }
 
-// checkOnce is one locked decision on one connection. lostRace reports that
-// the key was new and a concurrent decision inserted its row first: nothing
-// was written, and the caller decides again.
-func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, now, cost int64) (d engine.Decision, lostRace bool, err error) {
+// applyOnce is one locked decision on one connection. lostRace reports
+// that the key was new and a concurrent decision inserted its row first:
+// nothing was written, and the caller decides again.
+func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, now int64, decide coalesce.Decide) (lostRace bool, err error) {
 	if !s.ready.Load() {
 		if err := s.ensureTable(ctx); err != nil {
-			return engine.Decision{}, false, err
+			return false, err
 		}
 		s.ready.Store(true)
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return engine.Decision{}, false, err
+		return false, err
 	}
 	defer conn.Release()
 	committed := false
@@ -225,7 +231,7 @@ func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, n
 	})
 	b.Queue(s.q.clock).QueryRow(func(r pgx.Row) error { return r.Scan(&dbNow) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return engine.Decision{}, false, err
+		return false, err
 	}
 	if now == 0 {
 		now = dbNow
@@ -237,23 +243,23 @@ func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, n
 			s.warn.Warn(store.CorruptMsg, "key", key, "err", corrupt)
 		}
 	}
-	d, ttl := st.Check(&state, now, cost)
+	deadline, write := decide(&state, now)
 
 	b = &pgx.Batch{}
 	inserted := true
-	if ttl == 0 && corrupt != nil {
+	if !write && corrupt != nil {
 		// A fresh key that denies writes nothing: the corrupt row goes.
 		b.Queue(s.q.remove, key)
 	}
-	if ttl > 0 {
+	if write {
 		newText, _ := state.MarshalText()
 		if found {
-			b.Queue(s.q.update, key, string(newText), now+ttl)
+			b.Queue(s.q.update, key, string(newText), deadline)
 		} else {
 			// A new key has no row to lock: the insert is the lock. If a
 			// concurrent decision inserted first, this one writes nothing
 			// and is decided again on that row.
-			b.Queue(s.q.insert, key, string(newText), now+ttl).Exec(func(ct pgconn.CommandTag) error {
+			b.Queue(s.q.insert, key, string(newText), deadline).Exec(func(ct pgconn.CommandTag) error {
 				inserted = ct.RowsAffected() == 1
 				return nil
 			})
@@ -261,10 +267,10 @@ func (s *Store) checkOnce(ctx context.Context, st engine.Strategy, key string, n
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return engine.Decision{}, false, err
+		return false, err
 	}
 	committed = true
-	return d, !inserted, nil
+	return !inserted, nil
 }
 
 // CheckMany implements store.Store: every key at one instant (the database
