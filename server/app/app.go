@@ -30,6 +30,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
+	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -305,6 +306,13 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	var brk *breaker.Store
+	if f.store != "memory" {
+		// A store that is down answers by the fail mode at once instead of
+		// costing every decision its deadline (see breaker).
+		brk = breaker.New(rates, f.store, breaker.Options{Log: log})
+		rates = brk
+	}
 	meters := memstore.New(meterOpts...)
 	defer meters.Close()
 	defer rates.Close()
@@ -384,6 +392,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	}
 	if f.metricsPort != 0 {
 		reg := registry()
+		if brk != nil {
+			reg.MustRegister(circuitGauge(brk, f.store))
+		}
 		m, err := telemetry.NewMetrics(reg, policyNames(cfg), reportGuards, hub)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
@@ -69,6 +70,9 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 	for _, p := range cfg.Policies {
 		if p.DistributedConcurrency == nil {
 			continue
+		}
+		if b, ok := s.(*breaker.Store); ok {
+			s = b.Unwrap()
 		}
 		rs, ok := s.(*redisstore.Store)
 		if !ok {

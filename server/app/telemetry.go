@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,6 +13,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -104,15 +106,36 @@ func registry() *prometheus.Registry {
 	return reg
 }
 
-// readiness asks the store for a key's state: ready means it answers.
+// readiness asks the store for a key's state: ready means it answers. A
+// store whose circuit breaker is open is not ready, and says since when.
 func readiness(s store.Store) func(context.Context) error {
 	probe, _ := engine.NewFixedWindow(1, 1000) // constant, valid arguments
 	return func(ctx context.Context) error {
+		if b, ok := s.(*breaker.Store); ok {
+			if open, since, cause := b.State(); open {
+				return fmt.Errorf("the store's circuit breaker has been open since %s (%v); decisions follow the fail mode while it is probed",
+					since.UTC().Format(time.RFC3339), cause)
+			}
+		}
 		if _, _, err := s.Load(ctx, probe, store.Key{Prefix: "throttlekit-readyz", ID: "probe"}, 0); err != nil {
 			return fmt.Errorf("the store does not answer: %w", err)
 		}
 		return nil
 	}
+}
+
+// circuitGauge exports the breaker's state: 1 while open.
+func circuitGauge(b *breaker.Store, name string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "throttlekit_store_circuit_open",
+		Help:        "1 while the store's circuit breaker is open (decisions follow the fail mode without waiting on the store), else 0.",
+		ConstLabels: prometheus.Labels{"store": name},
+	}, func() float64 {
+		if open, _, _ := b.State(); open {
+			return 1
+		}
+		return 0
+	})
 }
 
 func policyNames(cfg *config.Config) []string {

@@ -340,27 +340,47 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		ds = make([]engine.Decision, len(keys))
 		for i, k := range keys {
 			if ds[i], err = r.decide(ctx, p, k, now, cost); err != nil {
+				partial := &store.PartialError{Decisions: ds, Decided: make([]bool, len(keys)), Err: err}
+				for j := range i {
+					partial.Decided[j] = true
+				}
+				err = partial
 				break
 			}
 		}
 	} else {
 		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
 	}
-	failed := err != nil
-	if failed {
+	// decided[i] is false for a key the fail mode answers. Keys the store
+	// decided before it failed on others keep their decisions: they were
+	// charged.
+	decided := make([]bool, len(keys))
+	var partial *store.PartialError
+	switch {
+	case err == nil:
+		for i := range decided {
+			decided[i] = true
+		}
+	case errors.As(err, &partial):
+		ds, decided = partial.Decisions, partial.Decided
+	default:
+		ds = make([]engine.Decision, len(keys))
+	}
+	if err != nil {
 		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
 		if err != nil {
 			return nil, err
 		}
-		ds = make([]engine.Decision, len(keys))
 		for i := range ds {
-			ds[i] = d
+			if !decided[i] {
+				ds[i] = d
+			}
 		}
 	}
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
 	for i, d := range ds {
 		out.Decisions[i] = toProto(d)
-		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
+		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, !decided[i], "", 0)
 	}
 	return out, nil
 }

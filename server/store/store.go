@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
@@ -46,18 +49,73 @@ type Store interface {
 // policy's fail mode.
 var ErrUnavailable = errors.New("store unavailable")
 
-// CheckEach decides keys one at a time at the same now, for stores with no
-// batched form; decisions[i] answers keys[i].
-func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now, cost int64) ([]engine.Decision, error) {
+// CheckEach decides keys through s.Check, for stores with no batched
+// form: at most EachParallel keys at a time, all at the same now, and
+// under one deadline for the whole batch (timeout), so a store that fails
+// costs a batch one deadline, not one per key. decisions[i] answers
+// keys[i]. When some keys fail, the others keep the decisions the store
+// made (they were charged): the error is a *PartialError.
+func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now, cost int64, timeout time.Duration) ([]engine.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	out := make([]engine.Decision, len(keys))
-	for i, k := range keys {
-		d, err := s.Check(ctx, st, k, now, cost)
+	errs := make([]error, len(keys))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(EachParallel, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
+				out[i], errs[i] = s.Check(ctx, st, keys[i], now, cost)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			partial := &PartialError{Decisions: out, Decided: make([]bool, len(keys)), Err: err}
+			for j := range partial.Decided {
+				partial.Decided[j] = errs[j] == nil
+			}
+			return nil, partial
 		}
-		out[i] = d
 	}
 	return out, nil
+}
+
+// EachParallel bounds the keys of one CheckEach in flight at once.
+const EachParallel = 8
+
+// PartialError is the error of a CheckMany that decided some keys before
+// the store failed on others: Decided[i] reports whether Decisions[i] came
+// from the store (its key was charged); the others are for the fail mode.
+type PartialError struct {
+	Decisions []engine.Decision
+	Decided   []bool
+	Err       error // the first failure
+}
+
+func (e *PartialError) Error() string {
+	n := 0
+	for _, d := range e.Decided {
+		if d {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d of %d keys decided before the store failed: %v", n, len(e.Decided), e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// Any reports whether any key was decided by the store.
+func (e *PartialError) Any() bool {
+	for _, d := range e.Decided {
+		if d {
+			return true
+		}
+	}
+	return false
 }
 
 // Decode reads state a store kept as text (engine.State.MarshalText) at now.

@@ -368,7 +368,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 	if now == 0 {
 		now = time.Now().UnixMilli()
 	}
-	return store.CheckEach(ctx, s, st, keys, now, cost)
+	return store.CheckEach(ctx, s, st, keys, now, cost, s.timeout)
 }
 
 // Load implements store.Store with one consistent read.

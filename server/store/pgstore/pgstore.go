@@ -274,8 +274,11 @@ func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, n
 }
 
 // CheckMany implements store.Store: every key at one instant (the database
-// clock read once when now = 0), each key in its own two round trips.
+// clock read once when now = 0), each key in its own two round trips, a
+// few keys at a time, all under one deadline.
 func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	if now == 0 && len(keys) > 1 {
 		_, at, err := s.Load(ctx, st, store.Key{}, 0)
 		if err != nil {
@@ -283,7 +286,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		now = at
 	}
-	return store.CheckEach(ctx, s, st, keys, now, cost)
+	return store.CheckEach(ctx, s, st, keys, now, cost, s.timeout)
 }
 
 // Load implements store.Store in one round trip.

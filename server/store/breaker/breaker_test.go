@@ -1,0 +1,112 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+)
+
+// flaky is a store that fails while down, counting the calls that reach it.
+type flaky struct {
+	store.Store
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *flaky) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
+	return f.Store.Check(ctx, st, key, now, cost)
+}
+
+func (f *flaky) Load(ctx context.Context, st engine.Strategy, key store.Key, now int64) (engine.State, int64, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return engine.State{}, 0, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
+	return f.Store.Load(ctx, st, key, now)
+}
+
+func TestOpensProbesAndCloses(t *testing.T) {
+	inner := &flaky{Store: memstore.New(memstore.WithSweep(0))}
+	var changes []bool
+	changed := make(chan bool, 4)
+	b := New(inner, "test", Options{Threshold: 3, Probe: 5 * time.Millisecond, OnChange: func(open bool) { changed <- open }})
+	defer b.Close()
+	g, _ := engine.NewFixedWindow(100, 60_000)
+	ctx := context.Background()
+	key := store.Key{ID: "k"}
+	check := func() error { _, err := b.Check(ctx, g, key, 0, 1); return err }
+
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	inner.down.Store(true)
+	for i := range 3 {
+		if open, _, _ := b.State(); open {
+			t.Fatalf("open after %d failures, threshold 3", i)
+		}
+		if err := check(); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	if open, since, cause := b.State(); !open || since.IsZero() || cause == nil {
+		t.Fatalf("not open after 3 failures: %v %v %v", open, since, cause)
+	}
+	changes = append(changes, <-changed)
+	// Open: answered at once, the store untouched by decisions (only the
+	// probe reads it).
+	before := inner.calls.Load()
+	for range 100 {
+		if err := check(); !errors.Is(err, ErrOpen) || !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("open breaker answered %v", err)
+		}
+	}
+	if reached := inner.calls.Load() - before; reached >= 100 {
+		t.Fatalf("%d of 100 decisions reached a store behind an open breaker", reached)
+	}
+	inner.down.Store(false)
+	changes = append(changes, <-changed) // the probe got an answer
+	if err := check(); err != nil {
+		t.Fatalf("after the store returned: %v", err)
+	}
+	if fmt.Sprint(changes) != "[true false]" {
+		t.Fatalf("state changes %v", changes)
+	}
+}
+
+func TestCallersWhoLeaveAndAnswersDoNotOpenIt(t *testing.T) {
+	inner := &flaky{Store: memstore.New(memstore.WithSweep(0))}
+	b := New(inner, "test", Options{Threshold: 3})
+	defer b.Close()
+	g, _ := engine.NewFixedWindow(100, 60_000)
+	inner.down.Store(true)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 10 {
+		_, _ = b.Check(gone, g, store.Key{ID: "k"}, 0, 1)
+	}
+	// Two failures, an answer, two failures: never three in a row.
+	for range 3 {
+		for range 2 {
+			_, _ = b.Check(context.Background(), g, store.Key{ID: "k"}, 0, 1)
+		}
+		inner.down.Store(false)
+		if _, err := b.Check(context.Background(), g, store.Key{ID: "k"}, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		inner.down.Store(true)
+	}
+	if open, _, _ := b.State(); open {
+		t.Fatal("opened by callers that left or by failures between answers")
+	}
+}
