@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,4 +130,48 @@ func TestDistributedConcurrencyFencing(t *testing.T) {
 		a, err := c.Admit(ctx, "fleet-checkout", "", 1)
 		return err == nil && a.Allowed()
 	})
+}
+
+// TestDistributedConcurrencyUnfencesWithoutAHeartbeat: with a heartbeat a
+// minute apart, a node fenced by a stalled Redis admits from the store
+// again soon after Redis resumes: it probes while fenced instead of
+// waiting for its next heartbeat.
+func TestDistributedConcurrencyUnfencesWithoutAHeartbeat(t *testing.T) {
+	r := harness.StartRedis(t)
+	cfg := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  slow-beat:\n    distributedConcurrency: { minLimit: 8, maxLimit: 8, heartbeatMs: 60000 }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", r.URL, "--redis-timeout", "200ms", "--node-id", "solo")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	admit := func() bool {
+		a, err := c.Admit(ctx, "slow-beat", "", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Allowed() {
+			_ = a.Release(ctx, nil)
+		}
+		return a.Allowed()
+	}
+	if !admit() {
+		t.Fatal("refused with Redis up")
+	}
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // each waits out the deadline; three in a row fence the node
+		if admit() {
+			t.Fatalf("admit %d allowed with Redis stalled (fail-closed)", i)
+		}
+	}
+	waitFor(t, "the node to fence itself", func() bool { return strings.Contains(srv.Stderr(), "fencing this node") })
+	if err := r.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	// waitFor gives up after 10 s, long before the next heartbeat.
+	waitFor(t, "admission from the store again", admit)
+	t.Logf("admitting from the store again %s after Redis resumed", time.Since(resumed))
+	if !strings.Contains(srv.Stderr(), "unfenced") {
+		t.Fatalf("no unfence logged:\n%s", srv.Stderr())
+	}
 }

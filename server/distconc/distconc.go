@@ -38,6 +38,9 @@ type Guard struct {
 	local   *admit.Limiter // this node's adaptive estimate
 
 	fenced    atomic.Bool
+	failures  atomic.Int32 // store calls failed in a row
+	probing   atomic.Bool
+	stop      atomic.Pointer[<-chan struct{}]
 	lastLimit atomic.Int64
 	lastNodes atomic.Int64
 	localOnly atomic.Int64 // slots held while fenced in local-only mode
@@ -107,9 +110,10 @@ func (g *Guard) Acquire(ctx context.Context) (id string, expiresAt, limit, remai
 	defer cancel()
 	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases, g.nodes}, 0, id, g.ttl.Milliseconds(), g.cfg.Aggregate, g.local.Limit()).Int64Slice()
 	if err != nil || len(reply) != 5 {
-		g.fence(fmt.Errorf("acquire: %w", err))
+		g.failed(ctx, fmt.Errorf("acquire: %w", err))
 		return g.acquireFenced()
 	}
+	g.answered()
 	limit, remaining = reply[1], reply[2]
 	g.lastLimit.Store(limit)
 	g.lastNodes.Store(max(1, reply[3]))
@@ -178,7 +182,7 @@ func (g *Guard) Release(ctx context.Context, id string, dropped bool) {
 	defer cancel()
 	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
 		// The lease expires in Redis by its ttl anyway.
-		g.fence(fmt.Errorf("release: %w", err))
+		g.failed(ctx, fmt.Errorf("release: %w", err))
 	}
 }
 
@@ -209,7 +213,7 @@ func (g *Guard) Renew(ctx context.Context, ids []string) (live, reclaimed []stri
 	if err != nil || len(reply) != 2 {
 		// Unknown: keep them live locally; Redis expires them by ttl if the
 		// store never answers, and the node fences itself meanwhile.
-		g.fence(fmt.Errorf("renew: %w", err))
+		g.failed(ctx, fmt.Errorf("renew: %w", err))
 		for _, id := range remote {
 			live = append(live, id.(string))
 		}
@@ -247,9 +251,59 @@ func (g *Guard) reclaim(id string) {
 	}
 }
 
+// fenceAfter store calls failing in a row fence the node: one slow reply
+// or dropped connection does not (that call alone is decided as fenced).
+const fenceAfter = 3
+
+// failed counts a failed store call; a call whose caller gave up says
+// nothing about the store.
+func (g *Guard) failed(ctx context.Context, err error) {
+	if context.Cause(ctx) == context.Canceled {
+		return
+	}
+	if g.failures.Add(1) >= fenceAfter {
+		g.fence(err)
+	}
+}
+
+// answered records a store call that succeeded: the node is unfenced.
+func (g *Guard) answered() {
+	g.failures.Store(0)
+	if g.fenced.Swap(false) {
+		g.log.Info("distributed concurrency: the store answers again; unfenced", "policy", g.policy)
+	}
+}
+
 func (g *Guard) fence(err error) {
 	if !g.fenced.Swap(true) {
 		g.log.Warn("distributed concurrency: lost the store; fencing this node", "policy", g.policy, "mode", g.cfg.OnCoordinatorOutage, "err", err)
+	}
+	if !g.probing.Swap(true) {
+		go g.probe()
+	}
+}
+
+// probeEvery bounds how long a fenced node goes without trying the store:
+// it is unfenced within about this long of the store returning, not at
+// the next heartbeat (which may be many seconds away).
+const probeEvery = 250 * time.Millisecond
+
+// probe beats until the store answers (or the guard stops).
+func (g *Guard) probe() {
+	defer g.probing.Store(false)
+	t := time.NewTicker(min(probeEvery, time.Duration(g.cfg.HeartbeatMs)*time.Millisecond))
+	defer t.Stop()
+	var stop <-chan struct{}
+	if p := g.stop.Load(); p != nil {
+		stop = *p
+	}
+	for g.fenced.Load() {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			g.Beat(context.Background())
+		}
 	}
 }
 
@@ -274,17 +328,16 @@ func (g *Guard) Beat(ctx context.Context) {
 	// A node is live for three beats: one lost beat does not drop it.
 	reply, err := sc.Redis.Run(ctx, g.client, []string{g.nodes}, 0, g.nodeID, g.local.Limit(), 3*g.cfg.HeartbeatMs).Int64Slice()
 	if err != nil || len(reply) != 2 {
-		g.fence(fmt.Errorf("heartbeat: %w", err))
+		g.failed(ctx, fmt.Errorf("heartbeat: %w", err))
 		return
 	}
 	g.lastNodes.Store(max(1, reply[1]))
-	if g.fenced.Swap(false) {
-		g.log.Info("distributed concurrency: the store answers again; unfenced", "policy", g.policy)
-	}
+	g.answered()
 }
 
 // Run beats every heartbeatMs until stop closes.
 func (g *Guard) Run(stop <-chan struct{}) {
+	g.stop.Store(&stop)
 	g.Beat(context.Background())
 	t := time.NewTicker(time.Duration(g.cfg.HeartbeatMs) * time.Millisecond)
 	defer t.Stop()
@@ -322,7 +375,7 @@ func (g *Guard) Return(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
 	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
-		g.fence(fmt.Errorf("return: %w", err))
+		g.failed(ctx, fmt.Errorf("return: %w", err))
 	}
 }
 

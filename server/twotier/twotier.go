@@ -37,11 +37,19 @@ type Tier struct {
 type entry struct {
 	mu      sync.Mutex
 	spender *engine.LeaseSpender
-	refill  chan struct{} // non-nil while a lease is in flight
+	refill  *refill // non-nil while a lease is in flight
 	// A store denial, remembered until deniedUntil (epoch ms).
 	denied      engine.Decision
 	deniedUntil int64
 	lastUsed    int64
+}
+
+// refill is a lease in flight: done closes when it ends, err then holds
+// its failure. Everyone who waited for it shares its failure, so a store
+// that is down costs the waiters on a key one deadline, not one each.
+type refill struct {
+	done chan struct{}
+	err  error
 }
 
 // New returns the tier of a policy with strategy st over s.
@@ -140,18 +148,22 @@ func (t *Tier) leased(ctx context.Context, key store.Key, now, cost int64) (engi
 			break
 		}
 		// Another request is leasing for this key: wait for it, then try
-		// the local credits again.
+		// the local credits again — unless it failed, which answers this
+		// request too.
 		wait := e.refill
 		e.mu.Unlock()
 		select {
-		case <-wait:
+		case <-wait.done:
 		case <-ctx.Done():
 			return engine.Decision{}, ctx.Err()
 		}
+		if wait.err != nil {
+			return engine.Decision{}, wait.err
+		}
 		e.mu.Lock()
 	}
-	done := make(chan struct{})
-	e.refill = done
+	r := &refill{done: make(chan struct{})}
+	e.refill = r
 	e.mu.Unlock()
 
 	amount := max(t.cfg.Batch, cost)
@@ -168,7 +180,8 @@ func (t *Tier) leased(ctx context.Context, key store.Key, now, cost int64) (engi
 	e.mu.Lock()
 	defer func() {
 		e.refill = nil
-		close(done)
+		r.err = err
+		close(r.done)
 		e.mu.Unlock()
 	}()
 	if err != nil {

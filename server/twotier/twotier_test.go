@@ -145,3 +145,35 @@ func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
 		})
 	}
 }
+
+// downStore fails every check after a delay, as a store past its deadline.
+type downStore struct{ store.Store }
+
+func (downStore) Check(ctx context.Context, st engine.Strategy, k store.Key, now, cost int64) (engine.Decision, error) {
+	time.Sleep(20 * time.Millisecond)
+	return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
+}
+
+func TestWaitersShareAFailedLease(t *testing.T) {
+	mem := memstore.New(memstore.WithSweep(0))
+	defer mem.Close()
+	st, _ := engine.NewFixedWindow(1000, 60_000)
+	tier := New(st, downStore{mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
+	now := int64(1_700_000_000_000)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := tier.Check(context.Background(), store.Key{Prefix: "p", ID: "hot"}, now, 1); err == nil {
+				t.Error("a request succeeded with the store down")
+			}
+		}()
+	}
+	wg.Wait()
+	// Each failed lease answers everyone who waited for it: the requests
+	// do not take turns waiting out the store one after another.
+	if n := tier.StoreCalls.Load(); n > 5 {
+		t.Fatalf("50 concurrent requests on a down store made %d lease attempts one after another", n)
+	}
+}
