@@ -1,8 +1,13 @@
 -- ThrottleKit fixedWindow check. KEYS[1] = state key (hash: s = window start, c = count).
--- ARGV: now (0 = Redis TIME), limit, windowMs, cost.
+-- ARGV: now (0 = Redis TIME), limit, windowMs, cost[, ttlFloorMs].
 -- Reply: {allowed, limit, remaining, resetAt, retryAfterMs}.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[5] and tonumber(ARGV[5]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -47,7 +52,7 @@ elseif st[1] or st[2] then
 end
 if count + cost <= limit then
   redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-  redis.call('PEXPIRE', key, math.max(1, math.ceil(resetAt - now)))
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
   return reply(1, limit, limit - (count + cost), resetAt, 0)
 end
 return reply(0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))

@@ -1,9 +1,14 @@
 -- ThrottleKit slidingWindowLog check. KEYS[1] = state key: a sorted set of
 -- admitted units, score = timestamp, member "<now>-<n>" (n = count+1 .. count+cost).
--- ARGV: now (0 = Redis TIME), windowMs, limit, cost.
+-- ARGV: now (0 = Redis TIME), windowMs, limit, cost[, ttlFloorMs].
 -- Reply: {allowed, limit, remaining, resetAt, retryAfterMs}.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[5] and tonumber(ARGV[5]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -49,7 +54,7 @@ if count + cost <= limit then
   for n = count + 1, count + cost do
     redis.call('ZADD', key, nowText, nowText .. '-' .. string.format('%d', n))
   end
-  redis.call('PEXPIRE', key, math.max(1, math.ceil(windowMs)))
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs)))
   return reply(1, limit, math.max(0, limit - (count + cost)), math.ceil(scoreAt(0) + windowMs), 0)
 end
 local first = now

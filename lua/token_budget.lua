@@ -1,10 +1,15 @@
 -- ThrottleKit tokenBudget debit (post-hoc metering). KEYS[1] = state key
 -- (hash: s = window start, c = tokens served). The debit that crosses the
 -- budget is admitted and counted in full; later debits in the window are refused.
--- ARGV: now (0 = Redis TIME), budget, windowMs, tokens.
+-- ARGV: now (0 = Redis TIME), budget, windowMs, tokens[, ttlFloorMs].
 -- Reply: {allowed, limit(=budget), remaining, resetAt, retryAfterMs}.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[5] and tonumber(ARGV[5]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,5 +57,5 @@ if served >= budget then
 end
 served = served + tokens
 redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', served))
-redis.call('PEXPIRE', key, math.max(1, math.ceil(resetAt - now)))
+redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
 return reply(1, budget, math.max(0, budget - served), resetAt, 0)

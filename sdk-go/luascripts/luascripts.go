@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -32,8 +33,10 @@ type Script struct {
 	Role     string   `json:"role"`
 	Keys     []string `json:"keys"`
 	Argv     []string `json:"argv"`
-	SHA256   string   `json:"sha256"`
-	SHA1     string   `json:"sha1"`
+	// ArgvOptional may follow Argv; "ttlFloorMs" raises the TTLs written.
+	ArgvOptional []string `json:"argvOptional,omitempty"`
+	SHA256       string   `json:"sha256"`
+	SHA1         string   `json:"sha1"`
 	// Source is the script text.
 	Source string `json:"-"`
 	// Redis runs the script with EVALSHA, falling back to EVAL on NOSCRIPT.
@@ -131,8 +134,20 @@ type Call struct {
 	argv   []any
 	nowAt  int
 	costAt int
+	floor  bool // the script takes ttlFloorMs after argv
 	Limit  int64
 }
+
+// OwnInstantTTLFloorMs is the TTL floor sent with a request that carries
+// its own instant (a test clock, a replay of vectors or recorded traffic).
+// Redis expires keys on its real clock while such instants may stand
+// still, so a key could vanish between two requests at the same instant
+// and the second be decided on a fresh key; state kept past its TTL
+// decides exactly as the absent state it decays to, so keeping it a minute
+// longer never changes a decision, and no replay is a minute slower than
+// its own clock. Requests on the Redis clock send none: their keys expire
+// exactly as the ecosystem's.
+const OwnInstantTTLFloorMs = 60_000
 
 // Prepare binds st to its script of role (RoleCheck also selects a
 // tokenBudget's debit). It fails when an ARGV name has no value.
@@ -145,7 +160,7 @@ func Prepare(st engine.Strategy, role string) (*Call, error) {
 		return nil, fmt.Errorf("luascripts: no %s script for %s", role, st.Kind())
 	}
 	opts := Options(st)
-	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit()}
+	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit(), floor: slices.Contains(s.ArgvOptional, "ttlFloorMs")}
 	for i, name := range s.Argv {
 		switch name {
 		case "now":
@@ -164,15 +179,33 @@ func Prepare(st engine.Strategy, role string) (*Call, error) {
 }
 
 // Args returns ARGV for one call. now = 0 asks the script for the Redis
-// server clock.
+// server clock; any other now is the caller's own instant, sent with
+// OwnInstantTTLFloorMs.
 func (c *Call) Args(now, cost int64) []any {
-	out := make([]any, len(c.argv))
+	return c.args(now, cost, now != 0)
+}
+
+// ArgsAtRedisTime is Args for an instant the caller read from the Redis
+// clock (one TIME for a batch): the keys expire as on the Redis clock.
+func (c *Call) ArgsAtRedisTime(now, cost int64) []any {
+	return c.args(now, cost, false)
+}
+
+func (c *Call) args(now, cost int64, floor bool) []any {
+	n := len(c.argv)
+	if floor && c.floor {
+		n++
+	}
+	out := make([]any, n)
 	copy(out, c.argv)
 	if c.nowAt >= 0 {
 		out[c.nowAt] = now
 	}
 	if c.costAt >= 0 {
 		out[c.costAt] = cost
+	}
+	if n > len(c.argv) {
+		out[len(c.argv)] = OwnInstantTTLFloorMs
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import math
 import os
 import pathlib
 import subprocess
+import time
 import uuid
 from typing import Any
 
@@ -261,3 +262,18 @@ def test_key_hash_shares_a_hashing_policys_budget(
     assert not [k for k in client.scan_iter(match="hashed:*") if key.encode() in k]
     with pytest.raises(ValueError, match="key_hash_secret"):
         RedisBackend(client, Gcra(6, 3_600_000, 6), key_hash_secret="")
+
+
+def test_own_instant_outlives_real_time(redis_url: str) -> None:
+    """A key written at the caller's own instant is kept a minute (a TTL floor that never changes a
+    decision), so a replay whose clock stands still is not outrun by Redis's real-time expiry; a key
+    written on the Redis clock keeps the ecosystem's exact TTL."""
+    client = redis.Redis.from_url(redis_url)
+    door = RedisBackend(client, FixedWindow(1, 7), prefix=f"floor-{uuid.uuid4().hex}")
+    at = 1_700_000_000_001  # 6 ms before its 7 ms window ends
+    assert door.check("own", now=at).allowed
+    time.sleep(0.05)  # far past the window's TTL in real time
+    assert not door.check("own", now=at).allowed
+    assert client.pttl(door.key("own")) > 50_000
+    door.check("clock")
+    assert 0 < client.pttl(door.key("clock")) <= 7

@@ -18,6 +18,7 @@ class Script:
     argv: tuple[str, ...]
     body: str
     sha1: str
+    optional: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -37,8 +38,16 @@ def scripts() -> dict[tuple[str, str], Script]:
             argv=tuple(entry["argv"]),
             body=raw.decode("utf-8"),
             sha1=hashlib.sha1(raw).hexdigest(),
+            optional=tuple(entry.get("argvOptional", ())),
         )
     return out
+
+
+# The TTL floor sent with a request that carries its own instant (a replay):
+# Redis expires keys on its real clock while such instants may stand still,
+# and state kept past its TTL decides exactly as the absent state it decays
+# to, so keeping it a minute longer never changes a decision.
+OWN_INSTANT_TTL_FLOOR_MS = 60_000
 
 
 def script(strategy: str, role: str) -> Script:

@@ -80,6 +80,8 @@ class Prepared:
         argv = list(self._check_argv)
         argv[self._now_at] = instant(now)
         argv[self._cost_at] = str(units(cost))
+        if now is not None and "ttlFloorMs" in self.check.optional:
+            argv.append(str(_lua.OWN_INSTANT_TTL_FLOOR_MS))
         return argv
 
     @staticmethod

@@ -153,14 +153,14 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	args := call.Args(now, cost)
 	if now == 0 && len(keys) > 1 {
 		t, err := s.client.Time(ctx).Result()
 		if err != nil {
 			return nil, unavailable("time", err)
 		}
-		now = t.UnixMilli()
+		args = call.ArgsAtRedisTime(t.UnixMilli(), cost)
 	}
-	args := call.Args(now, cost)
 	cmds := make([]*redis.Cmd, len(keys))
 	pending := make([]int, len(keys))
 	for i := range pending {

@@ -1,10 +1,15 @@
 -- ThrottleKit gcra check. KEYS[1] = state key (a string holding tat).
--- ARGV: now (0 = Redis TIME), periodMs, limit, burst, cost.
+-- ARGV: now (0 = Redis TIME), periodMs, limit, burst, cost[, ttlFloorMs].
 -- Reply: {allowed, limit(=burst), remaining, resetAt, retryAfterMs}.
 -- Arithmetic is done in the order of the ThrottleKit semantics: the Go
 -- engine mirrors it operation for operation and replies must match bit for bit.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[6] and tonumber(ARGV[6]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -55,6 +60,6 @@ local allowAt = newTat - tau
 if now < allowAt then
   return reply(0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
 end
-local ttl = math.max(1, math.ceil(newTat - now))
+local ttl = math.max(ttlFloor, math.ceil(newTat - now))
 redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
 return reply(1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)

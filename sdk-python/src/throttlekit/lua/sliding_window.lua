@@ -1,10 +1,15 @@
 -- ThrottleKit slidingWindow check. KEYS[1] = state key: a hash whose field is
 -- the decimal slot number (tick mod (buckets+1)) and whose value is
 -- "<tick>:<count>"; a slot owned by another tick counts 0.
--- ARGV: now (0 = Redis TIME), windowMs, limit, cost, buckets.
+-- ARGV: now (0 = Redis TIME), windowMs, limit, cost, buckets[, ttlFloorMs].
 -- Reply: {allowed, limit, remaining, resetAt, retryAfterMs}.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[6] and tonumber(ARGV[6]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -75,7 +80,7 @@ local resetAt = math.ceil((c + 1) * w + windowMs)
 if projected <= limit then
   redis.call('HSET', key, string.format('%d', c % slots),
     string.format('%.17g', c) .. ':' .. string.format('%.17g', count(c) + cost))
-  redis.call('PEXPIRE', key, math.ceil(windowMs + w))
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs + w)))
   return reply(1, limit, math.max(0, math.floor(limit - projected)), resetAt, 0)
 end
 local D = projected - limit

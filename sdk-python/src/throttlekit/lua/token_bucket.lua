@@ -1,8 +1,13 @@
 -- ThrottleKit tokenBucket check. KEYS[1] = state key (hash: t = tokens, l = last).
--- ARGV: now (0 = Redis TIME), capacity, refillPerSec, cost.
+-- ARGV: now (0 = Redis TIME), capacity, refillPerSec, cost[, ttlFloorMs].
 -- Reply: {allowed, limit(=capacity), remaining, resetAt, retryAfterMs}.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
+-- ttlFloorMs (optional) raises every TTL written to at least that many ms.
+-- State kept past its TTL decides exactly as the absent state it decays
+-- to, so a floor never changes a decision; a caller whose instants are its
+-- own (a test clock, a replay) passes one that real time cannot outrun.
+local ttlFloor = math.max(1, math.min(86400000, ARGV[5] and tonumber(ARGV[5]) or 1))
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -47,7 +52,7 @@ tokens = tokens or capacity
 last = last or now
 local elapsed = math.max(0, now - last)
 tokens = math.min(capacity, tokens + elapsed * perMs)
-local ttl = math.max(1, math.ceil(capacity / perMs))
+local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
 if tokens >= cost then
   local newTokens = tokens - cost
   redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
