@@ -67,11 +67,17 @@ func TestCorruptStateOnRedis(t *testing.T) {
 	ctx := context.Background()
 	sts := mustStrategies()
 	far := fmt.Sprint(time.Now().UnixMilli() + 10*365*86_400_000)
+	// Values Lua's tonumber alone would read as an exhausted key (a space,
+	// hex) but the state reader would not: the scripts now reset them too.
+	exhausted := fmt.Sprint(time.Now().UnixMilli()+3_600_000, " ")
+	window := fmt.Sprint(time.Now().UnixMilli() / 3_600_000 * 3_600_000)
 	cases := []struct {
 		strategy string
 		poison   [][]any
 	}{
 		{"gcra", [][]any{{"SET", "K", "garbage"}}},
+		{"gcra", [][]any{{"SET", "K", exhausted}}},
+		{"fixedWindow", [][]any{{"HSET", "K", "s", window, "c", "0x5"}}},
 		{"gcra", [][]any{{"SET", "K", "inf"}}},
 		{"gcra", [][]any{{"SET", "K", "1e308"}}},
 		{"gcra", [][]any{{"HSET", "K", "x", "1"}}},

@@ -63,6 +63,8 @@ func TestBadInputStopsTheServer(t *testing.T) {
 		{"redis store without a URL", []string{"-c", bad, "--store", "redis"}, 2, "--store redis needs --redis URL"},
 		{"memory store with a redis URL", []string{"-c", bad, "--store", "memory", "--redis", "redis://127.0.0.1:1"}, 2, "--store memory conflicts with the redis connection flag"},
 		{"bad redis URL", []string{"-c", harness.WriteFile(t, "ok.yaml", wirePolicies), "--redis", "mongo://x"}, 1, "scheme must be redis"},
+		{"negative breaker failures", []string{"-c", bad, "--breaker-failures", "-1"}, 2, "--breaker-failures must be 0 (no breaker) or more"},
+		{"breaker probe too fast", []string{"-c", bad, "--breaker-probe", "1ms"}, 2, "--breaker-probe must be at least 10ms"},
 		{"help", []string{"--help"}, 0, "Usage: throttlekit-server"},
 	}
 	for _, tc := range tests {

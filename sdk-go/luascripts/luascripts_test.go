@@ -1,6 +1,7 @@
 package luascripts
 
 import (
+	"errors"
 	"io/fs"
 	"testing"
 
@@ -57,5 +58,44 @@ func TestPrepareOrdersArgvByManifest(t *testing.T) {
 	c, _ = Prepare(tb, RoleCheck)
 	if got := c.Args(0, 1); got[2] != "0.3" {
 		t.Fatalf("fractional refill formatted as %v", got[2])
+	}
+}
+
+// TestStateNumbersAreReadAsTheScriptsReadThem: the state reader accepts a
+// number only in the plain decimal form the scripts themselves accept
+// (Lua's tonumber would also take spaces and hex, Go's ParseFloat inf and
+// nan): a value one reads and the other resets would decide differently.
+func TestStateNumbersAreReadAsTheScriptsReadThem(t *testing.T) {
+	g, _ := engine.NewGCRA(10, 1000, 10)
+	sw, _ := engine.NewSlidingWindow(10, 1000, 4)
+	const now = int64(1_700_000_000_000)
+	for _, tc := range []struct {
+		st    engine.Strategy
+		reply []any
+		ok    bool
+	}{
+		{g, []any{now, "1700000000100"}, true},
+		{g, []any{now, "1.7000000001e+12"}, true},
+		{g, []any{now, "+1700000000100."}, true},
+		{g, []any{now, "1700000000100 "}, false},
+		{g, []any{now, " 1700000000100"}, false},
+		{g, []any{now, "0x10"}, false},
+		{g, []any{now, "inf"}, false},
+		{g, []any{now, "nan"}, false},
+		{g, []any{now, "1_000"}, false},
+		{g, []any{now, "1e999"}, false},
+		{sw, []any{now, "1", "1700000000:2"}, true},
+		{sw, []any{now, "01", "1700000000:2"}, false},
+		{sw, []any{now, "+1", "1700000000:2"}, false},
+		{sw, []any{now, "-0", "1700000000:2"}, false},
+		{sw, []any{now, "1", "1700000000: 2"}, false},
+	} {
+		_, _, err := ParseState(tc.st, tc.reply)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %q: err %v, want accepted=%v", tc.st.Kind(), tc.reply[1:], err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, engine.ErrCorrupt) {
+			t.Errorf("%s %q: %v is not ErrCorrupt", tc.st.Kind(), tc.reply[1:], err)
+		}
 	}
 }

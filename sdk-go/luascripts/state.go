@@ -31,7 +31,12 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 		v, ok := rest[i].(string)
 		return v, ok
 	}
-	num := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	num := func(v string) (float64, error) {
+		if !decimal(v) {
+			return 0, fmt.Errorf("%q is not a plain decimal number", v)
+		}
+		return strconv.ParseFloat(v, 64)
+	}
 	var err error
 	switch st.Kind() {
 	case engine.KindGCRA:
@@ -64,7 +69,9 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 			value, _ := rest[i+1].(string)
 			slot, perr := strconv.Atoi(field)
 			tick, count, found := strings.Cut(value, ":")
-			if perr != nil || !found || slot < 0 || slot >= slots {
+			// A slot is its index as the scripts write it (no sign, no
+			// leading zero): the scripts read no other form either.
+			if perr != nil || strconv.Itoa(slot) != field || !found || slot < 0 || slot >= slots {
 				return engine.State{}, now, fmt.Errorf("luascripts: bad sliding window slot %q=%q: %w", field, value, engine.ErrCorrupt)
 			}
 			if s.Series[2*slot], err = num(tick); err != nil {
@@ -98,4 +105,30 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 		return engine.State{}, now, fmt.Errorf("luascripts: %s state out of range: %w", st.Kind(), engine.ErrCorrupt)
 	}
 	return s, now, nil
+}
+
+// decimal reports whether v has the plain decimal form the scripts write,
+// the only form they read back (Lua's ^[-+]?%d*%.?%d*[eE]?[-+]?%d*$):
+// what strconv.ParseFloat and Lua's tonumber read alike. Spaces, hex, inf
+// and nan are corrupt to both.
+func decimal(v string) bool {
+	i := 0
+	skip := func(ok func(byte) bool, many bool) {
+		for i < len(v) && ok(v[i]) {
+			i++
+			if !many {
+				return
+			}
+		}
+	}
+	sign := func(c byte) bool { return c == '+' || c == '-' }
+	digit := func(c byte) bool { return c >= '0' && c <= '9' }
+	skip(sign, false)
+	skip(digit, true)
+	skip(func(c byte) bool { return c == '.' }, false)
+	skip(digit, true)
+	skip(func(c byte) bool { return c == 'e' || c == 'E' }, false)
+	skip(sign, false)
+	skip(digit, true)
+	return i == len(v)
 }

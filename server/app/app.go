@@ -42,46 +42,48 @@ import (
 
 // flags are the parsed command line.
 type flags struct {
-	config       string
-	host         string
-	port         int
-	fail         string
-	store        string
-	redis        stringList
-	redisPrefix  string
-	redisTimeout time.Duration
-	metricsPort  int
-	metricsHost  string
-	leaseTTL     time.Duration
-	nodeID       string
-	pgURL        string
-	pgTable      string
-	pgPrefix     string
-	pgTimeout    time.Duration
-	dynTable     string
-	dynRegion    string
-	dynEndpoint  string
-	dynPrefix    string
-	dynCreate    bool
-	dynTimeout   time.Duration
-	dynRetries   int
-	maxStreams   uint
-	maxConnAge   time.Duration
-	tlsCert      string
-	tlsKey       string
-	tlsCA        string
-	secret       string
-	monitor      string
-	monitorKey   string
-	tui          bool
-	secretFile   string
-	monitorFile  string
-	fleetKey     string
-	fleetFile    string
-	hashKey      string
-	hashFile     string
-	httpPort     int
-	watchConfig  bool
+	config          string
+	host            string
+	port            int
+	fail            string
+	store           string
+	redis           stringList
+	redisPrefix     string
+	redisTimeout    time.Duration
+	metricsPort     int
+	metricsHost     string
+	leaseTTL        time.Duration
+	breakerFailures int
+	breakerProbe    time.Duration
+	nodeID          string
+	pgURL           string
+	pgTable         string
+	pgPrefix        string
+	pgTimeout       time.Duration
+	dynTable        string
+	dynRegion       string
+	dynEndpoint     string
+	dynPrefix       string
+	dynCreate       bool
+	dynTimeout      time.Duration
+	dynRetries      int
+	maxStreams      uint
+	maxConnAge      time.Duration
+	tlsCert         string
+	tlsKey          string
+	tlsCA           string
+	secret          string
+	monitor         string
+	monitorKey      string
+	tui             bool
+	secretFile      string
+	monitorFile     string
+	fleetKey        string
+	fleetFile       string
+	hashKey         string
+	hashFile        string
+	httpPort        int
+	watchConfig     bool
 }
 
 // stringList is a repeatable string flag.
@@ -120,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.dynCreate, "dynamodb-create-table", false, "create the table (partition key pk, on demand, TTL on expires_at) if absent")
 	fs.DurationVar(&f.dynTimeout, "dynamodb-timeout", 500*time.Millisecond, "deadline of each DynamoDB decision, retries included")
 	fs.IntVar(&f.dynRetries, "dynamodb-retries", 32, "compare-and-set attempts on a contended key before the fail mode decides")
+	fs.IntVar(&f.breakerFailures, "breaker-failures", breaker.DefaultThreshold, "store failures in a row that open the circuit breaker: decisions then follow the fail mode at once while the store is probed (0 = no breaker)")
+	fs.DurationVar(&f.breakerProbe, "breaker-probe", breaker.DefaultProbe, "how often an open circuit breaker tries the store; decisions come from it again within about this long of it answering")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
 	fs.UintVar(&f.maxStreams, "max-concurrent-streams", 1024, "calls in flight on one client connection; more wait for a free stream")
@@ -212,6 +216,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.pgTimeout <= 0 {
 		return nil, fmt.Errorf("--postgres-timeout must be positive, not %s", f.pgTimeout)
+	}
+	if f.breakerFailures < 0 {
+		return nil, fmt.Errorf("--breaker-failures must be 0 (no breaker) or more, not %d", f.breakerFailures)
+	}
+	if f.breakerProbe < 10*time.Millisecond {
+		return nil, fmt.Errorf("--breaker-probe must be at least 10ms, not %s", f.breakerProbe)
 	}
 	if f.leaseTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("--lease-ttl must be at least 10ms, not %s", f.leaseTTL)
@@ -307,10 +317,10 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 		return err
 	}
 	var brk *breaker.Store
-	if f.store != "memory" {
+	if f.store != "memory" && f.breakerFailures > 0 {
 		// A store that is down answers by the fail mode at once instead of
 		// costing every decision its deadline (see breaker).
-		brk = breaker.New(rates, f.store, breaker.Options{Log: log})
+		brk = breaker.New(rates, f.store, breaker.Options{Threshold: f.breakerFailures, Probe: f.breakerProbe, Log: log})
 		rates = brk
 	}
 	meters := memstore.New(meterOpts...)

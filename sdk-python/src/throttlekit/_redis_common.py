@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,20 @@ def as_text(v: Any) -> str | None:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return str(v)
+
+
+_DECIMAL = re.compile(r"[-+]?[0-9]*\.?[0-9]*[eE]?[-+]?[0-9]*")
+
+
+def decimal(v: str) -> float:
+    """A number in state, read only in the plain decimal form the scripts write (no spaces, hex,
+    underscores, inf or nan): the form every client's parser reads alike; else ValueError."""
+    if not _DECIMAL.fullmatch(v):
+        raise ValueError(f"{v!r} is not a plain decimal number")
+    f = float(v)
+    if math.isinf(f):
+        raise ValueError(f"{v!r} is out of range")
+    return f
 
 
 class Prepared:
@@ -121,10 +136,10 @@ class Prepared:
         s = _engine.State()
         if kind == "gcra":
             if rest and rest[0] is not None:
-                s.present, s.v0 = True, float(rest[0])
+                s.present, s.v0 = True, decimal(rest[0])
         elif kind in ("tokenBucket", "fixedWindow"):
             if len(rest) >= 2 and rest[0] is not None and rest[1] is not None:
-                s.present, s.v0, s.v1 = True, float(rest[0]), float(rest[1])
+                s.present, s.v0, s.v1 = True, decimal(rest[0]), decimal(rest[1])
         elif kind == "slidingWindow":
             if rest:
                 slots = int(self.strategy.params()["buckets"]) + 1
@@ -132,11 +147,12 @@ class Prepared:
                 s.series = [-1.0 if i % 2 == 0 else 0.0 for i in range(2 * slots)]
                 for i in range(0, len(rest) - 1, 2):
                     field, value = rest[i] or "", rest[i + 1] or ""
-                    slot = int(field)
+                    # A slot is its index as the scripts write it: digits, no sign or leading zero.
+                    slot = int(field) if field.isascii() and field.isdigit() else -1
                     tick, sep, count = value.partition(":")
-                    if not sep or not 0 <= slot < slots:
+                    if not sep or str(slot) != field or not 0 <= slot < slots:
                         raise ValueError(f"bad slot {field}={value}")
-                    s.series[2 * slot], s.series[2 * slot + 1] = float(tick), float(count)
+                    s.series[2 * slot], s.series[2 * slot + 1] = decimal(tick), decimal(count)
         elif kind == "slidingWindowLog" and rest:
             s.present = True
             s.series = sorted(float(rest[i] or "nan") for i in range(1, len(rest), 2))

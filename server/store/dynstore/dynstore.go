@@ -170,13 +170,21 @@ func (s *Store) get(ctx context.Context, st engine.Strategy, pk string, now int6
 		// every compare-and-set or decide wrongly for ever: it goes, and the
 		// key is decided as new (a concurrent writer may lose one spend).
 		s.warn.Warn(store.CorruptMsg, "key", pk, "err", corrupt)
-		if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		// Deleting is idempotent: a connection dropped under it is tried
+		// again, like a read.
+		del := &dynamodb.DeleteItemInput{
 			TableName: &s.table,
 			Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
-		}); err != nil {
-			return item{}, err
 		}
-		return item{}, nil
+		for attempt := 0; ; attempt++ {
+			_, err := s.db.DeleteItem(ctx, del)
+			if err == nil {
+				return item{}, nil
+			}
+			if attempt == readAttempts-1 || ctx.Err() != nil {
+				return item{}, err
+			}
+		}
 	}
 	return it, nil
 }

@@ -18,6 +18,13 @@ end
 -- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
 local SKEW = 60000
 local MAXINT = 9007199254740992
+-- Numbers in state are read only in the plain decimal form the scripts
+-- write (no spaces, no hex, no inf or nan): the form every client's parser
+-- reads alike. Anything else is corrupt.
+local function num(s)
+  if type(s) ~= 'string' or not string.find(s, '^[-+]?%d*%.?%d*[eE]?[-+]?%d*$') then return nil end
+  return tonumber(s)
+end
 local reset = false
 local function corrupt()
   redis.call('DEL', key)
@@ -43,7 +50,7 @@ local count = 0
 if st.err then
   corrupt()
 elseif st[1] or st[2] then
-  local s, c = tonumber(st[1]), tonumber(st[2])
+  local s, c = num(st[1]), num(st[2])
   if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
     corrupt()
   elseif s == start then

@@ -20,6 +20,13 @@ end
 -- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
 local SKEW = 60000
 local MAXINT = 9007199254740992
+-- Numbers in state are read only in the plain decimal form the scripts
+-- write (no spaces, no hex, no inf or nan): the form every client's parser
+-- reads alike. Anything else is corrupt.
+local function num(s)
+  if type(s) ~= 'string' or not string.find(s, '^[-+]?%d*%.?%d*[eE]?[-+]?%d*$') then return nil end
+  return tonumber(s)
+end
 local reset = false
 local function corrupt()
   redis.call('DEL', key)
@@ -47,7 +54,7 @@ local tat
 if type(raw) == 'table' then
   corrupt()
 elseif raw then
-  tat = tonumber(raw)
+  tat = num(raw)
   if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
     corrupt()
     tat = nil

@@ -20,6 +20,13 @@ end
 -- sixth element, 1. Reply integers saturate at +-2^53 (exact in a double).
 local SKEW = 60000
 local MAXINT = 9007199254740992
+-- Numbers in state are read only in the plain decimal form the scripts
+-- write (no spaces, no hex, no inf or nan): the form every client's parser
+-- reads alike. Anything else is corrupt.
+local function num(s)
+  if type(s) ~= 'string' or not string.find(s, '^[-+]?%d*%.?%d*[eE]?[-+]?%d*$') then return nil end
+  return tonumber(s)
+end
 local reset = false
 local function corrupt()
   redis.call('DEL', key)
@@ -48,11 +55,14 @@ if raw.err then
 end
 -- ring maps a slot's field to {tick, count}; every slot must parse.
 for i = 1, #raw, 2 do
-  local slot = tonumber(raw[i])
+  -- A slot's field is its index as the script writes it: digits, no sign
+  -- or leading zero.
+  local slot = string.find(raw[i], '^%d+$') and tonumber(raw[i])
+  if slot and string.format('%d', slot) ~= raw[i] then slot = nil end
   local v = raw[i + 1]
   local sep = string.find(v, ':', 1, true)
-  local tick = sep and tonumber(string.sub(v, 1, sep - 1))
-  local n = sep and tonumber(string.sub(v, sep + 1))
+  local tick = sep and num(string.sub(v, 1, sep - 1))
+  local n = sep and num(string.sub(v, sep + 1))
   if not (slot and slot >= 0 and slot < slots and slot == math.floor(slot)
       and tick and tick > -math.huge and tick < math.huge and n and n >= 0 and n < math.huge) then
     corrupt()
