@@ -9,7 +9,8 @@ local now = tonumber(ARGV[1])
 -- State kept past its TTL decides exactly as the absent state it decays
 -- to, so a floor never changes a decision; a caller whose instants are its
 -- own (a test clock, a replay) passes one that real time cannot outrun.
-local ttlFloor = math.max(1, math.min(86400000, ARGV[5] and tonumber(ARGV[5]) or 1))
+local ttlFloor = 1
+if ARGV[5] then ttlFloor = math.max(1, math.min(86400000, tonumber(ARGV[5]) or 1)) end
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -21,10 +22,10 @@ end
 local SKEW = 60000
 local MAXINT = 9007199254740992
 -- Numbers in state are read only in the plain decimal form the scripts
--- write (no spaces, no hex, no inf or nan): the form every client's parser
--- reads alike. Anything else is corrupt.
+-- write (digits, sign, point, exponent: no spaces, hex, inf or nan), the
+-- form every client's parser reads alike. Anything else is corrupt.
 local function num(s)
-  if type(s) ~= 'string' or not string.find(s, '^[-+]?%d*%.?%d*[eE]?[-+]?%d*$') then return nil end
+  if type(s) ~= 'string' or string.find(s, '[^%d%.eE+-]') then return nil end
   return tonumber(s)
 end
 local reset = false

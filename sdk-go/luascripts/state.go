@@ -107,10 +107,11 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 	return s, now, nil
 }
 
-// decimal reports whether v has the plain decimal form the scripts write,
-// the only form they read back (Lua's ^[-+]?%d*%.?%d*[eE]?[-+]?%d*$):
-// what strconv.ParseFloat and Lua's tonumber read alike. Spaces, hex, inf
-// and nan are corrupt to both.
+// decimal reports whether v could be a number in the plain decimal form
+// the scripts write, the only form they read back: sign, digits, point,
+// exponent. Over those characters strconv.ParseFloat and Lua's tonumber
+// accept exactly the same strings; spaces, hex, underscores, inf and nan,
+// which only one of them takes, are corrupt to both.
 func decimal(v string) bool {
 	i := 0
 	skip := func(ok func(byte) bool, many bool) {
