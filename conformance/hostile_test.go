@@ -117,18 +117,8 @@ func TestCorruptStateOnRedis(t *testing.T) {
 // TestCorruptStateOnPostgres: a row whose state does not decode, or holds
 // an impossible value, is reset and decided as a fresh key.
 func TestCorruptStateOnPostgres(t *testing.T) {
-	pg := harness.StartPostgres(t)
 	ctx := context.Background()
-	s, err := pgstore.New(ctx, pgstore.Options{URL: pg.URL, Table: "poison", Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := pgx.Connect(ctx, pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	s, conn := postgresWithConn(t, "poison")
 	sts := mustStrategies()
 	far := time.Now().UnixMilli() + 10*365*86_400_000
 	for i, tc := range []struct{ strategy, text string }{
@@ -147,18 +137,8 @@ func TestCorruptStateOnPostgres(t *testing.T) {
 // attributes of the wrong type (which would fail every compare-and-set),
 // is replaced and the key decided as fresh.
 func TestCorruptStateOnDynamoDB(t *testing.T) {
-	d := harness.StartDynamo(t)
 	ctx := context.Background()
-	s, err := dynstore.New(ctx, dynstore.Options{Table: "poison", Endpoint: d.Endpoint, CreateTable: true, Timeout: 10 * time.Second, Retries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(d.Endpoint) })
+	s, db := dynamoWithClient(t, "poison")
 	far := fmt.Sprint(time.Now().UnixMilli() + 10*365*86_400_000)
 	n := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
 	str := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -179,4 +159,42 @@ func TestCorruptStateOnDynamoDB(t *testing.T) {
 		}
 		t.Run(fmt.Sprint(tc.strategy, i), func(t *testing.T) { assertFresh(t, s, sts[tc.strategy], key) })
 	}
+}
+
+// postgresWithConn starts Postgres and returns the store on table and a
+// plain connection to the same database, for writing what the store never
+// would.
+func postgresWithConn(t *testing.T, table string) (*pgstore.Store, *pgx.Conn) {
+	t.Helper()
+	pg := harness.StartPostgres(t)
+	ctx := context.Background()
+	s, err := pgstore.New(ctx, pgstore.Options{URL: pg.URL, Table: table, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	conn, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, conn
+}
+
+// dynamoWithClient starts the DynamoDB emulator and returns the store on
+// table and a plain client of the same endpoint.
+func dynamoWithClient(t *testing.T, table string) (*dynstore.Store, *dynamodb.Client) {
+	t.Helper()
+	d := harness.StartDynamo(t)
+	ctx := context.Background()
+	s, err := dynstore.New(ctx, dynstore.Options{Table: table, Endpoint: d.Endpoint, CreateTable: true, Timeout: 30 * time.Second, Retries: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(d.Endpoint) })
 }

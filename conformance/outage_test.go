@@ -3,13 +3,11 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +104,7 @@ func TestRedisOutage(t *testing.T) {
 	if open := harness.Metric(t, metrics, circuitMetric); open != 1 {
 		t.Fatalf("%s = %v while Redis is stalled", circuitMetric, open)
 	}
-	if code, body := get(t, "http://"+metrics+"/readyz"); code != 503 || !strings.Contains(body, "circuit breaker") {
+	if code, body := httpGet(t, "http://"+metrics+"/readyz"); code != 503 || !strings.Contains(body, "circuit breaker") {
 		t.Fatalf("/readyz while Redis is stalled: %d %q", code, body)
 	}
 	r.Stop() // the stalled process is killed outright
@@ -149,7 +147,7 @@ func TestRedisOutage(t *testing.T) {
 	if open := harness.Metric(t, metrics, circuitMetric); open != 0 {
 		t.Fatalf("%s = %v after Redis returned", circuitMetric, open)
 	}
-	if code, body := get(t, "http://"+metrics+"/readyz"); code != 200 {
+	if code, body := httpGet(t, "http://"+metrics+"/readyz"); code != 200 {
 		t.Fatalf("/readyz after Redis returned: %d %q", code, body)
 	}
 	t.Logf("outage decisions %d (p99 %s, slowest %s); goroutines %.0f -> %.0f (stalled) -> %.0f (down); recovered in %s",
@@ -181,18 +179,6 @@ func TestRedisOutage(t *testing.T) {
 const redisDeadline = time.Second
 
 const circuitMetric = `throttlekit_store_circuit_open{store="redis"}`
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

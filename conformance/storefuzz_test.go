@@ -12,16 +12,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/store"
-	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
-	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 )
 
@@ -69,18 +65,7 @@ func TestFuzzRedisStoreState(t *testing.T) {
 }
 
 func TestFuzzPostgresStoreState(t *testing.T) {
-	pg := harness.StartPostgres(t)
-	ctx := context.Background()
-	s, err := pgstore.New(ctx, pgstore.Options{URL: pg.URL, Table: "fuzzed", Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := pgx.Connect(ctx, pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	s, conn := postgresWithConn(t, "fuzzed")
 	fuzzStore(t, s, func(ctx context.Context, rng *rand.Rand, key store.Key, now int64) (string, error) {
 		expires := []int64{now + rng.Int64N(1e7), now - rng.Int64N(1e4), math.MaxInt64, math.MinInt64, 0}[rng.IntN(5)]
 		// A text column holds UTF-8 without NUL: anything else is refused by the database, not stored.
@@ -92,18 +77,7 @@ ON CONFLICT (key) DO UPDATE SET state = excluded.state, expires_at = excluded.ex
 }
 
 func TestFuzzDynamoStoreState(t *testing.T) {
-	d := harness.StartDynamo(t)
-	ctx := context.Background()
-	s, err := dynstore.New(ctx, dynstore.Options{Table: "fuzzed", Endpoint: d.Endpoint, CreateTable: true, Timeout: 30 * time.Second, Retries: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(d.Endpoint) })
+	s, db := dynamoWithClient(t, "fuzzed")
 	fuzzStore(t, s, func(ctx context.Context, rng *rand.Rand, key store.Key, now int64) (string, error) {
 		attr := func() types.AttributeValue {
 			if rng.IntN(3) == 0 {
@@ -236,8 +210,8 @@ type keyState struct {
 	key      store.Key
 	model    engine.State
 	poisoned bool
-	deadline int64 // when the key's state expires (epoch ms)
-	expired  bool  // it has since the last decision
+	deadline int64    // when the key's state expires (epoch ms)
+	expired  bool     // it has since the last decision
 	history  []string // the key's last operations, for a failure's message
 }
 
