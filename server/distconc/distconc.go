@@ -290,7 +290,18 @@ const probeEvery = 250 * time.Millisecond
 
 // probe beats until the store answers (or the guard stops).
 func (g *Guard) probe() {
-	defer g.probing.Store(false)
+	for {
+		g.probeWhileFenced()
+		g.probing.Store(false)
+		// A fence between the loop's end and the line above started no
+		// probe of its own: take it over.
+		if !g.fenced.Load() || !g.probing.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (g *Guard) probeWhileFenced() {
 	t := time.NewTicker(min(probeEvery, time.Duration(g.cfg.HeartbeatMs)*time.Millisecond))
 	defer t.Stop()
 	var stop <-chan struct{}
