@@ -291,8 +291,11 @@ const probeEvery = 250 * time.Millisecond
 // probe beats until the store answers (or the guard stops).
 func (g *Guard) probe() {
 	for {
-		g.probeWhileFenced()
+		stopped := g.probeWhileFenced()
 		g.probing.Store(false)
+		if stopped {
+			return
+		}
 		// A fence between the loop's end and the line above started no
 		// probe of its own: take it over.
 		if !g.fenced.Load() || !g.probing.CompareAndSwap(false, true) {
@@ -301,7 +304,9 @@ func (g *Guard) probe() {
 	}
 }
 
-func (g *Guard) probeWhileFenced() {
+// probeWhileFenced beats until the node is unfenced; stopped reports that
+// the guard stopped first.
+func (g *Guard) probeWhileFenced() (stopped bool) {
 	t := time.NewTicker(min(probeEvery, time.Duration(g.cfg.HeartbeatMs)*time.Millisecond))
 	defer t.Stop()
 	var stop <-chan struct{}
@@ -311,11 +316,12 @@ func (g *Guard) probeWhileFenced() {
 	for g.fenced.Load() {
 		select {
 		case <-stop:
-			return
+			return true
 		case <-t.C:
 			g.Beat(context.Background())
 		}
 	}
+	return false
 }
 
 // Beat publishes this node's estimate and unfences it when the store
