@@ -19,6 +19,7 @@ const outagePolicies = `version: 1
 limiters:
   open-api:   { strategy: gcra, limit: 100000, period: 1s, burst: 1000, fail: open }
   closed-api: { strategy: fixedWindow, limit: 100000, period: 1s, fail: closed }
+  leased-api: { strategy: fixedWindow, limit: 100000000, period: 1h, twoTier: { mode: leased, batch: 100 }, fail: open }
 `
 
 // TestRedisOutage stalls Redis (SIGSTOP), then kills it, under load:
@@ -51,7 +52,9 @@ func TestRedisOutage(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			policy := []string{"open-api", "closed-api"}[w%2]
+			// Leased requests on one key share a lease: with the store down they
+			// must not queue behind one another's refills.
+			policy := []string{"open-api", "closed-api", "leased-api"}[w%3]
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -61,7 +64,11 @@ func TestRedisOutage(t *testing.T) {
 				p := phase.Load()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				start := time.Now()
-				d, err := c.Check(ctx, policy, fmt.Sprint("k", i%50), 1)
+				key := fmt.Sprint("k", i%50)
+				if policy == "leased-api" {
+					key = "hot"
+				}
+				d, err := c.Check(ctx, policy, key, 1)
 				took := time.Since(start)
 				cancel()
 				if err != nil {
@@ -75,7 +82,7 @@ func TestRedisOutage(t *testing.T) {
 					}
 					continue
 				}
-				open := policy == "open-api"
+				open := policy != "closed-api"
 				if d.ResetAt != 0 {
 					continue // decided by Redis just before the stall took hold
 				}
