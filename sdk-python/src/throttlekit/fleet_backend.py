@@ -17,6 +17,20 @@ from .errors import ThrottleKitError
 from .fleet import AXES, MAX_ROUNDS, Credits, Lease, lease_from_proto
 
 
+def reserve_request(policy: str, domain: str, wants: int, has: int, used: int, axis: str) -> Any:
+    """The Reserve request of both clients, validated before anything is sent."""
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {sorted(AXES)}, not {axis!r}")
+    return pb.ReserveRequest(
+        policy=policy,
+        caller=pb.Caller(domain=domain),
+        wants=_grpc.check_units("wants", wants),
+        has=has,
+        used=used,
+        axis=AXES[axis],
+    )
+
+
 class FleetBackend:
     """Leases budget from a server's Fleet door::
 
@@ -46,16 +60,7 @@ class FleetBackend:
     ) -> Lease:
         """Leases up to ``wants`` units of ``policy``'s window for ``domain`` (``""``: the whole budget);
         fewer when fewer are left, none (a refusal) when it is spent."""
-        if axis not in AXES:
-            raise ValueError(f"axis must be one of {sorted(AXES)}, not {axis!r}")
-        req = pb.ReserveRequest(
-            policy=policy,
-            caller=pb.Caller(domain=domain),
-            wants=_grpc.check_units("wants", wants),
-            has=has,
-            used=used,
-            axis=AXES[axis],
-        )
+        req = reserve_request(policy, domain, wants, has, used, axis)
         try:
             resp = self._stub.Reserve(req, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as err:

@@ -10,10 +10,11 @@ from typing import Any
 import grpc
 
 from . import _grpc
-from ._grpc import pb, pb_grpc
+from ._grpc import pb_grpc
 from .decision import Decision
 from .errors import ThrottleKitError
-from .fleet import AXES, MAX_ROUNDS, Credits, Lease, lease_from_proto
+from .fleet import MAX_ROUNDS, Credits, Lease, lease_from_proto
+from .fleet_backend import reserve_request
 
 
 class AsyncFleetBackend:
@@ -37,16 +38,7 @@ class AsyncFleetBackend:
         self, policy: str, *, domain: str = "", wants: int = 1, has: int = 0, used: int = 0, axis: str = "rate"
     ) -> Lease:
         """See :meth:`FleetBackend.reserve`."""
-        if axis not in AXES:
-            raise ValueError(f"axis must be one of {sorted(AXES)}, not {axis!r}")
-        req = pb.ReserveRequest(
-            policy=policy,
-            caller=pb.Caller(domain=domain),
-            wants=_grpc.check_units("wants", wants),
-            has=has,
-            used=used,
-            axis=AXES[axis],
-        )
+        req = reserve_request(policy, domain, wants, has, used, axis)
         try:
             resp = await self._stub.Reserve(req, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as err:

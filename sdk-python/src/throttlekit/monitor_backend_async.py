@@ -27,7 +27,7 @@ class AsyncMonitorBackend:
     ) -> None:
         self._channel = _grpc.aio_channel(target, credentials, options)
         self._stub = pb_grpc.MonitorStub(self._channel)
-        self._metadata = (("x-monitor-secret", secret),) if secret else None
+        self._metadata = _grpc.with_secret(None, "x-monitor-secret", secret)
         self._timeout = timeout
 
     async def get_snapshot(self) -> MonitorSnapshot:
