@@ -13,11 +13,18 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 )
 
-// slowStore delays every check, so concurrent misses overlap.
-type slowStore struct{ store.Store }
+// slowStore delays every check, so concurrent misses overlap; down
+// fails each one after the delay, as a store past its deadline.
+type slowStore struct {
+	store.Store
+	down bool
+}
 
 func (s slowStore) Check(ctx context.Context, st engine.Strategy, k store.Key, now, cost int64) (engine.Decision, error) {
 	time.Sleep(20 * time.Millisecond)
+	if s.down {
+		return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
 	return s.Store.Check(ctx, st, k, now, cost)
 }
 
@@ -25,7 +32,7 @@ func TestConcurrentMissesShareOneLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, slowStore{mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
+	tier := New(st, slowStore{Store: mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -146,19 +153,11 @@ func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
 	}
 }
 
-// downStore fails every check after a delay, as a store past its deadline.
-type downStore struct{ store.Store }
-
-func (downStore) Check(ctx context.Context, st engine.Strategy, k store.Key, now, cost int64) (engine.Decision, error) {
-	time.Sleep(20 * time.Millisecond)
-	return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
-}
-
 func TestWaitersShareAFailedLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, downStore{mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
+	tier := New(st, slowStore{Store: mem, down: true}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
