@@ -351,22 +351,17 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	} else {
 		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
 	}
-	// decided[i] is false for a key the fail mode answers. Keys the store
-	// decided before it failed on others keep their decisions: they were
-	// charged.
-	decided := make([]bool, len(keys))
-	var partial *store.PartialError
-	switch {
-	case err == nil:
-		for i := range decided {
-			decided[i] = true
-		}
-	case errors.As(err, &partial):
-		ds, decided = partial.Decisions, partial.Decided
-	default:
-		ds = make([]engine.Decision, len(keys))
-	}
+	// After a failure, decided[i] is false for a key the fail mode answers.
+	// Keys the store decided before it failed on others keep their
+	// decisions: they were charged. (nil: the store decided every key.)
+	var decided []bool
 	if err != nil {
+		var partial *store.PartialError
+		if errors.As(err, &partial) {
+			ds, decided = partial.Decisions, partial.Decided
+		} else {
+			ds, decided = make([]engine.Decision, len(keys)), make([]bool, len(keys))
+		}
 		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
 		if err != nil {
 			return nil, err
@@ -380,7 +375,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
 	for i, d := range ds {
 		out.Decisions[i] = toProto(d)
-		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, !decided[i], "", 0)
+		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, decided != nil && !decided[i], "", 0)
 	}
 	return out, nil
 }
