@@ -50,9 +50,10 @@ type Store interface {
 var ErrUnavailable = errors.New("store unavailable")
 
 // CheckEach decides keys through s.Check, for stores with no batched
-// form: at most EachParallel keys at a time, all at the same now, and
-// under one deadline for the whole batch (timeout), so a store that fails
-// costs a batch one deadline, not one per key. decisions[i] answers
+// form: at most EachParallel keys at a time (a repeated key's checks in
+// batch order), all at the same now, and under one deadline for the whole
+// batch (timeout), so a store that fails costs a batch one deadline, not
+// one per key. decisions[i] answers
 // keys[i]. When some keys fail, the others keep the decisions the store
 // made (they were charged): the error is a *PartialError.
 func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now, cost int64, timeout time.Duration) ([]engine.Decision, error) {
@@ -60,14 +61,28 @@ func CheckEach(ctx context.Context, s Store, st engine.Strategy, keys []Key, now
 	defer cancel()
 	out := make([]engine.Decision, len(keys))
 	errs := make([]error, len(keys))
+	// A key repeated in the batch is charged in batch order, as one by one:
+	// its occurrences go to one worker, in turn; distinct keys in parallel.
+	groups := make([][]int, 0, len(keys))
+	first := make(map[Key]int, len(keys))
+	for i, k := range keys {
+		if g, ok := first[k]; ok {
+			groups[g] = append(groups[g], i)
+			continue
+		}
+		first[k] = len(groups)
+		groups = append(groups, []int{i})
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(EachParallel, len(keys)) {
+	for range min(EachParallel, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
-				out[i], errs[i] = s.Check(ctx, st, keys[i], now, cost)
+			for g := int(next.Add(1) - 1); g < len(groups); g = int(next.Add(1) - 1) {
+				for _, i := range groups[g] {
+					out[i], errs[i] = s.Check(ctx, st, keys[i], now, cost)
+				}
 			}
 		}()
 	}
