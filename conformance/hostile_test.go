@@ -1,8 +1,12 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +116,43 @@ func TestCorruptStateOnRedis(t *testing.T) {
 			}
 		})
 	}
+	// The same poison in the middle of a CheckMany batch (the checks'
+	// many-key scripts): the poisoned key is decided as its fresh
+	// neighbours are, and its reset is logged (by a store of its own: the
+	// log line is rate-limited per store).
+	for i, tc := range cases {
+		st := sts[tc.strategy]
+		if st.Kind() == engine.KindTokenBudget { // a meter has no CheckMany
+			continue
+		}
+		t.Run(fmt.Sprintf("many/%s/%v", tc.strategy, tc.poison), func(t *testing.T) {
+			var logged lockedBuffer
+			ms, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Timeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(&logged, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ms.Close()
+			keys := []store.Key{{Prefix: "poison-many", ID: fmt.Sprint(i, "a")}, {Prefix: "poison-many", ID: fmt.Sprint(i, "b")}, {Prefix: "poison-many", ID: fmt.Sprint(i, "c")}}
+			for _, cmd := range tc.poison {
+				cmd = append([]any(nil), cmd...)
+				cmd[1] = ms.Key(keys[1])
+				if err := c.Do(ctx, cmd...).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now := time.Now().UnixMilli()
+			ds, err := ms.CheckMany(ctx, st, keys, now, 1)
+			if err != nil {
+				t.Fatalf("a batch with a poisoned key failed: %v", err)
+			}
+			if !ds[0].Allowed || ds[1] != ds[0] || ds[2] != ds[0] {
+				t.Fatalf("decisions %+v: the poisoned key must be decided as its fresh neighbours", ds)
+			}
+			if !strings.Contains(logged.String(), ms.Key(keys[1])) {
+				t.Fatalf("the reset of %s was not logged: %s", ms.Key(keys[1]), logged.String())
+			}
+		})
+	}
 }
 
 // TestCorruptStateOnPostgres: a row whose state does not decode, or holds
@@ -197,4 +238,22 @@ func dynamoWithClient(t *testing.T, table string) (*dynstore.Store, *dynamodb.Cl
 		t.Fatal(err)
 	}
 	return s, dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(d.Endpoint) })
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

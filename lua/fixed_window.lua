@@ -1,7 +1,6 @@
 -- ThrottleKit fixedWindow check. KEYS[1] = state key (hash: s = window start, c = count).
 -- ARGV: now (0 = Redis TIME), limit, windowMs, cost[, ttlFloorMs].
 -- Reply: {allowed, limit, remaining, resetAt, retryAfterMs}.
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
 -- ttlFloorMs (optional) raises every TTL written to at least that many ms.
 -- State kept past its TTL decides exactly as the absent state it decays
@@ -26,19 +25,13 @@ local function num(s)
   if type(s) ~= 'string' or string.find(s, '[^%d%.eE+-]') then return nil end
   return tonumber(s)
 end
-local reset = false
-local function corrupt()
-  redis.call('DEL', key)
-  reset = true
-end
 local function int(x)
-  if x ~= x then return 0 end
-  return math.max(-MAXINT, math.min(MAXINT, x))
+  if x ~= x then return 0 elseif x > MAXINT then return MAXINT elseif x < -MAXINT then return -MAXINT end
+  return x
 end
-local function reply(allowed, lim, remaining, resetAt, retry)
-  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
-  if reset then out[6] = 1 end
-  return out
+local function reply(reset, allowed, lim, remaining, resetAt, retry)
+  if reset then return {allowed, int(lim), int(remaining), int(resetAt), int(retry), 1} end
+  return {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
 end
 local limit = tonumber(ARGV[2])
 local windowMs = tonumber(ARGV[3])
@@ -46,21 +39,28 @@ local cost = tonumber(ARGV[4])
 
 local start = math.floor(now / windowMs) * windowMs
 local resetAt = start + windowMs
-local st = redis.pcall('HMGET', key, 's', 'c')
-local count = 0
-if st.err then
-  corrupt()
-elseif st[1] or st[2] then
-  local s, c = num(st[1]), num(st[2])
-  if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
-    corrupt()
-  elseif s == start then
-    count = c
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset = false
+  local st = redis.pcall('HMGET', key, 's', 'c')
+  local count = 0
+  if st.err then
+    redis.call('DEL', key)
+    reset = true
+  elseif st[1] or st[2] then
+    local s, c = num(st[1]), num(st[2])
+    if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
+      redis.call('DEL', key)
+      reset = true
+    elseif s == start then
+      count = c
+    end
   end
+  if count + cost <= limit then
+    redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
+    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
+    return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
+  end
+  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
 end
-if count + cost <= limit then
-  redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
-  return reply(1, limit, limit - (count + cost), resetAt, 0)
-end
-return reply(0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
+return decide(KEYS[1])

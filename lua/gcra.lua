@@ -3,7 +3,6 @@
 -- Reply: {allowed, limit(=burst), remaining, resetAt, retryAfterMs}.
 -- Arithmetic is done in the order of the ThrottleKit semantics: the Go
 -- engine mirrors it operation for operation and replies must match bit for bit.
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
 -- ttlFloorMs (optional) raises every TTL written to at least that many ms.
 -- State kept past its TTL decides exactly as the absent state it decays
@@ -28,19 +27,13 @@ local function num(s)
   if type(s) ~= 'string' or string.find(s, '[^%d%.eE+-]') then return nil end
   return tonumber(s)
 end
-local reset = false
-local function corrupt()
-  redis.call('DEL', key)
-  reset = true
-end
 local function int(x)
-  if x ~= x then return 0 end
-  return math.max(-MAXINT, math.min(MAXINT, x))
+  if x ~= x then return 0 elseif x > MAXINT then return MAXINT elseif x < -MAXINT then return -MAXINT end
+  return x
 end
-local function reply(allowed, lim, remaining, resetAt, retry)
-  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
-  if reset then out[6] = 1 end
-  return out
+local function reply(reset, allowed, lim, remaining, resetAt, retry)
+  if reset then return {allowed, int(lim), int(remaining), int(resetAt), int(retry), 1} end
+  return {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
 end
 local periodMs = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -50,24 +43,31 @@ local cost = tonumber(ARGV[5])
 local T = periodMs / limit
 local tau = T * burst
 local inc = T * cost
-local raw = redis.pcall('GET', key)
-local tat
-if type(raw) == 'table' then
-  corrupt()
-elseif raw then
-  tat = num(raw)
-  if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
-    corrupt()
-    tat = nil
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset = false
+  local raw = redis.pcall('GET', key)
+  local tat
+  if type(raw) == 'table' then
+    redis.call('DEL', key)
+    reset = true
+  elseif raw then
+    tat = num(raw)
+    if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
+      redis.call('DEL', key)
+      reset = true
+      tat = nil
+    end
   end
+  tat = tat or now
+  if tat < now then tat = now end
+  local newTat = tat + inc
+  local allowAt = newTat - tau
+  if now < allowAt then
+    return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
+  end
+  local ttl = math.max(ttlFloor, math.ceil(newTat - now))
+  redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
+  return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
 end
-tat = tat or now
-if tat < now then tat = now end
-local newTat = tat + inc
-local allowAt = newTat - tau
-if now < allowAt then
-  return reply(0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
-end
-local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
-return reply(1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
+return decide(KEYS[1])

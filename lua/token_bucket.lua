@@ -1,7 +1,6 @@
 -- ThrottleKit tokenBucket check. KEYS[1] = state key (hash: t = tokens, l = last).
 -- ARGV: now (0 = Redis TIME), capacity, refillPerSec, cost[, ttlFloorMs].
 -- Reply: {allowed, limit(=capacity), remaining, resetAt, retryAfterMs}.
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
 -- ttlFloorMs (optional) raises every TTL written to at least that many ms.
 -- State kept past its TTL decides exactly as the absent state it decays
@@ -26,46 +25,47 @@ local function num(s)
   if type(s) ~= 'string' or string.find(s, '[^%d%.eE+-]') then return nil end
   return tonumber(s)
 end
-local reset = false
-local function corrupt()
-  redis.call('DEL', key)
-  reset = true
-end
 local function int(x)
-  if x ~= x then return 0 end
-  return math.max(-MAXINT, math.min(MAXINT, x))
+  if x ~= x then return 0 elseif x > MAXINT then return MAXINT elseif x < -MAXINT then return -MAXINT end
+  return x
 end
-local function reply(allowed, lim, remaining, resetAt, retry)
-  local out = {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
-  if reset then out[6] = 1 end
-  return out
+local function reply(reset, allowed, lim, remaining, resetAt, retry)
+  if reset then return {allowed, int(lim), int(remaining), int(resetAt), int(retry), 1} end
+  return {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
 end
 local capacity = tonumber(ARGV[2])
 local refillPerSec = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
 local perMs = refillPerSec / 1000
-local st = redis.pcall('HMGET', key, 't', 'l')
-local tokens, last
-if st.err then
-  corrupt()
-elseif st[1] or st[2] then
-  tokens, last = num(st[1]), num(st[2])
-  if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
-    corrupt()
-    tokens, last = nil, nil
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset = false
+  local st = redis.pcall('HMGET', key, 't', 'l')
+  local tokens, last
+  if st.err then
+    redis.call('DEL', key)
+    reset = true
+  elseif st[1] or st[2] then
+    tokens, last = num(st[1]), num(st[2])
+    if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
+      redis.call('DEL', key)
+      reset = true
+      tokens, last = nil, nil
+    end
   end
+  tokens = tokens or capacity
+  last = last or now
+  local elapsed = math.max(0, now - last)
+  tokens = math.min(capacity, tokens + elapsed * perMs)
+  local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
+  if tokens >= cost then
+    local newTokens = tokens - cost
+    redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
+    redis.call('PEXPIRE', key, ttl)
+    return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
+  end
+  return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
+    math.ceil((cost - tokens) / perMs))
 end
-tokens = tokens or capacity
-last = last or now
-local elapsed = math.max(0, now - last)
-tokens = math.min(capacity, tokens + elapsed * perMs)
-local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
-if tokens >= cost then
-  local newTokens = tokens - cost
-  redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
-  redis.call('PEXPIRE', key, ttl)
-  return reply(1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
-end
-return reply(0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
-  math.ceil((cost - tokens) / perMs))
+return decide(KEYS[1])

@@ -48,7 +48,11 @@ fi
 
 step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
 python3 scripts/gen-lua.py --root "$gen"
-if ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
+stale=0
+for derived in "$gen"/lua/*.lua; do # the many-key variants it derives
+  diff -u "lua/$(basename "$derived")" "$derived" || stale=1
+done
+if [ "$stale" = 1 ] || ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
   echo "test: the Lua manifest or a copy is stale; run scripts/gen-lua.py and commit the result" >&2
   exit 1
 fi

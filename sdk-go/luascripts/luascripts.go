@@ -23,6 +23,10 @@ const (
 	RoleCheck = "check" // consumes (a rate strategy)
 	RoleDebit = "debit" // meters (tokenBudget)
 	RoleState = "state" // reads raw state, for Peek and Forecast
+	// RoleCheckMany is a check's many-key variant, derived from it by
+	// scripts/gen-lua.py: the same code run on every key of KEYS at one
+	// instant, replying one check reply per key.
+	RoleCheckMany = "checkMany"
 )
 
 // Script is one Lua script and its manifest entry.
@@ -208,6 +212,34 @@ func (c *Call) args(now, cost int64, floor bool) []any {
 		out[len(c.argv)] = OwnInstantTTLFloorMs
 	}
 	return out
+}
+
+// ManyWidth is the integers per key of a checkMany reply.
+const ManyWidth = 6
+
+// Replies converts a checkMany reply — ManyWidth integers per key in KEYS
+// order — and reports which keys' state the script found corrupt and
+// replaced (nil when none).
+func Replies(reply []int64, keys int) ([]engine.Decision, []bool, error) {
+	if len(reply) != keys*ManyWidth {
+		return nil, nil, fmt.Errorf("luascripts: many-key reply has %d fields, want %d for %d keys", len(reply), keys*ManyWidth, keys)
+	}
+	out := make([]engine.Decision, keys)
+	var reset []bool
+	for i := range out {
+		d, rs, err := Reply(reply[i*ManyWidth : (i+1)*ManyWidth])
+		if err != nil {
+			return nil, nil, err
+		}
+		out[i] = d
+		if rs {
+			if reset == nil {
+				reset = make([]bool, keys)
+			}
+			reset[i] = true
+		}
+	}
+	return out, reset, nil
 }
 
 // Decision converts a check or debit reply.

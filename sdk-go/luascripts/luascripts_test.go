@@ -3,6 +3,7 @@ package luascripts
 import (
 	"errors"
 	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/lua"
@@ -32,8 +33,11 @@ func TestManifestCoversEveryScript(t *testing.T) {
 
 func TestEveryStrategyHasItsScripts(t *testing.T) {
 	for _, k := range []engine.Kind{engine.KindGCRA, engine.KindTokenBucket, engine.KindFixedWindow, engine.KindSlidingWindow, engine.KindSlidingWindowLog} {
-		if For(k, RoleCheck) == nil || For(k, RoleState) == nil {
-			t.Errorf("%s lacks a check or state script", k)
+		if For(k, RoleCheck) == nil || For(k, RoleState) == nil || For(k, RoleCheckMany) == nil {
+			t.Errorf("%s lacks a check, many-key check or state script", k)
+		}
+		if one, many := For(k, RoleCheck), For(k, RoleCheckMany); one != nil && many != nil && !slices.Equal(one.Argv, many.Argv) {
+			t.Errorf("%s: the many-key check takes ARGV %v, the check %v", k, many.Argv, one.Argv)
 		}
 	}
 	if Decider(engine.KindTokenBudget) == nil {
@@ -97,5 +101,35 @@ func TestStateNumbersAreReadAsTheScriptsReadThem(t *testing.T) {
 		if err != nil && !errors.Is(err, engine.ErrCorrupt) {
 			t.Errorf("%s %q: %v is not ErrCorrupt", tc.st.Kind(), tc.reply[1:], err)
 		}
+	}
+}
+
+func TestReplies(t *testing.T) {
+	tests := []struct {
+		name    string
+		reply   []int64
+		keys    int
+		want    []engine.Decision
+		reset   []bool
+		wantErr bool
+	}{
+		{name: "two keys", reply: []int64{1, 5, 4, 100, 0, 0, 0, 5, 0, 200, 30, 0}, keys: 2,
+			want: []engine.Decision{{Allowed: true, Limit: 5, Remaining: 4, ResetAt: 100}, {Limit: 5, ResetAt: 200, RetryAfterMs: 30}}},
+		{name: "a reset key", reply: []int64{1, 5, 4, 100, 0, 0, 1, 5, 4, 100, 0, 1}, keys: 2,
+			want:  []engine.Decision{{Allowed: true, Limit: 5, Remaining: 4, ResetAt: 100}, {Allowed: true, Limit: 5, Remaining: 4, ResetAt: 100}},
+			reset: []bool{false, true}},
+		{name: "short", reply: []int64{1, 5, 4, 100, 0}, keys: 1, wantErr: true},
+		{name: "more keys than replies", reply: []int64{1, 5, 4, 100, 0, 0}, keys: 2, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reset, err := Replies(tt.reply, tt.keys)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !slices.Equal(got, tt.want) || !slices.Equal(reset, tt.reset) {
+				t.Fatalf("got %+v reset %v, want %+v reset %v", got, reset, tt.want, tt.reset)
+			}
+		})
 	}
 }

@@ -142,37 +142,96 @@ func (s *Store) decision(key string, reply []int64) (engine.Decision, error) {
 	return d, err
 }
 
-// CheckMany implements store.Store in one pipelined round trip per node.
-// All keys are decided at one instant: with now = 0 that instant is read
-// from the Redis clock first (one more round trip), so scripts run later in
-// the pipeline, or on another node of a cluster, cannot see a later time.
+// manyChunk bounds the keys one script run decides: Redis runs nothing
+// else while a script runs, and 128 checks take it a few hundred µs.
+const manyChunk = 128
+
+// CheckMany implements store.Store in one round trip (per node), deciding
+// every key at one instant. On one node (or Sentinel's master) the keys go
+// to the check's many-key variant, up to manyChunk per run, and with now = 0
+// a lone run reads the instant from the Redis clock itself. A cluster
+// spreads keys over slots while a script may touch one, so there each key
+// runs its own script. With now = 0 and more than one run, the instant is
+// read from the Redis clock first (one more round trip), so runs later in
+// the pipeline, or on another node, cannot see a later time.
 func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
-	call, err := s.prepare(st, luascripts.RoleCheck)
+	_, cluster := s.client.(*redis.ClusterClient)
+	role, per := luascripts.RoleCheckMany, manyChunk
+	if cluster || len(keys) == 1 {
+		role, per = luascripts.RoleCheck, 1
+	}
+	call, err := s.prepare(st, role)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = s.Key(k)
+	}
+	runs := (len(keys) + per - 1) / per
 	args := call.Args(now, cost)
-	if now == 0 && len(keys) > 1 {
+	if now == 0 && runs > 1 {
 		t, err := s.client.Time(ctx).Result()
 		if err != nil {
 			return nil, unavailable("time", err)
 		}
 		args = call.ArgsAtRedisTime(t.UnixMilli(), cost)
 	}
-	cmds := make([]*redis.Cmd, len(keys))
-	pending := make([]int, len(keys))
+	cmds, err := s.pipelined(ctx, call, runs, func(i int) []string {
+		return names[i*per : min(len(names), (i+1)*per)]
+	}, args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.Decision, 0, len(keys))
+	for i, c := range cmds {
+		run := names[i*per : min(len(names), (i+1)*per)]
+		if per == 1 {
+			reply, err := c.Int64Slice()
+			if err != nil {
+				return nil, unavailable("pipeline reply", err)
+			}
+			d, err := s.decision(run[0], reply)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d)
+			continue
+		}
+		reply, err := c.Int64Slice()
+		if err != nil {
+			return nil, unavailable("pipeline reply", err)
+		}
+		ds, reset, err := luascripts.Replies(reply, len(run))
+		if err != nil {
+			return nil, unavailable("many-key reply", err)
+		}
+		for j := range reset {
+			if reset[j] {
+				s.warn.Warn(store.CorruptMsg, "key", run[j])
+			}
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// pipelined sends runs EVALSHAs of call in one pipeline, the i-th on
+// keys(i). Only commands refused with NOSCRIPT are sent again (after
+// loading the script): they did not run, while a command that ran spent
+// budget and must never run twice.
+func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, runs)
+	pending := make([]int, runs)
 	for i := range pending {
 		pending[i] = i
 	}
-	// Only commands refused with NOSCRIPT are sent again (after loading the
-	// script): they did not run, while a command that ran spent budget and
-	// must never run twice.
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.client.Pipeline()
 		for _, i := range pending {
-			cmds[i] = call.Script.Redis.EvalSha(ctx, pipe, []string{s.Key(keys[i])}, args...)
+			cmds[i] = call.Script.Redis.EvalSha(ctx, pipe, keys(i), args...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {
@@ -194,17 +253,7 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		pending = again
 	}
-	out := make([]engine.Decision, len(keys))
-	for i, c := range cmds {
-		reply, err := c.Int64Slice()
-		if err != nil {
-			return nil, unavailable("pipeline reply", err)
-		}
-		if out[i], err = s.decision(s.Key(keys[i]), reply); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return cmds, nil
 }
 
 // Load implements store.Store with the strategy's read-only state script.

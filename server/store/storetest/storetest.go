@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,9 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("Vectors", func(t *testing.T) { Vectors(t, newStore) })
 	t.Run("ExactUnderConcurrency", func(t *testing.T) { ExactUnderConcurrency(t, newStore) })
 	t.Run("CheckManyOneInstant", func(t *testing.T) { CheckManyOneInstant(t, newStore) })
+	t.Run("VectorsThroughCheckMany", func(t *testing.T) { VectorsThroughCheckMany(t, newStore) })
+	t.Run("CheckManyIsChecksInOrder", func(t *testing.T) { CheckManyIsChecksInOrder(t, newStore) })
+	t.Run("CheckManyOnTheStoreClock", func(t *testing.T) { CheckManyOnTheStoreClock(t, newStore) })
 	t.Run("PrefixesAreSeparate", func(t *testing.T) { PrefixesAreSeparate(t, newStore) })
 	t.Run("LoadSeesCommittedState", func(t *testing.T) { LoadSeesCommittedState(t, newStore) })
 }
@@ -153,6 +157,134 @@ func CheckManyOneInstant(t *testing.T, newStore Factory) {
 			t.Errorf("decision %d: %+v", i, got[i])
 		}
 	}
+}
+
+// VectorsThroughCheckMany replays every rate-limit suite with each op sent
+// as one CheckMany over three keys: each key must get the vector's decision.
+func VectorsThroughCheckMany(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := context.Background()
+	ops := 0
+	for fi, f := range VectorFiles(t) {
+		for si, suite := range f.Suites {
+			if suite.Primitive != vectors.PrimitiveRateLimit {
+				continue
+			}
+			st, err := suite.Engine()
+			if err != nil {
+				t.Fatal(err)
+			}
+			offset := vectors.ReplayOffset(f, suite)
+			prefix := fmt.Sprintf("many-vectors-%d-%d", fi, si)
+			keys := []store.Key{{Prefix: prefix, ID: "a"}, {Prefix: prefix, ID: "b"}, {Prefix: prefix, ID: "c"}}
+			for i, op := range suite.Ops {
+				got, err := s.CheckMany(ctx, st, keys, op.Now+offset, op.Units())
+				if err != nil {
+					t.Fatalf("%s op %d: %v", suite.Name, i, err)
+				}
+				want := op.Expect.Engine()
+				want.ResetAt += offset
+				for k, d := range got {
+					if d != want {
+						t.Fatalf("%s op %d key %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, k, op.Now, op.Units(), d, want)
+					}
+				}
+				ops++
+			}
+		}
+	}
+	if ops == 0 {
+		t.Fatal("no vector ops replayed")
+	}
+}
+
+// CheckManyIsChecksInOrder sends seeded batches — repeated keys, sizes
+// from 1 to past any store's chunk of keys per store call — and requires
+// the decisions of the same checks applied one by one, in order, by the
+// engine.
+func CheckManyIsChecksInOrder(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	ctx := context.Background()
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for _, st := range rateStrategies(t) {
+		t.Run(string(st.Kind()), func(t *testing.T) {
+			states := map[string]*engine.State{}
+			now := int64(1_700_000_000_000)
+			for round := 0; round < 12; round++ {
+				n := 1 + rng.IntN(300)
+				keys := make([]store.Key, n)
+				for i := range keys {
+					keys[i] = store.Key{Prefix: "in-order-" + string(st.Kind()), ID: fmt.Sprint("k", rng.IntN(7))}
+				}
+				now += int64(rng.IntN(400))
+				cost := int64(1 + rng.IntN(3))
+				got, err := s.CheckMany(ctx, st, keys, now, cost)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != n {
+					t.Fatalf("%d decisions for %d keys", len(got), n)
+				}
+				for i, k := range keys {
+					state := states[k.ID]
+					if state == nil {
+						state = &engine.State{}
+						states[k.ID] = state
+					}
+					if want, _ := st.Check(state, now, cost); got[i] != want {
+						t.Fatalf("seed %d round %d key %d (%s of %d, cost %d): got %+v, want %+v", seed, round, i, k.ID, n, cost, got[i], want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// CheckManyOnTheStoreClock: with now = 0 every key of a batch is decided at
+// one instant of the store's clock, however many store calls the batch
+// takes. On fresh keys a GCRA of 1 ms per request answers resetAt = that
+// instant + 1, so the instants must all be equal.
+func CheckManyOnTheStoreClock(t *testing.T, newStore Factory) {
+	s := newStore(t)
+	defer s.Close()
+	st, _ := engine.NewGCRA(1000, 1000, 1000)
+	for round := 0; round < 5; round++ {
+		keys := make([]store.Key, 300)
+		for i := range keys {
+			keys[i] = store.Key{Prefix: fmt.Sprint("clock-", round), ID: fmt.Sprint("k", i)}
+		}
+		got, err := s.CheckMany(context.Background(), st, keys, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range got {
+			if !d.Allowed || d.ResetAt != got[0].ResetAt {
+				t.Fatalf("round %d key %d: %+v; key 0: %+v", round, i, d, got[0])
+			}
+		}
+	}
+}
+
+// rateStrategies returns one strategy of each rate-limiting kind, small
+// enough that seeded traffic both admits and denies.
+func rateStrategies(t *testing.T) []engine.Strategy {
+	t.Helper()
+	var out []engine.Strategy
+	add := func(st engine.Strategy, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, st)
+	}
+	add(engine.NewGCRA(20, 1000, 10))
+	add(engine.NewTokenBucket(15, 12))
+	add(engine.NewFixedWindow(25, 1000))
+	add(engine.NewSlidingWindow(25, 1000, 4))
+	add(engine.NewSlidingWindowLog(25, 1000))
+	return out
 }
 
 // PrefixesAreSeparate checks that one id under two prefixes is two states.
