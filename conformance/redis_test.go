@@ -235,3 +235,41 @@ func TestRedisCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestRedisScriptsFlushed: after SCRIPT FLUSH (a restart, a failover to a
+// replica that never saw the scripts) every EVALSHA is refused with
+// NOSCRIPT; the store loads the script and sends only the refused calls
+// again, so each key is charged exactly once.
+func TestRedisScriptsFlushed(t *testing.T) {
+	r := harness.StartRedis(t)
+	s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Timeout: 5e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := r.Client(t)
+	ctx := context.Background()
+	st, _ := engine.NewFixedWindow(10, 3_600_000)
+	keys := []store.Key{{Prefix: "flush", ID: "a"}, {Prefix: "flush", ID: "b"}, {Prefix: "flush", ID: "a"}}
+	for round, want := range [][]int64{{9, 9, 8}, {7, 7, 6}, {5, 5, 4}} {
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := s.CheckMany(ctx, st, keys, 0, 1)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for i, d := range ds {
+			if d.Remaining != want[i] {
+				t.Fatalf("round %d key %d: remaining %d, want %d (charged twice or not at all)", round, i, d.Remaining, want[i])
+			}
+		}
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Check(ctx, st, keys[1], 0, 1)
+		if err != nil || d.Remaining != want[1]-1 {
+			t.Fatalf("round %d: single check after a flush: %+v %v, want remaining %d", round, d, err, want[1]-1)
+		}
+	}
+}

@@ -22,7 +22,7 @@ type job struct {
 	ctx      context.Context
 	deadline time.Time // not sent after this: its caller has stopped waiting
 	call     *luascripts.Call
-	key      string
+	keys     [1]string // an array, so sending it allocates no slice
 	args     []any
 	reply    chan jobResult // capacity 1: a sender never blocks on it
 }
@@ -74,7 +74,7 @@ func (s *Store) send() {
 func (s *Store) run(batch []*job) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	cmds := make([]*redis.Cmd, len(batch))
+	cmds := make([]*redis.IntSliceCmd, len(batch))
 	pending := make([]int, 0, len(batch))
 	start := time.Now()
 	for i, j := range batch {
@@ -91,7 +91,7 @@ func (s *Store) run(batch []*job) {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.client.Pipeline()
 		for _, i := range pending {
-			cmds[i] = batch[i].call.Script.Redis.EvalSha(ctx, pipe, []string{batch[i].key}, batch[i].args...)
+			cmds[i] = evalSha(ctx, pipe, batch[i].call, batch[i].keys[:], batch[i].args)
 		}
 		_, _ = pipe.Exec(ctx)
 		var again []int
@@ -105,8 +105,7 @@ func (s *Store) run(batch []*job) {
 				batch[i].reply <- jobResult{err: err}
 				continue
 			}
-			vals, err := cmds[i].Int64Slice()
-			batch[i].reply <- jobResult{vals: vals, err: err}
+			batch[i].reply <- jobResult{vals: cmds[i].Val()}
 		}
 		loaded := map[*luascripts.Call]bool{}
 		for _, i := range again {
@@ -142,7 +141,7 @@ func without(idx []int, batch []*job, c *luascripts.Call) []int {
 // sender takes it, and a sent one within the run's timeout.
 func (s *Store) coalesced(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
 	j := jobPool.Get().(*job)
-	j.ctx, j.deadline, j.call, j.key, j.args = ctx, time.Now().Add(s.timeout), call, key, args
+	j.ctx, j.deadline, j.call, j.keys[0], j.args = ctx, time.Now().Add(s.timeout), call, key, args
 	select {
 	case s.jobs <- j:
 	default: // every sender is busy and the queue full: wait for room

@@ -188,21 +188,17 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 	out := make([]engine.Decision, 0, len(keys))
 	for i, c := range cmds {
 		run := names[i*per : min(len(names), (i+1)*per)]
+		reply, err := c.Result()
+		if err != nil {
+			return nil, unavailable("pipeline reply", err)
+		}
 		if per == 1 {
-			reply, err := c.Int64Slice()
-			if err != nil {
-				return nil, unavailable("pipeline reply", err)
-			}
 			d, err := s.decision(run[0], reply)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, d)
 			continue
-		}
-		reply, err := c.Int64Slice()
-		if err != nil {
-			return nil, unavailable("pipeline reply", err)
 		}
 		ds, reset, err := luascripts.Replies(reply, len(run))
 		if err != nil {
@@ -222,8 +218,8 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 // keys(i). Only commands refused with NOSCRIPT are sent again (after
 // loading the script): they did not run, while a command that ran spent
 // budget and must never run twice.
-func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.Cmd, error) {
-	cmds := make([]*redis.Cmd, runs)
+func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.IntSliceCmd, error) {
+	cmds := make([]*redis.IntSliceCmd, runs)
 	pending := make([]int, runs)
 	for i := range pending {
 		pending[i] = i
@@ -231,7 +227,7 @@ func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, 
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.client.Pipeline()
 		for _, i := range pending {
-			cmds[i] = call.Script.Redis.EvalSha(ctx, pipe, keys(i), args...)
+			cmds[i] = evalSha(ctx, pipe, call, keys(i), args)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {
@@ -254,6 +250,23 @@ func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, 
 		pending = again
 	}
 	return cmds, nil
+}
+
+// evalSha queues an EVALSHA of call on keys, its reply read straight into
+// integers: every check and checkMany reply is an array of them, and a
+// generic reply would box each one.
+func evalSha(ctx context.Context, pipe redis.Pipeliner, call *luascripts.Call, keys []string, args []any) *redis.IntSliceCmd {
+	a := make([]any, 3, 3+len(keys)+len(args))
+	a[0], a[1], a[2] = "evalsha", call.Script.Redis.Hash(), len(keys)
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	cmd := redis.NewIntSliceCmd(ctx, append(a, args...)...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3) // routes it to the keys' slot on a cluster
+	}
+	_ = pipe.Process(ctx, cmd)
+	return cmd
 }
 
 // Load implements store.Store with the strategy's read-only state script.
