@@ -29,6 +29,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/gcfloor"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
@@ -84,6 +85,7 @@ type flags struct {
 	hashFile        string
 	httpPort        int
 	watchConfig     bool
+	gcHeapFloorMiB  int
 }
 
 // stringList is a repeatable string flag.
@@ -124,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.dynRetries, "dynamodb-retries", 32, "compare-and-set attempts on a contended key before the fail mode decides")
 	fs.IntVar(&f.breakerFailures, "breaker-failures", breaker.DefaultThreshold, "store failures in a row that open the circuit breaker: decisions then follow the fail mode at once while the store is probed (0 = no breaker)")
 	fs.DurationVar(&f.breakerProbe, "breaker-probe", breaker.DefaultProbe, "how often an open circuit breaker tries the store; decisions come from it again within about this long of it answering")
+	fs.IntVar(&f.gcHeapFloorMiB, "gc-heap-floor", gcfloor.DefaultFloor>>20, "MiB of heap below which garbage collection is held back (GOGC raised to reach it; 100 again once the live heap is half of it): a busy server's small heap is otherwise collected dozens of times a second (0 = off; an explicit GOGC always wins)")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env TK_NODE_ID, else host#pid)")
 	fs.UintVar(&f.maxStreams, "max-concurrent-streams", 1024, "calls in flight on one client connection; more wait for a free stream")
@@ -223,6 +226,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.breakerProbe < 10*time.Millisecond {
 		return nil, fmt.Errorf("--breaker-probe must be at least 10ms, not %s", f.breakerProbe)
 	}
+	if f.gcHeapFloorMiB < 0 || f.gcHeapFloorMiB > 1<<20 {
+		return nil, fmt.Errorf("--gc-heap-floor must be 0 (off) to %d MiB, not %d", 1<<20, f.gcHeapFloorMiB)
+	}
 	if f.leaseTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("--lease-ttl must be at least 10ms, not %s", f.leaseTTL)
 	}
@@ -285,6 +291,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	// q in Lens shuts the server down as SIGTERM does.
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
+	defer gcfloor.Start(uint64(f.gcHeapFloorMiB) << 20).Stop()
 	// Every policy's keys are bounded in memory (config.DefaultMaxKeys
 	// unless it sets maxKeys); past the bound, new keys follow its fail mode.
 	failOpen := func(p *config.Policy) bool { return failsOpen(f, cfg, p) }
