@@ -3,9 +3,11 @@ package envoy
 import (
 	"context"
 	"testing"
+	"time"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
@@ -166,5 +168,68 @@ func TestHitsAddendAndShadowMode(t *testing.T) {
 	}
 	if got := remaining(t, rl, "watch", "header=x-shadow"); got != 0 {
 		t.Fatalf("shadow mode decided nothing: remaining %d, want 0", got)
+	}
+}
+
+// fixedDecider decides every check as dec.
+type fixedDecider struct {
+	tkv1.UnimplementedRateLimiterServer
+	dec engine.Decision
+}
+
+func (f fixedDecider) Decide(context.Context, string, string, int64) (engine.Decision, error) {
+	return f.dec, nil
+}
+
+// TestStatusFields pins every field of a status and the headers, for one
+// descriptor (whose response is built in one allocation) and for two.
+func TestStatusFields(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte(policies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_700_000_000_000)
+	dec := engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: now.UnixMilli() + 1500}
+	d := New(cfg, fixedDecider{dec: dec})
+	d.now = func() time.Time { return now }
+	for _, descs := range [][]*ratelimitv3.RateLimitDescriptor{
+		{desc("remote_address", "10.0.0.1")},
+		{desc("remote_address", "10.0.0.1"), desc("path", "/static/a.css")},
+	} {
+		resp := ask(t, d, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: descs})
+		if resp.GetOverallCode() != rlsv3.RateLimitResponse_OK || len(resp.GetStatuses()) != len(descs) {
+			t.Fatalf("%d descriptors: %v", len(descs), resp)
+		}
+		for i, st := range resp.GetStatuses() {
+			want := []string{"api", "static"}[i]
+			if st.GetCode() != rlsv3.RateLimitResponse_OK || st.GetCurrentLimit().GetName() != want ||
+				st.GetCurrentLimit().GetRequestsPerUnit() != 3 || st.GetLimitRemaining() != 2 ||
+				st.GetDurationUntilReset().AsDuration() != 1500*time.Millisecond {
+				t.Fatalf("%d descriptors, status %d: %v", len(descs), i, st)
+			}
+		}
+		if st0, st1 := resp.GetStatuses()[0], resp.GetStatuses()[len(descs)-1]; len(descs) > 1 && st0.GetCurrentLimit() == st1.GetCurrentLimit() {
+			t.Fatal("two statuses share one CurrentLimit message")
+		}
+		h := resp.GetResponseHeadersToAdd()
+		if len(h) != 2 || h[0].GetKey() != "RateLimit-Policy" || h[0].GetValue() != `"api";q=3` ||
+			h[1].GetKey() != "RateLimit" || h[1].GetValue() != `"api";r=2;t=2` {
+			t.Fatalf("%d descriptors: headers %v", len(descs), h)
+		}
+	}
+}
+
+func BenchmarkShouldRateLimit(b *testing.B) {
+	cfg, err := config.Parse("p.yaml", []byte(policies))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := New(cfg, fixedDecider{dec: engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: time.Now().UnixMilli() + 1500}})
+	req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.1")}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.ShouldRateLimit(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
