@@ -186,48 +186,50 @@ func grpcThroughput(impl tkv1.RateLimiterServer, calls int) float64 {
 	})
 }
 
+// serve serves impl on loopback and returns a client of it.
+func serve(impl tkv1.RateLimiterServer) (c tkv1.RateLimiterClient, stop func()) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := grpc.NewServer()
+	tkv1.RegisterRateLimiterServer(srv, impl)
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		panic(err)
+	}
+	return tkv1.NewRateLimiterClient(conn), func() { conn.Close(); srv.Stop() }
+}
+
 // grpcOps serves impl on loopback and measures op/s of op from 64
 // concurrent callers over one connection.
 func grpcOps(impl tkv1.RateLimiterServer, calls int, op func(context.Context, tkv1.RateLimiterClient, int64) error) float64 {
-	{
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		srv := grpc.NewServer()
-		tkv1.RegisterRateLimiterServer(srv, impl)
-		go func() { _ = srv.Serve(lis) }()
-		defer srv.Stop()
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		c := tkv1.NewRateLimiterClient(conn)
-		ctx := context.Background()
-		var next atomic.Int64
-		work := func(n int64) {
-			var wg sync.WaitGroup
-			next.Store(0)
-			for w := 0; w < 64; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := next.Add(1); i <= n; i = next.Add(1) {
-						if err := op(ctx, c, i); err != nil {
-							fmt.Fprintln(os.Stderr, err)
-							os.Exit(1)
-						}
+	c, stop := serve(impl)
+	defer stop()
+	ctx := context.Background()
+	var next atomic.Int64
+	work := func(n int64) {
+		var wg sync.WaitGroup
+		next.Store(0)
+		for w := 0; w < 64; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1); i <= n; i = next.Add(1) {
+					if err := op(ctx, c, i); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						os.Exit(1)
 					}
-				}()
-			}
-			wg.Wait()
+				}
+			}()
 		}
-		work(int64(calls / 10)) // warm up
-		start := time.Now()
-		work(int64(calls))
-		return float64(calls) / time.Since(start).Seconds()
+		wg.Wait()
 	}
+	work(int64(calls / 10)) // warm up
+	start := time.Now()
+	work(int64(calls))
+	return float64(calls) / time.Since(start).Seconds()
 }
 
 func memoryPerKey(n int) {
