@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,30 +49,39 @@ func Vectors(t *testing.T, newStore Factory) {
 	s := newStore(t)
 	defer s.Close()
 	ctx := context.Background()
+	eachSuite(t, []vectors.Primitive{vectors.PrimitiveRateLimit, vectors.PrimitiveTokenBudget}, func(suite vectors.Suite, st engine.Strategy, prefix string, offset int64) {
+		key := store.Key{Prefix: prefix, ID: suite.Key + "k"}
+		for i, op := range suite.Ops {
+			got, err := s.Check(ctx, st, key, op.Now+offset, op.Units())
+			if err != nil {
+				t.Fatalf("%s op %d: %v", suite.Name, i, err)
+			}
+			want := op.Expect.Engine()
+			want.ResetAt += offset
+			if got != want {
+				t.Fatalf("%s op %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, op.Now, op.Units(), got, want)
+			}
+		}
+	})
+}
+
+// eachSuite calls run for every vector suite of the given primitives, with
+// its strategy, a key prefix of its own and its replay offset, and fails
+// when no suite had an op to replay.
+func eachSuite(t *testing.T, kinds []vectors.Primitive, run func(suite vectors.Suite, st engine.Strategy, prefix string, offset int64)) {
+	t.Helper()
 	ops := 0
 	for fi, f := range VectorFiles(t) {
 		for si, suite := range f.Suites {
-			offset := vectors.ReplayOffset(f, suite)
-			if suite.Primitive == vectors.PrimitiveLease {
+			if !slices.Contains(kinds, suite.Primitive) {
 				continue
 			}
 			st, err := suite.Engine()
 			if err != nil {
 				t.Fatal(err)
 			}
-			key := store.Key{Prefix: fmt.Sprintf("vectors-%d-%d", fi, si), ID: suite.Key + "k"}
-			for i, op := range suite.Ops {
-				got, err := s.Check(ctx, st, key, op.Now+offset, op.Units())
-				if err != nil {
-					t.Fatalf("%s op %d: %v", suite.Name, i, err)
-				}
-				want := op.Expect.Engine()
-				want.ResetAt += offset
-				if got != want {
-					t.Fatalf("%s op %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, op.Now, op.Units(), got, want)
-				}
-				ops++
-			}
+			run(suite, st, fmt.Sprintf("vectors-%d-%d", fi, si), vectors.ReplayOffset(f, suite))
+			ops += len(suite.Ops)
 		}
 	}
 	if ops == 0 {
@@ -165,38 +175,22 @@ func VectorsThroughCheckMany(t *testing.T, newStore Factory) {
 	s := newStore(t)
 	defer s.Close()
 	ctx := context.Background()
-	ops := 0
-	for fi, f := range VectorFiles(t) {
-		for si, suite := range f.Suites {
-			if suite.Primitive != vectors.PrimitiveRateLimit {
-				continue
-			}
-			st, err := suite.Engine()
+	eachSuite(t, []vectors.Primitive{vectors.PrimitiveRateLimit}, func(suite vectors.Suite, st engine.Strategy, prefix string, offset int64) {
+		keys := []store.Key{{Prefix: prefix, ID: "a"}, {Prefix: prefix, ID: "b"}, {Prefix: prefix, ID: "c"}}
+		for i, op := range suite.Ops {
+			got, err := s.CheckMany(ctx, st, keys, op.Now+offset, op.Units())
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s op %d: %v", suite.Name, i, err)
 			}
-			offset := vectors.ReplayOffset(f, suite)
-			prefix := fmt.Sprintf("many-vectors-%d-%d", fi, si)
-			keys := []store.Key{{Prefix: prefix, ID: "a"}, {Prefix: prefix, ID: "b"}, {Prefix: prefix, ID: "c"}}
-			for i, op := range suite.Ops {
-				got, err := s.CheckMany(ctx, st, keys, op.Now+offset, op.Units())
-				if err != nil {
-					t.Fatalf("%s op %d: %v", suite.Name, i, err)
+			want := op.Expect.Engine()
+			want.ResetAt += offset
+			for k, d := range got {
+				if d != want {
+					t.Fatalf("%s op %d key %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, k, op.Now, op.Units(), d, want)
 				}
-				want := op.Expect.Engine()
-				want.ResetAt += offset
-				for k, d := range got {
-					if d != want {
-						t.Fatalf("%s op %d key %d (now=%d cost=%d): got %+v, want %+v", suite.Name, i, k, op.Now, op.Units(), d, want)
-					}
-				}
-				ops++
 			}
 		}
-	}
-	if ops == 0 {
-		t.Fatal("no vector ops replayed")
-	}
+	})
 }
 
 // CheckManyIsChecksInOrder sends seeded batches — repeated keys, sizes
