@@ -66,6 +66,7 @@ func TestBadInputStopsTheServer(t *testing.T) {
 		{"negative breaker failures", []string{"-c", bad, "--breaker-failures", "-1"}, 2, "--breaker-failures must be 0 (no breaker) or more"},
 		{"breaker probe too fast", []string{"-c", bad, "--breaker-probe", "1ms"}, 2, "--breaker-probe must be at least 10ms"},
 		{"negative gc heap floor", []string{"-c", bad, "--gc-heap-floor", "-1"}, 2, "--gc-heap-floor must be 0 (off)"},
+		{"no redis pipelines", []string{"-c", bad, "--redis-pipelines", "0"}, 2, "--redis-pipelines must be 1 to 16"},
 		{"help", []string{"--help"}, 0, "Usage: throttlekit-server"},
 	}
 	for _, tc := range tests {

@@ -18,18 +18,24 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store/storetest"
 )
 
-// TestRedisStoreConformance runs the shared store suite against a real Redis.
+// TestRedisStoreConformance runs the shared store suite against a real
+// Redis, with one pipeline of coalesced checks in flight (the default) and
+// with four.
 func TestRedisStoreConformance(t *testing.T) {
 	r := harness.StartRedis(t)
 	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: fmt.Sprint("conf", n)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	for _, pipelines := range []int{redisstore.DefaultPipelines, 4} {
+		t.Run(fmt.Sprint("pipelines=", pipelines), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				n++
+				s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: fmt.Sprint("conf", n), Pipelines: pipelines})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
 }
 
 // TestRedisStoreKeyLayout pins storePrefix:policyPrefix:key and that the

@@ -21,7 +21,7 @@ import (
 func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *slog.Logger) (store.Store, error) {
 	switch f.store {
 	case "redis":
-		s, err := redisstore.New(redisstore.Options{Targets: f.redis, Prefix: f.redisPrefix, Timeout: f.redisTimeout, Log: log})
+		s, err := redisstore.New(redisstore.Options{Targets: f.redis, Prefix: f.redisPrefix, Timeout: f.redisTimeout, Pipelines: f.redisPipelines, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("--redis: %w", err)
 		}

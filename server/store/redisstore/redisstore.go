@@ -37,15 +37,19 @@ type Options struct {
 	// Log receives, rate-limited, the keys whose corrupt state a script
 	// replaced (default slog.Default()).
 	Log *slog.Logger
+	// Pipelines is how many pipelines of coalesced Checks may be in
+	// flight at once (default DefaultPipelines).
+	Pipelines int
 }
 
 // Store is the Redis store.
 type Store struct {
-	client  redis.UniversalClient
-	prefix  string
-	timeout time.Duration
-	warn    *ratelog.Limiter
-	calls   sync.Map // callKey -> *luascripts.Call
+	client    redis.UniversalClient
+	prefix    string
+	timeout   time.Duration
+	pipelines int
+	warn      *ratelog.Limiter
+	calls     sync.Map // callKey -> *luascripts.Call
 
 	jobs        chan *job // Checks waiting for a sender (see coalesce.go)
 	stopped     chan struct{}
@@ -91,7 +95,11 @@ func New(opts Options) (*Store, error) {
 	uo.DialTimeout = max(timeout, 250*time.Millisecond)
 	uo.ReadTimeout, uo.WriteTimeout = timeout, timeout
 	uo.PoolTimeout = timeout
-	s := &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout, warn: ratelog.New(opts.Log, 0)}
+	pipelines := opts.Pipelines
+	if pipelines <= 0 {
+		pipelines = DefaultPipelines
+	}
+	s := &Store{client: redis.NewUniversalClient(uo), prefix: opts.Prefix, timeout: timeout, pipelines: pipelines, warn: ratelog.New(opts.Log, 0)}
 	s.startSenders()
 	return s, nil
 }
