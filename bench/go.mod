@@ -6,6 +6,7 @@ require (
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/redis/rueidis v1.0.79
 	github.com/throttlekit/throttlekit-go v0.6.0
 	github.com/throttlekit/throttlekit-go/server v0.6.0
 	golang.org/x/time v0.16.0
