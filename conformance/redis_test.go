@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -240,6 +241,157 @@ func TestRedisCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a moved slot is followed", func(t *testing.T) { movedSlotIsFollowed(t, cl, target) })
+	// Last: it takes a master down for good.
+	t.Run("a dead master costs only its own keys", func(t *testing.T) { deadMasterCostsItsKeys(t, cl, target) })
+}
+
+// movedSlotIsFollowed: CheckMany sends each master its keys by the slot map
+// the store's client holds; when a slot has moved since, that master answers
+// MOVED (the script did not run) and the key goes again through the
+// cluster client, which follows it.
+func movedSlotIsFollowed(t *testing.T, cl *harness.Cluster, target string) {
+	ctx := context.Background()
+	s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "moved", Timeout: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewGCRA(5, 1000, 5)
+	keys := make([]store.Key, 20)
+	for i := range keys {
+		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
+	}
+	// The store learns the slot map, on keys other than the first.
+	if _, err := s.CheckMany(ctx, st, keys[1:], 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	defer cc.Close()
+	first := s.Key(keys[0])
+	slot, err := cc.ClusterKeySlot(ctx, first).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := cc.MasterForKey(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*redis.Client, len(cl.Addrs))
+	var to *redis.Client
+	var toID string
+	for i, addr := range cl.Addrs {
+		nodes[i] = redis.NewClient(&redis.Options{Addr: addr})
+		defer nodes[i].Close()
+		if to == nil && addr != owner.Options().Addr {
+			to = nodes[i]
+			toID = nodes[i].Do(ctx, "CLUSTER", "MYID").Val().(string)
+		}
+	}
+	movedBefore := errorStat(t, owner, "MOVED")
+	// The slot holds no key yet, so it moves without migrating any: the
+	// new owner first, then the others.
+	if err := to.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if err := n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.CheckMany(ctx, st, keys, 0, 1)
+	if err != nil {
+		t.Fatalf("CheckMany after a slot moved: %v", err)
+	}
+	for i, d := range ds {
+		want := int64(3) // the keys checked once before
+		if i == 0 {
+			want = 4
+		}
+		if !d.Allowed || d.Remaining != want {
+			t.Fatalf("key %d: %+v, want remaining %d", i, d, want)
+		}
+	}
+	if n := to.Exists(ctx, first).Val(); n != 1 {
+		t.Fatalf("the moved key is not on its new master")
+	}
+	if errorStat(t, owner, "MOVED") <= movedBefore {
+		t.Fatal("the old owner answered no MOVED: the redirection was not exercised")
+	}
+}
+
+// errorStat is the count of replies of an error kind a node has sent.
+func errorStat(t *testing.T, c *redis.Client, kind string) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "errorstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "errorstat_"+kind+":count="); ok {
+			fmt.Sscan(rest, &n)
+		}
+	}
+	return n
+}
+
+// deadMasterCostsItsKeys: with one master killed, CheckMany decides the
+// keys of the live masters (they were charged) and hands only the dead
+// master's keys to the fail mode, as a partial result.
+func deadMasterCostsItsKeys(t *testing.T, cl *harness.Cluster, target string) {
+	ctx := context.Background()
+	s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "dead", Timeout: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewGCRA(5, 1000, 5)
+	keys := make([]store.Key, 300)
+	for i := range keys {
+		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	defer cc.Close()
+	dead := cl.Node(2)
+	onDead := make([]bool, len(keys))
+	for i, k := range keys {
+		m, err := cc.MasterForKey(ctx, s.Key(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDead[i] = m.Options().Addr == dead.Addr
+	}
+	// The live masters keep serving their slots however long the dead one
+	// takes to be declared failed.
+	for _, addr := range cl.Addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		err := c.ConfigSet(ctx, "cluster-require-full-coverage", "no").Err()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.Stop()
+	_, err = s.CheckMany(ctx, st, keys, 0, 1)
+	var partial *store.PartialError
+	if !errors.As(err, &partial) {
+		t.Fatalf("CheckMany with a master down: %v, want a partial result", err)
+	}
+	lost := 0
+	for i := range keys {
+		if partial.Decided[i] == onDead[i] {
+			t.Fatalf("key %d (on the dead master: %v) decided: %v", i, onDead[i], partial.Decided[i])
+		}
+		if onDead[i] {
+			lost++
+		} else if d := partial.Decisions[i]; !d.Allowed || d.Remaining != 4 {
+			t.Fatalf("key %d on a live master: %+v", i, d)
+		}
+	}
+	if lost == 0 || lost == len(keys) {
+		t.Fatalf("%d of %d keys on the dead master", lost, len(keys))
+	}
 }
 
 // TestRedisScriptsFlushed: after SCRIPT FLUSH (a restart, a failover to a

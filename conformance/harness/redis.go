@@ -155,6 +155,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return cl
 }
 
+// Node returns the i-th master, to stop or pause it.
+func (c *Cluster) Node(i int) *Redis { return c.nodes[i] }
+
 // waitClusterOK waits until every node of a new cluster reports
 // cluster_state:ok with all 16384 slots assigned and every node known:
 // asking one node is not enough, as the others may not have heard yet, and

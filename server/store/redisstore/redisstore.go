@@ -163,7 +163,7 @@ const manyChunk = 128
 // read from the Redis clock first (one more round trip), so runs later in
 // the pipeline, or on another node, cannot see a later time.
 func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
-	_, cluster := s.client.(*redis.ClusterClient)
+	cc, cluster := s.client.(*redis.ClusterClient)
 	role, per := luascripts.RoleCheckMany, manyChunk
 	if cluster || len(keys) == 1 {
 		role, per = luascripts.RoleCheck, 1
@@ -187,77 +187,168 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		args = call.ArgsAtRedisTime(t.UnixMilli(), cost)
 	}
-	cmds, err := s.pipelined(ctx, call, runs, func(i int) []string {
+	if cluster && len(keys) > 1 {
+		return s.checkOnMasters(ctx, cc, call, names, args)
+	}
+	cmds, err := s.pipelined(ctx, s.client, call, runs, func(i int) []string {
 		return names[i*per : min(len(names), (i+1)*per)]
 	}, args)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]engine.Decision, 0, len(keys))
+	out := make([]engine.Decision, len(keys))
+	errs := make([]error, len(keys))
 	for i, c := range cmds {
-		run := names[i*per : min(len(names), (i+1)*per)]
-		reply, err := c.Result()
-		if err != nil {
-			return nil, unavailable("pipeline reply", err)
-		}
+		at := i * per
+		run := names[at:min(len(names), at+per)]
 		if per == 1 {
-			d, err := s.decision(run[0], reply)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, d)
+			errs[at] = s.decideOne(c, run[0], &out[at])
 			continue
 		}
-		ds, reset, err := luascripts.Replies(reply, len(run))
-		if err != nil {
-			return nil, unavailable("many-key reply", err)
+		err := s.decideRun(c, run, out[at:at+len(run)])
+		for j := range run {
+			errs[at+j] = err
 		}
-		for j := range reset {
-			if reset[j] {
-				s.warn.Warn(store.CorruptMsg, "key", run[j])
-			}
-		}
-		out = append(out, ds...)
 	}
-	return out, nil
+	return partial(out, errs)
 }
 
-// pipelined sends runs EVALSHAs of call in one pipeline, the i-th on
-// keys(i). Only commands refused with NOSCRIPT are sent again (after
-// loading the script): they did not run, while a command that ran spent
-// budget and must never run twice.
-func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.IntSliceCmd, error) {
+// decideRun reads a checkMany reply into out, one decision per key of run.
+func (s *Store) decideRun(c *redis.IntSliceCmd, run []string, out []engine.Decision) error {
+	reply, err := c.Result()
+	if err != nil {
+		return unavailable("pipeline", err)
+	}
+	ds, reset, err := luascripts.Replies(reply, len(run))
+	if err != nil {
+		return unavailable("many-key reply", err)
+	}
+	for j := range reset {
+		if reset[j] {
+			s.warn.Warn(store.CorruptMsg, "key", run[j])
+		}
+	}
+	copy(out, ds)
+	return nil
+}
+
+// pipelined sends runs EVALSHAs of call through client in one pipeline,
+// the i-th on keys(i), and returns the commands, each with its reply or
+// its error; it fails only when the script cannot be loaded. Only commands
+// refused with NOSCRIPT are sent again (after loading the script): they
+// did not run, while a command that ran spent budget and must never run
+// twice.
+func (s *Store) pipelined(ctx context.Context, client redis.UniversalClient, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.IntSliceCmd, error) {
 	cmds := make([]*redis.IntSliceCmd, runs)
 	pending := make([]int, runs)
 	for i := range pending {
 		pending[i] = i
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		pipe := s.client.Pipeline()
+		pipe := client.Pipeline()
 		for _, i := range pending {
 			cmds[i] = evalSha(ctx, pipe, call, keys(i), args)
 		}
-		_, err := pipe.Exec(ctx)
-		if err == nil {
+		if _, err := pipe.Exec(ctx); err == nil {
 			break
 		}
 		var again []int
 		for _, i := range pending {
-			if cerr := cmds[i].Err(); cerr != nil {
-				if !redis.HasErrorPrefix(cerr, "NOSCRIPT") || attempt > 0 {
-					return nil, unavailable("pipeline", cerr)
-				}
+			if attempt == 0 && redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
 				again = append(again, i)
 			}
 		}
 		if len(again) > 0 {
-			if lerr := call.Script.Redis.Load(ctx, s.client).Err(); lerr != nil {
+			if lerr := call.Script.Redis.Load(ctx, client).Err(); lerr != nil {
 				return nil, unavailable("script load", lerr)
 			}
 		}
 		pending = again
 	}
 	return cmds, nil
+}
+
+// checkOnMasters decides each key with its own script, in one pipeline
+// per master, all at once: a master that fails costs only its own keys —
+// the others were charged and keep their decisions (a *store.PartialError)
+// — where one cluster pipeline would retry the failed node until the
+// deadline and then fail every command. A key whose slot has moved (MOVED,
+// ASK: its script did not run) goes again through the cluster client,
+// which follows the redirection.
+func (s *Store) checkOnMasters(ctx context.Context, cc *redis.ClusterClient, call *luascripts.Call, names []string, args []any) ([]engine.Decision, error) {
+	byMaster := map[*redis.Client][]int{}
+	for i, n := range names {
+		m, err := cc.MasterForKey(ctx, n)
+		if err != nil {
+			return nil, unavailable("cluster slots", err)
+		}
+		byMaster[m] = append(byMaster[m], i)
+	}
+	out := make([]engine.Decision, len(names))
+	errs := make([]error, len(names))
+	var movedMu sync.Mutex
+	var moved []int
+	var wg sync.WaitGroup
+	for m, idx := range byMaster {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmds, err := s.pipelined(ctx, m, call, len(idx), func(i int) []string { return names[idx[i] : idx[i]+1] }, args)
+			for i, k := range idx {
+				switch {
+				case err != nil:
+					errs[k] = err
+				case redis.HasErrorPrefix(cmds[i].Err(), "MOVED") || redis.HasErrorPrefix(cmds[i].Err(), "ASK"):
+					movedMu.Lock()
+					moved = append(moved, k)
+					movedMu.Unlock()
+				default:
+					errs[k] = s.decideOne(cmds[i], names[k], &out[k])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(moved) > 0 {
+		cmds, err := s.pipelined(ctx, cc, call, len(moved), func(i int) []string { return names[moved[i] : moved[i]+1] }, args)
+		for i, k := range moved {
+			if errs[k] = err; err == nil {
+				errs[k] = s.decideOne(cmds[i], names[k], &out[k])
+			}
+		}
+	}
+	return partial(out, errs)
+}
+
+// decideOne reads a check's reply into d.
+func (s *Store) decideOne(c *redis.IntSliceCmd, key string, d *engine.Decision) error {
+	reply, err := c.Result()
+	if err != nil {
+		return unavailable("pipeline", err)
+	}
+	*d, err = s.decision(key, reply)
+	return err
+}
+
+// partial returns out when no key failed, the first error when every key
+// did, and otherwise a *store.PartialError keeping the decided keys.
+func partial(out []engine.Decision, errs []error) ([]engine.Decision, error) {
+	var first error
+	decided := make([]bool, len(errs))
+	for i, err := range errs {
+		decided[i] = err == nil
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		return out, nil
+	}
+	p := &store.PartialError{Decisions: out, Decided: decided, Err: first}
+	if !p.Any() {
+		return nil, first
+	}
+	return nil, p
 }
 
 // evalSha queues an EVALSHA of call on keys, its reply read straight into
