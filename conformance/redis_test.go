@@ -213,16 +213,7 @@ func TestRedisCluster(t *testing.T) {
 		replayThroughDoor(t, cc, "door")
 	})
 	t.Run("keys spread over all masters", func(t *testing.T) {
-		s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "spread", Timeout: 2e9})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		st, _ := engine.NewGCRA(5, 1000, 5)
-		keys := make([]store.Key, 300)
-		for i := range keys {
-			keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
-		}
+		s, st, keys := clusterBatch(t, target, "spread", 300)
 		ds, err := s.CheckMany(context.Background(), st, keys, 0, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -246,22 +237,30 @@ func TestRedisCluster(t *testing.T) {
 	t.Run("a dead master costs only its own keys", func(t *testing.T) { deadMasterCostsItsKeys(t, cl, target) })
 }
 
+// clusterBatch returns a store on the cluster (closed at test end), a GCRA
+// of 5 and n keys for one CheckMany.
+func clusterBatch(t *testing.T, target, prefix string, n int) (*redisstore.Store, engine.Strategy, []store.Key) {
+	t.Helper()
+	s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: prefix, Timeout: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	st, _ := engine.NewGCRA(5, 1000, 5)
+	keys := make([]store.Key, n)
+	for i := range keys {
+		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
+	}
+	return s, st, keys
+}
+
 // movedSlotIsFollowed: CheckMany sends each master its keys by the slot map
 // the store's client holds; when a slot has moved since, that master answers
 // MOVED (the script did not run) and the key goes again through the
 // cluster client, which follows it.
 func movedSlotIsFollowed(t *testing.T, cl *harness.Cluster, target string) {
 	ctx := context.Background()
-	s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "moved", Timeout: 2e9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st, _ := engine.NewGCRA(5, 1000, 5)
-	keys := make([]store.Key, 20)
-	for i := range keys {
-		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
-	}
+	s, st, keys := clusterBatch(t, target, "moved", 20)
 	// The store learns the slot map, on keys other than the first.
 	if _, err := s.CheckMany(ctx, st, keys[1:], 0, 1); err != nil {
 		t.Fatal(err)
@@ -341,16 +340,7 @@ func errorStat(t *testing.T, c *redis.Client, kind string) int {
 // master's keys to the fail mode, as a partial result.
 func deadMasterCostsItsKeys(t *testing.T, cl *harness.Cluster, target string) {
 	ctx := context.Background()
-	s, err := redisstore.New(redisstore.Options{Targets: []string{target}, Prefix: "dead", Timeout: 2e9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st, _ := engine.NewGCRA(5, 1000, 5)
-	keys := make([]store.Key, 300)
-	for i := range keys {
-		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint("user", i)}
-	}
+	s, st, keys := clusterBatch(t, target, "dead", 300)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
 	defer cc.Close()
 	dead := cl.Node(2)
@@ -373,7 +363,7 @@ func deadMasterCostsItsKeys(t *testing.T, cl *harness.Cluster, target string) {
 		}
 	}
 	dead.Stop()
-	_, err = s.CheckMany(ctx, st, keys, 0, 1)
+	_, err := s.CheckMany(ctx, st, keys, 0, 1)
 	var partial *store.PartialError
 	if !errors.As(err, &partial) {
 		t.Fatalf("CheckMany with a master down: %v, want a partial result", err)
