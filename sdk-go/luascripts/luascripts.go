@@ -25,7 +25,7 @@ const (
 	RoleState = "state" // reads raw state, for Peek and Forecast
 	// RoleCheckMany is a check's many-key variant, derived from it by
 	// scripts/gen-lua.py: the same code run on every key of KEYS at one
-	// instant, replying one check reply per key.
+	// instant, replying ManyWidth integers per key (see Replies).
 	RoleCheckMany = "checkMany"
 )
 

@@ -34,6 +34,7 @@ func Percent(live, floor uint64) int {
 // Tuner adjusts GOGC after every collection until stopped.
 type Tuner struct {
 	floor   uint64
+	live    []metrics.Sample // read by one goroutine at a time: Start, then the finalizers in turn
 	stopped atomic.Bool
 	percent atomic.Int64
 	once    sync.Once
@@ -45,7 +46,7 @@ func Start(floor uint64) *Tuner {
 	if floor == 0 || os.Getenv("GOGC") != "" {
 		return nil
 	}
-	t := &Tuner{floor: floor}
+	t := &Tuner{floor: floor, live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
 	t.percent.Store(100)
 	t.adjust()
 	t.arm()
@@ -67,16 +68,12 @@ func (t *Tuner) arm() {
 	})
 }
 
-var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-
 func (t *Tuner) adjust() {
-	s := make([]metrics.Sample, len(liveSample))
-	copy(s, liveSample)
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+	metrics.Read(t.live)
+	if t.live[0].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	p := Percent(s[0].Value.Uint64(), t.floor)
+	p := Percent(t.live[0].Value.Uint64(), t.floor)
 	// Small changes are not worth a new heap goal.
 	if old := int(t.percent.Load()); p != old && (p == 100 || p*10 < old*9 || p*10 > old*11) {
 		debug.SetGCPercent(p)

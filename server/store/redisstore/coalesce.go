@@ -74,16 +74,14 @@ func (s *Store) send() {
 	}
 }
 
-// run sends a batch in one pipeline. Only commands refused with NOSCRIPT
-// are sent again (after loading their script): they did not run, while a
-// command that ran spent budget and must never run twice.
+// run sends a batch in one pipeline (see evalShas: only a refused
+// NOSCRIPT is ever sent again).
 func (s *Store) run(batch []*job) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	cmds := make([]*redis.IntSliceCmd, len(batch))
-	pending := make([]int, 0, len(batch))
+	pending := make([]*job, 0, len(batch))
 	start := time.Now()
-	for i, j := range batch {
+	for _, j := range batch {
 		if j.ctx.Err() != nil { // its caller has gone: do not spend for it
 			j.reply <- jobResult{err: j.ctx.Err()}
 			continue
@@ -92,54 +90,19 @@ func (s *Store) run(batch []*job) {
 			j.reply <- jobResult{err: context.DeadlineExceeded}
 			continue
 		}
-		pending = append(pending, i)
+		pending = append(pending, j)
 	}
-	for attempt := 0; len(pending) > 0; attempt++ {
-		pipe := s.client.Pipeline()
-		for _, i := range pending {
-			cmds[i] = evalSha(ctx, pipe, batch[i].call, batch[i].keys[:], batch[i].args)
-		}
-		_, _ = pipe.Exec(ctx)
-		var again []int
-		for _, i := range pending {
-			err := cmds[i].Err()
-			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-				again = append(again, i)
-				continue
-			}
-			if err != nil {
-				batch[i].reply <- jobResult{err: err}
-				continue
-			}
-			batch[i].reply <- jobResult{vals: cmds[i].Val()}
-		}
-		loaded := map[*luascripts.Call]bool{}
-		for _, i := range again {
-			if c := batch[i].call; !loaded[c] {
-				loaded[c] = true
-				if err := c.Script.Redis.Load(ctx, s.client).Err(); err != nil {
-					for _, k := range again {
-						if batch[k].call == c {
-							batch[k].reply <- jobResult{err: err}
-						}
-					}
-					again = without(again, batch, c)
-				}
-			}
-		}
-		pending = again
+	if len(pending) == 0 {
+		return
 	}
-}
-
-// without drops the jobs of call c from idx.
-func without(idx []int, batch []*job, c *luascripts.Call) []int {
-	out := idx[:0]
-	for _, i := range idx {
-		if batch[i].call != c {
-			out = append(out, i)
-		}
+	cmds := evalShas(ctx, s.client, len(pending),
+		func(i int) *luascripts.Call { return pending[i].call },
+		func(i int) []string { return pending[i].keys[:] },
+		func(i int) []any { return pending[i].args })
+	for i, j := range pending {
+		vals, err := cmds[i].Result()
+		j.reply <- jobResult{vals: vals, err: err}
 	}
-	return out
 }
 
 // coalesced runs one check through the senders. It needs no timer of its

@@ -165,7 +165,7 @@ const manyChunk = 128
 func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
 	cc, cluster := s.client.(*redis.ClusterClient)
 	role, per := luascripts.RoleCheckMany, manyChunk
-	if cluster || len(keys) == 1 {
+	if cluster {
 		role, per = luascripts.RoleCheck, 1
 	}
 	call, err := s.prepare(st, role)
@@ -187,26 +187,18 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		args = call.ArgsAtRedisTime(t.UnixMilli(), cost)
 	}
-	if cluster && len(keys) > 1 {
+	if cluster {
 		return s.checkOnMasters(ctx, cc, call, names, args)
 	}
-	cmds, err := s.pipelined(ctx, s.client, call, runs, func(i int) []string {
-		return names[i*per : min(len(names), (i+1)*per)]
-	}, args)
-	if err != nil {
-		return nil, err
-	}
+	run := func(i int) []string { return names[i*per : min(len(names), (i+1)*per)] }
+	cmds := evalShas(ctx, s.client, runs, func(int) *luascripts.Call { return call }, run, func(int) []any { return args })
 	out := make([]engine.Decision, len(keys))
 	errs := make([]error, len(keys))
 	for i, c := range cmds {
 		at := i * per
-		run := names[at:min(len(names), at+per)]
-		if per == 1 {
-			errs[at] = s.decideOne(c, run[0], &out[at])
-			continue
-		}
-		err := s.decideRun(c, run, out[at:at+len(run)])
-		for j := range run {
+		keys := run(i)
+		err := s.decideRun(c, keys, out[at:at+len(keys)])
+		for j := range keys {
 			errs[at+j] = err
 		}
 	}
@@ -232,40 +224,45 @@ func (s *Store) decideRun(c *redis.IntSliceCmd, run []string, out []engine.Decis
 	return nil
 }
 
-// pipelined sends runs EVALSHAs of call through client in one pipeline,
-// the i-th on keys(i), and returns the commands, each with its reply or
-// its error; it fails only when the script cannot be loaded. Only commands
-// refused with NOSCRIPT are sent again (after loading the script): they
-// did not run, while a command that ran spent budget and must never run
-// twice.
-func (s *Store) pipelined(ctx context.Context, client redis.UniversalClient, call *luascripts.Call, runs int, keys func(int) []string, args []any) ([]*redis.IntSliceCmd, error) {
-	cmds := make([]*redis.IntSliceCmd, runs)
-	pending := make([]int, runs)
+// evalShas sends n EVALSHAs through client in one pipeline, the i-th of
+// call(i) on keys(i) with args(i), and returns the commands, each with its
+// reply or its error. Only commands refused with NOSCRIPT are sent again,
+// once, after their script is loaded: they did not run, while a command
+// that ran spent budget and must never run twice. A command whose script
+// cannot be loaded keeps its NOSCRIPT error.
+func evalShas(ctx context.Context, client redis.UniversalClient, n int, call func(int) *luascripts.Call, keys func(int) []string, args func(int) []any) []*redis.IntSliceCmd {
+	cmds := make([]*redis.IntSliceCmd, n)
+	pending := make([]int, n)
 	for i := range pending {
 		pending[i] = i
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := client.Pipeline()
 		for _, i := range pending {
-			cmds[i] = evalSha(ctx, pipe, call, keys(i), args)
+			cmds[i] = evalSha(ctx, pipe, call(i), keys(i), args(i))
 		}
-		if _, err := pipe.Exec(ctx); err == nil {
+		if _, err := pipe.Exec(ctx); err == nil || attempt > 0 {
 			break
 		}
 		var again []int
+		loaded := map[*luascripts.Call]bool{}
 		for _, i := range pending {
-			if attempt == 0 && redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
-				again = append(again, i)
+			if !redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+				continue
 			}
-		}
-		if len(again) > 0 {
-			if lerr := call.Script.Redis.Load(ctx, client).Err(); lerr != nil {
-				return nil, unavailable("script load", lerr)
+			c := call(i)
+			ok, tried := loaded[c]
+			if !tried {
+				ok = c.Script.Redis.Load(ctx, client).Err() == nil
+				loaded[c] = ok
+			}
+			if ok {
+				again = append(again, i)
 			}
 		}
 		pending = again
 	}
-	return cmds, nil
+	return cmds
 }
 
 // checkOnMasters decides each key with its own script, in one pipeline
@@ -284,6 +281,7 @@ func (s *Store) checkOnMasters(ctx context.Context, cc *redis.ClusterClient, cal
 		}
 		byMaster[m] = append(byMaster[m], i)
 	}
+	theCall, theArgs := func(int) *luascripts.Call { return call }, func(int) []any { return args }
 	out := make([]engine.Decision, len(names))
 	errs := make([]error, len(names))
 	var movedMu sync.Mutex
@@ -293,11 +291,9 @@ func (s *Store) checkOnMasters(ctx context.Context, cc *redis.ClusterClient, cal
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmds, err := s.pipelined(ctx, m, call, len(idx), func(i int) []string { return names[idx[i] : idx[i]+1] }, args)
+			cmds := evalShas(ctx, m, len(idx), theCall, func(i int) []string { return names[idx[i] : idx[i]+1] }, theArgs)
 			for i, k := range idx {
 				switch {
-				case err != nil:
-					errs[k] = err
 				case redis.HasErrorPrefix(cmds[i].Err(), "MOVED") || redis.HasErrorPrefix(cmds[i].Err(), "ASK"):
 					movedMu.Lock()
 					moved = append(moved, k)
@@ -310,11 +306,9 @@ func (s *Store) checkOnMasters(ctx context.Context, cc *redis.ClusterClient, cal
 	}
 	wg.Wait()
 	if len(moved) > 0 {
-		cmds, err := s.pipelined(ctx, cc, call, len(moved), func(i int) []string { return names[moved[i] : moved[i]+1] }, args)
+		cmds := evalShas(ctx, cc, len(moved), theCall, func(i int) []string { return names[moved[i] : moved[i]+1] }, theArgs)
 		for i, k := range moved {
-			if errs[k] = err; err == nil {
-				errs[k] = s.decideOne(cmds[i], names[k], &out[k])
-			}
+			errs[k] = s.decideOne(cmds[i], names[k], &out[k])
 		}
 	}
 	return partial(out, errs)
