@@ -1,12 +1,16 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 )
@@ -23,7 +27,12 @@ type breakingProxy struct {
 	// them on and closes the connection when their replies arrive, so the
 	// write lands and the client cannot know it did.
 	putBreaks, putSwallows atomic.Int32
-	wg                     sync.WaitGroup
+	// chaos, when set, breaks PutItems at random: one in chaos has its
+	// reply lost after it landed; one in chaos is cut from the client at
+	// once and lands late, while the client is already reading back or
+	// sending it again.
+	chaos atomic.Int32
+	wg    sync.WaitGroup
 }
 
 const putTarget = "DynamoDB_20120810.PutItem"
@@ -64,7 +73,9 @@ func (p *breakingProxy) serve(c net.Conn) {
 	}
 	defer up.Close()
 	var swallow atomic.Bool
+	upDone := make(chan struct{})
 	go func() {
+		defer close(upDone)
 		defer c.Close()
 		buf := make([]byte, 32<<10)
 		for {
@@ -97,12 +108,61 @@ func (p *breakingProxy) serve(c net.Conn) {
 			if isPut && p.putSwallows.Load() > 0 && p.putSwallows.Add(-1) >= 0 {
 				swallow.Store(true)
 			}
+			if odds := p.chaos.Load(); isPut && odds > 0 {
+				switch rand.IntN(int(odds)) {
+				case 0:
+					swallow.Store(true)
+				case 1:
+					// Late: the client hears the connection close before the
+					// write is even sent.
+					req, ok := wholeRequest(c, buf[:n])
+					c.Close()
+					if !ok {
+						return
+					}
+					time.Sleep(time.Duration(1+rand.IntN(20)) * time.Millisecond)
+					swallow.Store(true)
+					if _, werr := up.Write(req); werr == nil {
+						select {
+						case <-upDone:
+						case <-time.After(10 * time.Second):
+						}
+					}
+					return
+				}
+			}
 			if _, werr := up.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
 		if err != nil {
 			return // EOF or a broken connection: done either way
+		}
+	}
+}
+
+// wholeRequest reads the rest of the HTTP request whose first bytes are
+// first (a client may write its headers and body apart).
+func wholeRequest(c net.Conn, first []byte) ([]byte, bool) {
+	req := append([]byte(nil), first...)
+	buf := make([]byte, 32<<10)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if end := bytes.Index(req, []byte("\r\n\r\n")); end >= 0 {
+			head := strings.ToLower(string(req[:end]))
+			length := 0
+			if i := strings.Index(head, "content-length:"); i >= 0 {
+				line, _, _ := strings.Cut(head[i+len("content-length:"):], "\r\n")
+				length, _ = strconv.Atoi(strings.TrimSpace(line))
+			}
+			if len(req) >= end+4+length {
+				return req, true
+			}
+		}
+		n, err := c.Read(buf)
+		req = append(req, buf[:n]...)
+		if err != nil {
+			return nil, false
 		}
 	}
 }

@@ -12,13 +12,26 @@ import (
 	"time"
 )
 
-// Dynamo is a DynamoDB-compatible endpoint: moto's moto_server started on a
-// free loopback port, or THROTTLEKIT_DYNAMODB_ENDPOINT.
+// Dynamo is a DynamoDB-compatible endpoint: moto (from the project's
+// moto_server install) started on a free loopback port by moto_serve.py, or
+// THROTTLEKIT_DYNAMODB_ENDPOINT.
 type Dynamo struct {
 	Endpoint string
 	port     int
 	dir      string
+	opts     MotoOptions
 	cmd      *exec.Cmd
+}
+
+// MotoOptions say how moto serves.
+type MotoOptions struct {
+	// Racy serves requests concurrently, as moto_server does: its
+	// conditional writes are then not atomic (DynamoDB's are). By default
+	// requests run one at a time.
+	Racy bool
+	// SwitchInterval is Python's thread switch interval (0: its default of
+	// 5 ms). A short one makes rare interleavings common.
+	SwitchInterval time.Duration
 }
 
 // motoServer finds moto_server: THROTTLEKIT_MOTO_SERVER, the project's
@@ -45,11 +58,20 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // the SDK (in this process and in servers started after it) will use.
 func StartDynamo(t testing.TB) *Dynamo {
 	t.Helper()
-	fakeAWS(t)
 	if ep := os.Getenv("THROTTLEKIT_DYNAMODB_ENDPOINT"); ep != "" {
+		fakeAWS(t)
 		return &Dynamo{Endpoint: ep}
 	}
-	d := &Dynamo{port: FreePort(t), dir: t.TempDir()}
+	// Every thread switch a microsecond apart: the store's own races show
+	// on every run, while moto's are held off by serving one at a time.
+	return StartMoto(t, MotoOptions{SwitchInterval: time.Microsecond})
+}
+
+// StartMoto starts moto as o says, on a free loopback port.
+func StartMoto(t testing.TB, o MotoOptions) *Dynamo {
+	t.Helper()
+	fakeAWS(t)
+	d := &Dynamo{port: FreePort(t), dir: t.TempDir(), opts: o}
 	d.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", d.port)
 	d.Start(t)
 	t.Cleanup(d.Stop)
@@ -64,7 +86,16 @@ func (d *Dynamo) Start(t testing.TB) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(motoServer(t), "-H", "127.0.0.1", "-p", strconv.Itoa(d.port))
+	// moto_server's own virtualenv runs moto_serve.py beside this file.
+	python := filepath.Join(filepath.Dir(motoServer(t)), "python")
+	args := []string{filepath.Join(RepoRoot(t), "conformance", "harness", "moto_serve.py"), strconv.Itoa(d.port)}
+	if !d.opts.Racy {
+		args = append(args, "--serial")
+	}
+	if d.opts.SwitchInterval > 0 {
+		args = append(args, "--switch-interval", strconv.FormatFloat(d.opts.SwitchInterval.Seconds(), 'g', -1, 64))
+	}
+	d.cmd = exec.Command(python, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {

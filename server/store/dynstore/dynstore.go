@@ -328,19 +328,21 @@ func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (la
 	} else {
 		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
 	}
-	for resend := 0; ; resend++ {
+	for sent := 1; ; sent++ {
 		_, err := s.db.PutItem(ctx, in)
 		if err == nil {
 			return true, nil
 		}
 		var lost *types.ConditionalCheckFailedException
-		if errors.As(err, &lost) {
+		if errors.As(err, &lost) && sent == 1 {
 			return false, nil
 		}
+		// A resent put that meets a failed condition may have met its own
+		// first send, which arrived late and landed: read back like any
+		// put whose outcome is unknown.
 		if ctx.Err() != nil {
 			return false, unavailable("put", err)
 		}
-		// Did it land? The read is retried like any read.
 		raw, rerr := s.read(ctx, pk)
 		if rerr != nil {
 			return false, unavailable("put", fmt.Errorf("%w; reading it back: %w", err, rerr))
@@ -349,12 +351,17 @@ func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (la
 		switch {
 		case slices.Contains(writes, id):
 			return true, nil
-		case resend < 3 && (raw == nil && !it.exists || raw != nil && it.exists && version == it.version):
-			continue // it did not land and nothing else did: send it again
+		case raw == nil && !it.exists || raw != nil && it.exists && version == it.version:
+			// It did not land and nothing else did: send it again, until
+			// the deadline. Every copy carries one id and one condition,
+			// so at most one of them lands.
+			continue
 		case raw == nil && it.exists || raw != nil && version-it.version < recentWrites && version != it.version:
-			return false, nil // another write landed instead: decide again
+			// Another write landed instead. The version moved past the one
+			// this put is conditioned on, so no copy of it can land later.
+			return false, nil
 		default:
-			return false, unavailable("put", fmt.Errorf("%w; its outcome could not be settled (resent, or too many writes followed it)", err))
+			return false, unavailable("put", fmt.Errorf("%w; its outcome could not be settled (more writes followed it than an item remembers)", err))
 		}
 	}
 }
