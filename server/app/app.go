@@ -15,6 +15,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/lens"
 	"github.com/throttlekit/throttlekit-go/server/monitor"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
+	"github.com/throttlekit/throttlekit-go/server/wirebound"
 	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
@@ -384,6 +385,9 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	}
 	fleetGuard := auth.Guard{Prefix: "/" + tkv1.Fleet_ServiceDesc.ServiceName + "/", Header: auth.FleetHeader, Secret: f.fleetKey, LoopbackOnly: true}
 	unary = append(unary, fleetGuard.Unary())
+	// A request the codec refused (too many elements, nested too deep)
+	// is answered once the caller is known to be allowed to ask.
+	unary, stream = append(unary, wirebound.UnaryInterceptor), append(stream, wirebound.StreamInterceptor)
 	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))...)
 	leases := admit.NewTable(f.leaseTTL, nil)
 	stopSweep := make(chan struct{})
@@ -553,6 +557,8 @@ func serverLimits(f *flags) []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(kp),
 		grpc.MaxRecvMsgSize(4 << 20),
+		// Counted on the wire before anything is decoded.
+		grpc.ForceServerCodecV2(wirebound.Codec(wirebound.Limits{Fields: envoy.WireBounds})),
 		// Requests run on long-lived workers: a fresh goroutine per request
 		// grows its stack to the handler's depth every time, which cost
 		// about a tenth of the CPU at load. Requests beyond the workers

@@ -9,8 +9,9 @@ package envoy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,10 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/door"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -52,6 +55,9 @@ func (d *Door) SetConfig(cfg *config.Config) {
 	}
 	d.domains.Store(&m)
 }
+
+// domain is the current domain of that name (nil when none).
+func (d *Door) domain(name string) *config.Domain { return (*d.domains.Load())[name] }
 
 // Decider is the decision door as this door uses it: Forecast and Peek,
 // and Check without protobuf messages (door.RateLimiter and door.Current).
@@ -86,7 +92,7 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	}
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
 	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
-	dom := (*d.domains.Load())[req.GetDomain()]
+	dom := d.domain(req.GetDomain())
 	// One allocation each for the statuses and the matches of a request.
 	statuses := make([]rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
 	found := make([]matched, 0, len(req.GetDescriptors()))
@@ -209,32 +215,106 @@ func (d *Door) headers(ms []*matched) []*corev3.HeaderValue {
 	return out
 }
 
+// MaxEntries bounds the entries of one descriptor on the wire (Envoy's own
+// descriptors have a handful; a domain's tree is bounded far below it).
+const MaxEntries = 64
+
+// WireBounds are the door's bounds for the server's codec (wirebound).
+var WireBounds = map[protoreflect.FullName]int{
+	(&ratelimitv3.RateLimitDescriptor{}).ProtoReflect().Descriptor().Fields().ByName("entries").FullName(): MaxEntries,
+}
+
+// HashedKeyPrefix starts the limiting key of a descriptor whose composed
+// key would be longer than door.MaxKeyBytes: the key is then this prefix
+// and the hex SHA-256 of the composed key. A composed key always holds
+// "=", which the hashed form never does, so the two cannot meet.
+const HashedKeyPrefix = "sha256:"
+
 // match walks a descriptor's entries down the domain's tree and returns the
 // node its last entry reaches (nil when an entry has no match, or the
 // descriptor has more entries than the tree is deep), with the limiting
 // key built from the entries: two different values never share a budget.
+// Nothing is allocated before the walk has bounded the entries by the
+// tree's depth; a key longer than door.MaxKeyBytes is hashed, so a long
+// value is still limited rather than refused.
 func match(nodes []*config.Descriptor, entries []*ratelimitv3.RateLimitDescriptor_Entry) (*config.Descriptor, string) {
 	if len(entries) == 0 {
 		return nil, ""
 	}
 	var node *config.Descriptor
-	var key strings.Builder
-	for i, e := range entries {
-		node = pick(nodes, e)
-		if node == nil {
+	size := len(entries) - 1 // the '&' between entries
+	for _, e := range entries {
+		if node = pick(nodes, e); node == nil {
 			return nil, ""
 		}
-		if i == 0 {
-			key.Grow(len(entries) * (len(e.GetKey()) + len(e.GetValue()) + 2))
-		} else {
-			key.WriteByte('&')
-		}
-		key.WriteString(url.QueryEscape(e.GetKey()))
-		key.WriteByte('=')
-		key.WriteString(url.QueryEscape(e.GetValue()))
+		size += escapedLen(e.GetKey()) + 1 + escapedLen(e.GetValue())
 		nodes = node.Descriptors
 	}
-	return node, key.String()
+	if size > door.MaxKeyBytes {
+		return node, hashedKey(entries)
+	}
+	key := make([]byte, 0, size)
+	for i, e := range entries {
+		if i > 0 {
+			key = append(key, '&')
+		}
+		key = appendEscaped(append(appendEscaped(key, e.GetKey()), '='), e.GetValue())
+	}
+	return node, string(key)
+}
+
+// hashedKey is the hashed form of the entries' composed key, streamed
+// through the digest a little at a time.
+func hashedKey(entries []*ratelimitv3.RateLimitDescriptor_Entry) string {
+	h := sha256.New()
+	var buf [512]byte
+	write := func(s string) {
+		for len(s) > 0 {
+			n := min(len(s), len(buf)/3) // an escaped byte is at most 3
+			h.Write(appendEscaped(buf[:0], s[:n]))
+			s = s[n:]
+		}
+	}
+	for i, e := range entries {
+		if i > 0 {
+			h.Write([]byte{'&'})
+		}
+		write(e.GetKey())
+		h.Write([]byte{'='})
+		write(e.GetValue())
+	}
+	return HashedKeyPrefix + hex.EncodeToString(h.Sum(buf[:0]))
+}
+
+// appendEscaped appends url.QueryEscape(s) to dst, without the string.
+func appendEscaped(dst []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case unreserved(c):
+			dst = append(dst, c)
+		case c == ' ':
+			dst = append(dst, '+')
+		default:
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return dst
+}
+
+// escapedLen is len(url.QueryEscape(s)).
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !unreserved(c) && c != ' ' {
+			n += 2
+		}
+	}
+	return n
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
 }
 
 // pick chooses the node an entry matches: an exact value first, then the

@@ -2,6 +2,9 @@ package envoy
 
 import (
 	"context"
+	"math/rand/v2"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,5 +234,68 @@ func BenchmarkShouldRateLimit(b *testing.B) {
 		if _, err := d.ShouldRateLimit(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestKeysEscapeAsQueryEscape: the composed key is url.QueryEscape's, byte
+// for byte (stores already hold keys in that form).
+func TestKeysEscapeAsQueryEscape(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		s := string(b)
+		if got := string(appendEscaped(nil, s)); got != url.QueryEscape(s) || escapedLen(s) != len(got) {
+			t.Fatalf("%q: %q (len %d), want %q", s, got, escapedLen(s), url.QueryEscape(s))
+		}
+	}
+}
+
+// TestLongValuesAreHashedNotRefused: a value past the key bound is still
+// limited, on a key of its own, in the hashed form.
+func TestLongValuesAreHashedNotRefused(t *testing.T) {
+	d, _ := newDoor(t)
+	long := strings.Repeat("/", door.MaxKeyBytes) // three bytes each, escaped
+	ask := func(v string) *rlsv3.RateLimitResponse {
+		resp, err := d.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "edge",
+			Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/static/"+v), desc("remote_address", "198.51.100.1")}})
+		if err != nil {
+			t.Fatalf("a long value errored the request: %v", err)
+		}
+		return resp
+	}
+	if got := ask(long).GetOverallCode(); got != rlsv3.RateLimitResponse_OK {
+		t.Fatalf("first: %v", got)
+	}
+	if got := ask(long).GetStatuses()[0].GetCode(); got != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("the same long value again (limit 1): %v, want OVER_LIMIT", got)
+	}
+	if got := ask(long + "x").GetStatuses()[0].GetCode(); got != rlsv3.RateLimitResponse_OK {
+		t.Fatalf("another long value shares the first's budget: %v", got)
+	}
+	_, key := match(d.domain("edge").Descriptors, desc("path", "/static/"+long).GetEntries())
+	if !strings.HasPrefix(key, HashedKeyPrefix) || len(key) != len(HashedKeyPrefix)+64 {
+		t.Fatalf("hashed key %q", key)
+	}
+}
+
+// TestManyEntriesAllocateNothing: a descriptor deeper than the tree is
+// answered OK (it matches nothing) without allocating for its entries.
+func TestManyEntriesAllocateNothing(t *testing.T) {
+	d, _ := newDoor(t)
+	entries := []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "remote_address", Value: strings.Repeat("a", 64<<10)}}
+	for range 100_000 {
+		entries = append(entries, &ratelimitv3.RateLimitDescriptor_Entry{})
+	}
+	nodes := d.domain("edge").Descriptors
+	allocs := testing.AllocsPerRun(5, func() {
+		if n, _ := match(nodes, entries); n != nil {
+			t.Fatal("matched")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations to refuse a descriptor deeper than the tree", allocs)
 	}
 }

@@ -1,0 +1,106 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+const envoyHostilePolicies = `version: 1
+limiters:
+  perIP: { strategy: fixedWindow, limit: 100, period: 1h }
+  perPath: { strategy: fixedWindow, limit: 1000000, period: 1h }
+domains:
+  - domain: edge
+    descriptors:
+      - key: remote_address
+        policy: perIP
+      - key: path
+        policy: perPath
+`
+
+// rssBytes is a process's resident set, from /proc.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestEnvoyHostileRequests: requests an attacker can send straight to the
+// rate-limit service neither end the server nor switch limiting off.
+func TestEnvoyHostileRequests(t *testing.T) {
+	srv := harness.Start(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", envoyHostilePolicies))
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rls := rlsv3.NewRateLimitServiceClient(conn)
+	ctx := context.Background()
+	ip := func(v string) *ratelimitv3.RateLimitDescriptor {
+		return &ratelimitv3.RateLimitDescriptor{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "remote_address", Value: v}}}
+	}
+
+	t.Run("a million entries", func(t *testing.T) {
+		before := rssBytes(t, srv.Cmd.Process.Pid)
+		d := ip(strings.Repeat("a", 64<<10))
+		for range 1_000_000 {
+			d.Entries = append(d.Entries, &ratelimitv3.RateLimitDescriptor_Entry{})
+		}
+		for range 4 {
+			_, err := rls.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{d}})
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "entries") {
+				t.Fatalf("got %v, want INVALID_ARGUMENT naming the entries", err)
+			}
+		}
+		if resp, err := rls.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{ip("192.0.2.1")}}); err != nil || resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+			t.Fatalf("the server after them: %v %v", resp, err)
+		}
+		// A decoded request of this size is ~100 MiB of structs; refused
+		// on the wire it is the 2 MiB message and no more.
+		if after := rssBytes(t, srv.Cmd.Process.Pid); after-before > 64<<20 {
+			t.Fatalf("resident memory grew by %d MiB for four refused requests", (after-before)>>20)
+		}
+	})
+
+	t.Run("a long value does not switch limiting off", func(t *testing.T) {
+		padded := &ratelimitv3.RateLimitDescriptor{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "path", Value: "/" + strings.Repeat("%", 2048)}}}
+		over := 0
+		for i := range 150 {
+			resp, err := rls.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{ip("198.51.100.9"), padded}})
+			if err != nil {
+				t.Fatalf("request %d: %v (Envoy would let it through unlimited)", i, err)
+			}
+			if resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT {
+				over++
+			}
+		}
+		if over != 50 {
+			t.Fatalf("%d of 150 requests over the limit, want 50 (the address's limit is 100)", over)
+		}
+	})
+}

@@ -1,0 +1,225 @@
+// Package wirebound bounds what a request can make the server allocate
+// before any handler sees it. gRPC decodes a message in full before the
+// handler can check a count: four MiB of one-byte repeated entries decode
+// into about a hundred MiB of structs. The server's codec scans the wire
+// bytes against the message's descriptor first (no allocation) and
+// refuses a message with more elements in a repeated field, or deeper
+// nesting, than a request can need; the refusal reaches the caller as
+// INVALID_ARGUMENT, naming the field and the bound.
+package wirebound
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Defaults.
+const (
+	// MaxRepeated bounds the elements of any repeated field of a request
+	// (CheckMany's keys, Envoy's descriptors: 1000 each on the wire).
+	MaxRepeated = 1000
+	// MaxDepth bounds the nesting of messages in a request.
+	MaxDepth = 32
+)
+
+// Limits bounds the repeated fields of requests.
+type Limits struct {
+	// Repeated is the bound of every repeated field (default MaxRepeated).
+	Repeated int
+	// Fields overrides it for fields by full name, e.g.
+	// "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.entries".
+	Fields map[protoreflect.FullName]int
+	// Depth bounds nesting (default MaxDepth).
+	Depth int
+}
+
+// Codec returns the server codec: the proto codec, after the scan.
+func Codec(l Limits) encoding.CodecV2 {
+	if l.Repeated <= 0 {
+		l.Repeated = MaxRepeated
+	}
+	if l.Depth <= 0 {
+		l.Depth = MaxDepth
+	}
+	return &codec{base: encoding.GetCodecV2("proto"), limits: l}
+}
+
+type codec struct {
+	base   encoding.CodecV2
+	limits Limits
+}
+
+func (c *codec) Name() string { return c.base.Name() }
+
+func (c *codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+
+func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return c.base.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	raw := buf.ReadOnlyData()
+	if err := c.limits.scan(raw, m.ProtoReflect().Descriptor(), 0); err != nil {
+		// The message stays empty but for a mark the interceptors turn
+		// into INVALID_ARGUMENT before any handler runs.
+		m.ProtoReflect().SetUnknown(mark(err.Error()))
+		return nil
+	}
+	return proto.Unmarshal(raw, m)
+}
+
+// markField is the field number of the refusal mark: the largest there is,
+// which no message of the contract uses.
+const markField protowire.Number = protowire.MaxValidNumber
+
+func mark(msg string) protoreflect.RawFields {
+	b := protowire.AppendTag(nil, markField, protowire.BytesType)
+	return protowire.AppendString(b, msg)
+}
+
+// refusal returns the text of m's refusal mark, if it has one.
+func refusal(m any) (string, bool) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return "", false
+	}
+	raw := pm.ProtoReflect().GetUnknown()
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return "", false
+		}
+		raw = raw[n:]
+		if num == markField && typ == protowire.BytesType {
+			s, n := protowire.ConsumeString(raw)
+			return s, n >= 0
+		}
+		n = protowire.ConsumeFieldValue(num, typ, raw)
+		if n < 0 {
+			return "", false
+		}
+		raw = raw[n:]
+	}
+	return "", false
+}
+
+// scan walks raw as a message of descriptor md, counting the elements of
+// each repeated field and descending into message fields.
+func (l *Limits) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
+	if depth > l.Depth {
+		return fmt.Errorf("%s is nested more than %d deep", md.FullName(), l.Depth)
+	}
+	fields := md.Fields()
+	// Few messages have many repeated fields: count in a small array.
+	var counts [8]int
+	var more map[protowire.Number]int
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return nil // malformed: the proto decoder says so
+		}
+		raw = raw[n:]
+		n = protowire.ConsumeFieldValue(num, typ, raw)
+		if n < 0 {
+			return nil
+		}
+		value := raw[:n]
+		raw = raw[n:]
+		fd := fields.ByNumber(num)
+		if fd == nil {
+			continue
+		}
+		if fd.IsList() || fd.IsMap() {
+			var c int
+			if i := int(num); i < len(counts) {
+				counts[i]++
+				c = counts[i]
+			} else {
+				if more == nil {
+					more = map[protowire.Number]int{}
+				}
+				more[num]++
+				c = more[num]
+			}
+			bound := l.Repeated
+			if b, ok := l.Fields[fd.FullName()]; ok {
+				bound = b
+			}
+			if c > bound {
+				return fmt.Errorf("%s has more than %d elements; the limit is %d", fd.FullName(), bound, bound)
+			}
+		}
+		if typ != protowire.BytesType || (fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind) {
+			continue
+		}
+		sub := fd.Message()
+		if fd.IsMap() {
+			sub = fd.MapValue().Message()
+			if sub == nil {
+				continue
+			}
+			// A map entry is a message of key (1) and value (2).
+			inner, _ := protowire.ConsumeBytes(value)
+			for len(inner) > 0 {
+				en, et, m := protowire.ConsumeTag(inner)
+				if m < 0 {
+					break
+				}
+				inner = inner[m:]
+				m = protowire.ConsumeFieldValue(en, et, inner)
+				if m < 0 {
+					break
+				}
+				if en == 2 && et == protowire.BytesType {
+					b, _ := protowire.ConsumeBytes(inner[:m])
+					if err := l.scan(b, sub, depth+1); err != nil {
+						return err
+					}
+				}
+				inner = inner[m:]
+			}
+			continue
+		}
+		b, _ := protowire.ConsumeBytes(value)
+		if err := l.scan(b, sub, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UnaryInterceptor answers a refused request INVALID_ARGUMENT.
+func UnaryInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if msg, ok := refusal(req); ok {
+		return nil, status.Error(codes.InvalidArgument, msg)
+	}
+	return handler(ctx, req)
+}
+
+// StreamInterceptor answers a refused message on a stream INVALID_ARGUMENT.
+func StreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &stream{ServerStream: ss})
+}
+
+type stream struct{ grpc.ServerStream }
+
+func (s *stream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if msg, ok := refusal(m); ok {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return nil
+}
