@@ -173,3 +173,62 @@ func TestLiveReload(t *testing.T) {
 		t.Fatalf("%d requests failed during the reloads; last: %v", n, lastErr.Load())
 	}
 }
+
+// TestReloadAppliesTheWholeFile: a reload from fail: open to fail: closed
+// decides fresh keys on a full maxKeys bound as a fresh start would, the
+// fail-mode decisions are counted as such (not as allowed), and a bound
+// changed or added by a reload applies to prefixes already in use.
+func TestReloadAppliesTheWholeFile(t *testing.T) {
+	const before = "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 5, period: 1h, maxKeys: 64, fail: open }\n"
+	path := harness.WriteFile(t, "policies.yaml", before)
+	metrics := fmt.Sprint("127.0.0.1:", harness.FreePort(t))
+	srv := harness.Start(t, harness.Binary(t, false), "--config", path, "--metrics-port", strings.TrimPrefix(metrics, "127.0.0.1:"))
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	// Fill the bound: 64 keys, then more, until new keys are refused.
+	failOpen := 0
+	for i := 0; i < 2000; i++ {
+		d, err := c.Check(ctx, "api", fmt.Sprint("fill-", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ResetAt == 0 {
+			if !d.Allowed {
+				t.Fatalf("fail: open denied a key past the bound: %+v", d)
+			}
+			failOpen++
+		}
+	}
+	if failOpen == 0 {
+		t.Fatal("the bound was never reached")
+	}
+	if got := harness.Metric(t, metrics, `throttlekit_decisions_total{outcome="fail_open",policy="api"}`); got != float64(failOpen) {
+		t.Fatalf("fail_open counted %v, want the %d decisions the bound's fail mode made", got, failOpen)
+	}
+	writeAtomically(t, path, strings.Replace(before, "fail: open", "fail: closed", 1))
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 1, "policies reloaded")
+	for i := 0; i < 5; i++ {
+		d, err := c.Check(ctx, "api", fmt.Sprint("fresh-", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			t.Fatalf("fresh key %d on a full bound after the reload to fail: closed: %+v, want denied", i, d)
+		}
+	}
+	if got := harness.Metric(t, metrics, `throttlekit_decisions_total{outcome="fail_closed",policy="api"}`); got != 5 {
+		t.Fatalf("fail_closed counted %v, want 5", got)
+	}
+	// A raised bound applies to the prefix in use.
+	writeAtomically(t, path, strings.Replace(before, "maxKeys: 64", "maxKeys: 100000", 1))
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 2, "policies reloaded")
+	if d, err := c.Check(ctx, "api", "roomy", 1); err != nil || d.ResetAt == 0 || !d.Allowed {
+		t.Fatalf("after raising maxKeys: %+v %v, want a real decision", d, err)
+	}
+}

@@ -294,25 +294,45 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// memoryBound is one prefix's key bound in the memory stores: the rate
+// store's, or (meter) the per-server token budgets'.
+type memoryBound struct {
+	prefix  string
+	maxKeys int
+	meter   bool
+}
+
+// memoryBounds are cfg's key bounds, for startup and reload alike.
+func memoryBounds(cfg *config.Config) []memoryBound {
+	var out []memoryBound
+	for _, p := range cfg.Policies {
+		if p.Strategy != nil {
+			out = append(out, memoryBound{p.Prefix, p.MaxKeys, false})
+		}
+		if p.TokenBudget != nil {
+			out = append(out, memoryBound{p.BudgetKey("").Prefix, p.TokenBudget.MaxKeys, true})
+		}
+		if p.FleetBudget != nil {
+			out = append(out, memoryBound{p.BudgetKey("").Prefix, p.MaxKeys, false})
+		}
+	}
+	return out
+}
+
 func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer, sink *logSink) error {
 	// q in Lens shuts the server down as SIGTERM does.
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
 	defer gcfloor.Start(uint64(f.gcHeapFloorMiB) << 20).Stop()
 	// Every policy's keys are bounded in memory (config.DefaultMaxKeys
-	// unless it sets maxKeys); past the bound, new keys follow its fail mode.
-	failOpen := func(p *config.Policy) bool { return failsOpen(f, cfg, p) }
-	memOpts := []memstore.Option{memstore.WithLog(log)}
-	meterOpts := []memstore.Option{memstore.WithLog(log)}
-	for _, p := range cfg.Policies {
-		if p.Strategy != nil {
-			memOpts = append(memOpts, memstore.WithBound(p.Prefix, p.MaxKeys, failOpen(p)))
-		}
-		if p.TokenBudget != nil {
-			meterOpts = append(meterOpts, memstore.WithBound(p.BudgetKey("").Prefix, p.TokenBudget.MaxKeys, failOpen(p)))
-		}
-		if p.FleetBudget != nil {
-			memOpts = append(memOpts, memstore.WithBound(p.BudgetKey("").Prefix, p.MaxKeys, failOpen(p)))
+	// unless it sets maxKeys); past the bound, new keys follow its fail mode
+	// (the door's, on memstore.ErrFull). A reload sets them the same way.
+	var memOpts, meterOpts []memstore.Option
+	for _, b := range memoryBounds(cfg) {
+		if b.meter {
+			meterOpts = append(meterOpts, memstore.WithBound(b.prefix, b.maxKeys))
+		} else {
+			memOpts = append(memOpts, memstore.WithBound(b.prefix, b.maxKeys))
 		}
 	}
 	for _, sh := range cfg.Shared {

@@ -88,13 +88,12 @@ func (r *reloader) reload(reason string) error {
 		r.log.Error("policy reload rejected; the old policies keep serving", "reason", reason, "err", err)
 		return err
 	}
-	for _, p := range cfg.Policies {
-		open := failsOpen(r.f, cfg, p)
-		if r.mem != nil && p.Strategy != nil {
-			r.mem.SetBound(p.Prefix, p.MaxKeys, open)
-		}
-		if p.TokenBudget != nil {
-			r.meters.SetBound(p.BudgetKey("").Prefix, p.TokenBudget.MaxKeys, open)
+	for _, b := range memoryBounds(cfg) {
+		switch {
+		case b.meter:
+			r.meters.SetBound(b.prefix, b.maxKeys)
+		case r.mem != nil:
+			r.mem.SetBound(b.prefix, b.maxKeys)
 		}
 	}
 	opts := r.base

@@ -245,3 +245,26 @@ func TestKeyHash(t *testing.T) {
 		t.Fatalf("b's key id %q", got)
 	}
 }
+
+// TestTreesAreBounded: a policy file cannot stand for an endless or huge
+// tree; the refusal names the file, line and field.
+func TestTreesAreBounded(t *testing.T) {
+	deep := "limiters:\n  api: { strategy: gcra, limit: 1, period: 1s }\nx: " + strings.Repeat("[", MaxDepth+2) + strings.Repeat("]", MaxDepth+2) + "\n"
+	for _, c := range []struct{ name, file, want string }{
+		{"self-referential alias", `limiters:
+  api: { strategy: gcra, limit: 1, period: 1s }
+domains:
+  - domain: edge
+    descriptors: &t [ {key: a, policy: api, descriptors: *t} ]
+`, "p.yaml:5: domains[0].descriptors[0].descriptors: YAML aliases (*t) are not supported"},
+		{"plain alias", "limiters:\n  a: &g { strategy: gcra, limit: 1, period: 1s }\n  b: *g\n", "p.yaml:3: limiters.b: YAML aliases"},
+		{"deep", deep, "is nested more than 64 levels deep"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(c.file))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}

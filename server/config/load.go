@@ -58,7 +58,57 @@ func Parse(name string, raw []byte) (cfg *Config, err error) {
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: name, Msg: "is empty; it needs a limiters mapping"}
 	}
+	nodes := 0
+	if err := l.plain(doc.Content[0], "", 0, &nodes); err != nil {
+		return nil, err
+	}
 	return l.config(doc.Content[0])
+}
+
+// Bounds of a policy file's tree.
+const (
+	// MaxDepth bounds the nesting of a policy file (an Envoy domain's
+	// descriptors nest two levels per entry).
+	MaxDepth = 64
+	// MaxNodes bounds its values, keys included.
+	MaxNodes = 1_000_000
+)
+
+// plain refuses what would let a small file stand for a huge or endless
+// tree: YAML aliases (a self-referential one never ends), nesting past
+// MaxDepth and more than MaxNodes values. Anchors alone are harmless.
+func (l *loader) plain(n *yaml.Node, path string, depth int, nodes *int) error {
+	if *nodes++; *nodes > MaxNodes {
+		return l.errAt(n, path, fmt.Sprintf("the file has more than %d values", MaxNodes))
+	}
+	if n.Kind == yaml.AliasNode {
+		return l.errAt(n, path, fmt.Sprintf("YAML aliases (*%s) are not supported in policy files; write the value out", n.Value))
+	}
+	if depth > MaxDepth {
+		return l.errAt(n, path, fmt.Sprintf("is nested more than %d levels deep", MaxDepth))
+	}
+	for i, c := range n.Content {
+		p := path
+		switch n.Kind {
+		case yaml.MappingNode:
+			if i%2 == 1 { // a value, named by its key
+				p = joinPath(path, n.Content[i-1].Value)
+			}
+		case yaml.SequenceNode:
+			p = fmt.Sprintf("%s[%d]", path, i)
+		}
+		if err := l.plain(c, p, depth+1, nodes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func joinPath(path, field string) string {
+	if path == "" {
+		return field
+	}
+	return path + "." + field
 }
 
 // checkJSON reports a JSON syntax error with its line.

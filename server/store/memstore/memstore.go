@@ -4,14 +4,13 @@
 package memstore
 
 import (
+	"errors"
 	"hash/maphash"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -30,8 +29,7 @@ type Store struct {
 	// mutated, so the decision path reads it without a lock.
 	parts   atomic.Pointer[map[string]*partition]
 	partsMu sync.Mutex
-	bounds  map[string]bound
-	warn    *ratelog.Limiter
+	bounds  map[string]int // maxKeys by prefix
 
 	sweepEvery time.Duration
 	stop       chan struct{}
@@ -40,26 +38,21 @@ type Store struct {
 }
 
 type partition struct {
-	shards      [shardCount]shard
-	maxPerShard int
-	failOpen    bool   // how a new key is decided when the bound is reached
-	warnFull    func() // says so, rate-limited
-}
-
-type bound struct {
-	maxKeys  int
-	failOpen bool
+	shards [shardCount]shard
+	// full is the error of a new key past the bound (nil when unbounded).
+	full atomic.Pointer[error]
 }
 
 type shard struct {
 	mu         sync.Mutex
 	m          map[string]*entry
-	head, tail *entry // most and least recently used
+	head, tail *entry // most and least recently used; linked only when max > 0
+	max        int    // keys held at most (0: unbounded)
 	// scratch is the state handed to the engine, kept here (guarded by mu)
 	// because a local would escape through the Strategy interface and cost
 	// an allocation per decision.
 	scratch engine.State
-	_       [48]byte // pad to two cache lines: neighbouring shards share none
+	_       [40]byte // pad to two cache lines: neighbouring shards share none
 }
 
 // entry is one key's state, laid out to fit a 64-byte allocation: the
@@ -105,22 +98,29 @@ func WithClock(clock func() int64) Option { return func(s *Store) { s.clock = cl
 
 // WithBound limits the keys kept under prefix to about maxKeys. A new key
 // that finds the bound reached takes the place of a key whose state has
-// expired (which decides as a fresh key would, so no decision changes),
-// looking among the least recently used; when every key held is live, the
-// new key is not stored and is decided as a store outage is: allowed with
-// the full limit when failOpen, else denied. Eviction therefore never hands
-// anyone a fresh budget. The bound is kept per shard (maxKeys/64 each, at
-// least 1).
-func WithBound(prefix string, maxKeys int, failOpen bool) Option {
+// expired (which decides exactly as an absent key); when every key held is
+// live, the new key is not stored and the check returns ErrFull, which the
+// caller decides by its fail mode. Eviction therefore never hands anyone a
+// fresh budget. The bound is kept per shard (maxKeys/64 each, at least 1).
+func WithBound(prefix string, maxKeys int) Option {
 	return func(s *Store) {
 		if maxKeys > 0 {
-			s.bounds[prefix] = bound{maxKeys, failOpen}
+			s.bounds[prefix] = maxKeys
 		}
 	}
 }
 
-// WithLog sets where the store's warnings go (default slog.Default()).
-func WithLog(log *slog.Logger) Option { return func(s *Store) { s.warn = ratelog.New(log, 0) } }
+// SetBound sets prefix's bound (0: none) from now on, for a prefix in use
+// too: a reload's bound applies as a start's does. A lower bound than the
+// keys held evicts none; new keys wait until expired ones make room.
+func (s *Store) SetBound(prefix string, maxKeys int) {
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	s.bounds[prefix] = max(0, maxKeys)
+	if p, used := (*s.parts.Load())[prefix]; used {
+		p.setBound(prefix, s.bounds[prefix])
+	}
+}
 
 // WithSweep removes expired keys every interval in the background (0 turns
 // the sweep off; expired keys are still treated as absent on access).
@@ -128,15 +128,10 @@ func WithSweep(interval time.Duration) Option {
 	return func(s *Store) { s.sweepEvery = interval }
 }
 
-// SetBound bounds a prefix not used yet (a policy added by a reload); a
-// prefix already in use keeps the bound it started with.
-func (s *Store) SetBound(prefix string, maxKeys int, failOpen bool) {
-	s.partsMu.Lock()
-	defer s.partsMu.Unlock()
-	if _, used := (*s.parts.Load())[prefix]; !used {
-		s.bounds[prefix] = bound{maxKeys, failOpen}
-	}
-}
+// ErrFull is a check of a new key that a maxKeys bound has no room for:
+// the caller decides it by the policy's fail mode. It is not an outage
+// (store.ErrUnavailable): the store answers every other key.
+var ErrFull = errors.New("memory store: the policy's maxKeys bound is reached and every key held is live")
 
 // New returns an empty memory store. It sweeps expired keys every second
 // unless configured otherwise; Close stops the sweep.
@@ -144,8 +139,7 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		clock:      func() int64 { return time.Now().UnixMilli() },
 		seed:       maphash.MakeSeed(),
-		bounds:     map[string]bound{},
-		warn:       ratelog.New(nil, 0),
+		bounds:     map[string]int{},
 		stop:       make(chan struct{}),
 		sweepEvery: time.Second,
 	}

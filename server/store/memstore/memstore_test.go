@@ -1,6 +1,7 @@
 package memstore_test
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -20,56 +21,91 @@ func TestConformance(t *testing.T) {
 // TestBoundNeverHandsOutAFreshBudget replays the attack: an exhausted key,
 // then a flood of junk keys past the bound. The exhausted key must stay
 // exhausted (live state is never evicted); junk keys past the bound are
-// decided by the fail mode; expired state makes room again.
+// refused with ErrFull, for the caller's fail mode; expired state makes
+// room again.
 func TestBoundNeverHandsOutAFreshBudget(t *testing.T) {
 	const maxKeys = 64 * 8 // eight per shard
-	for _, failOpen := range []bool{true, false} {
-		t.Run(fmt.Sprint("failOpen=", failOpen), func(t *testing.T) {
-			s := memstore.New(memstore.WithSweep(0), memstore.WithBound("b", maxKeys, failOpen))
-			defer s.Close()
-			ctx := context.Background()
-			st, _ := engine.NewFixedWindow(1, 3_600_000)
-			now := int64(1_700_000_000_000)
-			victim := store.Key{Prefix: "b", ID: "victim"}
-			if d, _ := s.Check(ctx, st, victim, now, 1); !d.Allowed {
-				t.Fatal("first check denied")
-			}
-			failDecided := 0
-			for i := 0; i < 10_000; i++ {
-				d, err := s.Check(ctx, st, store.Key{Prefix: "b", ID: fmt.Sprint("junk", i)}, now, 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d.ResetAt == 0 { // a synthesized (fail-mode) decision
-					failDecided++
-					if d.Allowed != failOpen {
-						t.Fatalf("past the bound a new key got allowed=%v, want the fail mode's %v", d.Allowed, failOpen)
-					}
-				}
-				if i%97 == 0 {
-					if d, _ := s.Check(ctx, st, victim, now, 1); d.Allowed {
-						t.Fatalf("the exhausted key was admitted again after %d junk keys", i)
-					}
-				}
-			}
-			if failDecided == 0 {
-				t.Fatal("no key was decided by the fail mode: the bound was never reached")
-			}
-			if n := s.Len("b"); n > maxKeys {
-				t.Fatalf("%d keys held, bound is %d", n, maxKeys)
-			}
-			// Once the window has passed, every key held has expired and
-			// new keys take their places: decided for real again.
-			later := now + 3_600_000
-			d, _ := s.Check(ctx, st, store.Key{Prefix: "b", ID: "newcomer"}, later, 1)
-			if !d.Allowed || d.ResetAt == 0 {
-				t.Fatalf("after expiry a new key got %+v, want a real allow", d)
-			}
-			if d, _ := s.Check(ctx, st, store.Key{Prefix: "b", ID: "newcomer"}, later, 1); d.Allowed {
-				t.Fatal("the newcomer's state was not kept")
-			}
-		})
+	s := memstore.New(memstore.WithSweep(0), memstore.WithBound("b", maxKeys))
+	defer s.Close()
+	ctx := context.Background()
+	st, _ := engine.NewFixedWindow(1, 3_600_000)
+	now := int64(1_700_000_000_000)
+	victim := store.Key{Prefix: "b", ID: "victim"}
+	if d, _ := s.Check(ctx, st, victim, now, 1); !d.Allowed {
+		t.Fatal("first check denied")
 	}
+	full := 0
+	for i := 0; i < 10_000; i++ {
+		_, err := s.Check(ctx, st, store.Key{Prefix: "b", ID: fmt.Sprint("junk", i)}, now, 1)
+		switch {
+		case errors.Is(err, memstore.ErrFull):
+			full++
+			if errors.Is(err, store.ErrUnavailable) {
+				t.Fatal("a full bound reads as an outage (the breaker would open on it)")
+			}
+		case err != nil:
+			t.Fatal(err)
+		}
+		if i%97 == 0 {
+			if d, _ := s.Check(ctx, st, victim, now, 1); d.Allowed {
+				t.Fatalf("the exhausted key was admitted again after %d junk keys", i)
+			}
+		}
+	}
+	if full == 0 {
+		t.Fatal("no key was refused: the bound was never reached")
+	}
+	if n := s.Len("b"); n > maxKeys {
+		t.Fatalf("%d keys held, bound is %d", n, maxKeys)
+	}
+	// Once the window has passed, every key held has expired and
+	// new keys take their places: decided for real again.
+	later := now + 3_600_000
+	d, err := s.Check(ctx, st, store.Key{Prefix: "b", ID: "newcomer"}, later, 1)
+	if err != nil || !d.Allowed || d.ResetAt == 0 {
+		t.Fatalf("after expiry a new key got %+v %v, want a real allow", d, err)
+	}
+	if d, _ := s.Check(ctx, st, store.Key{Prefix: "b", ID: "newcomer"}, later, 1); d.Allowed {
+		t.Fatal("the newcomer's state was not kept")
+	}
+}
+
+// TestSetBoundAppliesToAPrefixInUse: a bound set on a live prefix (a
+// reload) applies at once, and lifting it holds every key again.
+func TestSetBoundAppliesToAPrefixInUse(t *testing.T) {
+	s := memstore.New(memstore.WithSweep(0))
+	defer s.Close()
+	ctx := context.Background()
+	st, _ := engine.NewFixedWindow(1, 3_600_000)
+	for i := range 64 * 32 {
+		if _, err := s.Check(ctx, st, store.Key{Prefix: "p", ID: fmt.Sprint(i)}, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetBound("p", 64)
+	refused := 0
+	for i := range 1000 {
+		if _, err := s.Check(ctx, st, store.Key{Prefix: "p", ID: fmt.Sprint("new", i)}, 1, 1); errors.Is(err, memstore.ErrFull) {
+			refused++
+		}
+	}
+	if refused != 1000 {
+		t.Fatalf("%d of 1000 new keys refused on a prefix holding 32 times its new bound", refused)
+	}
+	// The keys held before were linked for eviction: once expired, they
+	// make room.
+	if _, err := s.Check(ctx, st, store.Key{Prefix: "p", ID: "later"}, 3_600_001, 1); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+	s.SetBound("p", 0)
+	for i := range 1000 {
+		if _, err := s.Check(ctx, st, store.Key{Prefix: "p", ID: fmt.Sprint("free", i)}, 3_600_001, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestUnboundedKeepsEverything(t *testing.T) {
 	// An unbounded prefix keeps everything.
 	s := memstore.New(memstore.WithSweep(0))
 	defer s.Close()

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"time"
 
@@ -21,17 +22,10 @@ func (s *Store) partition(prefix string) *partition {
 		return p
 	}
 	p := &partition{}
-	if b, ok := s.bounds[prefix]; ok {
-		p.maxPerShard = (b.maxKeys + shardCount - 1) / shardCount
-		p.failOpen = b.failOpen
-		p.warnFull = func() {
-			s.warn.Warn("memory store: a policy's maxKeys bound is reached and every key held is live; new keys are decided by the fail mode",
-				"prefix", prefix, "maxKeys", b.maxKeys, "failOpen", b.failOpen)
-		}
-	}
 	for i := range p.shards {
 		p.shards[i].m = map[string]*entry{}
 	}
+	p.setBound(prefix, s.bounds[prefix])
 	next := make(map[string]*partition, len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -39,6 +33,38 @@ func (s *Store) partition(prefix string) *partition {
 	next[prefix] = p
 	s.parts.Store(&next)
 	return p
+}
+
+// setBound bounds the partition to maxKeys (0: unbounded), linking or
+// unlinking the recency list of the keys already held.
+func (p *partition) setBound(prefix string, maxKeys int) {
+	perShard := 0
+	if maxKeys > 0 {
+		perShard = (maxKeys + shardCount - 1) / shardCount
+		full := fmt.Errorf("%w (prefix %q, maxKeys %d)", ErrFull, prefix, maxKeys)
+		p.full.Store(&full)
+	} else {
+		p.full.Store(nil)
+	}
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		switch {
+		case perShard > 0 && sh.max == 0:
+			for _, e := range sh.m {
+				sh.pushFront(e)
+			}
+		case perShard == 0 && sh.max > 0:
+			for e := sh.head; e != nil; {
+				next := e.next
+				e.prev, e.next = nil, nil
+				e = next
+			}
+			sh.head, sh.tail = nil, nil
+		}
+		sh.max = perShard
+		sh.mu.Unlock()
+	}
 }
 
 func (s *Store) shard(key store.Key) *shard {
@@ -60,17 +86,32 @@ func (s *Store) Check(_ context.Context, st engine.Strategy, key store.Key, now,
 	return p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
 }
 
-// CheckMany implements store.Store. Every key is decided at the same now.
+// CheckMany implements store.Store. Every key is decided at the same now;
+// keys a bound has no room for are left to the fail mode (a
+// *store.PartialError), the others keep their decisions.
 func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
 	now = s.now(now)
 	out := make([]engine.Decision, len(keys))
+	var partial *store.PartialError
 	for i, key := range keys {
 		p := s.partition(key.Prefix)
 		d, err := p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
 		if err != nil {
-			return nil, err
+			if partial == nil {
+				partial = &store.PartialError{Decisions: out, Decided: make([]bool, len(keys)), Err: err}
+				for j := range i {
+					partial.Decided[j] = true
+				}
+			}
+			continue
 		}
 		out[i] = d
+		if partial != nil {
+			partial.Decided[i] = true
+		}
+	}
+	if partial != nil {
+		return nil, partial
 	}
 	return out, nil
 }
@@ -81,12 +122,14 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 	e := sh.m[id]
 	s := &sh.scratch
 	if e == nil {
-		if p.maxPerShard > 0 && len(sh.m) >= p.maxPerShard && !sh.evictSettled(now) {
+		if sh.max > 0 && len(sh.m) >= sh.max && !sh.evictSettled(now) {
 			// Every key held is live: evicting one would hand its owner a
 			// fresh budget. The new key is not stored, and the policy's
-			// fail mode decides it, as for any store that cannot answer.
-			p.warnFull()
-			return store.FailDecision(st.Limit(), p.failOpen), nil
+			// fail mode decides it.
+			if full := p.full.Load(); full != nil {
+				return engine.Decision{}, *full
+			}
+			return engine.Decision{}, ErrFull
 		}
 		*s = engine.State{}
 		d, ttl := st.Check(s, now, cost)
@@ -94,7 +137,7 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 			e = &entry{id: id, expiresAt: now + ttl}
 			e.set(s)
 			sh.m[id] = e
-			if p.maxPerShard > 0 {
+			if sh.max > 0 {
 				sh.pushFront(e)
 			}
 		}
@@ -115,7 +158,7 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 	if ttl > 0 {
 		e.expiresAt = now + ttl
 	}
-	if p.maxPerShard > 0 {
+	if sh.max > 0 {
 		// Recency is kept only under a bound: relinking touches two other
 		// entries, two cache misses an unbounded store need not pay.
 		sh.touch(e)
