@@ -1,8 +1,8 @@
 package memstore_test
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
