@@ -232,3 +232,65 @@ func TestReloadAppliesTheWholeFile(t *testing.T) {
 		t.Fatalf("after raising maxKeys: %+v %v, want a real decision", d, err)
 	}
 }
+
+// TestWatchNeverAppliesAHalfWrittenFile: a file written in place in two
+// parts, 2.5 s apart, is applied whole once it settles: the policies the
+// first part lacks never disappear in between.
+func TestWatchNeverAppliesAHalfWrittenFile(t *testing.T) {
+	const whole = "version: 1\nlimiters:\n  logins: { strategy: fixedWindow, limit: 10, period: 1h }\n  search: { strategy: fixedWindow, limit: 1000, period: 1h }\n"
+	path := harness.WriteFile(t, "policies.yaml", whole)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", path, "--watch-config")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	// A complete change first: the watcher is running once it is applied.
+	writeAtomically(t, path, strings.Replace(whole, "limit: 10,", "limit: 15,", 1))
+	waitForLog(t, srv, 1, "policies reloaded")
+	next := strings.Replace(whole, "limit: 10,", "limit: 20,", 1)
+	cut := strings.Index(next, "  search:")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(next[:cut]); err != nil { // parses: logins alone
+		t.Fatal(err)
+	}
+	_ = f.Sync()
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := c.Check(ctx, "search", "k", 1); err != nil {
+			t.Fatalf("search while the file was half-written: %v\n%s", err, srv.Stderr())
+		}
+	}
+	if _, err := f.WriteString(next[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	waitForLog(t, srv, 2, "policies reloaded")
+	if d, err := c.Check(ctx, "logins", "k", 1); err != nil || d.Limit != 20 {
+		t.Fatalf("logins after the file settled: %+v %v, want the new limit 20", d, err)
+	}
+	if _, err := c.Check(ctx, "search", "k", 1); err != nil {
+		t.Fatalf("search after the file settled: %v", err)
+	}
+	if strings.Count(srv.Stderr(), "policies reloaded") != 2 {
+		t.Fatalf("the file was applied more than once:\n%s", srv.Stderr())
+	}
+}
+
+// TestReloadRefusesAliases: a self-referential alias (which would grow
+// without end) is refused with file, line and field; the old policies serve.
+func TestReloadRefusesAliases(t *testing.T) {
+	path := harness.WriteFile(t, "policies.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", path)
+	c := dialAll(t, []*harness.Server{srv})[0]
+	writeAtomically(t, path, "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\ndomains:\n  - domain: edge\n    descriptors: &t [ {key: a, policy: api, descriptors: *t} ]\n")
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 1, "policy reload rejected")
+	if !strings.Contains(srv.Stderr(), "policies.yaml:6: domains[0].descriptors[0].descriptors: YAML aliases") {
+		t.Fatalf("the rejection does not name file, line and field:\n%s", srv.Stderr())
+	}
+	if d, err := c.Check(context.Background(), "api", "k", 1); err != nil || d.Limit != 5 {
+		t.Fatalf("after the rejected reload: %+v %v", d, err)
+	}
+}

@@ -88,6 +88,7 @@ type flags struct {
 	hashFile        string
 	httpPort        int
 	watchConfig     bool
+	watchSettle     time.Duration
 	gcHeapFloorMiB  int
 }
 
@@ -143,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.fleetKey, "fleet-secret", "", "secret every Fleet caller must present (x-fleet-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_FLEET_SECRET")
 	fs.StringVar(&f.fleetFile, "fleet-secret-file", "", "read --fleet-secret from this file")
 	fs.BoolVar(&f.watchConfig, "watch-config", false, "reload the policy file when it changes (SIGHUP always reloads it); a bad file is rejected and the old policies keep serving")
+	fs.DurationVar(&f.watchSettle, "watch-settle", 5*time.Second, "with --watch-config, apply a change once the file has been unchanged this long, so a file written in parts is never applied half-written")
 	fs.IntVar(&f.httpPort, "http-port", -1, "serve the HTTP/JSON door (POST /v1/check, ...) on this port, with the gRPC port's TLS and secret (-1 = off, 0 = a free port)")
 	fs.StringVar(&f.hashKey, "key-hash-secret", "", "the secret of keyHash: sha256 policies' keyed hash (default env THROTTLEKIT_KEY_HASH_SECRET); direct doors sharing their budgets need the same")
 	fs.StringVar(&f.hashFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
@@ -245,6 +247,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.maxStreams == 0 {
 		return nil, errors.New("--max-concurrent-streams must be at least 1")
 	}
+	if f.watchSettle < 0 {
+		return nil, fmt.Errorf("--watch-settle must not be negative, not %s", f.watchSettle)
+	}
 	if f.maxConnAge < 0 {
 		return nil, fmt.Errorf("--max-connection-age must not be negative, not %s", f.maxConnAge)
 	}
@@ -275,7 +280,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 2
 	}
-	cfg, err := config.Load(f.config)
+	cfg, stamp, err := loadPolicies(f.config)
 	if err != nil {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 1
@@ -287,7 +292,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.SetKeyHashSecret([]byte(f.hashKey))
 	}
-	if err := serve(ctx, f, cfg, log, stdout, sink); err != nil {
+	if err := serve(ctx, f, cfg, stamp, log, stdout, sink); err != nil {
 		fmt.Fprintln(stderr, "throttlekit-server:", err)
 		return 1
 	}
@@ -319,7 +324,7 @@ func memoryBounds(cfg *config.Config) []memoryBound {
 	return out
 }
 
-func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, stdout io.Writer, sink *logSink) error {
+func serve(ctx context.Context, f *flags, cfg *config.Config, stamp string, log *slog.Logger, stdout io.Writer, sink *logSink) error {
 	// q in Lens shuts the server down as SIGTERM does.
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
@@ -499,11 +504,11 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, log *slog.Logger, 
 	tkv1.RegisterFleetServer(srv, fleetDoor)
 	envoyDoor := envoy.New(cfg, current)
 	rlsv3.RegisterRateLimitServiceServer(srv, envoyDoor)
-	re := &reloader{path: f.config, f: f, log: log, current: current, fleet: fleetDoor, envoy: envoyDoor, hub: hub, meters: meters, base: base, cfg: cfg}
+	re := &reloader{path: f.config, stamp: stamp, f: f, log: log, current: current, fleet: fleetDoor, envoy: envoyDoor, hub: hub, meters: meters, base: base, cfg: cfg}
 	if mem, ok := rates.(*memstore.Store); ok {
 		re.mem = mem
 	}
-	go re.run(ctx, f.watchConfig)
+	go re.run(ctx, f.watchConfig, f.watchSettle)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,52 +37,86 @@ type reloader struct {
 	meters  *memstore.Store
 	base    door.Options
 
-	mu  sync.Mutex
-	cfg *config.Config
+	mu    sync.Mutex
+	cfg   *config.Config
+	stamp string // the content last loaded (applied or rejected)
 }
 
 // run reloads on SIGHUP, and when watch is set, on a change of the file
-// (polled every second, which also sees atomic renames), until ctx ends.
-func (r *reloader) run(ctx context.Context, watch bool) {
+// (polled every second, which also sees atomic renames), until ctx ends. A
+// change is applied once the file has stayed the same for settle: a file
+// written in place in parts is never loaded half-written (a rename of a
+// complete file is still the way to deploy one; it is seen at once and
+// settles like any change).
+func (r *reloader) run(ctx context.Context, watch bool, settle time.Duration) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var tick <-chan time.Time
-	stamp := fileStamp(r.path)
 	if watch {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(min(time.Second, max(settle/2, 10*time.Millisecond)))
 		defer t.Stop()
 		tick = t.C
 	}
+	seen, changedAt := r.loaded(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			stamp = fileStamp(r.path)
 			_ = r.reload("SIGHUP")
-		case <-tick:
-			if s := fileStamp(r.path); s != stamp {
-				stamp = s
+		case now := <-tick:
+			if s := fileStamp(r.path); s != seen {
+				seen, changedAt = s, now
+				continue
+			}
+			if seen != r.loaded() && now.Sub(changedAt) >= settle {
 				_ = r.reload("the file changed")
 			}
 		}
 	}
 }
 
+// loaded is the stamp of the content last loaded.
+func (r *reloader) loaded() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stamp
+}
+
+// loadPolicies reads and loads the policy file, with the stamp of the
+// bytes it loaded (so a watcher compares against exactly those).
+func loadPolicies(path string) (*config.Config, string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read policy file: %w", err)
+	}
+	cfg, err := config.Parse(path, raw)
+	return cfg, contentStamp(raw), err
+}
+
+// fileStamp identifies the file's content (and its absence as "").
 func fileStamp(path string) string {
-	fi, err := os.Stat(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+	return contentStamp(raw)
+}
+
+func contentStamp(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // reload loads the file and, when it is good, makes it current.
 func (r *reloader) reload(reason string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, err := config.Load(r.path)
+	cfg, stamp, err := loadPolicies(r.path)
+	if stamp != "" {
+		r.stamp = stamp // a rejected file is not tried again until it changes
+	}
 	if err == nil {
 		err = r.check(cfg)
 	}
@@ -106,8 +142,16 @@ func (r *reloader) reload(reason string) error {
 		r.hub.SetPolicies(policyInfos(cfg))
 	}
 	added, removed, changed := diff(r.cfg, cfg)
+	domainsAdded, domainsRemoved := domainDiff(r.cfg, cfg)
 	r.cfg = cfg
-	r.log.Info("policies reloaded", "reason", reason, "policies", len(cfg.Policies), "added", added, "removed", removed, "changed", changed)
+	level := slog.LevelInfo
+	if len(removed)+len(domainsRemoved) > 0 {
+		// Requests for what is gone answer NOT_FOUND (or, for an Envoy
+		// domain, are no longer limited): say so louder than a change.
+		level = slog.LevelWarn
+	}
+	r.log.Log(context.Background(), level, "policies reloaded", "reason", reason, "policies", len(cfg.Policies), "added", added, "removed", removed, "changed", changed,
+		"domainsAdded", domainsAdded, "domainsRemoved", domainsRemoved)
 	return nil
 }
 
@@ -136,6 +180,26 @@ func (r *reloader) check(cfg *config.Config) error {
 		return errors.New("distributedConcurrency policies change only with a restart")
 	}
 	return nil
+}
+
+// domainDiff names the Envoy domains a reload added and removed.
+func domainDiff(old, next *config.Config) (added, removed []string) {
+	was, is := map[string]bool{}, map[string]bool{}
+	for _, d := range old.Domains {
+		was[d.Name] = true
+	}
+	for _, d := range next.Domains {
+		is[d.Name] = true
+		if !was[d.Name] {
+			added = append(added, d.Name)
+		}
+	}
+	for _, d := range old.Domains {
+		if !is[d.Name] {
+			removed = append(removed, d.Name)
+		}
+	}
+	return added, removed
 }
 
 // diff names the policies a reload added, removed and changed.
