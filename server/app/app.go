@@ -45,51 +45,53 @@ import (
 
 // flags are the parsed command line.
 type flags struct {
-	config          string
-	host            string
-	port            int
-	fail            string
-	store           string
-	redis           stringList
-	redisPrefix     string
-	redisTimeout    time.Duration
-	redisPipelines  int
-	metricsPort     int
-	metricsHost     string
-	leaseTTL        time.Duration
-	breakerFailures int
-	breakerProbe    time.Duration
-	nodeID          string
-	pgURL           string
-	pgTable         string
-	pgPrefix        string
-	pgTimeout       time.Duration
-	dynTable        string
-	dynRegion       string
-	dynEndpoint     string
-	dynPrefix       string
-	dynCreate       bool
-	dynTimeout      time.Duration
-	dynRetries      int
-	maxStreams      uint
-	maxConnAge      time.Duration
-	tlsCert         string
-	tlsKey          string
-	tlsCA           string
-	secret          string
-	monitor         string
-	monitorKey      string
-	tui             bool
-	secretFile      string
-	monitorFile     string
-	fleetKey        string
-	fleetFile       string
-	hashKey         string
-	hashFile        string
-	httpPort        int
-	watchConfig     bool
-	watchSettle     time.Duration
-	gcHeapFloorMiB  int
+	config            string
+	host              string
+	port              int
+	fail              string
+	store             string
+	redis             stringList
+	redisPrefix       string
+	redisTimeout      time.Duration
+	redisPipelines    int
+	metricsPort       int
+	metricsHost       string
+	leaseTTL          time.Duration
+	breakerFailures   int
+	breakerProbe      time.Duration
+	nodeID            string
+	pgURL             string
+	pgTable           string
+	pgPrefix          string
+	pgTimeout         time.Duration
+	dynTable          string
+	dynRegion         string
+	dynEndpoint       string
+	dynPrefix         string
+	dynCreate         bool
+	dynTimeout        time.Duration
+	dynRetries        int
+	maxStreams        uint
+	maxConnAge        time.Duration
+	tlsCert           string
+	tlsKey            string
+	tlsCA             string
+	secret            string
+	monitor           string
+	monitorKey        string
+	tui               bool
+	secretFile        string
+	monitorFile       string
+	fleetKey          string
+	fleetFile         string
+	hashKey           string
+	hashFile          string
+	httpPort          int
+	watchConfig       bool
+	maxWatches        int
+	maxWatchesPerPeer int
+	watchSettle       time.Duration
+	gcHeapFloorMiB    int
 }
 
 // stringList is a repeatable string flag.
@@ -152,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.monitorFile, "monitor-secret-file", "", "read --monitor-secret from this file")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
 	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")
+	fs.IntVar(&f.maxWatches, "monitor-max-watches", telemetry.DefaultMaxWatches, "Monitor Watch streams served at once; more are refused RESOURCE_EXHAUSTED")
+	fs.IntVar(&f.maxWatchesPerPeer, "monitor-max-watches-per-peer", telemetry.DefaultMaxWatchesPerPeer, "Monitor Watch streams one client address may hold at once")
 	fs.StringVar(&f.monitorKey, "monitor-secret", "", "secret every Monitor caller must present (x-monitor-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_MONITOR_SECRET")
 	fs.StringVar(&f.secret, "secret", "", "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
 	fs.Usage = func() {
@@ -246,6 +250,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.maxStreams == 0 {
 		return nil, errors.New("--max-concurrent-streams must be at least 1")
+	}
+	if f.maxWatches < 1 || f.maxWatchesPerPeer < 1 {
+		return nil, errors.New("--monitor-max-watches and --monitor-max-watches-per-peer must be at least 1")
 	}
 	if f.watchSettle < 0 {
 		return nil, fmt.Errorf("--watch-settle must not be negative, not %s", f.watchSettle)
@@ -436,7 +443,8 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, stamp string, log 
 	var hub *telemetry.Hub
 	decided := rates
 	if f.monitor == "on" || f.tui {
-		hub = telemetry.New(policyInfos(cfg), telemetry.Options{NodeID: nodeID(f), Guards: reportGuards})
+		hub = telemetry.New(policyInfos(cfg), telemetry.Options{NodeID: nodeID(f), Guards: reportGuards,
+			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPerPeer})
 		hubCtx, stopHub := context.WithCancel(context.Background())
 		defer stopHub()
 		go hub.Run(hubCtx)

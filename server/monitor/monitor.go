@@ -6,11 +6,13 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"net"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -36,21 +38,33 @@ func (d *Door) GetSnapshot(context.Context, *tkv1.GetSnapshotRequest) (*tkv1.Get
 
 // Watch implements Monitor: denials of req.policy ("" = all) as they
 // happen, at most telemetry.WatchRate per second; a slow reader loses
-// events (counted in the snapshot's watchDropped), never memory.
+// events (counted in the snapshot's watchDropped), never memory. Streams
+// past the server's or the peer's bound are refused RESOURCE_EXHAUSTED.
 func (d *Door) Watch(req *tkv1.WatchRequest, stream grpc.ServerStreamingServer[tkv1.WatchResponse]) error {
-	sub := d.hub.Subscribe(req.GetPolicy())
-	defer sub.Cancel()
 	ctx := stream.Context()
+	who := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		who = p.Addr.String()
+		if host, _, err := net.SplitHostPort(who); err == nil {
+			who = host
+		}
+	}
+	sub, err := d.hub.Subscribe(req.GetPolicy(), who)
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	defer sub.Cancel()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-sub.C:
-			if !ok {
-				return nil
-			}
-			if err := stream.Send(&tkv1.WatchResponse{Denial: denial(ev)}); err != nil {
-				return err
+		case <-sub.Done():
+			return nil
+		case <-sub.Ready:
+			for _, ev := range sub.Drain() {
+				if err := stream.Send(&tkv1.WatchResponse{Denial: denial(ev)}); err != nil {
+					return err
+				}
 			}
 		}
 	}

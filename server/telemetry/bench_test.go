@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"context"
 	"testing"
 	"time"
@@ -41,8 +42,12 @@ func BenchmarkWatchFlood(b *testing.B) {
 	for _, subs := range []int{0, 1, 16} {
 		b.Run(map[int]string{0: "no-stream", 1: "1-stream", 16: "16-streams"}[subs], func(b *testing.B) {
 			h := New([]PolicyInfo{{Name: "api"}}, Options{})
-			for range subs {
-				defer h.Subscribe("").Cancel()
+			for i := range subs {
+				sub, err := h.Subscribe("", fmt.Sprint(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sub.Cancel()
 			}
 			ev := Event{Policy: "api", Key: "mallory", Outcome: Denied, Axis: "rate", Limit: 10, At: time.Now().UnixMilli()}
 			b.ReportAllocs()

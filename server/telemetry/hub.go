@@ -1,7 +1,10 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -50,6 +53,9 @@ type Options struct {
 	Guards func() []GuardSummary
 	// Now is the wall clock (time.Now).
 	Now func() time.Time
+	// MaxWatches and MaxWatchesPerPeer bound the Watch streams, in all
+	// and of one peer (0: DefaultMaxWatches, DefaultMaxWatchesPerPeer).
+	MaxWatches, MaxWatchesPerPeer int
 }
 
 // Hub aggregates decisions for the Monitor door and Lens.
@@ -67,6 +73,9 @@ type Hub struct {
 	denials      [denialRing]DenialEvent
 	nDenials     int // total ever recorded; the ring holds the last denialRing
 	subs         map[*Subscription]struct{}
+	peerSubs     map[string]int
+	maxWatches   int
+	maxPerPeer   int
 	watchDropped int64
 }
 
@@ -89,6 +98,10 @@ func New(policies []PolicyInfo, o Options) *Hub {
 		now:      o.Now,
 		policies: map[string]*policyStats{},
 		subs:     map[*Subscription]struct{}{},
+		peerSubs: map[string]int{},
+		// Watch bounds: the options', else the defaults.
+		maxWatches: cmp.Or(o.MaxWatches, DefaultMaxWatches),
+		maxPerPeer: cmp.Or(o.MaxWatchesPerPeer, DefaultMaxWatchesPerPeer),
 	}
 	for _, p := range policies {
 		ps := newPolicyStats(p, h.windowS)
@@ -184,27 +197,64 @@ type DenialEvent struct {
 	RetryAfterMs int64  `json:"retryAfterMs"`
 }
 
-// Subscription is one Watch stream's feed of denials.
+// Subscription is one Watch stream's feed of denials. Its queue grows
+// with what is waiting, up to watchBuffer, so an idle stream holds a few
+// hundred bytes rather than a full buffer.
 type Subscription struct {
-	// C delivers the denials; it is closed by Cancel.
-	C       chan DenialEvent
+	// Ready has a value whenever denials are queued; Drain takes them.
+	Ready   chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	queue   []DenialEvent
 	policy  string
+	peer    string
 	rate    engine.TokenBucket
 	state   engine.State
 	dropped atomic.Int64
 	hub     *Hub
 }
 
+// Bounds of the Watch streams.
+const (
+	// DefaultMaxWatches bounds the Watch streams one server serves at once.
+	DefaultMaxWatches = 256
+	// DefaultMaxWatchesPerPeer bounds those of one peer (client address).
+	DefaultMaxWatchesPerPeer = 16
+)
+
+// ErrTooManyWatches refuses a Watch past the server's or the peer's bound.
+var ErrTooManyWatches = errors.New("too many Watch streams")
+
 // Subscribe feeds denials of policy ("" = every policy) to a new
-// subscription, at most WatchRate per second; events beyond the rate, or
-// that find the buffer full, are dropped and counted (Dropped).
-func (h *Hub) Subscribe(policy string) *Subscription {
+// subscription of peer, at most WatchRate per second; events beyond the
+// rate, or that find the queue full, are dropped and counted (Dropped).
+// Past the hub's bounds of streams it returns ErrTooManyWatches.
+func (h *Hub) Subscribe(policy, peer string) (*Subscription, error) {
 	tb, _ := engine.NewTokenBucket(WatchRate, WatchRate) // constant, valid arguments
-	s := &Subscription{C: make(chan DenialEvent, watchBuffer), policy: policy, rate: tb, hub: h}
+	s := &Subscription{Ready: make(chan struct{}, 1), done: make(chan struct{}), policy: policy, peer: peer, rate: tb, hub: h}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case len(h.subs) >= h.maxWatches:
+		return nil, fmt.Errorf("%w: the server serves %d at most", ErrTooManyWatches, h.maxWatches)
+	case h.peerSubs[peer] >= h.maxPerPeer:
+		return nil, fmt.Errorf("%w: one client may hold %d at most", ErrTooManyWatches, h.maxPerPeer)
+	}
 	h.subs[s] = struct{}{}
-	h.mu.Unlock()
-	return s
+	h.peerSubs[peer]++
+	return s, nil
+}
+
+// Done is closed by Cancel.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Drain returns the queued denials, oldest first, and empties the queue.
+func (s *Subscription) Drain() []DenialEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
 }
 
 // Cancel ends the subscription.
@@ -214,8 +264,11 @@ func (s *Subscription) Cancel() {
 	defer h.mu.Unlock()
 	if _, ok := h.subs[s]; ok {
 		delete(h.subs, s)
+		if h.peerSubs[s.peer]--; h.peerSubs[s.peer] <= 0 {
+			delete(h.peerSubs, s.peer)
+		}
 		h.watchDropped += s.dropped.Load()
-		close(s.C)
+		close(s.done)
 	}
 }
 
@@ -232,10 +285,19 @@ func (s *Subscription) offer(d DenialEvent, now int64) {
 		s.dropped.Add(1)
 		return
 	}
-	select {
-	case s.C <- d:
-	default:
+	s.mu.Lock()
+	full := len(s.queue) >= watchBuffer
+	if !full {
+		s.queue = append(s.queue, d)
+	}
+	s.mu.Unlock()
+	if full {
 		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.Ready <- struct{}{}:
+	default:
 	}
 }
 

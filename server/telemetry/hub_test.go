@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"runtime"
@@ -172,7 +173,15 @@ func TestMemoryIsBoundedByConfigurationNotKeys(t *testing.T) {
 func TestWatchFiltersRateLimitsAndDropsForSlowReaders(t *testing.T) {
 	c := &clock{ms: 7_000_000}
 	h := newTestHub(c)
-	all, onlyLLM := h.Subscribe(""), h.Subscribe("llm")
+	all, err := h.Subscribe("", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyLLM, err := h.Subscribe("llm", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func(s *Subscription) int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.queue) }
 	// 2000 denials within one millisecond: the bucket (500 per second, 500
 	// at once) lets 500 through to the stream that wants them all; the
 	// buffer (512) holds them, so nothing else is lost but the excess.
@@ -181,14 +190,15 @@ func TestWatchFiltersRateLimitsAndDropsForSlowReaders(t *testing.T) {
 	}
 	h.apply(Event{Policy: "llm", Key: "t", Outcome: Denied, Axis: "cost", At: c.ms})
 	h.apply(Event{Policy: "api", Key: "k", Outcome: Allowed, At: c.ms})
-	if len(all.C) != 500 || all.Dropped() != 1501 {
-		t.Fatalf("stream of all: %d queued, %d dropped; want 500 and 1501", len(all.C), all.Dropped())
+	if queued(all) != 500 || all.Dropped() != 1501 {
+		t.Fatalf("stream of all: %d queued, %d dropped; want 500 and 1501", queued(all), all.Dropped())
 	}
-	if len(onlyLLM.C) != 1 || onlyLLM.Dropped() != 0 {
-		t.Fatalf("stream of llm: %d queued, %d dropped", len(onlyLLM.C), onlyLLM.Dropped())
+	if queued(onlyLLM) != 1 || onlyLLM.Dropped() != 0 {
+		t.Fatalf("stream of llm: %d queued, %d dropped", queued(onlyLLM), onlyLLM.Dropped())
 	}
-	if d := <-onlyLLM.C; d.Policy != "llm" || d.Axis != "cost" || d.Key != "t" {
-		t.Fatalf("llm denial %+v", d)
+	<-onlyLLM.Ready
+	if d := onlyLLM.Drain(); len(d) != 1 || d[0].Policy != "llm" || d[0].Axis != "cost" || d[0].Key != "t" {
+		t.Fatalf("llm denials %+v", d)
 	}
 	// A second later the bucket has refilled; a reader that never reads
 	// costs a full buffer, not more.
@@ -196,16 +206,51 @@ func TestWatchFiltersRateLimitsAndDropsForSlowReaders(t *testing.T) {
 	for i := 0; i < 600; i++ {
 		h.apply(Event{Policy: "api", Key: "k", Outcome: Denied, At: c.ms + int64(i)})
 	}
-	if len(all.C) != watchBuffer {
-		t.Fatalf("a reader that never reads holds %d events, want the buffer's %d", len(all.C), watchBuffer)
+	if queued(all) != watchBuffer {
+		t.Fatalf("a reader that never reads holds %d events, want the buffer's %d", queued(all), watchBuffer)
 	}
 	if got := h.Snapshot().WatchDropped; got != all.Dropped() {
 		t.Fatalf("snapshot counts %d watch drops, want %d", got, all.Dropped())
 	}
 	all.Cancel()
 	onlyLLM.Cancel()
-	if _, ok := <-onlyLLM.C; ok {
-		t.Fatal("Cancel must close the channel")
+	select {
+	case <-onlyLLM.Done():
+	default:
+		t.Fatal("Cancel must close Done")
+	}
+}
+
+// TestWatchStreamsAreBounded: streams past the server's or one peer's
+// bound are refused; a cancelled one frees its place.
+func TestWatchStreamsAreBounded(t *testing.T) {
+	h := New(nil, Options{MaxWatches: 5, MaxWatchesPerPeer: 3})
+	var subs []*Subscription
+	for i := range 3 {
+		s, err := h.Subscribe("", "peer-a")
+		if err != nil {
+			t.Fatalf("stream %d of peer a: %v", i, err)
+		}
+		subs = append(subs, s)
+	}
+	if _, err := h.Subscribe("", "peer-a"); !errors.Is(err, ErrTooManyWatches) {
+		t.Fatalf("a fourth stream of one peer: %v", err)
+	}
+	for i := range 2 {
+		if _, err := h.Subscribe("", fmt.Sprint("peer-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Subscribe("", "peer-z"); !errors.Is(err, ErrTooManyWatches) {
+		t.Fatalf("a sixth stream on the server: %v", err)
+	}
+	subs[0].Cancel()
+	if _, err := h.Subscribe("", "peer-a"); err != nil {
+		t.Fatalf("after a cancel: %v", err)
+	}
+	// An idle stream holds no queue.
+	if subs[1].queue != nil {
+		t.Fatal("an idle stream allocated its queue")
 	}
 }
 
