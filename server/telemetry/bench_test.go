@@ -1,8 +1,8 @@
 package telemetry
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 

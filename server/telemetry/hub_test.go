@@ -1,8 +1,8 @@
 package telemetry
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
