@@ -29,6 +29,10 @@ type Files struct {
 	OtherCA    string // a CA that signed nothing here
 	OtherCert  string // a client certificate signed by OtherCA
 	OtherKey   string
+	// ExpiredCert and FutureCert are server certificates (as ServerCert)
+	// that expired an hour ago and become valid in an hour.
+	ExpiredCert, ExpiredKey string
+	FutureCert, FutureKey   string
 }
 
 // Write generates a fresh PKI into a temporary directory of t.
@@ -56,6 +60,21 @@ func Write(t testing.TB) Files {
 		c.Subject.CommonName = "stranger"
 		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	})
+	server := func(window func(*x509.Certificate)) func(*x509.Certificate) {
+		return func(c *x509.Certificate) {
+			c.Subject.CommonName = "localhost"
+			c.DNSNames = []string{"localhost"}
+			c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			window(c)
+		}
+	}
+	f.ExpiredCert, f.ExpiredKey = leaf(t, dir, "expired", ca, caKey, server(func(c *x509.Certificate) {
+		c.NotBefore, c.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
+	}))
+	f.FutureCert, f.FutureKey = leaf(t, dir, "future", ca, caKey, server(func(c *x509.Certificate) {
+		c.NotBefore, c.NotAfter = time.Now().Add(time.Hour), time.Now().Add(48*time.Hour)
+	}))
 	return f
 }
 

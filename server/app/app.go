@@ -377,7 +377,7 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, stamp string, log 
 	if err != nil {
 		return fmt.Errorf("listen on %s:%d: %w", f.host, f.port, err)
 	}
-	tlsCfg, err := auth.ServerTLS(f.tlsCert, f.tlsKey, f.tlsCA)
+	tlsCfg, err := auth.ServerTLS(f.tlsCert, f.tlsKey, f.tlsCA, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 )
 
 // serveMetrics serves Prometheus /metrics from reg, /healthz (the process
@@ -39,7 +40,8 @@ func serveMetrics(host string, port int, reg *prometheus.Registry, ready func(co
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: ratelog.StdLog(ratelog.New(log, 0), "metrics listener: a connection or request failed")}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener failed", "err", err)
@@ -82,7 +84,10 @@ func serveHTTPDoor(host string, port int, h http.Handler, tlsCfg *tls.Config, lo
 	if tlsCfg != nil {
 		lis = tls.NewListener(lis, httpTLS(tlsCfg))
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		// A client can make net/http log a line per connection (a
+		// plaintext request to a TLS port): at most one per interval.
+		ErrorLog: ratelog.StdLog(ratelog.New(log, 0), "HTTP door: a connection or request failed")}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP door failed", "err", err)

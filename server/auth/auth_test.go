@@ -1,12 +1,16 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/internal/testpki"
 	"google.golang.org/grpc"
@@ -83,10 +87,12 @@ func TestServerTLS(t *testing.T) {
 		{"key of another certificate", pki.ServerCert, pki.ClientKey, "", "--tls-cert", ""},
 		{"ca without PEM", pki.ServerCert, pki.ServerKey, garbage, "no PEM certificate", ""},
 		{"missing ca", pki.ServerCert, pki.ServerKey, garbage + ".absent", "--tls-ca", ""},
+		{"expired", pki.ExpiredCert, pki.ExpiredKey, "", "expired at", ""},
+		{"not yet valid", pki.FutureCert, pki.FutureKey, "", "is not valid until", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := ServerTLS(tc.cert, tc.key, tc.ca)
+			cfg, err := ServerTLS(tc.cert, tc.key, tc.ca, nil)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v; want one containing %q", err, tc.want)
@@ -100,6 +106,66 @@ func TestServerTLS(t *testing.T) {
 				t.Fatalf("posture %q, want %q", got, tc.posture)
 			}
 		})
+	}
+}
+
+// TestRotationRefusesBadCertificates: a rotation to an expired, a not yet
+// valid or a mismatched certificate is refused and logged once; the last
+// good one keeps serving; a good rotation is taken and logged.
+func TestRotationRefusesBadCertificates(t *testing.T) {
+	pki := testpki.Write(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	install := func(c, k string, at time.Time) {
+		for _, f := range [][2]string{{c, cert}, {k, key}} {
+			raw, err := os.ReadFile(f[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f[1], raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(f[1], at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(pki.ServerCert, pki.ServerKey, time.Unix(1000, 0))
+	var logs bytes.Buffer
+	cfg, err := ServerTLS(cert, key, "", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := func() string {
+		c, err := cfg.GetConfigForClient(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificates[0].Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.SerialNumber.String()
+	}
+	good := serving()
+	for i, bad := range [][2]string{{pki.ExpiredCert, pki.ExpiredKey}, {pki.FutureCert, pki.FutureKey}, {pki.ServerCert, pki.ClientKey}} {
+		install(bad[0], bad[1], time.Unix(int64(2000+i), 0))
+		time.Sleep(1100 * time.Millisecond) // files are looked at once a second
+		for range 3 {
+			if got := serving(); got != good {
+				t.Fatalf("rotation %d: serving %s, want the last good certificate %s", i, got, good)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "rotation refused"); n != 3 {
+		t.Fatalf("%d refusals logged, want one per bad rotation:\n%s", n, logs.String())
+	}
+	install(pki.ExpiredCert, pki.ExpiredKey, time.Unix(3000, 0)) // then a good one
+	install(pki.ServerCert, pki.ServerKey, time.Unix(4000, 0))
+	time.Sleep(1100 * time.Millisecond)
+	serving()
+	if n := strings.Count(logs.String(), "TLS certificate loaded"); n != 2 {
+		t.Fatalf("%d loads logged, want the start and the good rotation:\n%s", n, logs.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -15,9 +16,12 @@ import (
 // client must present a certificate that chains to it (mTLS). The files
 // are read now, so a bad one stops the server at startup, and again when
 // they change (at most once a second, on a handshake), so certificates
-// rotate without a restart; a rotation that leaves unreadable files keeps
-// the last good ones.
-func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+// rotate without a restart. A certificate that does not load, whose key
+// does not match it, or that is expired or not yet valid is refused: at
+// startup the server stops, on a rotation the last good one keeps serving.
+// Every rotation and every refusal is logged (refusals at most once per
+// change of the files).
+func ServerTLS(certFile, keyFile, caFile string, log *slog.Logger) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {
 		if caFile != "" {
 			return nil, errors.New("--tls-ca needs --tls-cert and --tls-key: client certificates are verified over TLS")
@@ -27,7 +31,10 @@ func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	r := &reloader{certFile: certFile, keyFile: keyFile, caFile: caFile}
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &reloader{certFile: certFile, keyFile: keyFile, caFile: caFile, log: log, now: time.Now}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -44,9 +51,13 @@ func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 type reloader struct {
 	certFile, keyFile, caFile string
 
+	log *slog.Logger
+	now func() time.Time
+
 	mu      sync.Mutex
 	current *tls.Config
 	stamp   string    // the files' modification times when last read
+	refused string    // the stamp of files last refused (not tried again)
 	checked time.Time // when the files were last looked at
 }
 
@@ -66,9 +77,21 @@ func (r *reloader) stamps() string {
 // load reads the files into a fresh configuration.
 func (r *reloader) load() error {
 	stamp := r.stamps()
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile) // also checks the key matches
 	if err != nil {
 		return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", r.certFile, r.keyFile, err)
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return fmt.Errorf("--tls-cert %s: %w", r.certFile, err)
+		}
+	}
+	switch now := r.now(); {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("--tls-cert %s expired at %s", r.certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("--tls-cert %s is not valid until %s", r.certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
 	if r.caFile != "" {
@@ -86,6 +109,8 @@ func (r *reloader) load() error {
 	r.mu.Lock()
 	r.current, r.stamp, r.checked = cfg, stamp, time.Now()
 	r.mu.Unlock()
+	r.log.Info("TLS certificate loaded", "cert", r.certFile, "subject", leaf.Subject.String(),
+		"notAfter", leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -97,14 +122,22 @@ func (r *reloader) config() *tls.Config {
 	if due {
 		r.checked = time.Now()
 	}
-	current, stamp := r.current, r.stamp
+	current, stamp, refused := r.current, r.stamp, r.refused
 	r.mu.Unlock()
-	if due && r.stamps() != stamp {
-		if err := r.load(); err == nil {
+	if !due {
+		return current
+	}
+	if now := r.stamps(); now != stamp && now != refused {
+		if err := r.load(); err != nil {
 			r.mu.Lock()
-			current = r.current
+			r.refused = now
 			r.mu.Unlock()
+			r.log.Error("TLS certificate rotation refused; the last good certificate keeps serving", "err", err)
+			return current
 		}
+		r.mu.Lock()
+		current = r.current
+		r.mu.Unlock()
 	}
 	return current
 }

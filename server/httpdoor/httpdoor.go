@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"time"
 
@@ -126,6 +127,12 @@ func handler(rl tkv1.RateLimiterServer, secret string, rt route) http.Handler {
 				problem(w, http.StatusUnauthorized, "missing or wrong secret: send it in X-Throttlekit-Secret or Authorization: Bearer")
 				return
 			}
+		}
+		// Only JSON: a browser sends a cross-site form or text/plain POST
+		// without asking first, never application/json.
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			problem(w, http.StatusUnsupportedMediaType, "the request body must be sent as Content-Type: application/json")
+			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		if err != nil {

@@ -41,6 +41,7 @@ type answer struct {
 func post(t *testing.T, h http.Handler, path, body string, header ...string) answer {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		r.Header.Set(header[i], header[i+1])
 	}
@@ -155,5 +156,20 @@ func TestEveryDocumentedPathIsServed(t *testing.T) {
 				t.Errorf("%s %s is documented but not served", method, path)
 			}
 		}
+	}
+}
+
+// TestOnlyJSONBodies: a body a browser could send cross-site without a
+// preflight (text/plain, a form) is refused 415 before anything is decided.
+func TestOnlyJSONBodies(t *testing.T) {
+	h := newDoor(t, "")
+	for _, ct := range []string{"", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		a := post(t, h, "/v1/check", `{"policy":"api","key":"csrf"}`, "Content-Type", ct)
+		if a.code != http.StatusUnsupportedMediaType {
+			t.Errorf("Content-Type %q: %d, want 415", ct, a.code)
+		}
+	}
+	if a := post(t, h, "/v1/check", `{"policy":"api","key":"csrf"}`, "Content-Type", "application/json; charset=utf-8"); a.code != http.StatusOK {
+		t.Errorf("application/json with a charset: %d", a.code)
 	}
 }

@@ -96,7 +96,7 @@ func document() map[string]any {
 			"summary":     "RateLimiter." + strings.TrimSuffix(string(req.Name()), "Request") + ", as in the gRPC contract.",
 			"requestBody": map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/" + string(req.Name())}}}},
-			"responses": map[string]any{"200": ok, "400": problem, "401": problem, "404": problem, "413": problem, "501": problem, "503": problem},
+			"responses": map[string]any{"200": ok, "400": problem, "401": problem, "404": problem, "413": problem, "415": problem, "501": problem, "503": problem},
 		}}
 	}
 	return map[string]any{

@@ -6,7 +6,9 @@ package ratelog
 
 import (
 	"context"
+	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -70,4 +72,22 @@ func (l *Limiter) emit(level slog.Level, msg string, args []any) {
 		args = append(args, "suppressed", held)
 	}
 	l.log.Log(context.Background(), level, msg, args...)
+}
+
+// StdLog is a *log.Logger (for net/http's ErrorLog) whose every line is a
+// Warn of msg through l, the line itself as "detail": a flood of failed
+// handshakes or bad requests is one log line per interval, with the count
+// of those held back.
+func StdLog(l *Limiter, msg string) *log.Logger {
+	return log.New(stdWriter{l, msg}, "", 0)
+}
+
+type stdWriter struct {
+	l   *Limiter
+	msg string
+}
+
+func (w stdWriter) Write(p []byte) (int, error) {
+	w.l.Warn(w.msg, "detail", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
