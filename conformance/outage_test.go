@@ -197,3 +197,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReadOnlyReplicaOpensTheBreakerOnce: a server pointed at a read-only
+// replica fails every decision (its writes are refused) while reads
+// answer; the breaker opens once and stays open — its probe writes, as
+// decisions do — instead of opening and closing on every probe.
+func TestReadOnlyReplicaOpensTheBreakerOnce(t *testing.T) {
+	primary := harness.StartRedis(t)
+	replica := harness.StartRedis(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(primary.Addr, "127.0.0.1:"))
+	cfg := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 100, period: 1h, fail: closed }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg, "--redis", replica.URL, "--redis-timeout", "2s", "--breaker-probe", "20ms")
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		d, err := c.Check(ctx, "api", fmt.Sprint("k", i%5), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed || d.ResetAt != 0 {
+			t.Fatalf("a decision on a read-only replica: %+v, want the fail mode's denial", d)
+		}
+		if _, err := c.Peek(ctx, "api", "k0"); err != nil { // reads answer
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // probes run in between
+	}
+	log := srv.Stderr()
+	if opened, closed := strings.Count(log, "circuit breaker opened"), strings.Count(log, "circuit breaker closed"); opened != 1 || closed != 0 {
+		t.Fatalf("the breaker opened %d and closed %d times against a read-only replica:\n%s", opened, closed, log)
+	}
+}

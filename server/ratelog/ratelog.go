@@ -49,6 +49,9 @@ func New(log *slog.Logger, every time.Duration) *Limiter {
 // how many were held back in between.
 func (l *Limiter) Warn(msg string, args ...any) { l.emit(slog.LevelWarn, msg, args) }
 
+// Info is Warn at INFO level.
+func (l *Limiter) Info(msg string, args ...any) { l.emit(slog.LevelInfo, msg, args) }
+
 // Error is Warn at ERROR level.
 func (l *Limiter) Error(msg string, args ...any) { l.emit(slog.LevelError, msg, args) }
 

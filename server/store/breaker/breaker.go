@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
@@ -49,7 +50,7 @@ type Store struct {
 	name      string
 	threshold int32
 	probe     time.Duration
-	log       *slog.Logger
+	log       *ratelog.Limiter // state changes, at most one line per interval each
 	onChange  func(open bool)
 
 	failures atomic.Int32
@@ -75,7 +76,7 @@ func New(s store.Store, name string, o Options) *Store {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Store{inner: s, name: name, threshold: int32(o.Threshold), probe: o.Probe, log: o.Log, onChange: o.OnChange, stop: make(chan struct{})}
+	return &Store{inner: s, name: name, threshold: int32(o.Threshold), probe: o.Probe, log: ratelog.New(o.Log, 0), onChange: o.OnChange, stop: make(chan struct{})}
 }
 
 // Unwrap returns the wrapped store.
@@ -95,7 +96,7 @@ func (b *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		return engine.Decision{}, ErrOpen
 	}
 	d, err := b.inner.Check(ctx, st, key, now, cost)
-	b.observe(ctx, err)
+	b.observe(ctx, err, true)
 	return d, err
 }
 
@@ -105,7 +106,7 @@ func (b *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		return nil, ErrOpen
 	}
 	ds, err := b.inner.CheckMany(ctx, st, keys, now, cost)
-	b.observe(ctx, err)
+	b.observe(ctx, err, true)
 	return ds, err
 }
 
@@ -115,7 +116,7 @@ func (b *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 		return engine.State{}, 0, ErrOpen
 	}
 	s, at, err := b.inner.Load(ctx, st, key, now)
-	b.observe(ctx, err)
+	b.observe(ctx, err, false)
 	return s, at, err
 }
 
@@ -127,11 +128,13 @@ func (b *Store) Close() error {
 }
 
 // observe counts a call's outcome: a store failure while its caller was
-// still waiting counts towards opening; an answer resets the count. A
-// caller that gave up says nothing about the store.
-func (b *Store) observe(ctx context.Context, err error) {
+// still waiting counts towards opening; an answer to a write resets the
+// count (a read answered says nothing of writes: a read-only replica
+// answers reads while every decision fails). A caller that gave up says
+// nothing about the store.
+func (b *Store) observe(ctx context.Context, err error, write bool) {
 	if err == nil {
-		if b.failures.Load() != 0 {
+		if write && b.failures.Load() != 0 {
 			b.failures.Store(0)
 		}
 		return
@@ -170,7 +173,8 @@ func (b *Store) trip(cause error) {
 	go b.probeUntilAnswered()
 }
 
-// probeKey is read, never written, by the probes.
+// probeKey is the probes' own key: a probe is a check, since decisions
+// are writes and a store may answer reads while refusing them.
 var probeKey = store.Key{Prefix: "throttlekit-breaker", ID: "probe"}
 
 var probeStrategy, _ = engine.NewFixedWindow(1, 1000) // constant, valid arguments
@@ -188,7 +192,7 @@ func (b *Store) probeUntilAnswered() {
 		// The store bounds the read with its own deadline; this one only
 		// caps a store that has none.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, _, err := b.inner.Load(ctx, probeStrategy, probeKey, 0)
+		_, err := b.inner.Check(ctx, probeStrategy, probeKey, 0, 1)
 		cancel()
 		if err != nil {
 			continue

@@ -1,9 +1,12 @@
 package breaker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +84,44 @@ func TestOpensProbesAndCloses(t *testing.T) {
 	}
 	if fmt.Sprint(changes) != "[true false]" {
 		t.Fatalf("state changes %v", changes)
+	}
+}
+
+// readOnly answers reads and fails every write, as a Redis replica does.
+type readOnly struct{ store.Store }
+
+func (r readOnly) Check(context.Context, engine.Strategy, store.Key, int64, int64) (engine.Decision, error) {
+	return engine.Decision{}, fmt.Errorf("READONLY: %w", store.ErrUnavailable)
+}
+
+// TestReadOnlyStoreStaysOpen: a store that answers reads but fails writes
+// opens the breaker once and keeps it open (its probe is a write), however
+// many reads succeed meanwhile; the state changes are logged once.
+func TestReadOnlyStoreStaysOpen(t *testing.T) {
+	var logs bytes.Buffer
+	var changes atomic.Int32
+	inner := readOnly{memstore.New(memstore.WithSweep(0))}
+	b := New(inner, "test", Options{Threshold: 3, Probe: time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		OnChange: func(bool) { changes.Add(1) }})
+	defer b.Close()
+	g, _ := engine.NewFixedWindow(100, 60_000)
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		_, _ = b.Check(ctx, g, store.Key{ID: "k"}, 0, 1)
+		if _, _, err := inner.Load(ctx, g, store.Key{ID: "k"}, 0); err != nil { // reads answer
+			t.Fatal(err)
+		}
+		_, _, _ = b.Load(ctx, g, store.Key{ID: "k"}, 0)
+		time.Sleep(time.Millisecond) // probes run in between
+	}
+	if open, _, _ := b.State(); !open {
+		t.Fatal("a store refusing every write is not open")
+	}
+	if n := changes.Load(); n != 1 {
+		t.Fatalf("%d state changes against a read-only store, want 1 (it must not flap)", n)
+	}
+	if n := strings.Count(logs.String(), "circuit breaker"); n != 1 {
+		t.Fatalf("%d state-change lines:\n%s", n, logs.String())
 	}
 }
 
