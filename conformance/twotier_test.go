@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,5 +209,47 @@ func TestCachedDenyAndStrictModes(t *testing.T) {
 	}
 	if _, err := c.Peek(context.Background(), "cached", "k"); err != nil {
 		t.Fatalf("peek on a cached-deny policy: %v", err)
+	}
+}
+
+// TestLeasedTierMemoryIsBounded: 600,000 distinct keys through a leased
+// policy with maxKeys 10000 on the memory store (the bound's fail mode
+// answering most of them) hold the server's memory near a plain policy's:
+// no fail-mode answer becomes credits, and the tier holds at most its
+// bound. CheckMany of 1000 keys goes through the tier in one call.
+func TestLeasedTierMemoryIsBounded(t *testing.T) {
+	cfg := harness.WriteFile(t, "p.yaml", `version: 1
+limiters:
+  api:
+    strategy: fixedWindow
+    limit: 100
+    period: 1h
+    maxKeys: 10000
+    fail: open
+    twoTier: { mode: leased, batch: 10, windowCoupled: true }
+`)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", cfg)
+	c := dialAll(t, []*harness.Server{srv})[0]
+	ctx := context.Background()
+	before := rssBytes(t, srv.Cmd.Process.Pid)
+	keys := make([]string, 1000)
+	for round := range 600 {
+		for i := range keys {
+			keys[i] = fmt.Sprint("k", round, "-", i)
+		}
+		ds, err := c.CheckMany(ctx, "api", keys, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if !d.Allowed {
+				t.Fatalf("round %d: a fresh key denied under fail: open: %+v", round, d)
+			}
+		}
+	}
+	grew := rssBytes(t, srv.Cmd.Process.Pid) - before
+	t.Logf("resident memory grew %d MiB", grew>>20)
+	if grew > 100<<20 {
+		t.Fatalf("resident memory grew %d MiB for 600,000 keys on a policy bounded to 10,000", grew>>20)
 	}
 }

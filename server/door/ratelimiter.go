@@ -104,15 +104,16 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		}
 		if old != nil && sameTier(old, p) && opts.Previous.tiers[p.Name] != nil {
 			r.tiers[p.Name] = opts.Previous.tiers[p.Name]
+			r.tiers[p.Name].SetMaxKeys(p.MaxKeys)
 			continue
 		}
 		switch {
 		case p.TwoTier != nil:
-			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, *p.TwoTier)
+			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, *p.TwoTier, p.MaxKeys)
 		case p.Federated != nil:
 			// A federated policy's Check spends this server's own lease of
 			// the shared window, batch by batch, as a Fleet client would.
-			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, config.TwoTier{Mode: "leased", Batch: p.Federated.Batch, WindowCoupled: true})
+			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, config.TwoTier{Mode: "leased", Batch: p.Federated.Batch, WindowCoupled: true}, p.MaxKeys)
 		}
 	}
 	return r
@@ -334,20 +335,8 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		keys[i] = p.Key(k)
 	}
 	var ds []engine.Decision
-	if r.tiers[p.Name] != nil {
-		// Local credits are per key: decide each through the tier.
-		now := r.clock(ctx)
-		ds = make([]engine.Decision, len(keys))
-		for i, k := range keys {
-			if ds[i], err = r.decide(ctx, p, k, now, cost); err != nil {
-				partial := &store.PartialError{Decisions: ds, Decided: make([]bool, len(keys)), Err: err}
-				for j := range i {
-					partial.Decided[j] = true
-				}
-				err = partial
-				break
-			}
-		}
+	if t := r.tiers[p.Name]; t != nil {
+		ds, err = t.CheckMany(ctx, keys, r.clock(ctx), cost)
 	} else {
 		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
 	}

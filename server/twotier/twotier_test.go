@@ -32,7 +32,7 @@ func TestConcurrentMissesShareOneLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, slowStore{Store: mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
+	tier := New(st, slowStore{Store: mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 0)
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -59,7 +59,7 @@ func TestStoreDenialIsRemembered(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(10, 60_000)
-	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 10, WindowCoupled: true})
+	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 10, WindowCoupled: true}, 0)
 	now := int64(1_699_999_980_000) // window-aligned
 	k := store.Key{Prefix: "p", ID: "k"}
 	for i := 0; i < 10; i++ {
@@ -101,7 +101,7 @@ func TestLeasedAdmitsExactlyTheLimit(t *testing.T) {
 			mem := memstore.New(memstore.WithSweep(0))
 			defer mem.Close()
 			for _, coupled := range []bool{false, true} {
-				tier := New(tc.st, mem, config.TwoTier{Mode: "leased", Batch: tc.batch, WindowCoupled: coupled})
+				tier := New(tc.st, mem, config.TwoTier{Mode: "leased", Batch: tc.batch, WindowCoupled: coupled}, 0)
 				now := int64(1_700_000_000_000)
 				key := store.Key{Prefix: "exact", ID: fmt.Sprint(coupled)}
 				admitted := int64(0)
@@ -131,7 +131,7 @@ func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			mem := memstore.New(memstore.WithSweep(0))
 			defer mem.Close()
-			tier := New(st, mem, config.TwoTier{Mode: mode, Batch: 10})
+			tier := New(st, mem, config.TwoTier{Mode: mode, Batch: 10}, 0)
 			key := store.Key{Prefix: "p", ID: "k"}
 			now := int64(1_700_000_000_000)
 			// A key in use: its state lies ahead of now, so a denial's reset
@@ -157,7 +157,7 @@ func TestWaitersShareAFailedLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, slowStore{Store: mem, down: true}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true})
+	tier := New(st, slowStore{Store: mem, down: true}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 0)
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -174,5 +174,106 @@ func TestWaitersShareAFailedLease(t *testing.T) {
 	// do not take turns waiting out the store one after another.
 	if n := tier.StoreCalls.Load(); n > 5 {
 		t.Fatalf("50 concurrent requests on a down store made %d lease attempts one after another", n)
+	}
+}
+
+// failOpen answers every check as a fail mode does: allowed, resetAt 0.
+type failOpen struct{ store.Store }
+
+func (failOpen) Check(_ context.Context, st engine.Strategy, _ store.Key, _, _ int64) (engine.Decision, error) {
+	return store.FailDecision(st.Limit(), true), nil
+}
+
+// TestTierIsBounded: a flood of distinct keys through a leased tier holds
+// at most maxKeys of them; keys past the bound are decided by the store
+// alone (still exactly); once the leases end the tier empties, and no
+// fail-mode answer ever becomes credits.
+func TestTierIsBounded(t *testing.T) {
+	mem := memstore.New(memstore.WithSweep(0))
+	defer mem.Close()
+	st, _ := engine.NewFixedWindow(5, 60_000)
+	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 2, WindowCoupled: true}, 1000)
+	ctx := context.Background()
+	now := int64(1_700_000_040_000) // a window's start
+	for i := range 100_000 {
+		d, err := tier.Check(ctx, store.Key{Prefix: "p", ID: fmt.Sprint(i)}, now+int64(i%1000), 1)
+		if err != nil || !d.Allowed || d.ResetAt == 0 {
+			t.Fatalf("key %d: %+v %v", i, d, err)
+		}
+		if n := tier.Len(); n > 1000 {
+			t.Fatalf("%d keys held after %d distinct keys; the bound is 1000", n, i+1)
+		}
+	}
+	// A key past the bound is exact all the same: 5 admitted, then denied.
+	for i := range 6 {
+		d, _ := tier.Check(ctx, store.Key{Prefix: "p", ID: "late"}, now+1000, 1)
+		if d.Allowed != (i < 5) {
+			t.Fatalf("check %d of a key past the bound: %+v", i, d)
+		}
+	}
+	tier.Sweep(now + 60_000) // every lease has ended
+	if n := tier.Len(); n != 0 {
+		t.Fatalf("%d keys held after every lease ended", n)
+	}
+
+	open := New(st, failOpen{mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 1000)
+	for range 10 {
+		if d, err := open.Check(ctx, store.Key{Prefix: "p", ID: "k"}, now, 1); err != nil || d.ResetAt != 0 {
+			t.Fatalf("%+v %v", d, err)
+		}
+	}
+	if n := open.StoreCalls.Load(); n != 10 {
+		t.Fatalf("%d store calls for 10 checks answered by a fail mode: its answer became credits", n)
+	}
+	open.Sweep(now + 1)
+	if n := open.Len(); n != 0 {
+		t.Fatalf("%d keys held after a fail mode's answers", n)
+	}
+}
+
+// TestCheckManyLeasesInOneStoreCall: a CheckMany on a leased tier takes
+// every key's lease in one store call, then spends local credits, and
+// admits exactly what Check one by one would.
+func TestCheckManyLeasesInOneStoreCall(t *testing.T) {
+	mem := memstore.New(memstore.WithSweep(0))
+	defer mem.Close()
+	st, _ := engine.NewFixedWindow(7, 60_000)
+	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 3, WindowCoupled: true}, 0)
+	ctx := context.Background()
+	now := int64(1_700_000_040_000)
+	keys := make([]store.Key, 100)
+	for i := range keys {
+		keys[i] = store.Key{Prefix: "p", ID: fmt.Sprint(i % 50)} // each key twice
+	}
+	admitted := map[string]int{}
+	for round := range 6 {
+		ds, err := tier.CheckMany(ctx, keys, now, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range ds {
+			if d.Allowed {
+				admitted[keys[i].ID]++
+			}
+		}
+		if round == 0 && tier.StoreCalls.Load() != 1 {
+			t.Fatalf("the first CheckMany of 50 keys made %d store calls", tier.StoreCalls.Load())
+		}
+	}
+	for id, n := range admitted {
+		if n != 7 {
+			t.Fatalf("key %s: %d admitted over 12 requests, want the limit 7", id, n)
+		}
+	}
+	before := tier.StoreCalls.Load()
+	fresh := make([]store.Key, 50)
+	for i := range fresh {
+		fresh[i] = store.Key{Prefix: "p", ID: fmt.Sprint("fresh", i)}
+	}
+	if _, err := tier.CheckMany(ctx, fresh, now, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := tier.StoreCalls.Load() - before; n != 1 {
+		t.Fatalf("50 fresh keys took %d store calls, want one CheckMany", n)
 	}
 }
