@@ -27,7 +27,40 @@ const (
 	// scripts/gen-lua.py: the same code run on every key of KEYS at one
 	// instant, replying ManyWidth integers per key (see Replies).
 	RoleCheckMany = "checkMany"
+	// RoleCheckAll is the all-or-nothing script, derived from every check
+	// script: several keys, each of its own strategy, charged together or
+	// not at all (see AppendCharge and AllReply).
+	RoleCheckAll = "checkAll"
 )
+
+// CheckAll is the all-or-nothing script.
+func CheckAll() *Script {
+	for _, s := range scripts {
+		if s.Role == RoleCheckAll {
+			return s
+		}
+	}
+	return nil
+}
+
+// AppendCharge appends one charge's ARGV for the all-or-nothing script to
+// dst: the check's strategy, the count of its ARGV after now, and those
+// (with the TTL floor of Args when now is the caller's own). The script's
+// own ARGV starts with now, once for every charge.
+func (c *Call) AppendCharge(dst []any, now, cost int64) []any {
+	args := c.Args(now, cost)
+	dst = append(dst, c.Script.Strategy, len(args)-1)
+	return append(dst, args[1:]...)
+}
+
+// AllReply converts the all-or-nothing script's reply for n charges.
+func AllReply(reply []int64, n int) (applied bool, ds []engine.Decision, reset []bool, err error) {
+	if len(reply) != 1+n*ManyWidth {
+		return false, nil, nil, fmt.Errorf("luascripts: all-or-nothing reply has %d fields, want %d for %d charges", len(reply), 1+n*ManyWidth, n)
+	}
+	ds, reset, err = Replies(reply[1:], n)
+	return reply[0] == 1, ds, reset, err
+}
 
 // Script is one Lua script and its manifest entry.
 type Script struct {
@@ -162,6 +195,9 @@ func Prepare(st engine.Strategy, role string) (*Call, error) {
 	}
 	if s == nil {
 		return nil, fmt.Errorf("luascripts: no %s script for %s", role, st.Kind())
+	}
+	if len(s.Argv) == 0 || s.Argv[0] != "now" {
+		return nil, fmt.Errorf("luascripts: %s does not take now first", s.Name)
 	}
 	opts := Options(st)
 	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit(), floor: slices.Contains(s.ArgvOptional, "ttlFloorMs")}

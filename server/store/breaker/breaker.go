@@ -209,3 +209,13 @@ func (b *Store) probeUntilAnswered() {
 		return
 	}
 }
+
+// CheckAll implements store.AllOrNothing, as the wrapped store gives it.
+func (b *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
+	if b.open.Load() {
+		return nil, false, ErrOpen
+	}
+	ds, applied, err := store.CheckAll(ctx, b.inner, charges, now)
+	b.observe(ctx, err, true)
+	return ds, applied, err
+}

@@ -306,28 +306,8 @@ const recentWrites = 8
 // write carries a fresh id and the ids of the writes before it, so the
 // answer is exact, and it is never sent twice once it landed.
 func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (landed bool, err error) {
-	text, _ := it.state.MarshalText()
 	id := strconv.FormatUint(rand.Uint64(), 36)
-	ids := append(it.writes[max(0, len(it.writes)-(recentWrites-1)):len(it.writes):len(it.writes)], id)
-	in := &dynamodb.PutItemInput{
-		TableName: &s.table,
-		Item: map[string]types.AttributeValue{
-			"pk":          &types.AttributeValueMemberS{Value: pk},
-			"state":       &types.AttributeValueMemberS{Value: string(text)},
-			"version":     &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version+1, 10)},
-			"deadline_ms": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline, 10)},
-			// Native TTL is in seconds and deletes lazily (up to days
-			// late): it only collects garbage; deadline_ms decides.
-			"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline/1000+1, 10)},
-			"writes":     &types.AttributeValueMemberS{Value: strings.Join(ids, " ")},
-		},
-	}
-	if it.exists {
-		in.ConditionExpression = aws.String("version = :v")
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
-	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
-	}
+	in := s.putInput(pk, it, deadline, id)
 	for sent := 1; ; sent++ {
 		_, err := s.db.PutItem(ctx, in)
 		if err == nil {
@@ -366,6 +346,32 @@ func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (la
 	}
 }
 
+// putInput is the conditional put of it's new state, carrying write id
+// and the ids of the writes before it.
+func (s *Store) putInput(pk string, it item, deadline int64, id string) *dynamodb.PutItemInput {
+	text, _ := it.state.MarshalText()
+	ids := append(it.writes[max(0, len(it.writes)-(recentWrites-1)):len(it.writes):len(it.writes)], id)
+	in := &dynamodb.PutItemInput{TableName: &s.table,
+		Item: map[string]types.AttributeValue{
+			"pk":          &types.AttributeValueMemberS{Value: pk},
+			"state":       &types.AttributeValueMemberS{Value: string(text)},
+			"version":     &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version+1, 10)},
+			"deadline_ms": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline, 10)},
+			// Native TTL is in seconds and deletes lazily (up to days
+			// late): it only collects garbage; deadline_ms decides.
+			"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(deadline/1000+1, 10)},
+			"writes":     &types.AttributeValueMemberS{Value: strings.Join(ids, " ")},
+		},
+	}
+	if it.exists {
+		in.ConditionExpression = aws.String("version = :v")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
+	} else {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	}
+	return in
+}
+
 // writeHistory reads an item's version and recent write ids, for
 // resolving a put; an item without them (or not ours) has none.
 func writeHistory(raw map[string]types.AttributeValue) (version int64, writes []string) {
@@ -402,3 +408,117 @@ func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }
+
+// maxTransactItems is the most items one DynamoDB transaction may write.
+const maxTransactItems = 100
+
+// CheckAll implements store.AllOrNothing with one DynamoDB transaction:
+// every key is read, the charges are decided in order, and the new items
+// are written by TransactWriteItems, each conditioned on the version read,
+// only when every charge is allowed. A transaction that loses a race is
+// decided again on fresh reads; one whose reply is lost is resolved by
+// reading its first item back, as a put is. More keys than a transaction
+// takes (100) are looked at and then charged in turn.
+func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
+	var keys []string
+	var strategies []engine.Strategy // each key's state is read as its first charge's
+	index := make(map[string]int, len(charges))
+	for _, c := range charges {
+		if _, ok := index[s.Key(c.Key)]; !ok {
+			index[s.Key(c.Key)] = len(keys)
+			keys = append(keys, s.Key(c.Key))
+			strategies = append(strategies, c.Strategy)
+		}
+	}
+	if len(keys) > maxTransactItems {
+		return store.CheckAllInTurn(ctx, s, charges, now)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	explicit := now != 0
+	for attempt := 0; attempt < s.retries; attempt++ {
+		if !explicit {
+			now = time.Now().UnixMilli()
+		}
+		items := make([]item, len(keys))
+		deadlines := make([]int64, len(keys))
+		for i, k := range keys {
+			it, err := s.get(ctx, strategies[i], k, now)
+			if err != nil {
+				return nil, false, unavailable("get", err)
+			}
+			items[i] = it
+		}
+		out := make([]engine.Decision, len(charges))
+		allowed := true
+		for i, c := range charges {
+			j := index[s.Key(c.Key)]
+			d, ttl := c.Strategy.Check(&items[j].state, now, c.Cost)
+			out[i] = d
+			allowed = allowed && d.Allowed
+			if ttl > 0 {
+				deadlines[j] = max(deadlines[j], now+ttl)
+			}
+		}
+		if !allowed {
+			return out, false, nil
+		}
+		landed, err := s.transact(ctx, keys, items, deadlines)
+		if err != nil {
+			return nil, false, err
+		}
+		if landed {
+			return out, true, nil
+		}
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, false, unavailable("transact", ctx.Err())
+		}
+	}
+	return nil, false, unavailable("transact", fmt.Errorf("%d transactions lost to concurrent writers", s.retries))
+}
+
+// transact writes every item's new state in one transaction, each on
+// condition of its version. landed is false when a condition failed.
+func (s *Store) transact(ctx context.Context, keys []string, items []item, deadlines []int64) (landed bool, err error) {
+	id := strconv.FormatUint(rand.Uint64(), 36)
+	in := &dynamodb.TransactWriteItemsInput{ClientRequestToken: aws.String(id)}
+	for i, k := range keys {
+		put := s.putInput(k, items[i], deadlines[i], id)
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{
+			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+			ExpressionAttributeValues: put.ExpressionAttributeValues,
+		}})
+	}
+	for sent := 1; ; sent++ {
+		_, err := s.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			return true, nil
+		}
+		var canceled *types.TransactionCanceledException
+		if errors.As(err, &canceled) && sent == 1 {
+			return false, nil
+		}
+		if ctx.Err() != nil {
+			return false, unavailable("transact", err)
+		}
+		// Unknown outcome (or a resend refused): the first item tells.
+		raw, rerr := s.read(ctx, keys[0])
+		if rerr != nil {
+			return false, unavailable("transact", fmt.Errorf("%w; reading it back: %w", err, rerr))
+		}
+		version, writes := writeHistory(raw)
+		switch it := items[0]; {
+		case slices.Contains(writes, id):
+			return true, nil
+		case raw == nil && !it.exists || raw != nil && it.exists && version == it.version:
+			continue // nothing landed: send it again, until the deadline
+		case raw == nil && it.exists || raw != nil && version-it.version < recentWrites && version != it.version:
+			return false, nil
+		default:
+			return false, unavailable("transact", fmt.Errorf("%w; its outcome could not be settled", err))
+		}
+	}
+}

@@ -297,3 +297,99 @@ func (sh *shard) evict(e *entry) {
 	}
 	delete(sh.m, e.id)
 }
+
+// CheckAll implements store.AllOrNothing: every shard the charges touch
+// is held while they are decided on copies of their states, which are
+// written back only when every charge is allowed. CheckAlls take turns
+// (one store-wide lock); other operations hold one shard at a time, so
+// they cannot deadlock with one.
+func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
+	now = s.now(now)
+	s.allMu.Lock()
+	defer s.allMu.Unlock()
+	type place struct {
+		p  *partition
+		sh *shard
+		id string
+	}
+	type work struct {
+		place
+		state engine.State
+		ttl   int64
+	}
+	// Partitions first: creating one takes partsMu, which a reload's
+	// SetBound holds while it locks shards.
+	byKey := make(map[store.Key]*work, len(charges))
+	order := make([]*work, 0, len(charges))
+	for _, c := range charges {
+		if byKey[c.Key] == nil {
+			p := s.partition(c.Key.Prefix)
+			w := &work{place: place{p, &p.shards[maphash.String(s.seed, c.Key.ID)&(shardCount-1)], c.Key.ID}}
+			byKey[c.Key] = w
+			order = append(order, w)
+		}
+	}
+	locked := make(map[*shard]bool, len(order))
+	defer func() {
+		for sh := range locked {
+			sh.mu.Unlock()
+		}
+	}()
+	for _, w := range order {
+		if !locked[w.sh] {
+			w.sh.mu.Lock()
+			locked[w.sh] = true
+		}
+	}
+	out := make([]engine.Decision, len(charges))
+	allowed := true
+	loaded := make(map[*work]bool, len(order))
+	for i, c := range charges {
+		w := byKey[c.Key]
+		if !loaded[w] {
+			loaded[w] = true
+			if e := w.sh.m[w.id]; e != nil {
+				e.load(&w.state, now)
+				w.state = w.state.Clone()
+				if !engine.Sane(c.Strategy, &w.state, now) {
+					w.state = engine.State{}
+				}
+			}
+		}
+		d, ttl := c.Strategy.Check(&w.state, now, c.Cost)
+		out[i] = d
+		allowed = allowed && d.Allowed
+		w.ttl = max(w.ttl, ttl)
+	}
+	if !allowed {
+		return out, false, nil
+	}
+	// Room for every new key first: all or nothing holds for the bound too.
+	for _, w := range order {
+		if w.sh.m[w.id] == nil && w.sh.max > 0 && len(w.sh.m) >= w.sh.max && !w.sh.evictSettled(now) {
+			if full := w.p.full.Load(); full != nil {
+				return nil, false, *full
+			}
+			return nil, false, ErrFull
+		}
+	}
+	for _, w := range order {
+		e := w.sh.m[w.id]
+		if e == nil {
+			e = &entry{id: w.id}
+			w.sh.m[w.id] = e
+			if w.sh.max > 0 {
+				w.sh.pushFront(e)
+			}
+		} else if w.sh.max > 0 {
+			w.sh.touch(e)
+		}
+		if w.state.Present {
+			e.set(&w.state)
+		}
+		if w.ttl > 0 {
+			e.expiresAt = now + w.ttl
+		}
+	}
+	return out, true, nil
+}

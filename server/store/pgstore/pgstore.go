@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/coalesce"
@@ -189,6 +191,13 @@ func (s *Store) apply(ctx context.Context, st engine.Strategy, key string, now i
 	}
 }
 
+// A request that carries its own instant (a test clock, a replay) has its
+// row kept at least luascripts.OwnInstantTTLFloorMs on the database clock:
+// the sweep deletes by that clock, and must not remove a row that the
+// request's clock still finds live. State kept past its deadline decides
+// exactly as the absent state it decays to, so the floor changes no
+// decision. Requests on the database clock keep their exact deadlines.
+
 // applyOnce is one locked decision on one connection. lostRace reports
 // that the key was new and a concurrent decision inserted its row first:
 // nothing was written, and the caller decides again.
@@ -233,7 +242,8 @@ func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, n
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}
-	if now == 0 {
+	explicit := now != 0
+	if !explicit {
 		now = dbNow
 	}
 	var state engine.State
@@ -244,6 +254,9 @@ func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, n
 		}
 	}
 	deadline, write := decide(&state, now)
+	if explicit {
+		deadline = max(deadline, dbNow+luascripts.OwnInstantTTLFloorMs)
+	}
 
 	b = &pgx.Batch{}
 	inserted := true
@@ -355,4 +368,124 @@ func (s *Store) Close() error {
 	<-s.done
 	s.pool.Close()
 	return nil
+}
+
+// CheckAll implements store.AllOrNothing in one transaction: a row for
+// every new key is inserted first (as expired: absent), the rows are
+// locked in key order (so two requests cannot deadlock), the charges are
+// decided on them in order, and the new states are written and committed
+// only when every charge is allowed; otherwise it rolls back.
+func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if !s.ready.Load() {
+		if err := s.ensureTable(ctx); err != nil {
+			return nil, false, unavailable("check all", err)
+		}
+		s.ready.Store(true)
+	}
+	keys := make([]string, 0, len(charges))
+	seen := make(map[string]bool, len(charges))
+	for _, c := range charges {
+		if k := s.Key(c.Key); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	ds, applied, err := s.checkAllOnce(ctx, charges, keys, now)
+	if err != nil {
+		return nil, false, unavailable("check all", err)
+	}
+	return ds, applied, nil
+}
+
+func (s *Store) checkAllOnce(ctx context.Context, charges []store.Charge, keys []string, now int64) ([]engine.Decision, bool, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+			defer cancel()
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(rctx)
+			}
+		}
+	}()
+	type row struct {
+		text      string
+		expiresAt int64
+	}
+	rows := make(map[string]row, len(keys))
+	var dbNow int64
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	for _, k := range keys {
+		b.Queue(s.q.insert, k, "", int64(0)) // absent until written
+	}
+	for _, k := range keys {
+		b.Queue(s.q.lock, k).QueryRow(func(r pgx.Row) error {
+			var got row
+			if err := r.Scan(&got.text, &got.expiresAt); err != nil {
+				return err
+			}
+			rows[k] = got
+			return nil
+		})
+	}
+	b.Queue(s.q.clock).QueryRow(func(r pgx.Row) error { return r.Scan(&dbNow) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, false, err
+	}
+	explicit := now != 0
+	if !explicit {
+		now = dbNow
+	}
+	states := make(map[string]*engine.State, len(keys))
+	deadlines := make(map[string]int64, len(keys))
+	out := make([]engine.Decision, len(charges))
+	allowed := true
+	for i, c := range charges {
+		k := s.Key(c.Key)
+		st := states[k]
+		if st == nil {
+			st = &engine.State{}
+			if r := rows[k]; r.expiresAt > now {
+				var corrupt error
+				if *st, corrupt = store.Decode(c.Strategy, []byte(r.text), now); corrupt != nil {
+					s.warn.Warn(store.CorruptMsg, "key", k, "err", corrupt)
+				}
+			}
+			states[k] = st
+		}
+		d, ttl := c.Strategy.Check(st, now, c.Cost)
+		out[i] = d
+		allowed = allowed && d.Allowed
+		if ttl > 0 {
+			deadlines[k] = max(deadlines[k], now+ttl)
+			if explicit {
+				deadlines[k] = max(deadlines[k], dbNow+luascripts.OwnInstantTTLFloorMs)
+			}
+		}
+	}
+	if !allowed {
+		return out, false, nil // rolled back: the inserted rows go too
+	}
+	b = &pgx.Batch{}
+	for _, k := range keys {
+		if d, ok := deadlines[k]; ok {
+			text, _ := states[k].MarshalText()
+			b.Queue(s.q.update, k, string(text), d)
+		}
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, false, err
+	}
+	committed = true
+	return out, true, nil
 }

@@ -395,3 +395,52 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// AtomicAcrossKeys reports whether CheckAll is atomic for any keys: on a
+// single node or Sentinel it is; on a cluster only for one key.
+func (s *Store) AtomicAcrossKeys() bool {
+	_, cluster := s.client.(*redis.ClusterClient)
+	return !cluster
+}
+
+// CheckAll implements store.AllOrNothing with one run of the all-or-nothing
+// script on a single node (or Sentinel's master): every charge decided by
+// its strategy's own check, and every key put back when one is denied.
+// On a cluster, where one script may touch one slot, the charges of more
+// than one key are looked at and then made in turn (store.CheckAllInTurn).
+func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
+	names := make([]string, len(charges))
+	for i, c := range charges {
+		names[i] = s.Key(c.Key)
+	}
+	if _, cluster := s.client.(*redis.ClusterClient); cluster && len(charges) > 1 {
+		return store.CheckAllInTurn(ctx, s, charges, now)
+	}
+	args := []any{now}
+	for _, c := range charges {
+		call, err := s.prepare(c.Strategy, luascripts.RoleCheck)
+		if err != nil {
+			return nil, false, err
+		}
+		args = call.AppendCharge(args, now, c.Cost)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	all := luascripts.CheckAll()
+	cmds := evalShas(ctx, s.client, 1, func(int) *luascripts.Call { return &luascripts.Call{Script: all} },
+		func(int) []string { return names }, func(int) []any { return args })
+	reply, err := cmds[0].Result()
+	if err != nil {
+		return nil, false, unavailable("check all", err)
+	}
+	applied, ds, reset, err := luascripts.AllReply(reply, len(charges))
+	if err != nil {
+		return nil, false, unavailable("check all reply", err)
+	}
+	for i := range reset {
+		if reset[i] {
+			s.warn.Warn(store.CorruptMsg, "key", names[i])
+		}
+	}
+	return ds, applied, nil
+}

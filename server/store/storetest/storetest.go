@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("CheckManyOnTheStoreClock", func(t *testing.T) { CheckManyOnTheStoreClock(t, newStore) })
 	t.Run("PrefixesAreSeparate", func(t *testing.T) { PrefixesAreSeparate(t, newStore) })
 	t.Run("LoadSeesCommittedState", func(t *testing.T) { LoadSeesCommittedState(t, newStore) })
+	t.Run("CheckAllIsAllOrNothing", func(t *testing.T) { CheckAllIsAllOrNothing(t, newStore) })
 }
 
 // Vectors replays every rateLimit and tokenBudget suite with explicit now.

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+)
+
+// Charge is one part of an all-or-nothing request: cost units of a
+// strategy on a key.
+type Charge struct {
+	Strategy engine.Strategy
+	Key      Key
+	Cost     int64
+}
+
+// AllOrNothing is a store that applies several charges atomically.
+type AllOrNothing interface {
+	// CheckAll decides charges in order at one instant, a key charged
+	// twice seeing its first charge. When every charge is allowed, all are
+	// applied (applied is true); when any is denied, none is, and
+	// decisions[i] is what charges[i]'s check answered (an allow among
+	// them spent nothing). No other decision sees a part of the request.
+	CheckAll(ctx context.Context, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error)
+}
+
+// CheckAll is s.CheckAll when s is AllOrNothing. Any other store gets the
+// best it can give without a multi-key atomic step: every key is looked at
+// first, and the request is refused there, charging nothing, when the
+// engine on those states denies any charge; otherwise the charges are made
+// in order, and if one of them is denied after all (a concurrent request
+// spent between the look and the charge) the request is refused then, the
+// charges before it staying spent (never more than this request's own
+// cost on each).
+func CheckAll(ctx context.Context, s Store, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error) {
+	if a, ok := s.(AllOrNothing); ok {
+		return a.CheckAll(ctx, charges, now)
+	}
+	return CheckAllInTurn(ctx, s, charges, now)
+}
+
+// CheckAllInTurn is CheckAll's look-then-charge for stores that are not
+// AllOrNothing (and for a Redis Cluster whose keys span slots).
+func CheckAllInTurn(ctx context.Context, s Store, charges []Charge, now int64) ([]engine.Decision, bool, error) {
+	out := make([]engine.Decision, len(charges))
+	states := make(map[Key]*engine.State, len(charges))
+	for i, c := range charges {
+		st, ok := states[c.Key]
+		if !ok {
+			loaded, at, err := s.Load(ctx, c.Strategy, c.Key, now)
+			if err != nil {
+				return nil, false, err
+			}
+			if now == 0 {
+				now = at // every look and charge at the first look's instant
+			}
+			st = &loaded
+			states[c.Key] = st
+		}
+		out[i], _ = c.Strategy.Check(st, now, c.Cost)
+	}
+	for _, d := range out {
+		if !d.Allowed {
+			return out, false, nil
+		}
+	}
+	for i, c := range charges {
+		d, err := s.Check(ctx, c.Strategy, c.Key, now, c.Cost)
+		if err != nil {
+			if i == 0 {
+				return nil, false, err
+			}
+			return nil, false, fmt.Errorf("%d of %d charges made before the store failed: %w", i, len(charges), err)
+		}
+		out[i] = d
+		if !d.Allowed {
+			return out, false, nil
+		}
+	}
+	return out, true, nil
+}
