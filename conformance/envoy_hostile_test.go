@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
@@ -103,4 +105,90 @@ func TestEnvoyHostileRequests(t *testing.T) {
 			t.Fatalf("%d of 150 requests over the limit, want 50 (the address's limit is 100)", over)
 		}
 	})
+}
+
+const envoyTenantPolicies = `version: 1
+limiters:
+  user: { strategy: fixedWindow, limit: 10, period: 1h }
+  tenant: { strategy: gcra, limit: 1000, period: 1h, burst: 1000 }
+domains:
+  - domain: edge
+    descriptors:
+      - key: user
+        policy: user
+      - key: tenant
+        policy: tenant
+`
+
+// TestEnvoyAllOrNothing: 120 concurrent requests, each with a user
+// descriptor (10/h) and a tenant one (1000/h), admit exactly 10 and charge
+// the tenant exactly 10, on every store where the request is atomic; on a
+// Redis node a request of 1000 descriptors is one script run.
+func TestEnvoyAllOrNothing(t *testing.T) {
+	r := harness.StartRedis(t)
+	pg := harness.StartPostgres(t)
+	d := harness.StartDynamo(t)
+	for _, st := range []struct {
+		name string
+		args []string
+	}{
+		{"memory", nil},
+		{"redis", []string{"--redis", r.URL, "--redis-timeout", "10s"}},
+		{"postgres", []string{"--postgres-url", pg.URL, "--postgres-prefix", "aon", "--postgres-timeout", "10s"}},
+		{"dynamodb", dynamoArgs(d, "aon")},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			srv := harness.Start(t, harness.Binary(t, false), append([]string{"--config", harness.WriteFile(t, "p.yaml", envoyTenantPolicies)}, st.args...)...)
+			conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			rls := rlsv3.NewRateLimitServiceClient(conn)
+			entry := func(k, v string) *ratelimitv3.RateLimitDescriptor {
+				return &ratelimitv3.RateLimitDescriptor{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: k, Value: v}}}
+			}
+			req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry("user", "alice"), entry("tenant", "acme")}}
+			var ok atomic.Int64
+			var wg sync.WaitGroup
+			for range 12 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 10 {
+						resp, err := rls.ShouldRateLimit(context.Background(), req)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+							ok.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if got := ok.Load(); got != 10 {
+				t.Fatalf("%d of 120 requests admitted, want the user's 10", got)
+			}
+			c := dialAll(t, []*harness.Server{srv})[0]
+			if dd, err := c.Peek(context.Background(), "tenant", "tenant=acme"); err != nil || dd.Remaining != 990 {
+				t.Fatalf("the tenant after 10 admitted requests: %+v %v, want 990 left (refused requests charge nothing)", dd, err)
+			}
+			if st.name != "redis" {
+				return
+			}
+			before := evalshaCalls(t, r.Client(t))
+			many := &rlsv3.RateLimitRequest{Domain: "edge"}
+			for i := range 1000 {
+				many.Descriptors = append(many.Descriptors, entry("tenant", fmt.Sprint("t", i)))
+			}
+			if resp, err := rls.ShouldRateLimit(context.Background(), many); err != nil || resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+				t.Fatalf("1000 descriptors: %v %v", resp.GetOverallCode(), err)
+			}
+			if n := evalshaCalls(t, r.Client(t)) - before; n != 1 {
+				t.Fatalf("1000 descriptors took %d script runs, want 1", n)
+			}
+		})
+	}
 }

@@ -74,3 +74,9 @@ func (c *Current) Release(ctx context.Context, req *tkv1.ReleaseRequest) (*tkv1.
 func (c *Current) Heartbeat(ctx context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
 	return c.Load().Heartbeat(ctx, req)
 }
+
+// DecideAll is the current generation's DecideAll: one request, one
+// generation.
+func (c *Current) DecideAll(ctx context.Context, asks []Ask) ([]engine.Decision, []bool, bool, error) {
+	return c.Load().DecideAll(ctx, asks)
+}

@@ -20,7 +20,6 @@ import (
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/config"
@@ -59,15 +58,11 @@ func (d *Door) SetConfig(cfg *config.Config) {
 // domain is the current domain of that name (nil when none).
 func (d *Door) domain(name string) *config.Domain { return (*d.domains.Load())[name] }
 
-// Decider is the decision door as this door uses it: Forecast and Peek,
-// and Check without protobuf messages (door.RateLimiter and door.Current).
+// Decider is the decision door as this door uses it, without protobuf
+// messages (door.RateLimiter and door.Current).
 type Decider interface {
-	tkv1.RateLimiterServer
 	Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error)
-}
-
-func fromProto(p *tkv1.Decision) engine.Decision {
-	return engine.Decision{Allowed: p.GetAllowed(), Limit: p.GetLimit(), Remaining: p.GetRemaining(), ResetAt: p.GetResetAt(), RetryAfterMs: p.GetRetryAfterMs()}
+	DecideAll(ctx context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error)
 }
 
 // matched is a request descriptor that a domain's tree limits.
@@ -84,11 +79,13 @@ type matched struct {
 // ShouldRateLimit implements RateLimitService. Each descriptor that
 // matches a domain entry with a policy is decided with cost hits_addend
 // (the descriptor's own, else the request's, else 1); the others are OK.
-// The request is all-or-nothing: every matched descriptor is looked at
-// first, and when one would be over its limit none is charged.
+// The request is all or nothing (door.DecideAll): when one descriptor is
+// over its limit, none is charged — in one store round trip where the
+// store allows — and the same descriptor twice counts twice. Descriptors
+// in shadow mode are decided and counted on their own and never refuse.
 func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
-	if len(req.GetDescriptors()) > 1000 {
-		return nil, status.Errorf(codes.InvalidArgument, "%d descriptors in one request; the limit is 1000", len(req.GetDescriptors()))
+	if len(req.GetDescriptors()) > MaxDescriptors {
+		return nil, status.Errorf(codes.InvalidArgument, "%d descriptors in one request; the limit is %d", len(req.GetDescriptors()), MaxDescriptors)
 	}
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
 	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
@@ -117,62 +114,42 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 		found = append(found, matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
 		ms = append(ms, &found[len(found)-1])
 	}
-	// Look first: a descriptor that would be over its limit stops the
-	// whole request before anything is charged. With one descriptor there
-	// is nothing else to spare, and its check alone decides.
+	var asks []door.Ask
+	var group []*matched
 	for _, m := range ms {
-		if len(ms) == 1 {
-			break
+		if !m.node.ShadowMode {
+			asks, group = append(asks, door.Ask{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost}), append(group, m)
 		}
-		f, err := d.decide.Forecast(ctx, &tkv1.ForecastRequest{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost})
-		if status.Code(err) == codes.Unimplemented {
-			continue // a leased policy cannot be looked at: it is only checked
-		}
+	}
+	if len(asks) > 0 {
+		ds, known, applied, err := d.decide.DecideAll(ctx, asks)
 		if err != nil {
 			return nil, err
 		}
-		if f.GetForecast().GetSpendableNow() < 1 && !m.node.ShadowMode {
-			return d.refused(ctx, resp, ms, m)
+		for j, m := range group {
+			if known[j] {
+				d.fill(m, ds[j])
+			}
+		}
+		if !applied {
+			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
 	}
 	for _, m := range ms {
-		dec, err := d.decide.Decide(ctx, m.node.Policy.Name, m.key, m.cost)
-		if err != nil {
-			return nil, err
-		}
-		d.fill(m, dec)
-		if !dec.Allowed && !m.node.ShadowMode {
-			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+		if m.node.ShadowMode {
+			dec, err := d.decide.Decide(ctx, m.node.Policy.Name, m.key, m.cost)
+			if err != nil {
+				return nil, err
+			}
+			d.fill(m, dec)
 		}
 	}
 	resp.ResponseHeadersToAdd = d.headers(ms)
 	return resp, nil
 }
 
-// refused answers a request one of whose descriptors (over) is over its
-// limit: nothing is charged; each matched descriptor reports what a
-// request would see now.
-func (d *Door) refused(ctx context.Context, resp *rlsv3.RateLimitResponse, ms []*matched, over *matched) (*rlsv3.RateLimitResponse, error) {
-	for _, m := range ms {
-		r, err := d.decide.Peek(ctx, &tkv1.PeekRequest{Policy: m.node.Policy.Name, Key: m.key})
-		if err != nil {
-			if status.Code(err) == codes.Unimplemented {
-				continue
-			}
-			return nil, err
-		}
-		dec := fromProto(r.GetDecision())
-		if m == over && dec.Allowed {
-			// Peek looks at one unit; this descriptor asked for more.
-			dec.Allowed, dec.RetryAfterMs = false, max(dec.RetryAfterMs, 1)
-		}
-		d.fill(m, dec)
-	}
-	over.status.Code = rlsv3.RateLimitResponse_OVER_LIMIT
-	resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
-	resp.ResponseHeadersToAdd = d.headers(ms)
-	return resp, nil
-}
+// MaxDescriptors bounds the descriptors of one request.
+const MaxDescriptors = 1000
 
 // fill records a decision in its descriptor's status.
 func (d *Door) fill(m *matched, dec engine.Decision) {

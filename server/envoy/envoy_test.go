@@ -176,12 +176,19 @@ func TestHitsAddendAndShadowMode(t *testing.T) {
 
 // fixedDecider decides every check as dec.
 type fixedDecider struct {
-	tkv1.UnimplementedRateLimiterServer
 	dec engine.Decision
 }
 
 func (f fixedDecider) Decide(context.Context, string, string, int64) (engine.Decision, error) {
 	return f.dec, nil
+}
+
+func (f fixedDecider) DecideAll(_ context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error) {
+	ds, known := make([]engine.Decision, len(asks)), make([]bool, len(asks))
+	for i := range asks {
+		ds[i], known[i] = f.dec, true
+	}
+	return ds, known, f.dec.Allowed, nil
 }
 
 // TestStatusFields pins every field of a status and the headers, for one
@@ -297,5 +304,19 @@ func TestManyEntriesAllocateNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations to refuse a descriptor deeper than the tree", allocs)
+	}
+}
+
+// TestRepeatedDescriptorsCountTogether: the same descriptor twice against
+// a limit of 1 is over the limit and spends nothing.
+func TestRepeatedDescriptorsCountTogether(t *testing.T) {
+	d, _ := newDoor(t)
+	twice := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/static/x"), desc("path", "/static/x")}}
+	if got := ask(t, d, twice).GetOverallCode(); got != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("twice against a limit of 1: %v", got)
+	}
+	once := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/static/x")}}
+	if resp := ask(t, d, once); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK || resp.GetStatuses()[0].GetLimitRemaining() != 0 {
+		t.Fatalf("once after the refused request: %v (the refusal spent the unit)", resp)
 	}
 }

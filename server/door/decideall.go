@@ -1,0 +1,107 @@
+package door
+
+import (
+	"context"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// Ask is one part of a request decided all or nothing: cost units of a
+// rate policy on a key.
+type Ask struct {
+	Policy, Key string
+	Cost        int64
+}
+
+// DecideAll decides asks as one request, all or nothing, in one store
+// round trip where the store allows (store.CheckAll): when every ask is
+// allowed all are charged and applied is true; when any is denied none of
+// the store's is charged, the denied ones keep their denials and the
+// others report what a request would see now (a look). An ask of the same
+// policy and key twice counts twice. Asks on a policy with a local tier
+// (twoTier, federated) are decided after the store's have been charged,
+// each by its tier: one of them denying refuses the request with the
+// store's charges made. known[i] is false for an ask the refusal left
+// undecided (a local tier's, which cannot be looked at). A store failure
+// decides every ask by its policy's fail mode.
+func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.Decision, known []bool, applied bool, err error) {
+	start := r.begin()
+	ps := make([]*config.Policy, len(asks))
+	var charges []store.Charge
+	var charged, tiered []int // indexes of asks, by where they are decided
+	for i, a := range asks {
+		p, cost, err := r.rateRequest(a.Policy, "Check", a.Cost, a.Key)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		ps[i], asks[i].Cost = p, cost
+		if r.tiers[p.Name] != nil {
+			tiered = append(tiered, i)
+			continue
+		}
+		charges = append(charges, store.Charge{Strategy: p.Strategy, Key: p.Key(a.Key), Cost: cost})
+		charged = append(charged, i)
+	}
+	ds, known = make([]engine.Decision, len(asks)), make([]bool, len(asks))
+	failed := make([]bool, len(asks))
+	now := r.clock(ctx)
+	applied = true
+	if len(charges) > 0 {
+		got, ok, err := store.CheckAll(ctx, r.rates, charges, now)
+		if err != nil {
+			for _, i := range charged {
+				if ds[i], err = r.outage(ctx, ps[i], ps[i].Strategy.Limit(), "Check", err); err != nil {
+					return nil, nil, false, err
+				}
+				known[i], failed[i] = true, true
+				applied = applied && ds[i].Allowed
+			}
+		} else {
+			applied = ok
+			for j, i := range charged {
+				ds[i], known[i] = got[j], true
+			}
+			if !ok {
+				r.look(ctx, asks, ps, charged, ds)
+			}
+		}
+	}
+	for _, i := range tiered {
+		if !applied {
+			break // refused already: a tier is neither charged nor looked at
+		}
+		d, err := r.decide(ctx, ps[i], ps[i].Key(asks[i].Key), now, asks[i].Cost)
+		if err != nil {
+			if d, err = r.outage(ctx, ps[i], ps[i].Strategy.Limit(), "Check", err); err != nil {
+				return nil, nil, false, err
+			}
+			failed[i] = true
+		}
+		ds[i], known[i] = d, true
+		applied = applied && d.Allowed
+	}
+	for i, a := range asks {
+		if known[i] {
+			r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0)
+		}
+	}
+	return ds, known, applied, nil
+}
+
+// look replaces the allows of a refused request (which spent nothing) by
+// what a request would see now.
+func (r *RateLimiter) look(ctx context.Context, asks []Ask, ps []*config.Policy, charged []int, ds []engine.Decision) {
+	for _, i := range charged {
+		if !ds[i].Allowed {
+			continue
+		}
+		p := ps[i]
+		st, at, err := r.rates.Load(ctx, p.Strategy, p.Key(asks[i].Key), r.clock(ctx))
+		if err != nil {
+			continue // keep the check's answer: a look is only a report
+		}
+		ds[i] = p.Strategy.Peek(&st, at)
+	}
+}
