@@ -29,7 +29,7 @@ type Store struct {
 	// mutated, so the decision path reads it without a lock.
 	parts   atomic.Pointer[map[string]*partition]
 	partsMu sync.Mutex
-	allMu   sync.Mutex // CheckAlls take turns
+	allMu   sync.Mutex     // CheckAlls take turns
 	bounds  map[string]int // maxKeys by prefix
 
 	sweepEvery time.Duration
