@@ -200,3 +200,34 @@ func TestPostgresNewKeyRacesOnASmallPool(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresSweepKeepsReplayedState: rows written at a request's own
+// instant (a replay, a test clock) outlive the sweep, which deletes by the
+// database clock: a fixed window's spend at instant 1,000,000 still denies
+// at 1,000,001 after many sweeps have run in between.
+func TestPostgresSweepKeepsReplayedState(t *testing.T) {
+	pg := harness.StartPostgres(t)
+	s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: "sweep", Timeout: 5 * time.Second, SweepEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := engine.NewFixedWindow(1, 91_814)
+	ctx := context.Background()
+	k := store.Key{Prefix: "p", ID: "k"}
+	if d, err := s.Check(ctx, st, k, 1_020_313, 1); err != nil || !d.Allowed {
+		t.Fatalf("first: %+v %v", d, err)
+	}
+	time.Sleep(200 * time.Millisecond) // forty sweeps
+	if d, err := s.Check(ctx, st, k, 1_091_339, 1); err != nil || d.Allowed {
+		t.Fatalf("inside the window after the sweeps: %+v %v, want denied (the spend was swept)", d, err)
+	}
+	_, _, err = store.CheckAll(ctx, s, []store.Charge{{Strategy: st, Key: store.Key{Prefix: "p", ID: "all"}, Cost: 1}}, 1_020_313)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if ds, _, err := store.CheckAll(ctx, s, []store.Charge{{Strategy: st, Key: store.Key{Prefix: "p", ID: "all"}, Cost: 1}}, 1_091_339); err != nil || ds[0].Allowed {
+		t.Fatalf("CheckAll inside the window after the sweeps: %+v %v", ds, err)
+	}
+}
