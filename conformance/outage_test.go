@@ -176,8 +176,10 @@ func TestRedisOutage(t *testing.T) {
 	if _, err := srv.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 5*redisDeadline {
-		t.Fatalf("drain during the outage took %s (store deadline %s)", took, redisDeadline)
+	took := time.Since(start)
+	t.Logf("drain during the outage took %s", took)
+	if took > 5*redisDeadline {
+		t.Fatalf("drain during the outage took %s (store deadline %s)\nserver log:\n%s", took, redisDeadline, srv.Stderr())
 	}
 }
 

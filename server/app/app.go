@@ -371,7 +371,11 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, stamp string, log 
 	}
 	meters := memstore.New(meterOpts...)
 	defer meters.Close()
-	defer rates.Close()
+	defer func() {
+		began := time.Now()
+		_ = rates.Close()
+		log.Info("store closed", "took", time.Since(began).Round(time.Millisecond).String())
+	}()
 
 	lis, err := net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	if err != nil {
@@ -563,11 +567,13 @@ func serve(ctx context.Context, f *flags, cfg *config.Config, stamp string, log 
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining in-flight calls")
+	began := time.Now()
 	hs.Shutdown()
 	drained := make(chan struct{})
 	go func() { srv.GracefulStop(); close(drained) }()
 	select {
 	case <-drained:
+		log.Info("in-flight calls drained", "took", time.Since(began).Round(time.Millisecond).String())
 	case <-time.After(10 * time.Second):
 		log.Warn("drain timed out after 10s; closing remaining calls")
 		srv.Stop()

@@ -183,15 +183,30 @@ func (b *Store) probeUntilAnswered() {
 	defer b.probing.Done()
 	t := time.NewTicker(b.probe)
 	defer t.Stop()
+	// Close ends the probe in flight too: a stalled store would otherwise
+	// hold the shutdown for its deadline, probe after probe.
+	stopped, cancelAll := context.WithCancel(context.Background())
+	defer cancelAll()
+	go func() {
+		select {
+		case <-b.stop:
+			cancelAll()
+		case <-stopped.Done():
+		}
+	}()
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		}
-		// The store bounds the read with its own deadline; this one only
+		// A tick and the stop may be ready together: the stop wins.
+		if stopped.Err() != nil {
+			return
+		}
+		// The store bounds the check with its own deadline; this one only
 		// caps a store that has none.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(stopped, 10*time.Second)
 		_, err := b.inner.Check(ctx, probeStrategy, probeKey, 0, 1)
 		cancel()
 		if err != nil {

@@ -151,3 +151,45 @@ func TestCallersWhoLeaveAndAnswersDoNotOpenIt(t *testing.T) {
 		t.Fatal("opened by callers that left or by failures between answers")
 	}
 }
+
+// stalled fails every check at once until stall is set; then it blocks
+// each until its caller gives up, as a stopped Redis does, and says why.
+type stalled struct {
+	store.Store
+	stall   atomic.Bool
+	entered chan struct{}
+	why     chan error
+}
+
+func (s *stalled) Check(ctx context.Context, _ engine.Strategy, _ store.Key, _, _ int64) (engine.Decision, error) {
+	if !s.stall.Load() {
+		return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
+	}
+	s.entered <- struct{}{}
+	select {
+	case <-ctx.Done():
+		s.why <- ctx.Err()
+	case <-time.After(30 * time.Second):
+		s.why <- nil
+	}
+	return engine.Decision{}, fmt.Errorf("test: %w", store.ErrUnavailable)
+}
+
+// TestCloseEndsTheProbeInFlight: closing the breaker while its probe
+// waits on a stalled store cancels the probe, rather than waiting out the
+// probe's deadline (or starting another).
+func TestCloseEndsTheProbeInFlight(t *testing.T) {
+	inner := &stalled{Store: memstore.New(memstore.WithSweep(0)), entered: make(chan struct{}, 16), why: make(chan error, 16)}
+	b := New(inner, "test", Options{Threshold: 1, Probe: time.Millisecond})
+	g, _ := engine.NewFixedWindow(100, 60_000)
+	_, _ = b.Check(context.Background(), g, store.Key{ID: "k"}, 0, 1)
+	if open, _, _ := b.State(); !open {
+		t.Fatal("not open after a failure with threshold 1")
+	}
+	inner.stall.Store(true)
+	<-inner.entered // a probe waits on the stalled store
+	_ = b.Close()
+	if why := <-inner.why; !errors.Is(why, context.Canceled) {
+		t.Fatalf("the probe in flight ended with %v, want cancelled by Close", why)
+	}
+}

@@ -45,6 +45,7 @@ type jobResult struct {
 func (s *Store) startSenders() {
 	s.jobs = make(chan *job, s.pipelines*maxBatch)
 	s.stopped = make(chan struct{})
+	s.closing, s.closeNow = context.WithCancel(context.Background())
 	for range s.pipelines {
 		s.sendersDone.Add(1)
 		go s.send()
@@ -77,7 +78,7 @@ func (s *Store) send() {
 // run sends a batch in one pipeline (see evalShas: only a refused
 // NOSCRIPT is ever sent again).
 func (s *Store) run(batch []*job) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithTimeout(s.closing, s.timeout)
 	defer cancel()
 	pending := make([]*job, 0, len(batch))
 	start := time.Now()
@@ -127,7 +128,9 @@ func (s *Store) coalesced(ctx context.Context, call *luascripts.Call, key string
 		*j = job{reply: j.reply}
 		jobPool.Put(j)
 		return r.vals, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err() // the job is not reused: a sender may still answer it
 	case <-s.stopped:
-		return nil, redis.ErrClosed // the job is not reused: a sender may still answer it
+		return nil, redis.ErrClosed // likewise
 	}
 }

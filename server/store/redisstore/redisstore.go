@@ -53,6 +53,8 @@ type Store struct {
 
 	jobs        chan *job // Checks waiting for a sender (see coalesce.go)
 	stopped     chan struct{}
+	closing     context.Context // ends the pipelines in flight at Close
+	closeNow    context.CancelFunc
 	sendersDone sync.WaitGroup
 	closeOnce   sync.Once
 }
@@ -384,13 +386,18 @@ func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 	return state, at, err
 }
 
-// Close closes the client.
+// Close closes the client. Its connections go first: a pipeline blocked
+// on a stalled Redis reads until its deadline, whatever its context says,
+// and a closed connection ends the read at once.
 func (s *Store) Close() error {
+	var err error
 	s.closeOnce.Do(func() {
 		close(s.stopped)
+		s.closeNow()
+		err = s.client.Close()
 		s.sendersDone.Wait()
 	})
-	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+	if err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("close redis: %w", err)
 	}
 	return nil
