@@ -685,15 +685,3 @@ func secretFrom(flagName, value, file, env string) (string, error) {
 	}
 	return os.Getenv(env), nil
 }
-
-// failsOpen is a policy's fail mode as a boolean: its own, else the
-// file's default, else --fail.
-func failsOpen(f *flags, cfg *config.Config, p *config.Policy) bool {
-	switch {
-	case p.Fail != "":
-		return p.Fail == config.FailOpen
-	case cfg.DefaultFail != "":
-		return cfg.DefaultFail == config.FailOpen
-	}
-	return f.fail == string(config.FailOpen)
-}

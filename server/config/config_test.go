@@ -175,7 +175,7 @@ func TestParseErrors(t *testing.T) {
 		{"federated strategy", "limiters:\n  f: {strategy: gcra, limit: 1, period: 1s, federated: {}}\n", "limiters.f.federated: needs strategy fixedWindow or slidingWindow"},
 		{"yaml syntax", "limiters:\n  api: {strategy: gcra\n  b: [\n", "p.yaml:"},
 		{"buckets too many", "limiters:\n  api: {strategy: slidingWindow, limit: 3, period: 1s, buckets: 2000}\n", "limiters.api.buckets: must be at most 1000"},
-		{"merge key", "base: &b {strategy: gcra}\nlimiters:\n  api:\n    <<: *b\n", "unknown field"},
+		{"merge key", "base: &b {strategy: gcra}\nlimiters:\n  api:\n    <<: *b\n", "p.yaml:4: limiters.api.<<: YAML aliases (*b) are not supported"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
