@@ -300,48 +300,58 @@ func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now in
 const recentWrites = 8
 
 // put writes it's new state on condition that the item is still the
-// version read. landed is false when another writer got there first. A
-// put that fails without saying whether it landed (the connection dropped
-// after the request was sent) is resolved by reading the item back: each
-// write carries a fresh id and the ids of the writes before it, so the
-// answer is exact, and it is never sent twice once it landed.
+// version read. landed is false when another writer got there first; an
+// unknown outcome is settled by reading the item back (sendSettled).
 func (s *Store) put(ctx context.Context, pk string, it item, deadline int64) (landed bool, err error) {
 	id := strconv.FormatUint(rand.Uint64(), 36)
 	in := s.putInput(pk, it, deadline, id)
-	for sent := 1; ; sent++ {
+	return s.sendSettled(ctx, "put", pk, it, id, func() error {
 		_, err := s.db.PutItem(ctx, in)
+		return err
+	}, func(err error) bool {
+		var lost *types.ConditionalCheckFailedException
+		return errors.As(err, &lost)
+	})
+}
+
+// sendSettled sends a write of id conditioned on it.version (a put, or
+// a transaction whose first item is pk) until its outcome is known:
+// landed, or refused because another write got there first (refused
+// tells that error). A write that fails without saying whether it landed,
+// and a resend refused (it may have met its own first copy, which arrived
+// late and landed), are settled by reading pk back: each write carries a
+// fresh id and the ids of the writes before it, so the answer is exact,
+// and nothing is sent again once it landed. While nothing has landed it
+// is sent again, until the deadline: every copy carries one id and one
+// condition, so at most one of them lands.
+func (s *Store) sendSettled(ctx context.Context, op, pk string, it item, id string, send func() error, refused func(error) bool) (landed bool, err error) {
+	for sent := 1; ; sent++ {
+		err := send()
 		if err == nil {
 			return true, nil
 		}
-		var lost *types.ConditionalCheckFailedException
-		if errors.As(err, &lost) && sent == 1 {
+		if refused(err) && sent == 1 {
 			return false, nil
 		}
-		// A resent put that meets a failed condition may have met its own
-		// first send, which arrived late and landed: read back like any
-		// put whose outcome is unknown.
 		if ctx.Err() != nil {
-			return false, unavailable("put", err)
+			return false, unavailable(op, err)
 		}
 		raw, rerr := s.read(ctx, pk)
 		if rerr != nil {
-			return false, unavailable("put", fmt.Errorf("%w; reading it back: %w", err, rerr))
+			return false, unavailable(op, fmt.Errorf("%w; reading it back: %w", err, rerr))
 		}
 		version, writes := writeHistory(raw)
 		switch {
 		case slices.Contains(writes, id):
 			return true, nil
 		case raw == nil && !it.exists || raw != nil && it.exists && version == it.version:
-			// It did not land and nothing else did: send it again, until
-			// the deadline. Every copy carries one id and one condition,
-			// so at most one of them lands.
 			continue
 		case raw == nil && it.exists || raw != nil && version-it.version < recentWrites && version != it.version:
 			// Another write landed instead. The version moved past the one
-			// this put is conditioned on, so no copy of it can land later.
+			// this write is conditioned on, so no copy of it can land later.
 			return false, nil
 		default:
-			return false, unavailable("put", fmt.Errorf("%w; its outcome could not be settled (more writes followed it than an item remembers)", err))
+			return false, unavailable(op, fmt.Errorf("%w; its outcome could not be settled (more writes followed it than an item remembers)", err))
 		}
 	}
 }
@@ -492,33 +502,11 @@ func (s *Store) transact(ctx context.Context, keys []string, items []item, deadl
 			ExpressionAttributeValues: put.ExpressionAttributeValues,
 		}})
 	}
-	for sent := 1; ; sent++ {
+	return s.sendSettled(ctx, "transact", keys[0], items[0], id, func() error {
 		_, err := s.db.TransactWriteItems(ctx, in)
-		if err == nil {
-			return true, nil
-		}
+		return err
+	}, func(err error) bool {
 		var canceled *types.TransactionCanceledException
-		if errors.As(err, &canceled) && sent == 1 {
-			return false, nil
-		}
-		if ctx.Err() != nil {
-			return false, unavailable("transact", err)
-		}
-		// Unknown outcome (or a resend refused): the first item tells.
-		raw, rerr := s.read(ctx, keys[0])
-		if rerr != nil {
-			return false, unavailable("transact", fmt.Errorf("%w; reading it back: %w", err, rerr))
-		}
-		version, writes := writeHistory(raw)
-		switch it := items[0]; {
-		case slices.Contains(writes, id):
-			return true, nil
-		case raw == nil && !it.exists || raw != nil && it.exists && version == it.version:
-			continue // nothing landed: send it again, until the deadline
-		case raw == nil && it.exists || raw != nil && version-it.version < recentWrites && version != it.version:
-			return false, nil
-		default:
-			return false, unavailable("transact", fmt.Errorf("%w; its outcome could not be settled", err))
-		}
-	}
+		return errors.As(err, &canceled)
+	})
 }

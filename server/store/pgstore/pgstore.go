@@ -198,6 +198,19 @@ func (s *Store) apply(ctx context.Context, st engine.Strategy, key string, now i
 // exactly as the absent state it decays to, so the floor changes no
 // decision. Requests on the database clock keep their exact deadlines.
 
+// rollbackUnless rolls back whatever transaction is open on conn unless
+// it committed; a connection that cannot roll back is closed instead.
+func (s *Store) rollbackUnless(ctx context.Context, conn *pgxpool.Conn, committed bool) {
+	if committed {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(rctx)
+	}
+}
+
 // applyOnce is one locked decision on one connection. lostRace reports
 // that the key was new and a concurrent decision inserted its row first:
 // nothing was written, and the caller decides again.
@@ -214,16 +227,7 @@ func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, n
 	}
 	defer conn.Release()
 	committed := false
-	defer func() {
-		if !committed {
-			// Roll back whatever is open; a broken connection is closed instead.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-			defer cancel()
-			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
-				_ = conn.Conn().Close(rctx)
-			}
-		}
-	}()
+	defer func() { s.rollbackUnless(ctx, conn, committed) }()
 
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -407,15 +411,7 @@ func (s *Store) checkAllOnce(ctx context.Context, charges []store.Charge, keys [
 	}
 	defer conn.Release()
 	committed := false
-	defer func() {
-		if !committed {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-			defer cancel()
-			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
-				_ = conn.Conn().Close(rctx)
-			}
-		}
-	}()
+	defer func() { s.rollbackUnless(ctx, conn, committed) }()
 	type row struct {
 		text      string
 		expiresAt int64
