@@ -11,6 +11,7 @@ package wirebound
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,12 @@ type Limits struct {
 	Depth int
 }
 
+// scanner holds the limits and the plans worked out from them.
+type scanner struct {
+	Limits
+	plans sync.Map // protoreflect.FullName -> *plan
+}
+
 // Codec returns the server codec: the proto codec, after the scan.
 func Codec(l Limits) encoding.CodecV2 {
 	if l.Repeated <= 0 {
@@ -50,12 +57,12 @@ func Codec(l Limits) encoding.CodecV2 {
 	if l.Depth <= 0 {
 		l.Depth = MaxDepth
 	}
-	return &codec{base: encoding.GetCodecV2("proto"), limits: l}
+	return &codec{base: encoding.GetCodecV2("proto"), limits: &scanner{Limits: l}}
 }
 
 type codec struct {
 	base   encoding.CodecV2
-	limits Limits
+	limits *scanner
 }
 
 func (c *codec) Name() string { return c.base.Name() }
@@ -114,13 +121,75 @@ func refusal(m any) (string, bool) {
 	return "", false
 }
 
-// scan walks raw as a message of descriptor md, counting the elements of
-// each repeated field and descending into message fields.
-func (l *Limits) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
-	if depth > l.Depth {
-		return fmt.Errorf("%s is nested more than %d deep", md.FullName(), l.Depth)
+// plan is what the scan needs of a message type, worked out once: the
+// fields it counts or descends into, by number. A type with neither (a
+// Check request) is not scanned at all.
+type plan struct {
+	scan   bool // some field is repeated or a message, at any depth
+	fields map[protowire.Number]*fieldPlan
+}
+
+type fieldPlan struct {
+	name  protoreflect.FullName
+	list  bool  // counted
+	bound int   // its bound when counted
+	sub   *plan // the message it holds (a map's value), if any
+	isMap bool
+}
+
+// planFor returns md's plan, from the cache or built now.
+func (l *scanner) planFor(md protoreflect.MessageDescriptor) *plan {
+	if p, ok := l.plans.Load(md.FullName()); ok {
+		return p.(*plan)
 	}
+	p := l.build(md, map[protoreflect.FullName]*plan{})
+	l.plans.Store(md.FullName(), p)
+	return p
+}
+
+func (l *scanner) build(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*plan) *plan {
+	if p, ok := seen[md.FullName()]; ok {
+		return p // recursive types: the same plan
+	}
+	p := &plan{fields: map[protowire.Number]*fieldPlan{}}
+	seen[md.FullName()] = p
 	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		fp := &fieldPlan{name: fd.FullName(), list: fd.IsList() || fd.IsMap(), isMap: fd.IsMap(), bound: l.Repeated}
+		if b, ok := l.Fields[fd.FullName()]; ok {
+			fp.bound = b
+		}
+		switch {
+		case fd.IsMap():
+			if v := fd.MapValue(); v.Kind() == protoreflect.MessageKind {
+				fp.sub = l.build(v.Message(), seen)
+			}
+		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
+			fp.sub = l.build(fd.Message(), seen)
+		}
+		if fp.list || fp.sub != nil {
+			p.fields[fd.Number()] = fp
+			p.scan = true
+		}
+	}
+	return p
+}
+
+// scan walks raw as a message of plan p, counting the elements of each
+// repeated field and descending into message fields.
+func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
+	p := l.planFor(md)
+	if !p.scan {
+		return nil
+	}
+	return l.walk(raw, p, md.FullName(), depth)
+}
+
+func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth int) error {
+	if depth > l.Depth {
+		return fmt.Errorf("%s is nested more than %d deep", name, l.Depth)
+	}
 	// Few messages have many repeated fields: count in a small array.
 	var counts [8]int
 	var more map[protowire.Number]int
@@ -136,11 +205,11 @@ func (l *Limits) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) 
 		}
 		value := raw[:n]
 		raw = raw[n:]
-		fd := fields.ByNumber(num)
-		if fd == nil {
+		fp := p.fields[num]
+		if fp == nil {
 			continue
 		}
-		if fd.IsList() || fd.IsMap() {
+		if fp.list {
 			var c int
 			if i := int(num); i < len(counts) {
 				counts[i]++
@@ -152,48 +221,44 @@ func (l *Limits) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) 
 				more[num]++
 				c = more[num]
 			}
-			bound := l.Repeated
-			if b, ok := l.Fields[fd.FullName()]; ok {
-				bound = b
-			}
-			if c > bound {
-				return fmt.Errorf("%s has more than %d elements; the limit is %d", fd.FullName(), bound, bound)
+			if c > fp.bound {
+				return fmt.Errorf("%s has more than %d elements; the limit is %d", fp.name, fp.bound, fp.bound)
 			}
 		}
-		if typ != protowire.BytesType || (fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind) {
+		if typ != protowire.BytesType || fp.sub == nil {
 			continue
 		}
-		sub := fd.Message()
-		if fd.IsMap() {
-			sub = fd.MapValue().Message()
-			if sub == nil {
-				continue
-			}
-			// A map entry is a message of key (1) and value (2).
-			inner, _ := protowire.ConsumeBytes(value)
-			for len(inner) > 0 {
-				en, et, m := protowire.ConsumeTag(inner)
-				if m < 0 {
-					break
-				}
-				inner = inner[m:]
-				m = protowire.ConsumeFieldValue(en, et, inner)
-				if m < 0 {
-					break
-				}
-				if en == 2 && et == protowire.BytesType {
-					b, _ := protowire.ConsumeBytes(inner[:m])
-					if err := l.scan(b, sub, depth+1); err != nil {
-						return err
-					}
-				}
-				inner = inner[m:]
-			}
-			continue
+		if depth+1 > l.Depth {
+			return fmt.Errorf("%s is nested more than %d deep", fp.name, l.Depth)
+		}
+		if !fp.sub.scan {
+			continue // nothing inside to count or descend into
 		}
 		b, _ := protowire.ConsumeBytes(value)
-		if err := l.scan(b, sub, depth+1); err != nil {
-			return err
+		if !fp.isMap {
+			if err := l.walk(b, fp.sub, fp.name, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		// A map entry is a message of key (1) and value (2).
+		for len(b) > 0 {
+			en, et, m := protowire.ConsumeTag(b)
+			if m < 0 {
+				break
+			}
+			b = b[m:]
+			m = protowire.ConsumeFieldValue(en, et, b)
+			if m < 0 {
+				break
+			}
+			if en == 2 && et == protowire.BytesType {
+				v, _ := protowire.ConsumeBytes(b[:m])
+				if err := l.walk(v, fp.sub, fp.name, depth+1); err != nil {
+					return err
+				}
+			}
+			b = b[m:]
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -100,5 +101,37 @@ func TestDepth(t *testing.T) {
 	}
 	if err := decode(t, Limits{Depth: 2}, req, &rlsv3.RateLimitRequest{}); err != nil {
 		t.Fatalf("depth 2 with a bound of 2: %v", err)
+	}
+}
+
+// BenchmarkUnmarshal is the scan's cost: the proto codec alone against
+// the bounded codec, for a Check and a two-descriptor Envoy request.
+func BenchmarkUnmarshal(b *testing.B) {
+	check, _ := proto.Marshal(&tkv1.CheckRequest{Policy: "api", Key: "tenant-42", Cost: 1})
+	envoy, _ := proto.Marshal(&rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "remote_address", Value: "203.0.113.7"}}},
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "path", Value: "/login"}, {Key: "method", Value: "POST"}}},
+	}})
+	plain := encoding.GetCodecV2("proto")
+	bounded := Codec(Limits{Fields: map[protoreflect.FullName]int{entries: 64}})
+	for _, c := range []struct {
+		name  string
+		codec encoding.CodecV2
+		raw   []byte
+		msg   func() proto.Message
+	}{
+		{"check/proto", plain, check, func() proto.Message { return &tkv1.CheckRequest{} }},
+		{"check/bounded", bounded, check, func() proto.Message { return &tkv1.CheckRequest{} }},
+		{"envoy/proto", plain, envoy, func() proto.Message { return &rlsv3.RateLimitRequest{} }},
+		{"envoy/bounded", bounded, envoy, func() proto.Message { return &rlsv3.RateLimitRequest{} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(c.raw)}, c.msg()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
