@@ -34,6 +34,15 @@ type AllOrNothing interface {
 // charges before it staying spent (never more than this request's own
 // cost on each).
 func CheckAll(ctx context.Context, s Store, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error) {
+	if len(charges) == 1 {
+		// One charge is one check: a denial spends nothing. It takes the
+		// store's fastest path (on Redis, the coalesced pipeline).
+		d, err := s.Check(ctx, charges[0].Strategy, charges[0].Key, now, charges[0].Cost)
+		if err != nil {
+			return nil, false, err
+		}
+		return []engine.Decision{d}, d.Allowed, nil
+	}
 	if a, ok := s.(AllOrNothing); ok {
 		return a.CheckAll(ctx, charges, now)
 	}
