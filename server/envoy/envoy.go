@@ -121,7 +121,19 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 			asks, group = append(asks, door.Ask{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost}), append(group, m)
 		}
 	}
-	if len(asks) > 0 {
+	switch len(asks) {
+	case 0:
+	case 1:
+		// One descriptor: its check alone decides, all or nothing already.
+		dec, err := d.decide.Decide(ctx, asks[0].Policy, asks[0].Key, asks[0].Cost)
+		if err != nil {
+			return nil, err
+		}
+		d.fill(group[0], dec)
+		if !dec.Allowed {
+			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+	default:
 		ds, known, applied, err := d.decide.DecideAll(ctx, asks)
 		if err != nil {
 			return nil, err
