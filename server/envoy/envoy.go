@@ -114,26 +114,33 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 		found = append(found, matched{index: i, node: node, key: key, cost: cost, status: resp.Statuses[i]})
 		ms = append(ms, &found[len(found)-1])
 	}
-	var asks []door.Ask
-	var group []*matched
+	var lone *matched
+	n := 0
 	for _, m := range ms {
 		if !m.node.ShadowMode {
-			asks, group = append(asks, door.Ask{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost}), append(group, m)
+			lone, n = m, n+1
 		}
 	}
-	switch len(asks) {
+	switch n {
 	case 0:
 	case 1:
 		// One descriptor: its check alone decides, all or nothing already.
-		dec, err := d.decide.Decide(ctx, asks[0].Policy, asks[0].Key, asks[0].Cost)
+		dec, err := d.decide.Decide(ctx, lone.node.Policy.Name, lone.key, lone.cost)
 		if err != nil {
 			return nil, err
 		}
-		d.fill(group[0], dec)
+		d.fill(lone, dec)
 		if !dec.Allowed {
 			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
 	default:
+		asks := make([]door.Ask, 0, n)
+		group := make([]*matched, 0, n)
+		for _, m := range ms {
+			if !m.node.ShadowMode {
+				asks, group = append(asks, door.Ask{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost}), append(group, m)
+			}
+		}
 		ds, known, applied, err := d.decide.DecideAll(ctx, asks)
 		if err != nil {
 			return nil, err
