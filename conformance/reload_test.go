@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -204,6 +205,30 @@ func TestReloadAppliesTheWholeFile(t *testing.T) {
 	}
 	if got := harness.Metric(t, metrics, `throttlekit_decisions_total{outcome="fail_open",policy="api"}`); got != float64(failOpen) {
 		t.Fatalf("fail_open counted %v, want the %d decisions the bound's fail mode made", got, failOpen)
+	}
+	mon, err := throttlekit.NewMonitor(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	snap, err := mon.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Policies []struct {
+			Name     string `json:"name"`
+			FailOpen int64  `json:"failOpen"`
+			Allowed  int64  `json:"allowed"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(snap.RawJSON), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range raw.Policies {
+		if p.Name == "api" && (p.FailOpen != int64(failOpen) || p.Allowed != int64(2000-failOpen)) {
+			t.Fatalf("the Monitor snapshot counts %d fail-open and %d allowed, want %d and %d", p.FailOpen, p.Allowed, failOpen, 2000-failOpen)
+		}
 	}
 	writeAtomically(t, path, strings.Replace(before, "fail: open", "fail: closed", 1))
 	if err := srv.Signal(syscall.SIGHUP); err != nil {
