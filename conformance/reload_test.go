@@ -319,3 +319,31 @@ func TestReloadRefusesAliases(t *testing.T) {
 		t.Fatalf("after the rejected reload: %+v %v", d, err)
 	}
 }
+
+// TestReloadBoundsAnAddedFleetBudget: a fleetBudget policy added by a
+// reload on the memory store has its budget's keys bounded by its maxKeys
+// as at startup (startup and reload set the bounds from one list).
+func TestReloadBoundsAnAddedFleetBudget(t *testing.T) {
+	const before = "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\n"
+	path := harness.WriteFile(t, "policies.yaml", before)
+	srv := harness.Start(t, harness.Binary(t, false), "--config", path)
+	c := dialAll(t, []*harness.Server{srv})[0]
+	writeAtomically(t, path, before+"  metered:\n    maxKeys: 64\n    fleetBudget: { budget: 3, windowMs: 3600000 }\n")
+	if err := srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, srv, 1, "policies reloaded")
+	bounded := 0
+	for i := 0; i < 2000; i++ {
+		d, err := c.Debit(context.Background(), "metered", fmt.Sprint("tenant-", i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ResetAt == 0 {
+			bounded++
+		}
+	}
+	if bounded == 0 {
+		t.Fatal("2000 distinct keys on a reload-added fleetBudget with maxKeys 64 were all held: its budget is unbounded")
+	}
+}
