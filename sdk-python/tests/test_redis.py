@@ -275,5 +275,6 @@ def test_own_instant_outlives_real_time(redis_url: str) -> None:
     time.sleep(0.05)  # far past the window's TTL in real time
     assert not door.check("own", now=at).allowed
     assert client.pttl(door.key("own")) > 50_000
-    door.check("clock")
-    assert 0 < client.pttl(door.key("clock")) <= 7
+    assert door.check("clock").allowed
+    # At most the window's 7 ms, no floor: already gone (-2) on a slow machine.
+    assert client.pttl(door.key("clock")) <= 7
