@@ -259,6 +259,7 @@ domains:
 `, "p.yaml:5: domains[0].descriptors[0].descriptors: YAML aliases (*t) are not supported"},
 		{"plain alias", "limiters:\n  a: &g { strategy: gcra, limit: 1, period: 1s }\n  b: *g\n", "p.yaml:3: limiters.b: YAML aliases"},
 		{"deep", deep, "is nested more than 64 levels deep"},
+		{"huge", "limiters:\n  api: { strategy: gcra, limit: 1, period: 1s }\nx: [" + strings.Repeat("1,", MaxNodes) + "1]\n", "the file has more than 1000000 values"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(c.file))

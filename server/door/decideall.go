@@ -29,6 +29,7 @@ type Ask struct {
 func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.Decision, known []bool, applied bool, err error) {
 	start := r.begin()
 	ps := make([]*config.Policy, len(asks))
+	costs := make([]int64, len(asks)) // validated: 0 means 1
 	var charges []store.Charge
 	var charged, tiered []int // indexes of asks, by where they are decided
 	for i, a := range asks {
@@ -36,7 +37,7 @@ func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.De
 		if err != nil {
 			return nil, nil, false, err
 		}
-		ps[i], asks[i].Cost = p, cost
+		ps[i], costs[i] = p, cost
 		if r.tiers[p.Name] != nil {
 			tiered = append(tiered, i)
 			continue
@@ -64,7 +65,7 @@ func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.De
 				ds[i], known[i] = got[j], true
 			}
 			if !ok {
-				r.look(ctx, asks, ps, charged, ds)
+				r.look(ctx, asks, ps, charged, ds, now)
 			}
 		}
 	}
@@ -72,7 +73,7 @@ func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.De
 		if !applied {
 			break // refused already: a tier is neither charged nor looked at
 		}
-		d, err := r.decide(ctx, ps[i], ps[i].Key(asks[i].Key), now, asks[i].Cost)
+		d, err := r.decide(ctx, ps[i], ps[i].Key(asks[i].Key), now, costs[i])
 		if err != nil {
 			if d, err = r.outage(ctx, ps[i], ps[i].Strategy.Limit(), "Check", err); err != nil {
 				return nil, nil, false, err
@@ -91,14 +92,14 @@ func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.De
 }
 
 // look replaces the allows of a refused request (which spent nothing) by
-// what a request would see now.
-func (r *RateLimiter) look(ctx context.Context, asks []Ask, ps []*config.Policy, charged []int, ds []engine.Decision) {
+// what a request would see at the instant it was decided at.
+func (r *RateLimiter) look(ctx context.Context, asks []Ask, ps []*config.Policy, charged []int, ds []engine.Decision, now int64) {
 	for _, i := range charged {
 		if !ds[i].Allowed {
 			continue
 		}
 		p := ps[i]
-		st, at, err := r.rates.Load(ctx, p.Strategy, p.Key(asks[i].Key), r.clock(ctx))
+		st, at, err := r.rates.Load(ctx, p.Strategy, p.Key(asks[i].Key), now)
 		if err != nil {
 			continue // keep the check's answer: a look is only a report
 		}
