@@ -31,16 +31,30 @@ const (
 	// script: several keys, each of its own strategy, charged together or
 	// not at all (see AppendCharge and AllReply).
 	RoleCheckAll = "checkAll"
+	// RoleRefund gives back one allowed charge (see RefundArgs).
+	RoleRefund = "refund"
 )
 
 // CheckAll is the all-or-nothing script.
-func CheckAll() *Script {
+func CheckAll() *Script { return byRole(RoleCheckAll) }
+
+// Refund is the script that gives back one allowed charge.
+func Refund() *Script { return byRole(RoleRefund) }
+
+func byRole(role string) *Script {
 	for _, s := range scripts {
-		if s.Role == RoleCheckAll {
+		if s.Role == role {
 			return s
 		}
 	}
 	return nil
+}
+
+// RefundArgs returns the refund script's ARGV for a charge of cost that the
+// check allowed at the instant at, given back at now (0 = Redis TIME): the
+// check's strategy, then the ARGV the check was sent with.
+func (c *Call) RefundArgs(now, at, cost int64) []any {
+	return append([]any{now, c.Script.Strategy}, c.Args(at, cost)...)
 }
 
 // AppendCharge appends one charge's ARGV for the all-or-nothing script to

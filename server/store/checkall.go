@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -25,14 +26,24 @@ type AllOrNothing interface {
 	CheckAll(ctx context.Context, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error)
 }
 
+// Refunder is a store that can give back an allowed charge (the engine's
+// Refund applied atomically to the key's state as it is then).
+type Refunder interface {
+	// Refund gives back cost units that a check of st allowed on key at
+	// the instant at; now is the refund's instant (0 = the store's clock).
+	Refund(ctx context.Context, st engine.Strategy, key Key, at, now, cost int64) error
+}
+
 // CheckAll is s.CheckAll when s is AllOrNothing. Any other store gets the
 // best it can give without a multi-key atomic step: every key is looked at
 // first, and the request is refused there, charging nothing, when the
 // engine on those states denies any charge; otherwise the charges are made
 // in order, and if one of them is denied after all (a concurrent request
-// spent between the look and the charge) the request is refused then, the
-// charges before it staying spent (never more than this request's own
-// cost on each).
+// spent between the look and the charge) the request is refused then and
+// the charges before it are refunded (see Refunder and engine.Refunder:
+// exact for the window strategies, the charge less the refill since it for
+// tokenBucket and gcra). Between a charge and its refund, other requests
+// see it spent.
 func CheckAll(ctx context.Context, s Store, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error) {
 	if len(charges) == 1 {
 		// One charge is one check: a denial spends nothing. It takes the
@@ -50,10 +61,15 @@ func CheckAll(ctx context.Context, s Store, charges []Charge, now int64) (decisi
 }
 
 // CheckAllInTurn is CheckAll's look-then-charge for stores that are not
-// AllOrNothing (and for a Redis Cluster whose keys span slots).
+// AllOrNothing (and for a Redis Cluster whose keys span slots, or more
+// DynamoDB keys than a transaction takes). A store that is a Refunder
+// gets the charges made before a denial (or a failure) given back.
 func CheckAllInTurn(ctx context.Context, s Store, charges []Charge, now int64) ([]engine.Decision, bool, error) {
 	out := make([]engine.Decision, len(charges))
 	states := make(map[Key]*engine.State, len(charges))
+	// A request on the caller's own clock is refunded at its instant; one
+	// on the store's clock, at the store's instant then.
+	refundAt := now
 	for i, c := range charges {
 		st, ok := states[c.Key]
 		if !ok {
@@ -80,12 +96,36 @@ func CheckAllInTurn(ctx context.Context, s Store, charges []Charge, now int64) (
 			if i == 0 {
 				return nil, false, err
 			}
-			return nil, false, fmt.Errorf("%d of %d charges made before the store failed: %w", i, len(charges), err)
+			if rerr := refund(ctx, s, charges[:i], now, refundAt); rerr != nil {
+				return nil, false, fmt.Errorf("%d of %d charges made before the store failed (%w), and their refund failed: %w", i, len(charges), err, rerr)
+			}
+			return nil, false, fmt.Errorf("%d of %d charges made and refunded before the store failed: %w", i, len(charges), err)
 		}
 		out[i] = d
 		if !d.Allowed {
+			if err := refund(ctx, s, charges[:i], now, refundAt); err != nil {
+				return nil, false, fmt.Errorf("charge %d of %d denied after the look; refunding the %d before it: %w", i+1, len(charges), i, err)
+			}
 			return out, false, nil
 		}
 	}
 	return out, true, nil
+}
+
+// refund gives back charges that were allowed at the instant at, last
+// first, at the instant now (0 = the store's clock), when s can; a store
+// that cannot keeps them spent.
+func refund(ctx context.Context, s Store, charges []Charge, at, now int64) error {
+	r, ok := s.(Refunder)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for i := len(charges) - 1; i >= 0; i-- {
+		c := charges[i]
+		if err := r.Refund(ctx, c.Strategy, c.Key, at, now, c.Cost); err != nil {
+			errs = append(errs, fmt.Errorf("refund %s: %w", c.Key, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -147,10 +147,11 @@ func unavailable(op string, err error) error {
 // item is a decoded item: the state (absent if expired), its version, and
 // whether the item exists at all (for the first-write condition).
 type item struct {
-	state   engine.State
-	version int64
-	exists  bool
-	writes  []string // ids of the latest writes, oldest first (see put)
+	state    engine.State
+	version  int64
+	exists   bool
+	deadline int64    // epoch ms after which the state reads as absent
+	writes   []string // ids of the latest writes, oldest first (see put)
 }
 
 // readAttempts bounds the tries of one read.
@@ -237,6 +238,7 @@ func decodeItem(st engine.Strategy, raw map[string]types.AttributeValue, now int
 	if err != nil {
 		return item{}, err
 	}
+	it.deadline = deadline
 	text, ok := raw["state"].(*types.AttributeValueMemberS)
 	if !ok {
 		return item{}, fmt.Errorf("attribute state is missing or not a string: %w", engine.ErrCorrupt)
@@ -274,6 +276,9 @@ func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now in
 		if !write {
 			return nil // a batch of denials writes nothing
 		}
+		if deadline == keepDeadline {
+			deadline = it.deadline
+		}
 		landed, err := s.put(ctx, pk, it, deadline)
 		if err != nil {
 			return err
@@ -292,6 +297,10 @@ func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now in
 	}
 	return unavailable("put", fmt.Errorf("%d compare-and-set attempts lost to concurrent writers", s.retries))
 }
+
+// keepDeadline is what a decide passed to apply answers to keep the item's
+// deadline (a refund never extends how long state is kept).
+const keepDeadline = -1
 
 // recentWrites is how many write ids an item keeps: a put whose outcome
 // is unknown is resolved by reading the item back, and while fewer than
@@ -419,6 +428,18 @@ func (s *Store) Load(ctx context.Context, st engine.Strategy, key store.Key, now
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }
 
+// Refund implements store.Refunder: the engine's Refund as one
+// read-decide-write (a compare-and-set, as a check), the item's deadline kept.
+func (s *Store) Refund(ctx context.Context, st engine.Strategy, key store.Key, at, now, cost int64) error {
+	r, ok := st.(engine.Refunder)
+	if !ok {
+		return fmt.Errorf("dynamodb refund: %s charges cannot be refunded", st.Kind())
+	}
+	return s.apply(ctx, st, s.Key(key), now, func(state *engine.State, n int64) (int64, bool) {
+		return keepDeadline, r.Refund(state, at, n, cost)
+	})
+}
+
 // maxTransactItems is the most items one DynamoDB transaction may write.
 const maxTransactItems = 100
 
@@ -428,7 +449,8 @@ const maxTransactItems = 100
 // only when every charge is allowed. A transaction that loses a race is
 // decided again on fresh reads; one whose reply is lost is resolved by
 // reading its first item back, as a put is. More keys than a transaction
-// takes (100) are looked at and then charged in turn.
+// takes (100) are looked at and then charged in turn, the ones made before
+// a denial refunded (store.CheckAllInTurn).
 func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
 	var keys []string
 	var strategies []engine.Strategy // each key's state is read as its first charge's

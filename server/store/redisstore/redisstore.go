@@ -410,11 +410,30 @@ func (s *Store) AtomicAcrossKeys() bool {
 	return !cluster
 }
 
+// Refund implements store.Refunder with one run of the refund script: the
+// engine's Refund on the key's state in Redis, its TTL kept.
+func (s *Store) Refund(ctx context.Context, st engine.Strategy, key store.Key, at, now, cost int64) error {
+	call, err := s.prepare(st, luascripts.RoleCheck)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	refund := &luascripts.Call{Script: luascripts.Refund()}
+	cmds := evalShas(ctx, s.client, 1, func(int) *luascripts.Call { return refund },
+		func(int) []string { return []string{s.Key(key)} }, func(int) []any { return call.RefundArgs(now, at, cost) })
+	if err := cmds[0].Err(); err != nil {
+		return unavailable("refund", err)
+	}
+	return nil
+}
+
 // CheckAll implements store.AllOrNothing with one run of the all-or-nothing
 // script on a single node (or Sentinel's master): every charge decided by
 // its strategy's own check, and every key put back when one is denied.
 // On a cluster, where one script may touch one slot, the charges of more
-// than one key are looked at and then made in turn (store.CheckAllInTurn).
+// than one key are looked at and then made in turn, the ones made before a
+// denial refunded (store.CheckAllInTurn).
 func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64) ([]engine.Decision, bool, error) {
 	names := make([]string, len(charges))
 	for i, c := range charges {
