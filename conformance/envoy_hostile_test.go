@@ -111,6 +111,9 @@ const envoyTenantPolicies = `version: 1
 limiters:
   user: { strategy: fixedWindow, limit: 10, period: 1h }
   tenant: { strategy: gcra, limit: 1000, period: 1h, burst: 1000 }
+  # On a cluster a refused request's charges are refunded; a window's
+  # refund is exact, a gcra's is short by the time since its charge.
+  org: { strategy: slidingWindow, limit: 1000, period: 1h }
 domains:
   - domain: edge
     descriptors:
@@ -118,14 +121,19 @@ domains:
         policy: user
       - key: tenant
         policy: tenant
+      - key: org
+        policy: org
 `
 
 // TestEnvoyAllOrNothing: 120 concurrent requests, each with a user
-// descriptor (10/h) and a tenant one (1000/h), admit exactly 10 and charge
-// the tenant exactly 10, on every store where the request is atomic; on a
-// Redis node a request of 1000 descriptors is one script run.
+// descriptor (10/h) and a large budget's (1000/h), half of them naming the
+// large one first, admit exactly 10 and charge the large budget exactly
+// 10, on every store — in one atomic step, or on a Redis Cluster (keys in
+// several slots) by refunding a refused request's charges; on a Redis node
+// a request of 1000 descriptors is one script run.
 func TestEnvoyAllOrNothing(t *testing.T) {
 	r := harness.StartRedis(t)
+	cl := harness.StartCluster(t, 3)
 	pg := harness.StartPostgres(t)
 	d := harness.StartDynamo(t)
 	for _, st := range []struct {
@@ -136,6 +144,7 @@ func TestEnvoyAllOrNothing(t *testing.T) {
 		{"redis", []string{"--redis", r.URL, "--redis-timeout", "10s"}},
 		{"postgres", []string{"--postgres-url", pg.URL, "--postgres-prefix", "aon", "--postgres-timeout", "10s"}},
 		{"dynamodb", dynamoArgs(d, "aon")},
+		{"redis cluster", []string{"--redis", "redis+cluster://" + strings.Join(cl.Addrs, ","), "--redis-timeout", "10s"}},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			srv := harness.Start(t, harness.Binary(t, false), append([]string{"--config", harness.WriteFile(t, "p.yaml", envoyTenantPolicies)}, st.args...)...)
@@ -148,13 +157,22 @@ func TestEnvoyAllOrNothing(t *testing.T) {
 			entry := func(k, v string) *ratelimitv3.RateLimitDescriptor {
 				return &ratelimitv3.RateLimitDescriptor{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: k, Value: v}}}
 			}
-			req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry("user", "alice"), entry("tenant", "acme")}}
+			large, largeKey := "tenant", "tenant=acme"
+			if st.name == "redis cluster" {
+				large, largeKey = "org", "org=acme"
+			}
+			req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry("user", "alice"), entry(large, "acme")}}
+			largeFirst := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry(large, "acme"), entry("user", "alice")}}
 			var ok atomic.Int64
 			var wg sync.WaitGroup
-			for range 12 {
+			for g := range 12 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					req := req
+					if g%2 == 1 {
+						req = largeFirst
+					}
 					for range 10 {
 						resp, err := rls.ShouldRateLimit(context.Background(), req)
 						if err != nil {
@@ -172,8 +190,8 @@ func TestEnvoyAllOrNothing(t *testing.T) {
 				t.Fatalf("%d of 120 requests admitted, want the user's 10", got)
 			}
 			c := dialAll(t, []*harness.Server{srv})[0]
-			if dd, err := c.Peek(context.Background(), "tenant", "tenant=acme"); err != nil || dd.Remaining != 990 {
-				t.Fatalf("the tenant after 10 admitted requests: %+v %v, want 990 left (refused requests charge nothing)", dd, err)
+			if dd, err := c.Peek(context.Background(), large, largeKey); err != nil || dd.Remaining != 990 {
+				t.Fatalf("the %s budget after 10 admitted requests: %+v %v, want 990 left (refused requests charge nothing)", large, dd, err)
 			}
 			if st.name != "redis" {
 				return
