@@ -48,8 +48,9 @@ fi
 
 # The ecosystem's own Python client, unmodified from PyPI and pinned: the
 # conformance suite drives it against our server and Redis.
-# ruff and mypy (pinned) lint the repository's Python beside it.
-PYCLIENT_PINS="throttlekit-py[redis]==0.5.1 ruff==0.8.4 mypy==1.13.0"
+# ruff and mypy (pinned) lint the repository's Python beside it; pytest and
+# the web frameworks (pinned) run the 0.5 compatibility suite on it too.
+PYCLIENT_PINS="throttlekit-py[redis]==0.5.1 ruff==0.8.4 mypy==1.13.0 pytest==8.3.4 pytest-asyncio==0.25.0 httpx==0.28.1 fastapi==0.115.6 starlette==0.41.3 flask==3.1.0 django==5.1.4"
 pyclient="$root/.tools/pyclient"
 if [[ ! -x "$pyclient/bin/python" || "$(cat "$pyclient/.version" 2>/dev/null)" != "$PYCLIENT_PINS" ]]; then
   echo "install-services: pip install $PYCLIENT_PINS into .tools/pyclient" >&2

@@ -50,11 +50,11 @@ async def test_admission_lifecycle(start_server: StartServer) -> None:
         async with await rl.admit("checkout", heartbeat=True) as a:
             assert a.allowed and a.held
             await asyncio.sleep(1.5)  # past the ttl: the heartbeat task keeps it
-            assert a.held and not a.reclaimed
+            assert a.active and not a.reclaimed
             assert not (await rl.admit("checkout")).allowed
-        assert not a.held
+        assert a.held and not a.active  # granted a slot, since released
         with pytest.raises(ValueError):
             async with await rl.admit("checkout") as b:
                 raise ValueError("the work failed")
-        assert not b.held
+        assert not b.active
         assert (await rl.admit("checkout")).allowed

@@ -1,6 +1,7 @@
 """The framework adapters, each through the framework's own test client, against a real server:
-429 with headers on a denial, headers on an allow, fail open when the service is unreachable, and
-keys taken from the connecting peer (a forged X-Forwarded-For changes nothing)."""
+429 with headers on a denial, headers on an allow, fail open when the service is unreachable (503 when
+told to fail closed), and keys taken from the connecting peer (a forged X-Forwarded-For changes
+nothing). What 0.5.1 code relies on is pinned in tests/compat; these cover what 0.6 adds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from throttlekit import RateLimited, ServiceBackend, bind_policy, rate_limit
+from throttlekit import RateLimited, ServiceBackend, ServiceUnavailableError, bind_policy, rate_limit
 
 from .conftest import Server, free_port
 
@@ -33,10 +34,14 @@ def test_rate_limit_decorator(server: Server) -> None:
             limited("dec")
         assert exc.value.retry_after_ms > 0 and not exc.value.decision.allowed
     with _dead() as dead:
-        assert rate_limit(bind_policy(dead, "window"), key=str)(ok)("u") == "ok"  # fail open
+        with pytest.raises(ServiceUnavailableError):
+            rate_limit(bind_policy(dead, "window"), key=str)(ok)("u")  # as in 0.5: the caller decides
+        assert rate_limit(bind_policy(dead, "window"), key=str, on_unavailable="allow")(ok)("u") == "ok"
         closed = rate_limit(bind_policy(dead, "window"), key=str, on_unavailable="deny")(ok)
         with pytest.raises(RateLimited):
             closed("u")
+    with pytest.raises(ValueError, match="on_unavailable"):
+        rate_limit(bind_policy(rl, "window"), key=str, on_unavailable="maybe")  # type: ignore[arg-type]
 
 
 def test_fastapi_dependency_and_middleware(server: Server) -> None:
@@ -48,7 +53,9 @@ def test_fastapi_dependency_and_middleware(server: Server) -> None:
     rl = ServiceBackend(server.addr)
     app = FastAPI()
 
-    @app.get("/dep", dependencies=[Depends(RateLimit(bind_policy(rl, "window"), policy_name="window"))])
+    @app.get(
+        "/dep", dependencies=[Depends(RateLimit(bind_policy(rl, "window"), style="structured", policy_name="window"))]
+    )
     def dep() -> dict[str, str]:
         return {"ok": "yes"}
 
@@ -111,7 +118,7 @@ def test_flask(server: Server) -> None:
 
     rl = ServiceBackend(server.addr)
     app = Flask(__name__)
-    limiter = ThrottleKit(app, bind_policy(rl, "window"), policy_name="window")
+    limiter = ThrottleKit(app, bind_policy(rl, "window"), style="structured", policy_name="window")
 
     @app.get("/")
     @limiter.limit()
@@ -145,7 +152,8 @@ def test_django(server: Server) -> None:
         settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, SECRET_KEY="test")
         django.setup()
     from django.http import HttpResponse
-    from django.test import RequestFactory
+    from django.test import Client, override_settings
+    from django.urls import path
 
     from throttlekit.contrib.django import rate_limit as django_rate_limit
 
@@ -155,12 +163,21 @@ def test_django(server: Server) -> None:
     def view(request: Any) -> HttpResponse:
         return HttpResponse("ok")
 
-    factory = RequestFactory()
-    responses = [view(factory.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="10.1.1.1")) for _ in range(4)]
-    assert [r.status_code for r in responses] == [200, 200, 200, 429]
-    assert responses[3]["Retry-After"]
-    other = view(factory.get("/", REMOTE_ADDR="192.0.2.2"))
-    assert other.status_code == 200  # another peer has its own budget
+    urlpatterns[:] = [path("", view)]
+    with override_settings(
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=["throttlekit.contrib.django.ThrottleKitMiddleware"],
+        THROTTLEKIT_HEADER_STYLE="legacy",
+    ):
+        client = Client(REMOTE_ADDR="192.0.2.1")
+        responses = [client.get("/", HTTP_X_FORWARDED_FOR="10.1.1.1") for _ in range(4)]
+        assert [r.status_code for r in responses] == [200, 200, 200, 429]
+        assert responses[3]["Retry-After"] and responses[3]["X-RateLimit-Remaining"] == "0"
+        other = Client(REMOTE_ADDR="192.0.2.2").get("/")
+        assert other.status_code == 200  # another peer has its own budget
+    with override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[]):
+        # Without the middleware, Django answers the PermissionDenied with 403, as 0.5 does.
+        assert Client(REMOTE_ADDR="192.0.2.1").get("/").status_code == 403
     rl.close()
 
 

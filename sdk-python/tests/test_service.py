@@ -126,11 +126,11 @@ def test_admission_lifecycle(server: Server) -> None:
             b = rl.admit("checkout")
             assert not b.allowed and not b.held and b.binding_axis == "concurrency"
             b.release()  # a no-op without a slot
-        assert not a.held
+        assert a.held and not a.active  # granted a slot, since released
         a.release()  # idempotent
         with pytest.raises(RuntimeError), rl.admit("checkout") as a:
             raise RuntimeError("the work failed")
-        assert not a.held  # released (as dropped) when the block raised
+        assert not a.active  # released (as dropped) when the block raised
         with rl.admit("checkout") as again:
             assert again.allowed
         # A unified policy: the rate axis binds after five.
@@ -150,7 +150,7 @@ def test_heartbeat_holds_a_slot_past_the_ttl(start_server: StartServer) -> None:
         held = rl.admit("checkout", heartbeat=True)
         unrenewed_check = ServiceBackend(srv.addr)
         time.sleep(1.5)  # well past the ttl: only the heartbeat keeps the slot
-        assert held.held and not held.reclaimed
+        assert held.active and not held.reclaimed
         assert not unrenewed_check.admit("checkout").allowed
         held.release()
         assert unrenewed_check.admit("checkout").allowed
@@ -168,8 +168,8 @@ def test_unrenewed_slot_is_reclaimed(start_server: StartServer) -> None:
         while not rl.admit("checkout").allowed:
             assert time.monotonic() < deadline, "the slot was never reclaimed"
             time.sleep(0.1)
-        live, reclaimed, _ = rl.heartbeat([a.lease_id])
-        assert live == [] and reclaimed == [a.lease_id]
+        beat = rl.heartbeat([a.lease_id])
+        assert beat.live_ids == () and beat.reclaimed_ids == (a.lease_id,) and beat.next_deadline >= 0
 
 
 def test_heartbeat_reports_reclaimed(start_server: StartServer) -> None:
@@ -182,7 +182,7 @@ def test_heartbeat_reports_reclaimed(start_server: StartServer) -> None:
         while not a.reclaimed:
             assert time.monotonic() < deadline, "the heartbeat never reported the reclaim"
             time.sleep(0.1)
-        assert not a.held
+        assert a.held and not a.active
         a.release()  # a reclaimed slot is not released again
 
 

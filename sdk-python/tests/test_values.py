@@ -40,11 +40,11 @@ def test_import_is_light() -> None:
 @pytest.mark.parametrize(
     ("make", "field"),
     [
-        (lambda: Decision(True, -1, 0, 0, 0), "limit"),
-        (lambda: Decision(True, 5, -1, 0, 0), "remaining"),
+        (lambda: Decision(True, 5.0, 0, 0, 0), "limit"),  # type: ignore[arg-type]
+        (lambda: Decision(True, 5, "1", 0, 0), "remaining"),  # type: ignore[arg-type]
         (lambda: Decision(1, 5, 0, 0, 0), "allowed"),  # type: ignore[arg-type]
-        (lambda: Decision(True, 5, 0, 0, -3), "retry_after_ms"),
-        (lambda: Forecast(-1, 0, 0), "spendable_now"),
+        (lambda: Decision(True, 5, 0, 0, True), "retry_after_ms"),
+        (lambda: Forecast(None, 0, 0), "spendable_now"),  # type: ignore[arg-type]
         (lambda: Gcra(0, 1000), "limit"),
         (lambda: Gcra(10, 0), "period_ms"),
         (lambda: Gcra(10, 1000, burst=0), "burst"),
@@ -60,6 +60,12 @@ def test_values_validate_on_construction(make: Any, field: str) -> None:
         make()
 
 
+def test_values_take_any_ints() -> None:
+    # As in 0.5: a value built by hand (a test double, a synthesized answer) is not range-checked.
+    assert Decision(True, -1, -5, -3, -7).remaining == -5
+    assert Forecast(-1, 0, 0).spendable_now == -1
+
+
 def test_values_are_frozen() -> None:
     d = Decision(True, 5, 4, 1000, 0)
     with pytest.raises(AttributeError):
@@ -72,23 +78,29 @@ def test_values_are_frozen() -> None:
 
 def test_headers() -> None:
     allow = Decision(True, 100, 42, 61_000, 0)
-    assert decision_headers(allow, policy="api", window_s=60, now_ms=1_000) == {
+    assert decision_headers(allow, now_ms=1_000) == {
+        "RateLimit-Limit": "100",
+        "RateLimit-Remaining": "42",
+        "RateLimit-Reset": "60",
+    }
+    assert decision_headers(allow, "structured", policy="api", window_s=60, now_ms=1_000) == {
         "RateLimit-Policy": '"api";q=100;w=60',
         "RateLimit": '"api";r=42;t=60',
     }
-    deny = Decision(False, 100, 0, 61_000, 1_500)
+    deny = Decision(False, 100, 0, 61_999, 1_500)
     assert decision_headers(deny, "legacy", now_ms=1_000) == {
         "X-RateLimit-Limit": "100",
         "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": "61",
+        "X-RateLimit-Reset": "61",  # the epoch second, rounded down
         "Retry-After": "2",
     }
     both = decision_headers(deny, "both", now_ms=1_000)
-    assert both["RateLimit"] == '"default";r=0;t=60' and both["X-RateLimit-Limit"] == "100"
+    assert both["RateLimit-Reset"] == "61" and both["X-RateLimit-Reset"] == "61" and "RateLimit" not in both
+    assert decision_headers(deny, "structured", now_ms=1_000)["RateLimit"] == '"default";r=0;t=61'
     with pytest.raises(ValueError, match="style"):
         decision_headers(allow, "fancy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="quoted"):
-        decision_headers(allow, policy='a"b')
+        decision_headers(allow, "structured", policy='a"b')
 
 
 def _lease_suites() -> list[dict[str, Any]]:

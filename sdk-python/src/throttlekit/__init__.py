@@ -17,6 +17,7 @@ from .errors import (
     PolicyNotFoundError,
     ServiceUnavailableError,
     ThrottleKitError,
+    UnauthenticatedError,
 )
 from .fleet import Lease
 from .headers import decision_headers
@@ -35,6 +36,7 @@ from .strategies import (
 )
 
 if TYPE_CHECKING:
+    from ._service import HeartbeatResult
     from .fleet_backend import FleetBackend, LeasedLimiter
     from .fleet_backend_async import AsyncFleetBackend, AsyncLeasedLimiter
     from .monitor_backend import MonitorBackend
@@ -49,6 +51,7 @@ _LAZY = {
     "Admission": "service_backend",
     "AsyncServiceBackend": "service_backend_async",
     "AsyncAdmission": "service_backend_async",
+    "HeartbeatResult": "_service",
     "RedisBackend": "redis_backend",
     "RedisClientLike": "redis_backend",
     "AsyncRedisBackend": "redis_backend_async",
@@ -87,6 +90,7 @@ __all__ = [
     "FleetBackend",
     "Forecast",
     "Gcra",
+    "HeartbeatResult",
     "InvalidRequestError",
     "Lease",
     "LeaseGrant",
@@ -109,6 +113,7 @@ __all__ = [
     "ThrottleKitError",
     "TokenBucket",
     "TokenBudget",
+    "UnauthenticatedError",
     "__version__",
     "bind_policy",
     "decision_headers",

@@ -16,6 +16,7 @@ from .errors import (
     PolicyNotFoundError,
     ServiceUnavailableError,
     ThrottleKitError,
+    UnauthenticatedError,
 )
 from .v1 import throttlekit_pb2 as pb
 from .v1 import throttlekit_pb2_grpc as pb_grpc
@@ -79,6 +80,7 @@ _BY_CODE: dict[Any, type[ThrottleKitError]] = {
     # A call that did not finish in time tells the caller the same as one that could not start.
     grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailableError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
 }
 
 

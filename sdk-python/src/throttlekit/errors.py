@@ -17,7 +17,13 @@ class OperationNotSupportedError(ThrottleKitError):
 
 
 class ServiceUnavailableError(ThrottleKitError):
-    """The server cannot be reached, or did not answer within the call's timeout (gRPC UNAVAILABLE)."""
+    """The server cannot be reached (gRPC UNAVAILABLE), or did not answer within the call's timeout
+    (DEADLINE_EXCEEDED): either way the caller has no decision, and settles fail open or closed."""
+
+
+class UnauthenticatedError(ThrottleKitError):
+    """The server wants the door's secret and the call sent none, or the wrong one (gRPC
+    UNAUTHENTICATED): pass ``secret=`` to the backend."""
 
 
 class InvalidRequestError(ThrottleKitError, ValueError):
@@ -31,4 +37,5 @@ __all__ = [
     "PolicyNotFoundError",
     "ServiceUnavailableError",
     "ThrottleKitError",
+    "UnauthenticatedError",
 ]

@@ -27,9 +27,11 @@ class Lease:
     def granted(self) -> bool:
         return self.capacity > 0
 
-    def denied(self) -> Decision:
+    def denied_decision(self) -> Decision:
         """The server's refusal as a decision."""
         return Decision(False, self.limit, 0, self.expiry_ms, self.retry_after_ms)
+
+    denied = denied_decision
 
 
 AXES = {"rate": "AXIS_RATE", "concurrency": "AXIS_CONCURRENCY", "token_budget": "AXIS_TOKEN_BUDGET"}
@@ -60,7 +62,7 @@ class Credits:
     def grant(self, lease: Lease) -> Decision | None:
         """Adds a lease's credits; a refusal comes back as the server's denial."""
         if not lease.granted:
-            return lease.denied()
+            return lease.denied_decision()
         if self._spender is None:
             self._spender = LeaseSpender(limit=lease.limit, window_coupled=self._window_coupled)
         self._spender.apply_lease(LeaseGrant(lease.capacity, lease.expiry_ms))

@@ -120,4 +120,4 @@ class LeasedLimiter:
         raise ThrottleKitError(f"no lease covered a request of cost {cost} in {MAX_ROUNDS} rounds")
 
 
-__all__ = ["FleetBackend", "LeasedLimiter"]
+__all__ = ["FleetBackend", "Lease", "LeasedLimiter"]

@@ -56,7 +56,10 @@ class LeaseSpender:
 
     def spend(self, now: int, cost: int = 1) -> Decision | None:
         """Takes ``cost`` credits at ``now`` and returns the allow, or None when the credits cannot cover
-        it (nothing is spent: lease more, or ask the server). Never a denial."""
+        it (nothing is spent: lease more, or ask the server). Never a denial. ``cost`` must be a
+        positive int: a zero or negative one would allow without spending, or add credits."""
+        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
+            raise ValueError(f"cost must be a positive int, not {cost!r}")
         if self._window_coupled and self._expires_at and now >= self._expires_at:
             self._credits = 0
         if self._credits < cost:

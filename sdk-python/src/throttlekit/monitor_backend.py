@@ -10,7 +10,7 @@ import grpc
 
 from . import _grpc
 from ._grpc import pb, pb_grpc
-from .monitor import Denial, MonitorSnapshot, denial_from_proto, snapshot_from_proto
+from .monitor import Denial, MonitorPolicy, MonitorSnapshot, denial_from_proto, snapshot_from_proto
 
 
 class MonitorBackend:
@@ -73,4 +73,4 @@ class MonitorBackend:
         self.close()
 
 
-__all__ = ["MonitorBackend"]
+__all__ = ["Denial", "MonitorBackend", "MonitorPolicy", "MonitorSnapshot"]

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request, Response
 
 from ..headers import Style
-from ..ratelimit import Checker, OnUnavailable, decide_async
-from ._http import headers_for
+from ..ratelimit import Checker, OnUnavailable, is_async_callable
+from ._http import check_options, decide_async, headers_for
 from .starlette import ThrottleKitMiddleware
 
 
@@ -28,21 +28,29 @@ def RateLimit(
     *,
     key: Callable[[Request], str] = request_peer,
     cost: int = 1,
-    on_unavailable: OnUnavailable = "allow",
     style: Style = "ietf",
+    on_unavailable: OnUnavailable = "allow",
+    stamp_headers: bool = True,
     policy_name: str = "default",
 ) -> Callable[[Request, Response], Awaitable[None]]:
-    """A dependency that spends ``cost`` per request: headers on every answer, 429 on a denial."""
+    """A dependency that spends ``cost`` per request: a denial raises ``HTTPException(429)`` with the
+    rate-limit headers; an allow stamps them on the response FastAPI builds (not on a ``Response`` the
+    endpoint returns itself) unless ``stamp_headers`` is false. An unreachable service lets the request
+    through, or with ``on_unavailable="deny"`` raises ``HTTPException(503)``."""
+    check_options(on_unavailable, style)
+    checker_is_async = is_async_callable(checker)
 
     async def dependency(request: Request, response: Response) -> None:
-        d = await decide_async(checker, key(request), cost, on_unavailable)
-        if d is None:
+        out = await decide_async(checker, key(request), cost, on_unavailable, checker_is_async=checker_is_async)
+        if out.refuse:
+            raise HTTPException(status_code=503, detail="rate limiter unavailable")
+        if out.decision is None:
             return
-        headers = headers_for(d, style, policy_name)
-        if not d.allowed:
+        headers = headers_for(out.decision, style, policy_name)
+        if not out.decision.allowed:
             raise HTTPException(status_code=429, detail="rate limited", headers=headers)
-        for k, v in headers.items():
-            response.headers[k] = v
+        if stamp_headers:
+            response.headers.update(headers)
 
     return dependency
 

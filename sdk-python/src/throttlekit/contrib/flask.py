@@ -1,4 +1,4 @@
-"""Flask: ``limiter = ThrottleKit(app, bind_policy(backend, "api"))`` then ``@limiter.limit()``."""
+"""Flask: ``limiter = ThrottleKit(app, checker=bind_policy(backend, "api"))`` then ``@limiter.limit()``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, make_response, request
 
 from ..headers import Style
-from ..ratelimit import Checker, OnUnavailable, decide
-from ._http import TOO_MANY, headers_for
+from ..ratelimit import Checker, OnUnavailable
+from ._http import TOO_MANY, UNAVAILABLE, check_options, decide, headers_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,7 +21,10 @@ def remote_addr() -> str:
 
 
 class ThrottleKit:
-    """Rate limits Flask views with a sync checker."""
+    """Rate limits Flask views with a sync checker: ``default_cost`` per request unless a route says
+    otherwise, the rate-limit headers on every answer unless ``headers_enabled`` is false, 429 on a
+    denial. When the service cannot be reached, ``on_unavailable`` decides: ``"allow"`` (the default)
+    runs the view, ``"deny"`` answers 503."""
 
     def __init__(
         self,
@@ -29,12 +32,16 @@ class ThrottleKit:
         checker: Checker | None = None,
         *,
         key: Callable[[], str] = remote_addr,
-        on_unavailable: OnUnavailable = "allow",
+        default_cost: int = 1,
         style: Style = "ietf",
+        headers_enabled: bool = True,
+        on_unavailable: OnUnavailable = "allow",
         policy_name: str = "default",
     ) -> None:
-        self.checker, self.key = checker, key
-        self.on_unavailable, self.style, self.policy_name = on_unavailable, style, policy_name
+        check_options(on_unavailable, style)
+        self.checker, self.key, self.default_cost = checker, key, default_cost
+        self.style, self.headers_enabled = style, headers_enabled
+        self.on_unavailable, self.policy_name = on_unavailable, policy_name
         if app is not None:
             self.init_app(app)
 
@@ -42,24 +49,28 @@ class ThrottleKit:
         app.extensions["throttlekit"] = self
 
     def limit(
-        self, cost: int = 1, *, checker: Checker | None = None, key: Callable[[], str] | None = None
+        self, cost: int | None = None, *, checker: Checker | None = None, key: Callable[[], str] | None = None
     ) -> Callable[[F], F]:
-        """Decorates a view: spends ``cost`` first; 429 with headers on a denial."""
+        """Decorates a view: it spends ``cost`` (None: the extension's ``default_cost``) first."""
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
             def wrapped(*args: Any, **kwargs: Any) -> Any:
-                chk = checker or self.checker
+                chk = checker if checker is not None else self.checker
                 if chk is None:
                     raise RuntimeError("ThrottleKit has no checker: pass one to ThrottleKit() or limit()")
-                d = decide(chk, (key or self.key)(), cost, self.on_unavailable)
-                if d is None:
+                spend = self.default_cost if cost is None else cost
+                out = decide(chk, (key or self.key)(), spend, self.on_unavailable)
+                if out.refuse:
+                    return Response(UNAVAILABLE, status=503, mimetype="application/json")
+                if out.decision is None:
                     return view(*args, **kwargs)
-                headers = headers_for(d, self.style, self.policy_name)
-                if not d.allowed:
-                    return Response(TOO_MANY, status=429, headers=headers, mimetype="application/json")
-                resp = make_response(view(*args, **kwargs))
-                resp.headers.update(headers)
+                if out.decision.allowed:
+                    resp = make_response(view(*args, **kwargs))
+                else:
+                    resp = Response(TOO_MANY, status=429, mimetype="application/json")
+                if self.headers_enabled:
+                    resp.headers.update(headers_for(out.decision, self.style, self.policy_name))
                 return resp
 
             return cast(F, wrapped)
