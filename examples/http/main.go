@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/httplimit"
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
@@ -54,8 +55,10 @@ func run(ctx context.Context, server, policy string, window time.Duration, liste
 
 // serve answers GET / on l behind the middleware until ctx ends.
 func serve(ctx context.Context, client *throttlekit.Client, policy string, window time.Duration, l net.Listener) error {
-	// Keyed by the caller's address; fails open if the server is down.
-	limit, err := httplimit.Middleware(client, policy, httplimit.WithWindow(window))
+	// Keyed by the caller's address; fails open if the server is down. The
+	// draft's structured fields carry the window (the default IETF trio
+	// does not).
+	limit, err := httplimit.Middleware(client, policy, httplimit.WithWindow(window), httplimit.WithHeaderStyle(ratelimitheader.Structured))
 	if err != nil {
 		return err
 	}

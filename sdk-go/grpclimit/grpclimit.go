@@ -129,8 +129,8 @@ func newConfig(policy string, opts []Option) (*config, error) {
 		return nil, errors.New("grpclimit: WithKey needs a non-nil function")
 	case c.failure != throttlekit.FailOpen && c.failure != throttlekit.FailClosed:
 		return nil, fmt.Errorf("grpclimit: WithFailurePolicy(%s): not FailOpen or FailClosed", c.failure)
-	case c.style < ratelimitheader.IETF || c.style > ratelimitheader.Both:
-		return nil, fmt.Errorf("grpclimit: WithHeaderStyle(%d): not IETF, Legacy or Both", int(c.style))
+	case !c.style.Valid():
+		return nil, fmt.Errorf("grpclimit: WithHeaderStyle(%d): not IETF, Legacy, Both or Structured", int(c.style))
 	}
 	return c, ratelimitheader.Policy{Name: policy, Window: c.window}.Validate()
 }

@@ -85,7 +85,7 @@ func wantMD(t *testing.T, label string, got metadata.MD, want map[string]string)
 
 func TestUnaryInterceptor(t *testing.T) {
 	_, c := throttlekitServer(t)
-	h := protected(t, c, "rpc", grpclimit.WithWindow(time.Minute))
+	h := protected(t, c, "rpc", grpclimit.WithWindow(time.Minute), grpclimit.WithHeaderStyle(ratelimitheader.Structured))
 	want := []map[string]string{
 		{"ratelimit-policy": `"rpc";q=2;w=60`, "ratelimit": `"rpc";r=1;t=60`},
 		{"ratelimit-policy": `"rpc";q=2;w=60`, "ratelimit": `"rpc";r=0;t=60`},

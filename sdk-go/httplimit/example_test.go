@@ -40,10 +40,10 @@ func ExampleMiddleware() {
 		r.RemoteAddr = "192.0.2.1:5555"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		fmt.Println(w.Code, w.Header().Get("RateLimit-Policy"), w.Header().Get("Retry-After") != "")
+		fmt.Println(w.Code, w.Header().Get("RateLimit-Limit"), w.Header().Get("RateLimit-Remaining"), w.Header().Get("Retry-After") != "")
 	}
 	// Output:
-	// 200 "hourly";q=2;w=3600 false
-	// 200 "hourly";q=2;w=3600 false
-	// 429 "hourly";q=2;w=3600 true
+	// 200 2 1 false
+	// 200 2 0 false
+	// 429 2 0 true
 }

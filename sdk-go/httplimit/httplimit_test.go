@@ -87,9 +87,9 @@ func TestMiddlewareHeadersAreExact(t *testing.T) {
 		want  []map[string]string
 	}{
 		{ratelimitheader.IETF, []map[string]string{
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=1;t=60`},
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`},
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`, "Retry-After": "60"},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "1", "RateLimit-Reset": "60"},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "0", "RateLimit-Reset": "60"},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "0", "RateLimit-Reset": "60", "Retry-After": "60"},
 		}},
 		{ratelimitheader.Legacy, []map[string]string{
 			{"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": reset},
@@ -97,9 +97,14 @@ func TestMiddlewareHeadersAreExact(t *testing.T) {
 			{"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset, "Retry-After": "60"},
 		}},
 		{ratelimitheader.Both, []map[string]string{
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=1;t=60`, "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": reset},
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`, "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
-			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`, "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset, "Retry-After": "60"},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "1", "RateLimit-Reset": "60", "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": reset},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "0", "RateLimit-Reset": "60", "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+			{"RateLimit-Limit": "2", "RateLimit-Remaining": "0", "RateLimit-Reset": "60", "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset, "Retry-After": "60"},
+		}},
+		{ratelimitheader.Structured, []map[string]string{
+			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=1;t=60`},
+			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`},
+			{"RateLimit-Policy": `"web";q=2;w=60`, "RateLimit": `"web";r=0;t=60`, "Retry-After": "60"},
 		}},
 	}
 	for _, tc := range cases {
@@ -154,8 +159,8 @@ func TestMiddlewareKeys(t *testing.T) {
 		h := mustMiddleware(t, c, "web", httplimit.WithKey(httplimit.HeaderKey("K")),
 			httplimit.WithCost(func(*http.Request) int64 { return 2 }))
 		set := func(r *http.Request) { r.Header.Set("K", "costly") }
-		if got := get(t, h, set); got.status != 200 || got.header.Get("RateLimit") != `"web";r=0;t=60` {
-			t.Fatalf("cost 2 of 2: %d %q", got.status, got.header.Get("RateLimit"))
+		if got := get(t, h, set); got.status != 200 || got.header.Get("RateLimit-Remaining") != "0" {
+			t.Fatalf("cost 2 of 2: %d %q", got.status, got.header.Get("RateLimit-Remaining"))
 		}
 	})
 	t.Run("skip", func(t *testing.T) {

@@ -50,8 +50,8 @@ func newConfig(policy string, opts []Option) (*config, error) {
 	if c.failure != throttlekit.FailOpen && c.failure != throttlekit.FailClosed {
 		return nil, fmt.Errorf("httplimit: WithFailurePolicy(%s): not FailOpen or FailClosed", c.failure)
 	}
-	if c.style < ratelimitheader.IETF || c.style > ratelimitheader.Both {
-		return nil, fmt.Errorf("httplimit: WithHeaderStyle(%d): not IETF, Legacy or Both", int(c.style))
+	if !c.style.Valid() {
+		return nil, fmt.Errorf("httplimit: WithHeaderStyle(%d): not IETF, Legacy, Both or Structured", int(c.style))
 	}
 	return c, ratelimitheader.Policy{Name: policy, Window: c.window}.Validate()
 }
@@ -68,7 +68,9 @@ func WithCost(f func(*http.Request) int64) Option { return optionFunc(func(c *co
 func WithSkip(f func(*http.Request) bool) Option { return optionFunc(func(c *config) { c.skip = f }) }
 
 // WithHeaderStyle chooses the rate-limit headers (default
-// ratelimitheader.IETF; ratelimitheader.Legacy or Both add X-RateLimit-*).
+// ratelimitheader.IETF, the RateLimit-Limit/Remaining/Reset trio;
+// Legacy for X-RateLimit-*, Both for both trios, Structured for the
+// draft's RateLimit-Policy and RateLimit).
 func WithHeaderStyle(s ratelimitheader.Style) Option {
 	return optionFunc(func(c *config) { c.style = s })
 }

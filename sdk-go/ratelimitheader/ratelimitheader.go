@@ -1,7 +1,10 @@
-// Package ratelimitheader renders a decision as rate-limit response fields:
-// the IETF draft's RateLimit-Policy and RateLimit
-// (draft-ietf-httpapi-ratelimit-headers), the legacy X-RateLimit-* trio,
-// and Retry-After on a denial. httplimit writes them as HTTP headers,
+// Package ratelimitheader renders a decision as rate-limit response fields,
+// in the four styles the Python client names alike: the RateLimit-Limit,
+// RateLimit-Remaining and RateLimit-Reset trio most deployed clients read
+// (IETF), the X-RateLimit-* trio (Legacy), both, and the structured
+// RateLimit-Policy and RateLimit fields of the current
+// draft-ietf-httpapi-ratelimit-headers (Structured); Retry-After comes with
+// a denial that advises a wait. httplimit writes them as HTTP headers,
 // grpclimit as gRPC metadata; the values are the same.
 package ratelimitheader
 
@@ -18,14 +21,37 @@ import (
 type Style int
 
 const (
-	// IETF writes RateLimit-Policy and RateLimit (the default).
+	// IETF writes RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset
+	// (seconds until the reset, rounded up): the default.
 	IETF Style = iota
 	// Legacy writes X-RateLimit-Limit, X-RateLimit-Remaining and
-	// X-RateLimit-Reset (epoch seconds, as most APIs send it).
+	// X-RateLimit-Reset (the epoch second of the reset, rounded down, as
+	// GitHub and most APIs send it).
 	Legacy
-	// Both writes both sets.
+	// Both writes the IETF and the Legacy fields.
 	Both
+	// Structured writes the draft's structured fields RateLimit-Policy
+	// ("name";q=limit[;w=window]) and RateLimit ("name";r=remaining;t=reset).
+	Structured
 )
+
+// Valid reports whether s is one of the styles.
+func (s Style) Valid() bool { return s >= IETF && s <= Structured }
+
+// String names the style as the Python client does.
+func (s Style) String() string {
+	switch s {
+	case IETF:
+		return "ietf"
+	case Legacy:
+		return "legacy"
+	case Both:
+		return "both"
+	case Structured:
+		return "structured"
+	}
+	return fmt.Sprintf("Style(%d)", int(s))
+}
 
 // Field names as the drafts spell them (net/http canonicalizes them to
 // "Ratelimit-Policy" and so on; gRPC metadata lowercases them).
@@ -33,9 +59,14 @@ const (
 	PolicyField     = "RateLimit-Policy"
 	RateLimitField  = "RateLimit"
 	RetryAfterField = "Retry-After"
-	LimitField      = "X-RateLimit-Limit"
-	RemainingField  = "X-RateLimit-Remaining"
-	ResetField      = "X-RateLimit-Reset"
+	// The IETF style's trio.
+	IETFLimitField     = "RateLimit-Limit"
+	IETFRemainingField = "RateLimit-Remaining"
+	IETFResetField     = "RateLimit-Reset"
+	// The Legacy style's trio.
+	LimitField     = "X-RateLimit-Limit"
+	RemainingField = "X-RateLimit-Remaining"
+	ResetField     = "X-RateLimit-Reset"
 )
 
 // Policy is what the fields say about the policy.
@@ -66,27 +97,41 @@ type Field struct {
 	Name, Value string
 }
 
-// Fields renders d, decided for policy p, at now (for the seconds until
-// reset). A synthesized decision (the service was unreachable) has no
-// fields: nothing about the limit is known. Retry-After, in whole seconds
-// rounded up, comes with a denial that advises a wait.
+// Fields renders d, decided for policy p (named in the Structured fields
+// only), at now (for the seconds until reset), in style s. A synthesized
+// decision (the service was unreachable) has no fields: nothing about the
+// limit is known. A negative remaining is written as 0; Retry-After, in
+// whole seconds rounded up, comes with a denial that advises a wait.
 func Fields(p Policy, d throttlekit.Decision, now time.Time, s Style) []Field {
 	if d.Synthesized {
 		return nil
 	}
-	out := make([]Field, 0, 6)
+	out := make([]Field, 0, 7)
+	limit := strconv.FormatInt(d.Limit, 10)
 	remaining := strconv.FormatInt(max(0, d.Remaining), 10)
+	var untilReset int64
+	if d.ResetAt > 0 {
+		untilReset = ceilDiv(d.ResetAt-now.UnixMilli(), 1000)
+	}
 	if s == IETF || s == Both {
+		out = append(out,
+			Field{IETFLimitField, limit},
+			Field{IETFRemainingField, remaining},
+			Field{IETFResetField, strconv.FormatInt(untilReset, 10)})
+	}
+	if s == Legacy || s == Both {
+		out = append(out,
+			Field{LimitField, limit},
+			Field{RemainingField, remaining},
+			Field{ResetField, strconv.FormatInt(floorDiv(d.ResetAt, 1000), 10)})
+	}
+	if s == Structured {
 		name := quote(p.Name)
-		var reset int64
-		if d.ResetAt > 0 {
-			reset = max(0, ceilDiv(d.ResetAt-now.UnixMilli(), 1000))
-		}
 		// Both values are built in one buffer: this runs once per decision.
 		b := make([]byte, 0, 2*len(name)+64)
 		b = append(b, name...)
 		b = append(b, ";q="...)
-		b = strconv.AppendInt(b, d.Limit, 10)
+		b = append(b, limit...)
 		if w := p.Window; w > 0 {
 			b = append(b, ";w="...)
 			b = strconv.AppendInt(b, ceilDiv(w.Milliseconds(), 1000), 10)
@@ -96,15 +141,9 @@ func Fields(p Policy, d throttlekit.Decision, now time.Time, s Style) []Field {
 		b = append(b, ";r="...)
 		b = append(b, remaining...)
 		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, reset, 10)
+		b = strconv.AppendInt(b, untilReset, 10)
 		both := string(b)
 		out = append(out, Field{PolicyField, both[:split]}, Field{RateLimitField, both[split:]})
-	}
-	if s == Legacy || s == Both {
-		out = append(out,
-			Field{LimitField, strconv.FormatInt(d.Limit, 10)},
-			Field{RemainingField, remaining},
-			Field{ResetField, strconv.FormatInt(ceilDiv(d.ResetAt, 1000), 10)})
 	}
 	if !d.Allowed && d.RetryAfterMs > 0 {
 		out = append(out, Field{RetryAfterField, strconv.FormatInt(ceilDiv(d.RetryAfterMs, 1000), 10)})
@@ -137,7 +176,16 @@ func quote(s string) string {
 	return b.String()
 }
 
-// ceilDiv divides rounding up, for non-negative a and positive b.
+// floorDiv divides rounding down (toward minus infinity), for positive b.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// ceilDiv divides rounding up, for positive b; a non-positive a is 0.
 func ceilDiv(a, b int64) int64 {
 	if a <= 0 {
 		return 0

@@ -20,25 +20,34 @@ func TestFields(t *testing.T) {
 		style Style
 		want  []Field
 	}{
-		{"allowed, IETF with window", Policy{Name: "api", Window: time.Minute}, allowed, IETF, []Field{
-			{"RateLimit-Policy", `"api";q=100;w=60`}, {"RateLimit", `"api";r=42;t=31`}}},
-		{"allowed, IETF without window", Policy{Name: "api"}, allowed, IETF, []Field{
-			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`}}},
-		{"denied, IETF: Retry-After rounds up", Policy{Name: "api", Window: 90 * time.Second}, denied, IETF, []Field{
-			{"RateLimit-Policy", `"api";q=100;w=90`}, {"RateLimit", `"api";r=0;t=60`}, {"Retry-After", "2"}}},
-		{"denied, legacy", Policy{Name: "api"}, denied, Legacy, []Field{
+		{"allowed, IETF: seconds until reset, rounded up", Policy{Name: "api"}, allowed, IETF, []Field{
+			{"RateLimit-Limit", "100"}, {"RateLimit-Remaining", "42"}, {"RateLimit-Reset", "31"}}},
+		{"denied, IETF: Retry-After rounds up", Policy{Name: "api"}, denied, IETF, []Field{
+			{"RateLimit-Limit", "100"}, {"RateLimit-Remaining", "0"}, {"RateLimit-Reset", "60"}, {"Retry-After", "2"}}},
+		{"denied, legacy: the reset's epoch second, rounded down", Policy{Name: "api"}, denied, Legacy, []Field{
 			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "1700000060"}, {"Retry-After", "2"}}},
+		{"allowed, legacy rounds down", Policy{Name: "api"}, allowed, Legacy, []Field{
+			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "42"}, {"X-RateLimit-Reset", "1700000030"}}},
 		{"allowed, both", Policy{Name: "api"}, allowed, Both, []Field{
-			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`},
-			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "42"}, {"X-RateLimit-Reset", "1700000031"}}},
+			{"RateLimit-Limit", "100"}, {"RateLimit-Remaining", "42"}, {"RateLimit-Reset", "31"},
+			{"X-RateLimit-Limit", "100"}, {"X-RateLimit-Remaining", "42"}, {"X-RateLimit-Reset", "1700000030"}}},
+		{"allowed, structured with window", Policy{Name: "api", Window: time.Minute}, allowed, Structured, []Field{
+			{"RateLimit-Policy", `"api";q=100;w=60`}, {"RateLimit", `"api";r=42;t=31`}}},
+		{"allowed, structured without window", Policy{Name: "api"}, allowed, Structured, []Field{
+			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`}}},
+		{"denied, structured", Policy{Name: "api", Window: 90 * time.Second}, denied, Structured, []Field{
+			{"RateLimit-Policy", `"api";q=100;w=90`}, {"RateLimit", `"api";r=0;t=60`}, {"Retry-After", "2"}}},
 		{"reset in the past", Policy{Name: "api"}, throttlekit.Decision{Allowed: true, Limit: 5, Remaining: 5, ResetAt: now.UnixMilli() - 5}, IETF, []Field{
-			{"RateLimit-Policy", `"api";q=5`}, {"RateLimit", `"api";r=5;t=0`}}},
-		{"a denial with no advised wait has no Retry-After", Policy{Name: "api"}, throttlekit.Decision{Limit: 5}, IETF, []Field{
+			{"RateLimit-Limit", "5"}, {"RateLimit-Remaining", "5"}, {"RateLimit-Reset", "0"}}},
+		{"a negative remaining is 0", Policy{Name: "api"}, throttlekit.Decision{Allowed: true, Limit: 5, Remaining: -2}, Both, []Field{
+			{"RateLimit-Limit", "5"}, {"RateLimit-Remaining", "0"}, {"RateLimit-Reset", "0"},
+			{"X-RateLimit-Limit", "5"}, {"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "0"}}},
+		{"a denial with no advised wait has no Retry-After", Policy{Name: "api"}, throttlekit.Decision{Limit: 5}, Structured, []Field{
 			{"RateLimit-Policy", `"api";q=5`}, {"RateLimit", `"api";r=0;t=0`}}},
-		{"quotes and backslashes are escaped", Policy{Name: `a"b\c`}, throttlekit.Decision{Allowed: true, Limit: 1, Remaining: 1}, IETF, []Field{
+		{"quotes and backslashes are escaped", Policy{Name: `a"b\c`}, throttlekit.Decision{Allowed: true, Limit: 1, Remaining: 1}, Structured, []Field{
 			{"RateLimit-Policy", `"a\"b\\c";q=1`}, {"RateLimit", `"a\"b\\c";r=1;t=0`}}},
 		{"synthesized: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true}, Both, nil},
-		{"synthesized denial: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true, RetryAfterMs: 5}, Both, nil},
+		{"synthesized denial: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true, RetryAfterMs: 5}, Structured, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,6 +65,18 @@ func TestFields(t *testing.T) {
 	}
 	if got := RetryAfter(allowed); got != "" {
 		t.Errorf("RetryAfter(allowed) = %q", got)
+	}
+}
+
+func TestStyleNames(t *testing.T) {
+	// The Python client's names, one for one.
+	for s, want := range map[Style]string{IETF: "ietf", Legacy: "legacy", Both: "both", Structured: "structured"} {
+		if got := s.String(); got != want || !s.Valid() {
+			t.Errorf("%d: %q valid=%v, want %q", int(s), got, s.Valid(), want)
+		}
+	}
+	if Style(4).Valid() || Style(-1).Valid() {
+		t.Error("a style past the four is valid")
 	}
 }
 

@@ -201,7 +201,7 @@ func (d *Door) headers(ms []*matched) []*corev3.HeaderValue {
 	}
 	dec := throttlekit.Decision{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.Limit,
 		Remaining: tight.dec.Remaining, ResetAt: tight.dec.ResetAt, RetryAfterMs: tight.dec.RetryAfterMs}
-	fields := ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.IETF)
+	fields := ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.Structured)
 	values := make([]corev3.HeaderValue, len(fields))
 	out := make([]*corev3.HeaderValue, len(fields))
 	for i, f := range fields {

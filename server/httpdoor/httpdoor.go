@@ -168,7 +168,7 @@ func handler(rl tkv1.RateLimiterServer, secret string, rt route) http.Handler {
 		if rt.decisionOf != nil {
 			d := rt.decisionOf(resp)
 			dec := throttlekit.Decision{Allowed: d.GetAllowed(), Limit: d.GetLimit(), Remaining: d.GetRemaining(), ResetAt: d.GetResetAt(), RetryAfterMs: d.GetRetryAfterMs()}
-			for _, f := range ratelimitheader.Fields(ratelimitheader.Policy{Name: rt.policyOf(req)}, dec, time.Now(), ratelimitheader.IETF) {
+			for _, f := range ratelimitheader.Fields(ratelimitheader.Policy{Name: rt.policyOf(req)}, dec, time.Now(), ratelimitheader.Structured) {
 				w.Header().Set(f.Name, f.Value)
 			}
 		}
