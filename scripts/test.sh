@@ -154,6 +154,11 @@ go test -run '^$' -bench . -benchtime 1x ./...
 step "Python SDK tests (pytest, a real server and Redis)"
 (cd sdk-python && "$pysdk/bin/pytest" -q -p no:cacheprovider)
 
+step "the 0.5 compatibility suite on the ecosystem's throttlekit-py 0.5.1 itself"
+# tests/compat uses 0.5.1's public API only; passing on 0.5.1 proves each test
+# is a faithful use of it, passing above proves ours runs it unchanged.
+(cd sdk-python && "$root/.tools/pyclient/bin/pytest" -q -p no:cacheprovider tests/compat)
+
 step "compose: every file valid; the Redis stack up for real, checked, and down"
 ./scripts/compose-test.sh
 
