@@ -19,12 +19,12 @@ def main() -> None:
                 return
             print(f"admitted (lease {a.lease_id[:8]}…); working")
             time.sleep(0.5)
-        print(f"released: held={a.held}")
+        print(f"released: active={a.active}")
         try:
             with rl.admit("checkout") as b:
                 raise TimeoutError("the downstream call timed out")
         except TimeoutError:
-            print(f"the failed work's slot was released as dropped: held={b.held}")
+            print(f"the failed work's slot was released as dropped: active={b.active}")
 
 
 if __name__ == "__main__":
