@@ -69,9 +69,19 @@ def hole() -> Iterator[str]:
 
 
 @pytest.mark.parametrize(("name", "make", "call"), CLIENTS, ids=[c[0] for c in CLIENTS])
-async def test_status_mapping(name: str, make: Callable[..., Any], call: Call, start_server: StartServer, hole: str) -> None:
+async def test_status_mapping(
+    name: str, make: Callable[..., Any], call: Call, start_server: StartServer, hole: str
+) -> None:
     door = name.removeprefix("async ")
-    srv = start_server(POLICIES, "--secret", SECRETS["service"], "--fleet-secret", SECRETS["fleet"], "--monitor-secret", SECRETS["monitor"])
+    srv = start_server(
+        POLICIES,
+        "--secret",
+        SECRETS["service"],
+        "--fleet-secret",
+        SECRETS["fleet"],
+        "--monitor-secret",
+        SECRETS["monitor"],
+    )
     for secret in (None, "wrong"):
         with pytest.raises(UnauthenticatedError, match="UNAUTHENTICATED") as exc:
             await _run(make, call, srv.addr, secret=secret)
