@@ -111,6 +111,34 @@ def test_starlette_middleware_keys_on_the_peer(server: Server) -> None:
     rl.close()
 
 
+def test_async_adapters_run_a_sync_checker_off_the_event_loop() -> None:
+    import threading
+
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from throttlekit import Decision
+    from throttlekit.contrib.fastapi import RateLimit, ThrottleKitMiddleware
+
+    threads: list[int] = []
+
+    def checker(key: str, *, cost: int = 1) -> Decision:
+        threads.append(threading.get_ident())
+        return Decision(True, 1, 0, 0, 0)
+
+    loop_threads: list[int] = []
+    app = FastAPI()
+    app.add_middleware(ThrottleKitMiddleware, checker=checker)
+
+    @app.get("/", dependencies=[Depends(RateLimit(checker))])
+    async def index() -> str:
+        loop_threads.append(threading.get_ident())
+        return "ok"
+
+    assert TestClient(app).get("/").status_code == 200
+    assert len(threads) == 2 and loop_threads and loop_threads[0] not in threads
+
+
 def test_flask(server: Server) -> None:
     from flask import Flask
 

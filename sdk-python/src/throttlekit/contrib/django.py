@@ -79,7 +79,8 @@ def rate_limit(
 
 class ThrottleKitMiddleware:
     """Answers :class:`Ratelimited` with 429 and the decision's headers, in the style of
-    ``settings.THROTTLEKIT_HEADER_STYLE`` (default ``"ietf"``)."""
+    ``settings.THROTTLEKIT_HEADER_STYLE`` (default ``"ietf"``; ``"structured"`` names the policy
+    ``settings.THROTTLEKIT_POLICY_NAME``, default ``"default"``)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
