@@ -8,8 +8,9 @@ import (
 	"os"
 	"sync"
 
-	"github.com/throttlekit/throttlekit-go/server/lens"
 	"golang.org/x/term"
+
+	"github.com/throttlekit/throttlekit-go/server/lens"
 )
 
 // logSink is the log's destination; while Lens owns the terminal the log

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/server/config"
@@ -50,18 +49,6 @@ func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *sl
 	default:
 		return memstore.New(memOpts...), nil
 	}
-}
-
-// nodeID is --node-id, else TK_NODE_ID, else host#pid.
-func nodeID(f *flags) string {
-	if f.nodeID != "" {
-		return f.nodeID
-	}
-	if id := os.Getenv("TK_NODE_ID"); id != "" {
-		return id
-	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s#%d", host, os.Getpid())
 }
 
 // startGuards starts the distributed-concurrency guards, which need Redis.

@@ -24,6 +24,20 @@ func ParseFailMode(s string) (FailMode, bool) {
 	return "", false
 }
 
+// FailMode is the fail mode that decides p's decisions when the store
+// fails: the policy's own, else the file's defaults.fail, else server (the
+// --fail flag). With p nil it is the file's default for every policy that
+// sets none.
+func (c *Config) FailMode(p *Policy, server FailMode) FailMode {
+	switch {
+	case p != nil && p.Fail != "":
+		return p.Fail
+	case c.DefaultFail != "":
+		return c.DefaultFail
+	}
+	return server
+}
+
 // Kind is what a policy serves.
 type Kind string
 

@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
 // The axes a unified policy names in binding_axis.
@@ -41,14 +42,14 @@ func combine(ds []engine.Decision) engine.Decision {
 func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.AdmitResponse, error) {
 	start := r.begin()
 	if req.GetHold() < 0 || req.GetValue() < 0 {
-		return nil, invalid("hold and value must not be negative")
+		return nil, wireerr.Invalid("hold and value must not be negative")
 	}
 	// A keyless admitter (concurrency alone) takes an empty key; an axis
 	// with per-key state needs one.
 	var keys []string
 	if pol := r.policies[req.GetPolicy()]; pol != nil && (pol.Strategy != nil || pol.TokenBudget != nil || pol.FleetBudget != nil) {
 		keys = []string{req.GetKey()}
-	} else if err := checkKeyLen(req.GetKey()); err != nil {
+	} else if err := wireerr.CheckLen("key", req.GetKey()); err != nil {
 		return nil, err
 	}
 	p, cost, err := r.request(req.GetPolicy(), "Admit", config.KindAdmitter, "cost", req.GetCost(), keys...)
@@ -57,7 +58,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	}
 	guard := r.guards[p.Name]
 	if p.DistributedConcurrency != nil && guard == nil {
-		return nil, unsupported("Admit", p.Name, "distributed concurrency needs a shared store (--redis)")
+		return nil, wireerr.Unsupported("Admit", p.Name, "distributed concurrency needs a shared store (--redis)")
 	}
 	now := r.clock(ctx)
 	if now == 0 {
@@ -168,8 +169,8 @@ func (r *RateLimiter) Release(ctx context.Context, req *tkv1.ReleaseRequest) (*t
 // Heartbeat implements the RateLimiter door: every live lease listed is
 // renewed; the others are reported reclaimed.
 func (r *RateLimiter) Heartbeat(ctx context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
-	if n := len(req.GetLeaseIds()); n > MaxCheckManyKeys {
-		return nil, invalid("%d lease ids in one Heartbeat; the limit is %d", n, MaxCheckManyKeys)
+	if n := len(req.GetLeaseIds()); n > wireerr.MaxCheckManyKeys {
+		return nil, wireerr.Invalid("%d lease ids in one Heartbeat; the limit is %d", n, wireerr.MaxCheckManyKeys)
 	}
 	var local []string
 	byGuard := map[*distconc.Guard][]string{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
@@ -32,11 +31,6 @@ func (c *Current) Store(r *RateLimiter) { c.p.Store(r) }
 // Check implements the RateLimiter door.
 func (c *Current) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
 	return c.Load().Check(ctx, req)
-}
-
-// Decide is the current generation's Decide.
-func (c *Current) Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error) {
-	return c.Load().Decide(ctx, policy, key, cost)
 }
 
 // CheckMany implements the RateLimiter door.
@@ -73,10 +67,4 @@ func (c *Current) Release(ctx context.Context, req *tkv1.ReleaseRequest) (*tkv1.
 // Heartbeat implements the RateLimiter door.
 func (c *Current) Heartbeat(ctx context.Context, req *tkv1.HeartbeatRequest) (*tkv1.HeartbeatResponse, error) {
 	return c.Load().Heartbeat(ctx, req)
-}
-
-// DecideAll is the current generation's DecideAll: one request, one
-// generation.
-func (c *Current) DecideAll(ctx context.Context, asks []Ask) ([]engine.Decision, []bool, bool, error) {
-	return c.Load().DecideAll(ctx, asks)
 }

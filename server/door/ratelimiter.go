@@ -15,6 +15,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"github.com/throttlekit/throttlekit-go/server/twotier"
+	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
 // Clock returns the instant a request is decided at, in epoch ms; 0 means
@@ -26,10 +27,12 @@ type Clock func(ctx context.Context) int64
 type RateLimiter struct {
 	tkv1.UnimplementedRateLimiterServer
 
+	cfg      *config.Config
 	policies map[string]*config.Policy
-	rates    store.Store // the shared store: rate axes and fleet budgets
-	meters   store.Store // per-server token budgets
-	fail     config.FailMode
+	domains  map[string]*config.Domain // Envoy domains, by name
+	rates    store.Store               // the shared store: rate axes and fleet budgets
+	meters   store.Store               // per-server token budgets
+	fail     config.FailMode           // the server's --fail
 	clock    Clock
 	log      *slog.Logger
 	warn     *ratelog.Limiter // per-decision warnings, at most one per interval
@@ -48,7 +51,8 @@ type Options struct {
 	Store store.Store
 	// Meters holds per-server token budgets (a memory store).
 	Meters store.Store
-	// Fail is the server-wide fail mode; policies and defaults.fail override it.
+	// Fail is the server-wide fail mode (--fail); defaults.fail and each
+	// policy's own override it (config.Config.FailMode).
 	Fail  config.FailMode
 	Clock Clock
 	Log   *slog.Logger
@@ -67,7 +71,9 @@ type Options struct {
 // NewRateLimiter returns the decision door over opts.
 func NewRateLimiter(opts Options) *RateLimiter {
 	r := &RateLimiter{
+		cfg:      opts.Config,
 		policies: map[string]*config.Policy{},
+		domains:  map[string]*config.Domain{},
 		rates:    opts.Store,
 		meters:   opts.Meters,
 		fail:     opts.Fail,
@@ -82,9 +88,6 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	if r.leases == nil {
 		r.leases = admit.NewTable(0, nil)
 	}
-	if opts.Config.DefaultFail != "" {
-		r.fail = opts.Config.DefaultFail
-	}
 	if r.clock == nil {
 		r.clock = func(context.Context) int64 { return 0 }
 	}
@@ -92,6 +95,9 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		r.log = slog.Default()
 	}
 	r.warn = ratelog.New(r.log, 0)
+	for _, d := range opts.Config.Domains {
+		r.domains[d.Name] = d
+	}
 	for _, p := range opts.Config.Policies {
 		r.policies[p.Name] = p
 		old := opts.Previous.policyFor(p.Name)
@@ -138,17 +144,27 @@ func sameTier(a, b *config.Policy) bool {
 // Policies are the policies this generation serves.
 func (r *RateLimiter) Policies() map[string]*config.Policy { return r.policies }
 
+// Policy is the policy of that name this generation serves (nil if none).
+func (r *RateLimiter) Policy(name string) *config.Policy { return r.policies[name] }
+
+// Domain is the Envoy domain of that name this generation serves (nil if
+// none).
+func (r *RateLimiter) Domain(name string) *config.Domain { return r.domains[name] }
+
+// Config is the policy file this generation serves.
+func (r *RateLimiter) Config() *config.Config { return r.cfg }
+
 // policy resolves a request's policy, checking that it serves op.
 func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy, error) {
-	if err := checkPolicy(name); err != nil {
+	if err := wireerr.CheckPolicy(name); err != nil {
 		return nil, err
 	}
 	p, ok := r.policies[name]
 	if !ok {
-		return nil, notFound(name)
+		return nil, wireerr.NotFound(name)
 	}
 	if p.Kind != kind {
-		return nil, unsupported(op, name, "it is a "+string(p.Kind)+" ("+servedBy[p.Kind]+")")
+		return nil, wireerr.Unsupported(op, name, "it is a "+string(p.Kind)+" ("+servedBy[p.Kind]+")")
 	}
 	return p, nil
 }
@@ -159,46 +175,8 @@ var servedBy = map[config.Kind]string{
 	config.KindAdmitter: "it answers Admit, Release and Heartbeat",
 }
 
-// units validates a cost or token count: 0 means 1, negative is invalid.
-func units(field string, v int64) (int64, error) {
-	switch {
-	case v < 0:
-		return 0, invalid("%s must not be negative (got %d)", field, v)
-	case v == 0:
-		return 1, nil
-	}
-	return v, nil
-}
-
-func checkPolicy(name string) error {
-	switch {
-	case name == "":
-		return invalid("policy must not be empty")
-	case len(name) > MaxPolicyBytes:
-		return invalid("policy name is %d bytes; the limit is %d", len(name), MaxPolicyBytes)
-	}
-	return nil
-}
-
-func checkKey(key string) error {
-	if key == "" {
-		return invalid("key must not be empty")
-	}
-	return checkKeyLen(key)
-}
-
-func checkKeyLen(key string) error {
-	if len(key) > MaxKeyBytes {
-		return invalid("key is %d bytes; the limit is %d", len(key), MaxKeyBytes)
-	}
-	return nil
-}
-
 func (r *RateLimiter) failMode(p *config.Policy) config.FailMode {
-	if p.Fail != "" {
-		return p.Fail
-	}
-	return r.fail
+	return r.cfg.FailMode(p, r.fail)
 }
 
 // outage synthesizes the decision for a store failure per the fail mode.
@@ -212,23 +190,23 @@ func (r *RateLimiter) outage(ctx context.Context, p *config.Policy, limit int64,
 
 // Check implements the RateLimiter door.
 func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	d, err := r.Decide(ctx, req.GetPolicy(), req.GetKey(), req.GetCost())
+	d, err := r.CheckKey(ctx, req.GetPolicy(), req.GetKey(), req.GetCost())
 	if err != nil {
 		return nil, err
 	}
 	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
 }
 
-// Decide is Check for the doors in this process (Envoy's): the same
+// CheckKey is Check for the doors in this process (Envoy's): the same
 // validation, decision, fail mode and telemetry, without building the
 // request and response messages of a call that never crosses a wire.
-func (r *RateLimiter) Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error) {
+func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int64) (engine.Decision, error) {
 	start := r.begin()
 	p, cost, err := r.rateRequest(policy, "Check", cost, key)
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	d, err := r.decide(ctx, p, p.Key(key), r.clock(ctx), cost)
+	d, err := r.apply(ctx, p, p.Key(key), r.clock(ctx), cost)
 	failed := err != nil
 	if failed {
 		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
@@ -272,9 +250,9 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 
-// decide applies a rate policy to one key: through its local tier when it
+// apply applies a rate policy to one key: through its local tier when it
 // has one, else straight to the store.
-func (r *RateLimiter) decide(ctx context.Context, p *config.Policy, key store.Key, now, cost int64) (engine.Decision, error) {
+func (r *RateLimiter) apply(ctx context.Context, p *config.Policy, key store.Key, now, cost int64) (engine.Decision, error) {
 	if t := r.tiers[p.Name]; t != nil {
 		return t.Check(ctx, key, now, cost)
 	}
@@ -296,15 +274,15 @@ func (r *RateLimiter) SweepTiers(cutoff int64) {
 // resolves its policy, which must be of kind. n is the cost or tokens
 // (field names it in errors): 0 means 1, negative is invalid.
 func (r *RateLimiter) request(policy, op string, kind config.Kind, field string, n int64, keys ...string) (*config.Policy, int64, error) {
-	if err := checkPolicy(policy); err != nil {
+	if err := wireerr.CheckPolicy(policy); err != nil {
 		return nil, 0, err
 	}
-	n, err := units(field, n)
+	n, err := wireerr.Count(field, n)
 	if err != nil {
 		return nil, 0, err
 	}
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := wireerr.CheckKey(k); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -323,8 +301,8 @@ func (r *RateLimiter) rateRequest(policy, op string, cost int64, keys ...string)
 // CheckMany implements the RateLimiter door.
 func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest) (*tkv1.CheckManyResponse, error) {
 	start := r.begin()
-	if n := len(req.GetKeys()); n > MaxCheckManyKeys {
-		return nil, invalid("%d keys in one CheckMany; the limit is %d", n, MaxCheckManyKeys)
+	if n := len(req.GetKeys()); n > wireerr.MaxCheckManyKeys {
+		return nil, wireerr.Invalid("%d keys in one CheckMany; the limit is %d", n, wireerr.MaxCheckManyKeys)
 	}
 	p, cost, err := r.rateRequest(req.GetPolicy(), "CheckMany", req.GetCost(), req.GetKeys()...)
 	if err != nil {
@@ -425,10 +403,10 @@ func (r *RateLimiter) Forecast(ctx context.Context, req *tkv1.ForecastRequest) (
 // truth: a leased policy's credits live in each server.
 func (r *RateLimiter) canRead(p *config.Policy, op string) error {
 	if p.TwoTier != nil && p.TwoTier.Mode == "leased" {
-		return unsupported(op, p.Name, "a leased two-tier policy keeps credits locally, so the store cannot answer")
+		return wireerr.Unsupported(op, p.Name, "a leased two-tier policy keeps credits locally, so the store cannot answer")
 	}
 	if p.Federated != nil {
-		return unsupported(op, p.Name, "a federated policy's credits are leased to servers and clients, so the store cannot answer")
+		return wireerr.Unsupported(op, p.Name, "a federated policy's credits are leased to servers and clients, so the store cannot answer")
 	}
 	return nil
 }

@@ -13,56 +13,43 @@ import (
 	"encoding/hex"
 	"math"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
 // Door serves RateLimitService from the decision door.
 type Door struct {
 	rlsv3.UnimplementedRateLimitServiceServer
-	decide  Decider
-	domains atomic.Pointer[map[string]*config.Domain]
+	current func() Generation
 	now     func() time.Time
 }
 
-// New returns the door: descriptors of cfg's domains are decided by
-// decide (the current decision door).
-func New(cfg *config.Config, decide Decider) *Door {
-	d := &Door{decide: decide, now: time.Now}
-	d.SetConfig(cfg)
-	return d
+// New returns the door: each request is decided by the generation current
+// returns when it arrives (in the server, door.Current's), domains and
+// policies alike, so a reload never splits a request between two files.
+func New(current func() Generation) *Door {
+	return &Door{current: current, now: time.Now}
 }
 
-// SetConfig serves cfg's domains from the next request on (a reload).
-func (d *Door) SetConfig(cfg *config.Config) {
-	m := make(map[string]*config.Domain, len(cfg.Domains))
-	for _, dom := range cfg.Domains {
-		m[dom.Name] = dom
-	}
-	d.domains.Store(&m)
-}
-
-// domain is the current domain of that name (nil when none).
-func (d *Door) domain(name string) *config.Domain { return (*d.domains.Load())[name] }
-
-// Decider is the decision door as this door uses it, without protobuf
-// messages (door.RateLimiter and door.Current).
-type Decider interface {
-	Decide(ctx context.Context, policy, key string, cost int64) (engine.Decision, error)
-	DecideAll(ctx context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error)
+// Generation is one generation of the policies as this door uses it: its
+// Envoy domains and its decision door without protobuf messages
+// (door.RateLimiter).
+type Generation interface {
+	Domain(name string) *config.Domain
+	CheckKey(ctx context.Context, policy, key string, cost int64) (engine.Decision, error)
+	CheckAll(ctx context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error)
 }
 
 // matched is a request descriptor that a domain's tree limits.
@@ -79,17 +66,18 @@ type matched struct {
 // ShouldRateLimit implements RateLimitService. Each descriptor that
 // matches a domain entry with a policy is decided with cost hits_addend
 // (the descriptor's own, else the request's, else 1); the others are OK.
-// The request is all or nothing (door.DecideAll): when one descriptor is
+// The request is all or nothing (door.RateLimiter.CheckAll): when one descriptor is
 // over its limit, none is charged — in one store round trip where the
 // store allows — and the same descriptor twice counts twice. Descriptors
 // in shadow mode are decided and counted on their own and never refuse.
 func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
-	if len(req.GetDescriptors()) > MaxDescriptors {
-		return nil, status.Errorf(codes.InvalidArgument, "%d descriptors in one request; the limit is %d", len(req.GetDescriptors()), MaxDescriptors)
+	if len(req.GetDescriptors()) > wireerr.MaxDescriptors {
+		return nil, wireerr.Invalid("%d descriptors in one request; the limit is %d", len(req.GetDescriptors()), wireerr.MaxDescriptors)
 	}
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
 	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
-	dom := d.domain(req.GetDomain())
+	gen := d.current()
+	dom := gen.Domain(req.GetDomain())
 	// One allocation each for the statuses and the matches of a request.
 	statuses := make([]rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
 	found := make([]matched, 0, len(req.GetDescriptors()))
@@ -125,7 +113,7 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	case 0:
 	case 1:
 		// One descriptor: its check alone decides, all or nothing already.
-		dec, err := d.decide.Decide(ctx, lone.node.Policy.Name, lone.key, lone.cost)
+		dec, err := gen.CheckKey(ctx, lone.node.Policy.Name, lone.key, lone.cost)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +129,7 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 				asks, group = append(asks, door.Ask{Policy: m.node.Policy.Name, Key: m.key, Cost: m.cost}), append(group, m)
 			}
 		}
-		ds, known, applied, err := d.decide.DecideAll(ctx, asks)
+		ds, known, applied, err := gen.CheckAll(ctx, asks)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +144,7 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	}
 	for _, m := range ms {
 		if m.node.ShadowMode {
-			dec, err := d.decide.Decide(ctx, m.node.Policy.Name, m.key, m.cost)
+			dec, err := gen.CheckKey(ctx, m.node.Policy.Name, m.key, m.cost)
 			if err != nil {
 				return nil, err
 			}
@@ -166,9 +154,6 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	resp.ResponseHeadersToAdd = d.headers(ms)
 	return resp, nil
 }
-
-// MaxDescriptors bounds the descriptors of one request.
-const MaxDescriptors = 1000
 
 // fill records a decision in its descriptor's status.
 func (d *Door) fill(m *matched, dec engine.Decision) {
@@ -221,7 +206,7 @@ var WireBounds = map[protoreflect.FullName]int{
 }
 
 // HashedKeyPrefix starts the limiting key of a descriptor whose composed
-// key would be longer than door.MaxKeyBytes: the key is then this prefix
+// key would be longer than wireerr.MaxKeyBytes: the key is then this prefix
 // and the hex SHA-256 of the composed key. A composed key always holds
 // "=", which the hashed form never does, so the two cannot meet.
 const HashedKeyPrefix = "sha256:"
@@ -231,7 +216,7 @@ const HashedKeyPrefix = "sha256:"
 // descriptor has more entries than the tree is deep), with the limiting
 // key built from the entries: two different values never share a budget.
 // Nothing is allocated before the walk has bounded the entries by the
-// tree's depth; a key longer than door.MaxKeyBytes is hashed, so a long
+// tree's depth; a key longer than wireerr.MaxKeyBytes is hashed, so a long
 // value is still limited rather than refused.
 func match(nodes []*config.Descriptor, entries []*ratelimitv3.RateLimitDescriptor_Entry) (*config.Descriptor, string) {
 	if len(entries) == 0 {
@@ -246,7 +231,7 @@ func match(nodes []*config.Descriptor, entries []*ratelimitv3.RateLimitDescripto
 		size += escapedLen(e.GetKey()) + 1 + escapedLen(e.GetValue())
 		nodes = node.Descriptors
 	}
-	if size > door.MaxKeyBytes {
+	if size > wireerr.MaxKeyBytes {
 		return node, hashedKey(entries)
 	}
 	key := make([]byte, 0, size)

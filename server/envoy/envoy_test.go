@@ -10,12 +10,14 @@ import (
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
 const policies = `version: 1
@@ -52,7 +54,7 @@ func newDoor(t *testing.T) (*Door, *door.RateLimiter) {
 	mem := memstore.New(memstore.WithSweep(0))
 	t.Cleanup(func() { _ = mem.Close() })
 	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: mem, Fail: config.FailOpen})
-	return New(cfg, rl), rl
+	return New(func() Generation { return rl }), rl
 }
 
 func desc(kv ...string) *ratelimitv3.RateLimitDescriptor {
@@ -174,16 +176,27 @@ func TestHitsAddendAndShadowMode(t *testing.T) {
 	}
 }
 
-// fixedDecider decides every check as dec.
+// fixedDecider is a generation of cfg's domains that decides every check
+// as dec.
 type fixedDecider struct {
+	cfg *config.Config
 	dec engine.Decision
 }
 
-func (f fixedDecider) Decide(context.Context, string, string, int64) (engine.Decision, error) {
+func (f fixedDecider) Domain(name string) *config.Domain {
+	for _, d := range f.cfg.Domains {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+func (f fixedDecider) CheckKey(context.Context, string, string, int64) (engine.Decision, error) {
 	return f.dec, nil
 }
 
-func (f fixedDecider) DecideAll(_ context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error) {
+func (f fixedDecider) CheckAll(_ context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error) {
 	ds, known := make([]engine.Decision, len(asks)), make([]bool, len(asks))
 	for i := range asks {
 		ds[i], known[i] = f.dec, true
@@ -200,7 +213,7 @@ func TestStatusFields(t *testing.T) {
 	}
 	now := time.UnixMilli(1_700_000_000_000)
 	dec := engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: now.UnixMilli() + 1500}
-	d := New(cfg, fixedDecider{dec: dec})
+	d := New(fixed(cfg, dec))
 	d.now = func() time.Time { return now }
 	for _, descs := range [][]*ratelimitv3.RateLimitDescriptor{
 		{desc("remote_address", "10.0.0.1")},
@@ -229,12 +242,18 @@ func TestStatusFields(t *testing.T) {
 	}
 }
 
+// fixed is the generation source of a fixedDecider.
+func fixed(cfg *config.Config, dec engine.Decision) func() Generation {
+	f := fixedDecider{cfg: cfg, dec: dec}
+	return func() Generation { return f }
+}
+
 func BenchmarkShouldRateLimit(b *testing.B) {
 	cfg, err := config.Parse("p.yaml", []byte(policies))
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := New(cfg, fixedDecider{dec: engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: time.Now().UnixMilli() + 1500}})
+	d := New(fixed(cfg, engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: time.Now().UnixMilli() + 1500}))
 	req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.1")}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -264,7 +283,7 @@ func TestKeysEscapeAsQueryEscape(t *testing.T) {
 // limited, on a key of its own, in the hashed form.
 func TestLongValuesAreHashedNotRefused(t *testing.T) {
 	d, _ := newDoor(t)
-	long := strings.Repeat("/", door.MaxKeyBytes) // three bytes each, escaped
+	long := strings.Repeat("/", wireerr.MaxKeyBytes) // three bytes each, escaped
 	ask := func(v string) *rlsv3.RateLimitResponse {
 		resp, err := d.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "edge",
 			Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("path", "/static/"+v), desc("remote_address", "198.51.100.1")}})
@@ -282,7 +301,7 @@ func TestLongValuesAreHashedNotRefused(t *testing.T) {
 	if got := ask(long + "x").GetStatuses()[0].GetCode(); got != rlsv3.RateLimitResponse_OK {
 		t.Fatalf("another long value shares the first's budget: %v", got)
 	}
-	_, key := match(d.domain("edge").Descriptors, desc("path", "/static/"+long).GetEntries())
+	_, key := match(d.current().Domain("edge").Descriptors, desc("path", "/static/"+long).GetEntries())
 	if !strings.HasPrefix(key, HashedKeyPrefix) || len(key) != len(HashedKeyPrefix)+64 {
 		t.Fatalf("hashed key %q", key)
 	}
@@ -296,7 +315,7 @@ func TestManyEntriesAllocateNothing(t *testing.T) {
 	for range 100_000 {
 		entries = append(entries, &ratelimitv3.RateLimitDescriptor_Entry{})
 	}
-	nodes := d.domain("edge").Descriptors
+	nodes := d.current().Domain("edge").Descriptors
 	allocs := testing.AllocsPerRun(5, func() {
 		if n, _ := match(nodes, entries); n != nil {
 			t.Fatal("matched")

@@ -8,16 +8,13 @@ package fleet
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
 // raceAttempts bounds how often a grant is tried again after another
@@ -27,29 +24,20 @@ const raceAttempts = 4
 // Door serves the Fleet service.
 type Door struct {
 	tkv1.UnimplementedFleetServer
-	policies atomic.Pointer[map[string]*config.Policy]
-	store    store.Store
-	clock    door.Clock
+	current *door.Current
+	store   store.Store
+	clock   door.Clock
 }
 
-// New returns the Fleet door over the shared store s; clock is the
-// decision door's (nil: the store's clock).
-func New(cfg *config.Config, s store.Store, clock door.Clock) *Door {
-	d := &Door{store: s, clock: clock}
-	d.SetConfig(cfg)
+// New returns the Fleet door over the shared store s, serving the policies
+// of whichever generation current holds; clock is the decision door's
+// (nil: the store's clock).
+func New(current *door.Current, s store.Store, clock door.Clock) *Door {
+	d := &Door{current: current, store: s, clock: clock}
 	if d.clock == nil {
 		d.clock = func(context.Context) int64 { return 0 }
 	}
 	return d
-}
-
-// SetConfig serves cfg's policies from the next request on (a reload).
-func (d *Door) SetConfig(cfg *config.Config) {
-	m := make(map[string]*config.Policy, len(cfg.Policies))
-	for _, p := range cfg.Policies {
-		m[p.Name] = p
-	}
-	d.policies.Store(&m)
 }
 
 // Reserve implements Fleet: it grants up to wants units (0 means 1) of the
@@ -68,7 +56,7 @@ func (d *Door) Reserve(ctx context.Context, req *tkv1.ReserveRequest) (*tkv1.Res
 	for range raceAttempts {
 		state, at, err := d.store.Load(ctx, st, key, now)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, wireerr.Unavailable(err, noCredits)
 		}
 		peek := st.Peek(&state, at)
 		grant := min(wants, peek.Remaining)
@@ -77,7 +65,7 @@ func (d *Door) Reserve(ctx context.Context, req *tkv1.ReserveRequest) (*tkv1.Res
 		}
 		dec, err := d.store.Check(ctx, st, key, at, grant)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, wireerr.Unavailable(err, noCredits)
 		}
 		if dec.Allowed {
 			return &tkv1.ReserveResponse{Lease: &tkv1.Lease{
@@ -90,32 +78,31 @@ func (d *Door) Reserve(ctx context.Context, req *tkv1.ReserveRequest) (*tkv1.Res
 	}
 	state, at, err := d.store.Load(ctx, st, key, now)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, wireerr.Unavailable(err, noCredits)
 	}
 	return refused(st, st.Peek(&state, at), at), nil
 }
 
 func (d *Door) policy(req *tkv1.ReserveRequest) (*config.Policy, error) {
 	name := req.GetPolicy()
-	switch {
-	case name == "":
-		return nil, status.Error(codes.InvalidArgument, "policy must not be empty")
-	case len(name) > door.MaxPolicyBytes:
-		return nil, status.Errorf(codes.InvalidArgument, "policy name is %d bytes; the limit is %d", len(name), door.MaxPolicyBytes)
-	case req.GetWants() < 0:
-		return nil, status.Error(codes.InvalidArgument, "wants must not be negative")
-	case len(req.GetCaller().GetDomain()) > door.MaxKeyBytes:
-		return nil, status.Errorf(codes.InvalidArgument, "domain is %d bytes; the limit is %d", len(req.GetCaller().GetDomain()), door.MaxKeyBytes)
+	if err := wireerr.CheckPolicy(name); err != nil {
+		return nil, err
 	}
-	p, ok := (*d.policies.Load())[name]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "policy %q is not configured", name)
+	if req.GetWants() < 0 {
+		return nil, wireerr.Invalid("wants must not be negative")
+	}
+	if err := wireerr.CheckLen("domain", req.GetCaller().GetDomain()); err != nil {
+		return nil, err
+	}
+	p := d.current.Load().Policy(name)
+	if p == nil {
+		return nil, wireerr.NotFound(name)
 	}
 	if p.Federated == nil {
-		return nil, status.Errorf(codes.Unimplemented, "Reserve is not served by policy %q: only federated policies lease their budget", name)
+		return nil, wireerr.Unsupported("Reserve", name, "only federated policies lease their budget")
 	}
 	if req.GetAxis() == tkv1.Axis_AXIS_CONCURRENCY {
-		return nil, status.Errorf(codes.Unimplemented, "Reserve on policy %q: concurrency is not leasable", name)
+		return nil, wireerr.Unsupported("Reserve", name, "concurrency is not leasable")
 	}
 	return p, nil
 }
@@ -129,9 +116,5 @@ func refused(st engine.Strategy, peek engine.Decision, at int64) *tkv1.ReserveRe
 	return &tkv1.ReserveResponse{Lease: &tkv1.Lease{ExpiryMs: peek.ResetAt, RetryAfterMs: retry, Limit: st.Limit()}}
 }
 
-func unavailable(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
-	}
-	return status.Error(codes.Unavailable, "the shared store did not answer; no credits were leased")
-}
+// noCredits is what an unanswered grant did not do.
+const noCredits = "no credits were leased"

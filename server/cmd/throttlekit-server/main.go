@@ -3,4 +3,4 @@ package main
 
 import "github.com/throttlekit/throttlekit-go/server/app"
 
-func main() { app.Main() }
+func main() { app.Main(app.Options{RequestClock: requestClock}) }

@@ -11,18 +11,17 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/throttlekit/throttlekit-go/server/app"
 	"google.golang.org/grpc/metadata"
 )
 
-func init() {
-	app.TestClock = func(ctx context.Context) int64 {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get("x-throttlekit-test-now"); len(v) == 1 {
-			if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n > 0 {
-				return n
-			}
+// requestClock decides a request at the instant it carries (0, the
+// store's clock, when it carries none).
+func requestClock(ctx context.Context) int64 {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-throttlekit-test-now"); len(v) == 1 {
+		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n > 0 {
+			return n
 		}
-		return 0
 	}
+	return 0
 }

@@ -15,7 +15,7 @@ type Ask struct {
 	Cost        int64
 }
 
-// DecideAll decides asks as one request, all or nothing, in one store
+// CheckAll decides asks as one request, all or nothing, in one store
 // round trip where the store allows (store.CheckAll): when every ask is
 // allowed all are charged and applied is true; when any is denied none of
 // the store's is charged, the denied ones keep their denials and the
@@ -26,7 +26,7 @@ type Ask struct {
 // store's charges made. known[i] is false for an ask the refusal left
 // undecided (a local tier's, which cannot be looked at). A store failure
 // decides every ask by its policy's fail mode.
-func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.Decision, known []bool, applied bool, err error) {
+func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Decision, known []bool, applied bool, err error) {
 	start := r.begin()
 	ps := make([]*config.Policy, len(asks))
 	costs := make([]int64, len(asks)) // validated: 0 means 1
@@ -73,7 +73,7 @@ func (r *RateLimiter) DecideAll(ctx context.Context, asks []Ask) (ds []engine.De
 		if !applied {
 			break // refused already: a tier is neither charged nor looked at
 		}
-		d, err := r.decide(ctx, ps[i], ps[i].Key(asks[i].Key), now, costs[i])
+		d, err := r.apply(ctx, ps[i], ps[i].Key(asks[i].Key), now, costs[i])
 		if err != nil {
 			if d, err = r.outage(ctx, ps[i], ps[i].Strategy.Limit(), "Check", err); err != nil {
 				return nil, nil, false, err
