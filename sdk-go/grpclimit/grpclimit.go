@@ -18,13 +18,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // Checker decides one call; *throttlekit.Client is one.
@@ -170,11 +171,11 @@ func (l *limiter) decide(ctx context.Context, method string) (metadata.MD, error
 	}
 	d, err := l.c.Check(ctx, l.policy, key, cost)
 	if err != nil {
-		switch {
+		var ok bool
+		switch d, ok = l.cfg.failure.OnUnreachable(ctx, err); {
+		case ok:
 		case ctx.Err() != nil:
 			return nil, status.FromContextError(ctx.Err()).Err()
-		case errors.Is(err, throttlekit.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-			d = throttlekit.Decision{Allowed: l.cfg.failure == throttlekit.FailOpen, Synthesized: true}
 		default:
 			return nil, status.Error(codes.Internal, "rate limiting failed")
 		}
@@ -182,14 +183,18 @@ func (l *limiter) decide(ctx context.Context, method string) (metadata.MD, error
 	if d.Synthesized && !d.Allowed {
 		return nil, status.Error(codes.Unavailable, "rate limiter unavailable")
 	}
-	fields := ratelimitheader.Fields(l.hp, d, l.cfg.now(), l.cfg.style)
+	v, known := d.HeaderValues()
+	var fields []ratelimitheader.Field
+	if known {
+		fields = ratelimitheader.Fields(l.hp, v, l.cfg.now(), l.cfg.style)
+	}
 	md := make(metadata.MD, len(fields))
 	for _, f := range fields {
 		md.Set(f.Name, f.Value)
 	}
 	if !d.Allowed {
 		msg := "rate limit exceeded"
-		if v := ratelimitheader.RetryAfter(d); v != "" {
+		if v := ratelimitheader.RetryAfter(v); v != "" {
 			msg += "; retry after " + v + "s"
 		}
 		return md, status.Error(codes.ResourceExhausted, msg)

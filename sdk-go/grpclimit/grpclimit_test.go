@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/internal/testserver"
-	"github.com/throttlekit/throttlekit-go/sdk-go/grpclimit"
-	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -19,6 +15,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
+	"github.com/throttlekit/throttlekit-go/sdk-go/grpclimit"
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 const policies = `version: 1

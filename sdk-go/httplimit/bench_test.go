@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/httplimit"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
-	"google.golang.org/grpc"
 )
 
 // stubLimiter is a local gRPC server whose Check always allows at once:

@@ -62,9 +62,11 @@ func Middleware(c Checker, policy string, opts ...Option) (func(http.Handler) ht
 				unavailable(w)
 				return
 			}
-			h := w.Header()
-			for _, f := range ratelimitheader.Fields(hp, d, cfg.now(), cfg.style) {
-				h.Set(f.Name, f.Value)
+			if v, ok := d.HeaderValues(); ok {
+				h := w.Header()
+				for _, f := range ratelimitheader.Fields(hp, v, cfg.now(), cfg.style) {
+					h.Set(f.Name, f.Value)
+				}
 			}
 			if !d.Allowed {
 				cfg.denied.ServeHTTP(w, r)
@@ -100,11 +102,10 @@ func (cfg *config) request(w http.ResponseWriter, r *http.Request, next http.Han
 // otherwise the error handler answers (unless the client has gone, when
 // nobody reads an answer) and err is returned.
 func (cfg *config) failed(w http.ResponseWriter, r *http.Request, err error) (throttlekit.Decision, error) {
-	live := r.Context().Err() == nil
-	if errors.Is(err, throttlekit.ErrUnavailable) || (errors.Is(err, context.DeadlineExceeded) && live) {
-		return throttlekit.Decision{Allowed: cfg.failure == throttlekit.FailOpen, Synthesized: true}, nil
+	if d, ok := cfg.failure.OnUnreachable(r.Context(), err); ok {
+		return d, nil
 	}
-	if live {
+	if r.Context().Err() == nil {
 		cfg.onError(w, r, err)
 	}
 	return throttlekit.Decision{}, err
@@ -147,7 +148,8 @@ func Concurrency(a Admitter, policy string, opts ...Option) (func(http.Handler) 
 					unavailable(w)
 					return
 				}
-				if v := ratelimitheader.RetryAfter(adm.Decision); v != "" {
+				hv, _ := adm.Decision.HeaderValues()
+				if v := ratelimitheader.RetryAfter(hv); v != "" {
 					w.Header().Set(ratelimitheader.RetryAfterField, v)
 				}
 				cfg.denied.ServeHTTP(w, r)

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // Style chooses which rate-limit fields are written.
@@ -92,20 +90,29 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// Values are what the fields say of one decision: a decision of any door
+// (the client's, the server's engine, an Envoy status) maps onto them.
+type Values struct {
+	Allowed          bool
+	Limit, Remaining int64
+	// ResetAt is when the budget is whole again, in epoch ms (0: unknown).
+	ResetAt int64
+	// RetryAfterMs is the wait a denial advises (0: none).
+	RetryAfterMs int64
+}
+
 // Field is one response field.
 type Field struct {
 	Name, Value string
 }
 
 // Fields renders d, decided for policy p (named in the Structured fields
-// only), at now (for the seconds until reset), in style s. A synthesized
-// decision (the service was unreachable) has no fields: nothing about the
-// limit is known. A negative remaining is written as 0; Retry-After, in
-// whole seconds rounded up, comes with a denial that advises a wait.
-func Fields(p Policy, d throttlekit.Decision, now time.Time, s Style) []Field {
-	if d.Synthesized {
-		return nil
-	}
+// only), at now (for the seconds until reset), in style s. A negative
+// remaining is written as 0; Retry-After, in whole seconds rounded up,
+// comes with a denial that advises a wait. A decision synthesized because
+// the service was unreachable has no values to render (see
+// throttlekit.Decision.HeaderValues): nothing about the limit is known.
+func Fields(p Policy, d Values, now time.Time, s Style) []Field {
 	out := make([]Field, 0, 7)
 	limit := strconv.FormatInt(d.Limit, 10)
 	remaining := strconv.FormatInt(max(0, d.Remaining), 10)
@@ -152,7 +159,7 @@ func Fields(p Policy, d throttlekit.Decision, now time.Time, s Style) []Field {
 }
 
 // RetryAfter is the Retry-After value of d ("" when it advises no wait).
-func RetryAfter(d throttlekit.Decision) string {
+func RetryAfter(d Values) string {
 	if d.Allowed || d.RetryAfterMs <= 0 {
 		return ""
 	}

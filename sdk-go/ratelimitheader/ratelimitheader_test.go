@@ -5,18 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func TestFields(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
-	allowed := throttlekit.Decision{Allowed: true, Limit: 100, Remaining: 42, ResetAt: now.UnixMilli() + 30_001}
-	denied := throttlekit.Decision{Limit: 100, Remaining: 0, ResetAt: now.UnixMilli() + 60_000, RetryAfterMs: 1_001}
+	allowed := Values{Allowed: true, Limit: 100, Remaining: 42, ResetAt: now.UnixMilli() + 30_001}
+	denied := Values{Limit: 100, Remaining: 0, ResetAt: now.UnixMilli() + 60_000, RetryAfterMs: 1_001}
 	cases := []struct {
 		name  string
 		p     Policy
-		d     throttlekit.Decision
+		d     Values
 		style Style
 		want  []Field
 	}{
@@ -37,17 +35,15 @@ func TestFields(t *testing.T) {
 			{"RateLimit-Policy", `"api";q=100`}, {"RateLimit", `"api";r=42;t=31`}}},
 		{"denied, structured", Policy{Name: "api", Window: 90 * time.Second}, denied, Structured, []Field{
 			{"RateLimit-Policy", `"api";q=100;w=90`}, {"RateLimit", `"api";r=0;t=60`}, {"Retry-After", "2"}}},
-		{"reset in the past", Policy{Name: "api"}, throttlekit.Decision{Allowed: true, Limit: 5, Remaining: 5, ResetAt: now.UnixMilli() - 5}, IETF, []Field{
+		{"reset in the past", Policy{Name: "api"}, Values{Allowed: true, Limit: 5, Remaining: 5, ResetAt: now.UnixMilli() - 5}, IETF, []Field{
 			{"RateLimit-Limit", "5"}, {"RateLimit-Remaining", "5"}, {"RateLimit-Reset", "0"}}},
-		{"a negative remaining is 0", Policy{Name: "api"}, throttlekit.Decision{Allowed: true, Limit: 5, Remaining: -2}, Both, []Field{
+		{"a negative remaining is 0", Policy{Name: "api"}, Values{Allowed: true, Limit: 5, Remaining: -2}, Both, []Field{
 			{"RateLimit-Limit", "5"}, {"RateLimit-Remaining", "0"}, {"RateLimit-Reset", "0"},
 			{"X-RateLimit-Limit", "5"}, {"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "0"}}},
-		{"a denial with no advised wait has no Retry-After", Policy{Name: "api"}, throttlekit.Decision{Limit: 5}, Structured, []Field{
+		{"a denial with no advised wait has no Retry-After", Policy{Name: "api"}, Values{Limit: 5}, Structured, []Field{
 			{"RateLimit-Policy", `"api";q=5`}, {"RateLimit", `"api";r=0;t=0`}}},
-		{"quotes and backslashes are escaped", Policy{Name: `a"b\c`}, throttlekit.Decision{Allowed: true, Limit: 1, Remaining: 1}, Structured, []Field{
+		{"quotes and backslashes are escaped", Policy{Name: `a"b\c`}, Values{Allowed: true, Limit: 1, Remaining: 1}, Structured, []Field{
 			{"RateLimit-Policy", `"a\"b\\c";q=1`}, {"RateLimit", `"a\"b\\c";r=1;t=0`}}},
-		{"synthesized: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true}, Both, nil},
-		{"synthesized denial: nothing is known", Policy{Name: "api"}, throttlekit.Decision{Synthesized: true, RetryAfterMs: 5}, Structured, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

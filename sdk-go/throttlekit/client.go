@@ -6,13 +6,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
 // secretHeader carries the decision door's secret.
@@ -112,22 +113,10 @@ func (c *Client) outgoing(ctx context.Context) (context.Context, func(error) err
 // failed turns a call's error into the failure policy's decision when the
 // service could not be reached, or into an *Error.
 func (c *Client) failed(ctx context.Context, op string, err error) (Decision, error) {
-	if c.cfg.failure != failError && unreachable(ctx, err) {
-		return c.cfg.failure.synthesized(), nil
+	if d, ok := c.cfg.failure.OnUnreachable(ctx, err); ok {
+		return d, nil
 	}
 	return Decision{}, wrap(op, err)
-}
-
-// unreachable: UNAVAILABLE, or our own timeout passed (the caller's ctx,
-// which it outlives, has not ended — a caller that gave up gets its error).
-func unreachable(ctx context.Context, err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable:
-		return true
-	case codes.DeadlineExceeded:
-		return ctx.Err() == nil
-	}
-	return false
 }
 
 // Check spends cost units of key's budget under policy; cost 0 means 1.

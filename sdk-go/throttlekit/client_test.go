@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func newClient(t *testing.T, addr string, opts ...throttlekit.Option) *throttlekit.Client {

@@ -1,10 +1,14 @@
 package throttlekit
 
 import (
+	"context"
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 )
 
 // Decision is the answer to one request. A denial is a Decision with
@@ -87,6 +91,41 @@ func (p FailurePolicy) String() string {
 // service's.
 func (p FailurePolicy) synthesized() Decision {
 	return Decision{Allowed: p == FailOpen, Synthesized: true}
+}
+
+// OnUnreachable is the decision p makes for a call made under ctx that
+// failed with err: the synthesized decision (allowed under FailOpen,
+// denied under FailClosed) and true when err means the service could not
+// be reached (Unreachable); otherwise, or when p is neither, false. The
+// Client, httplimit and grpclimit all decide an outage with it.
+func (p FailurePolicy) OnUnreachable(ctx context.Context, err error) (Decision, bool) {
+	if (p != FailOpen && p != FailClosed) || !Unreachable(ctx, err) {
+		return Decision{}, false
+	}
+	return p.synthesized(), true
+}
+
+// Unreachable reports whether err, from a call made under ctx, means the
+// service could not be reached: UNAVAILABLE, or no answer within the
+// client's timeout while ctx is still live. A caller whose ctx ended gave
+// up; that is its own error, not an outage.
+func Unreachable(ctx context.Context, err error) bool {
+	switch CodeOf(err) {
+	case codes.Unavailable:
+		return true
+	case codes.DeadlineExceeded:
+		return ctx.Err() == nil
+	}
+	return false
+}
+
+// HeaderValues are the values ratelimitheader renders of d, and false for
+// a synthesized decision, of which nothing about the limit is known.
+func (d Decision) HeaderValues() (ratelimitheader.Values, bool) {
+	if d.Synthesized {
+		return ratelimitheader.Values{}, false
+	}
+	return ratelimitheader.Values{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs}, true
 }
 
 func fromProto(d *tkv1.Decision) Decision {

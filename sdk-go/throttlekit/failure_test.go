@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc/codes"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func freePort(t *testing.T) string {

@@ -6,11 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
 // fleetHeader carries the Fleet door's secret.

@@ -23,7 +23,6 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/wireerr"
@@ -184,7 +183,7 @@ func (d *Door) headers(ms []*matched) []*corev3.HeaderValue {
 	if tight == nil {
 		return nil
 	}
-	dec := throttlekit.Decision{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.Limit,
+	dec := ratelimitheader.Values{Allowed: tight.status.Code == rlsv3.RateLimitResponse_OK, Limit: tight.dec.Limit,
 		Remaining: tight.dec.Remaining, ResetAt: tight.dec.ResetAt, RetryAfterMs: tight.dec.RetryAfterMs}
 	fields := ratelimitheader.Fields(ratelimitheader.Policy{Name: tight.node.Policy.Name}, dec, d.now(), ratelimitheader.Structured)
 	values := make([]corev3.HeaderValue, len(fields))

@@ -14,15 +14,15 @@ import (
 	"net/http"
 	"time"
 
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
-	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
-	"github.com/throttlekit/throttlekit-go/server/auth"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/server/auth"
 )
 
 // MaxBodyBytes caps a request body: the largest valid request (1000 keys
@@ -167,7 +167,7 @@ func handler(rl tkv1.RateLimiterServer, secret string, rt route) http.Handler {
 		}
 		if rt.decisionOf != nil {
 			d := rt.decisionOf(resp)
-			dec := throttlekit.Decision{Allowed: d.GetAllowed(), Limit: d.GetLimit(), Remaining: d.GetRemaining(), ResetAt: d.GetResetAt(), RetryAfterMs: d.GetRetryAfterMs()}
+			dec := ratelimitheader.Values{Allowed: d.GetAllowed(), Limit: d.GetLimit(), Remaining: d.GetRemaining(), ResetAt: d.GetResetAt(), RetryAfterMs: d.GetRetryAfterMs()}
 			for _, f := range ratelimitheader.Fields(ratelimitheader.Policy{Name: rt.policyOf(req)}, dec, time.Now(), ratelimitheader.Structured) {
 				w.Header().Set(f.Name, f.Value)
 			}
