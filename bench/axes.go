@@ -14,6 +14,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
+	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
 
 const axesPolicies = `limiters:
@@ -69,7 +70,8 @@ func axesComparisons(url string, n int) {
 	// The local tier itself, as the server calls it per request: 64
 	// goroutines over 1000 keys.
 	tierOps := func(policy string) float64 {
-		tier := redisDoor.Tier(policy)
+		p := cfg.Policy(policy)
+		tier := twotier.New(p.Strategy, rs, *p.TwoTier, p.MaxKeys)
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()

@@ -190,7 +190,8 @@ func redisComparisons(url string, n int) {
 		if err != nil {
 			return engine.Decision{}, err
 		}
-		return luascripts.Decision(reply)
+		d, _, err := luascripts.Reply(reply)
+		return d, err
 	}}
 	viaStore := scriptCheck{decide: func(ctx context.Context, key string) (engine.Decision, error) {
 		return rs.Check(ctx, strat, store.Key{Prefix: "store", ID: key}, 0, 1)

@@ -112,7 +112,7 @@ func TestOurLuaEqualsTheEcosystemsLua(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, _ := luascripts.Decision(ecoCall(fmt.Sprintf("eco-%d-%d", si, k), now, cost))
+			b, _, _ := luascripts.Reply(ecoCall(fmt.Sprintf("eco-%d-%d", si, k), now, cost))
 			if a != b {
 				t.Fatalf("%s op %d now=%d cost=%d: ours %+v, the ecosystem's %+v", st.Kind(), i, now, cost, a, b)
 			}
@@ -125,7 +125,7 @@ func TestOurLuaEqualsTheEcosystemsLua(t *testing.T) {
 				if (turn == 0) == oursFirst {
 					got, _ = ours.CheckAt(ctx, shared, cost, now)
 				} else {
-					got, _ = luascripts.Decision(ecoCall(shared, now, cost))
+					got, _, _ = luascripts.Reply(ecoCall(shared, now, cost))
 				}
 				if want, _ := st.Check(&sharedState, now, cost); got != want {
 					t.Fatalf("%s shared key op %d turn %d: %+v, engine %+v", st.Kind(), i, turn, got, want)

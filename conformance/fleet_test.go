@@ -71,7 +71,7 @@ func TestFleetNeverExceedsTheWindow(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer f.Close()
-				lim, err := f.Leased("global", throttlekit.LeasedOptions{Domain: "tenant", Batch: fleetBatch})
+				lim, err := f.Leased("global", throttlekit.WithLeaseDomain("tenant"), throttlekit.WithLeaseBatch(fleetBatch))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,7 +121,7 @@ func TestADeadClientCostsAtMostItsBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			dead, err := f.Leased("global", throttlekit.LeasedOptions{Domain: "d", Batch: fleetBatch})
+			dead, err := f.Leased("global", throttlekit.WithLeaseDomain("d"), throttlekit.WithLeaseBatch(fleetBatch))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func TestADeadClientCostsAtMostItsBatch(t *testing.T) {
 			var allowed atomic.Int64
 			var wg sync.WaitGroup
 			for i := 0; i < 2; i++ {
-				lim, err := f.Leased("global", throttlekit.LeasedOptions{Domain: "d", Batch: fleetBatch})
+				lim, err := f.Leased("global", throttlekit.WithLeaseDomain("d"), throttlekit.WithLeaseBatch(fleetBatch))
 				if err != nil {
 					t.Fatal(err)
 				}

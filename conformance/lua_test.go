@@ -62,7 +62,7 @@ func replayThroughDoor(t *testing.T, client redis.Scripter, prefix string) {
 // strategies (and the token budget) at real epochs, with fractional rates
 // and costs above 1, and requires the engine and Lua to agree on every field
 // of every decision — and the state scripts to give the engine the same
-// state it holds (Peek and Forecast agree too).
+// state it holds (the direct door's Peek and Forecast agree too).
 func TestEngineAndLuaAgree(t *testing.T) {
 	r := harness.StartRedis(t)
 	client := r.Client(t)
@@ -106,18 +106,27 @@ func TestEngineAndLuaAgree(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				loaded, at, err := luascripts.ParseState(st, reply)
+				_, at, err := luascripts.ParseState(st, reply)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if at != now {
 					t.Fatalf("state read at %d, asked for %d", at, now)
 				}
-				if a, b := st.Peek(&loaded, now), st.Peek(states[key], now); a != b {
-					t.Fatalf("%s peek from Redis state %+v, from engine state %+v", st.Kind(), a, b)
+				// The direct door's Peek and Forecast read the same state.
+				peek, err := door.PeekAt(ctx, key, now)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if a, b := engine.ForecastOf(st, &loaded, now, cost), engine.ForecastOf(st, states[key], now, cost); a != b {
-					t.Fatalf("%s forecast from Redis state %+v, from engine state %+v", st.Kind(), a, b)
+				if want := st.Peek(states[key], now); peek != want {
+					t.Fatalf("%s direct door's peek %+v, the engine's %+v", st.Kind(), peek, want)
+				}
+				f, err := door.ForecastAt(ctx, key, cost, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := engine.ForecastOf(st, states[key], now, cost); f != want {
+					t.Fatalf("%s direct door's forecast %+v, the engine's %+v", st.Kind(), f, want)
 				}
 			}
 		}

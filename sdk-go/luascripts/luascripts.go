@@ -18,21 +18,24 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
 
+// Role is what a script does, as the manifest names it.
+type Role string
+
 // Roles of a script.
 const (
-	RoleCheck = "check" // consumes (a rate strategy)
-	RoleDebit = "debit" // meters (tokenBudget)
-	RoleState = "state" // reads raw state, for Peek and Forecast
+	RoleCheck Role = "check" // consumes (a rate strategy)
+	RoleDebit Role = "debit" // meters (tokenBudget)
+	RoleState Role = "state" // reads raw state, for Peek and Forecast
 	// RoleCheckMany is a check's many-key variant, derived from it by
 	// scripts/gen-lua.py: the same code run on every key of KEYS at one
 	// instant, replying ManyWidth integers per key (see Replies).
-	RoleCheckMany = "checkMany"
+	RoleCheckMany Role = "checkMany"
 	// RoleCheckAll is the all-or-nothing script, derived from every check
 	// script: several keys, each of its own strategy, charged together or
 	// not at all (see AppendCharge and AllReply).
-	RoleCheckAll = "checkAll"
+	RoleCheckAll Role = "checkAll"
 	// RoleRefund gives back one allowed charge (see RefundArgs).
-	RoleRefund = "refund"
+	RoleRefund Role = "refund"
 )
 
 // CheckAll is the all-or-nothing script.
@@ -41,7 +44,7 @@ func CheckAll() *Script { return byRole(RoleCheckAll) }
 // Refund is the script that gives back one allowed charge.
 func Refund() *Script { return byRole(RoleRefund) }
 
-func byRole(role string) *Script {
+func byRole(role Role) *Script {
 	for _, s := range scripts {
 		if s.Role == role {
 			return s
@@ -81,7 +84,7 @@ type Script struct {
 	Name     string   `json:"name"`
 	File     string   `json:"file"`
 	Strategy string   `json:"strategy"`
-	Role     string   `json:"role"`
+	Role     Role     `json:"role"`
 	Keys     []string `json:"keys"`
 	Argv     []string `json:"argv"`
 	// ArgvOptional may follow Argv; "ttlFloorMs" raises the TTLs written.
@@ -139,7 +142,7 @@ func load() ([]*Script, error) {
 func All() []*Script { return append([]*Script(nil), scripts...) }
 
 // For returns the script of a strategy kind and role, or nil.
-func For(kind engine.Kind, role string) *Script {
+func For(kind engine.Kind, role Role) *Script {
 	for _, s := range scripts {
 		if s.Strategy == string(kind) && s.Role == role {
 			return s
@@ -202,7 +205,7 @@ const OwnInstantTTLFloorMs = 60_000
 
 // Prepare binds st to its script of role (RoleCheck also selects a
 // tokenBudget's debit). It fails when an ARGV name has no value.
-func Prepare(st engine.Strategy, role string) (*Call, error) {
+func Prepare(st engine.Strategy, role Role) (*Call, error) {
 	s := For(st.Kind(), role)
 	if role == RoleCheck {
 		s = Decider(st.Kind())
@@ -290,12 +293,6 @@ func Replies(reply []int64, keys int) ([]engine.Decision, []bool, error) {
 		}
 	}
 	return out, reset, nil
-}
-
-// Decision converts a check or debit reply.
-func Decision(reply []int64) (engine.Decision, error) {
-	d, _, err := Reply(reply)
-	return d, err
 }
 
 // Reply converts a check or debit reply and reports whether the script found

@@ -7,9 +7,11 @@ package redisdoor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
@@ -19,20 +21,28 @@ import (
 // concurrent use.
 type Backend struct {
 	client     redis.Scripter
+	st         engine.Strategy
 	call       *luascripts.Call
+	state      *luascripts.Call // the read-only state script (nil: none, a tokenBudget's)
 	prefix     string
 	hashSecret []byte
 	hashing    bool // keys are stored as their keyed hash
 }
 
 // An Option configures New.
-type Option func(*Backend)
+type Option interface {
+	apply(*Backend)
+}
+
+type optionFunc func(*Backend)
+
+func (f optionFunc) apply(b *Backend) { f(b) }
 
 // WithKeyHash stores keys as their keyed hash under secret, as the server
 // does for a policy with keyHash: sha256 (--key-hash-secret): to share
 // such a policy's budget, use the server's secret.
 func WithKeyHash(secret []byte) Option {
-	return func(b *Backend) { b.hashSecret, b.hashing = append([]byte(nil), secret...), true }
+	return optionFunc(func(b *Backend) { b.hashSecret, b.hashing = append([]byte(nil), secret...), true })
 }
 
 // New returns a backend running st's script on client, storing state under
@@ -42,9 +52,17 @@ func New(client redis.Scripter, st engine.Strategy, prefix string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{client: client, call: call, prefix: prefix}
+	b := &Backend{client: client, st: st, call: call, prefix: prefix}
+	if luascripts.For(st.Kind(), luascripts.RoleState) != nil {
+		if b.state, err = luascripts.Prepare(st, luascripts.RoleState); err != nil {
+			return nil, err
+		}
+	}
 	for _, o := range opts {
-		o(b)
+		if o == nil {
+			return nil, errors.New("redisdoor: a nil Option was passed to New")
+		}
+		o.apply(b)
 	}
 	if b.hashing && len(b.hashSecret) == 0 {
 		return nil, fmt.Errorf("redisdoor: WithKeyHash needs a non-empty secret")
@@ -79,5 +97,59 @@ func (b *Backend) CheckAt(ctx context.Context, key string, cost, now int64) (eng
 	if err != nil {
 		return engine.Decision{}, fmt.Errorf("redisdoor: %s check of %q: %w", b.call.Script.Name, b.Key(key), err)
 	}
-	return luascripts.Decision(reply)
+	d, _, err := luascripts.Reply(reply)
+	return d, err
+}
+
+// Peek reports what a cost-1 request for key would see now, spending
+// nothing: the key's state is read by the strategy's read-only script on
+// the Redis clock and decided by the engine, as the server's Peek does.
+func (b *Backend) Peek(ctx context.Context, key string) (engine.Decision, error) {
+	return b.PeekAt(ctx, key, 0)
+}
+
+// PeekAt is Peek at an explicit instant (epoch ms; 0 means the Redis
+// clock).
+func (b *Backend) PeekAt(ctx context.Context, key string, now int64) (engine.Decision, error) {
+	st, at, err := b.load(ctx, key, now)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	return b.st.Peek(&st, at), nil
+}
+
+// Forecast reports when cost-sized requests (0 means 1) for key can
+// proceed, spending nothing.
+func (b *Backend) Forecast(ctx context.Context, key string, cost int64) (engine.Forecast, error) {
+	return b.ForecastAt(ctx, key, cost, 0)
+}
+
+// ForecastAt is Forecast at an explicit instant (epoch ms; 0 means the
+// Redis clock).
+func (b *Backend) ForecastAt(ctx context.Context, key string, cost, now int64) (engine.Forecast, error) {
+	if cost < 0 {
+		return engine.Forecast{}, fmt.Errorf("redisdoor: cost must not be negative (got %d)", cost)
+	}
+	st, at, err := b.load(ctx, key, now)
+	if err != nil {
+		return engine.Forecast{}, err
+	}
+	return engine.ForecastOf(b.st, &st, at, max(cost, 1)), nil
+}
+
+// load reads key's state and the instant it was read at. State the
+// scripts did not write reads as absent, as a check would reset it.
+func (b *Backend) load(ctx context.Context, key string, now int64) (engine.State, int64, error) {
+	if b.state == nil {
+		return engine.State{}, 0, fmt.Errorf("redisdoor: %s has no state script: it cannot be peeked", b.st.Kind())
+	}
+	reply, err := b.state.Script.Redis.Run(ctx, b.client, []string{b.Key(key)}, b.state.Args(now, 0)...).Slice()
+	if err != nil {
+		return engine.State{}, 0, fmt.Errorf("redisdoor: %s state read of %q: %w", b.state.Script.Name, b.Key(key), err)
+	}
+	st, at, err := luascripts.ParseState(b.st, reply)
+	if errors.Is(err, engine.ErrCorrupt) {
+		return engine.State{}, at, nil
+	}
+	return st, at, err
 }

@@ -142,7 +142,7 @@ func BenchmarkLeasedCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	lim, err := f.Leased("fedbulk", throttlekit.LeasedOptions{Domain: "bench", Batch: 100})
+	lim, err := f.Leased("fedbulk", throttlekit.WithLeaseDomain("bench"), throttlekit.WithLeaseBatch(100))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -65,11 +65,6 @@ func dial(target string, opts []Option) (*grpc.ClientConn, *config, error) {
 	return conn, cfg, nil
 }
 
-// Dial is NewClient under its old name.
-//
-// Deprecated: Dial never dialled; use NewClient.
-func Dial(target string, opts ...Option) (*Client, error) { return NewClient(target, opts...) }
-
 // Close stops heartbeating and closes the channel. Leases still held are
 // reclaimed by the server when their ttl passes.
 func (c *Client) Close() error {

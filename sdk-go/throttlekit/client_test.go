@@ -188,18 +188,6 @@ func TestBadOptionsFailWhenTheClientIsBuilt(t *testing.T) {
 	}
 }
 
-// TestDialIsNewClient: the deprecated name still builds a working client.
-func TestDialIsNewClient(t *testing.T) {
-	c, err := throttlekit.Dial(serverAddr) //nolint:staticcheck // the deprecated alias is what is tested
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Peek(context.Background(), "api", t.Name()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestSecret(t *testing.T) {
 	srv := startServer(t, "--secret", "s3cret")
 	if !strings.Contains(srv.Startup, "security=insecure+secret") {

@@ -3,6 +3,7 @@ package throttlekit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -98,16 +99,38 @@ func (f *Fleet) Reserve(ctx context.Context, policy string, req ReserveRequest) 
 		SafeCapacity: l.GetSafeCapacity(), RetryAfterMs: l.GetRetryAfterMs(), Limit: l.GetLimit()}, nil
 }
 
-// LeasedOptions configures a LeasedLimiter.
-type LeasedOptions struct {
-	// Domain is the budget within the policy ("" = all of it).
-	Domain string
-	// Batch is how many units to lease per round trip (default 1, which
-	// is a round trip per request; 100 serves ~100 requests per trip).
-	Batch int64
-	// Uncoupled keeps credits past their window's end; by default they are
-	// dropped then, which keeps a fleet within the limit per window.
-	Uncoupled bool
+// A LeasedOption configures Fleet.Leased; a bad one is an error from
+// Leased, never a failure later.
+type LeasedOption interface {
+	applyLeased(*leasedConfig)
+}
+
+type leasedOptionFunc func(*leasedConfig)
+
+func (f leasedOptionFunc) applyLeased(c *leasedConfig) { f(c) }
+
+type leasedConfig struct {
+	domain    string
+	batch     int64
+	uncoupled bool
+}
+
+// WithLeaseDomain spends the budget of domain within the policy (default
+// "": all of it).
+func WithLeaseDomain(domain string) LeasedOption {
+	return leasedOptionFunc(func(c *leasedConfig) { c.domain = domain })
+}
+
+// WithLeaseBatch leases n units per round trip (default 1, a round trip
+// per request; 100 serves ~100 requests per trip). n must be positive.
+func WithLeaseBatch(n int64) LeasedOption {
+	return leasedOptionFunc(func(c *leasedConfig) { c.batch = n })
+}
+
+// WithLeaseUncoupled keeps credits past their window's end; by default
+// they are dropped then, which keeps a fleet within the limit per window.
+func WithLeaseUncoupled() LeasedOption {
+	return leasedOptionFunc(func(c *leasedConfig) { c.uncoupled = true })
 }
 
 // LeasedLimiter decides requests of one policy (and domain) from credits
@@ -116,7 +139,7 @@ type LeasedOptions struct {
 type LeasedLimiter struct {
 	f      *Fleet
 	policy string
-	o      LeasedOptions
+	o      leasedConfig
 
 	mu      sync.Mutex
 	spender *engine.LeaseSpender
@@ -124,12 +147,18 @@ type LeasedLimiter struct {
 }
 
 // Leased returns a limiter spending leases of policy.
-func (f *Fleet) Leased(policy string, o LeasedOptions) (*LeasedLimiter, error) {
-	if o.Batch < 0 {
-		return nil, errors.New("throttlekit: LeasedOptions.Batch must not be negative")
+func (f *Fleet) Leased(policy string, opts ...LeasedOption) (*LeasedLimiter, error) {
+	c := leasedConfig{batch: 1}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("throttlekit: a nil LeasedOption was passed to Leased")
+		}
+		o.applyLeased(&c)
 	}
-	o.Batch = max(o.Batch, 1)
-	return &LeasedLimiter{f: f, policy: policy, o: o, now: time.Now}, nil
+	if c.batch < 1 {
+		return nil, fmt.Errorf("throttlekit: WithLeaseBatch(%d): the batch must be positive", c.batch)
+	}
+	return &LeasedLimiter{f: f, policy: policy, o: c, now: time.Now}, nil
 }
 
 // maxRounds bounds the leases one request may need (a partial grant makes
@@ -152,7 +181,7 @@ func (l *LeasedLimiter) Check(ctx context.Context, cost int64) (Decision, error)
 				return Decision{Allowed: true, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt}, nil
 			}
 		}
-		lease, err := l.f.Reserve(ctx, l.policy, ReserveRequest{Domain: l.o.Domain, Wants: max(l.o.Batch, cost)})
+		lease, err := l.f.Reserve(ctx, l.policy, ReserveRequest{Domain: l.o.domain, Wants: max(l.o.batch, cost)})
 		if err != nil {
 			return Decision{}, err
 		}
@@ -160,7 +189,7 @@ func (l *LeasedLimiter) Check(ctx context.Context, cost int64) (Decision, error)
 			return Decision{Limit: lease.Limit, ResetAt: lease.ExpiresAt, RetryAfterMs: lease.RetryAfterMs}, nil
 		}
 		if l.spender == nil {
-			l.spender = engine.NewLeaseSpender(lease.Limit, 0, !l.o.Uncoupled)
+			l.spender = engine.NewLeaseSpender(lease.Limit, 0, !l.o.uncoupled)
 		}
 		l.spender.Grant(lease.Capacity, lease.ExpiresAt)
 	}

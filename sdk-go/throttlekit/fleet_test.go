@@ -50,7 +50,7 @@ func TestReserveGrantsTheWindowsRemainingBudget(t *testing.T) {
 
 func TestLeasedLimiterSpendsLocally(t *testing.T) {
 	srv := startServer(t)
-	lim, err := newFleet(t, srv.Addr).Leased("fed", throttlekit.LeasedOptions{Domain: "t1", Batch: 3})
+	lim, err := newFleet(t, srv.Addr).Leased("fed", throttlekit.WithLeaseDomain("t1"), throttlekit.WithLeaseBatch(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +111,22 @@ func TestFleetSecret(t *testing.T) {
 	}
 	if l, err := newFleet(t, srv.Addr, throttlekit.WithSecret("fl33t")).Reserve(ctx, "fed", throttlekit.ReserveRequest{}); err != nil || l.Capacity != 1 {
 		t.Fatalf("Reserve with the secret: %+v %v", l, err)
+	}
+}
+
+// TestLeasedRefusesBadOptions: a bad option is an error from Leased.
+func TestLeasedRefusesBadOptions(t *testing.T) {
+	f := newFleet(t, "127.0.0.1:1") // never dialled: Leased only checks
+	for name, opts := range map[string][]throttlekit.LeasedOption{
+		"batch 0":        {throttlekit.WithLeaseBatch(0)},
+		"negative batch": {throttlekit.WithLeaseBatch(-5)},
+		"nil option":     {nil},
+	} {
+		if _, err := f.Leased("fed", opts...); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := f.Leased("fed", throttlekit.WithLeaseUncoupled(), throttlekit.WithLeaseDomain("d")); err != nil {
+		t.Fatal(err)
 	}
 }

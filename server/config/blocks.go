@@ -77,17 +77,17 @@ func (l *loader) twoTier(m *mapping, p *Policy) (*TwoTier, error) {
 	if err := sub.allow("mode", "batch", "lowWater", "windowCoupled"); err != nil {
 		return nil, err
 	}
-	t := &TwoTier{Mode: "leased"}
-	if mode, ok, err := sub.enum("mode", "leased", "strict", "cached-deny"); err != nil {
+	t := &TwoTier{Mode: TierLeased}
+	if mode, ok, err := sub.enum("mode", string(TierLeased), string(TierStrict), string(TierCachedDeny)); err != nil {
 		return nil, err
 	} else if ok {
-		t.Mode = mode
+		t.Mode = TierMode(mode)
 	}
 	batch, ok, err := sub.positiveInt("batch")
 	if err != nil {
 		return nil, err
 	}
-	if !ok && t.Mode == "leased" {
+	if !ok && t.Mode == TierLeased {
 		return nil, sub.errf("batch", "is required for mode leased")
 	}
 	t.Batch = batch

@@ -176,10 +176,25 @@ func (p *Policy) Unified() bool {
 	return axes > 1
 }
 
+// TierMode is how a two-tier policy keeps its local tier.
+type TierMode string
+
+// Two-tier modes, spelled as the policy file spells them.
+const (
+	// TierLeased spends local credits leased from the shared store in
+	// batches.
+	TierLeased TierMode = "leased"
+	// TierStrict asks the shared store on every decision.
+	TierStrict TierMode = "strict"
+	// TierCachedDeny asks the store, and answers a key it denied locally
+	// until its retry time.
+	TierCachedDeny TierMode = "cached-deny"
+)
+
 // TwoTier configures leased limiting: local credits refilled from the shared
 // store in batches.
 type TwoTier struct {
-	Mode          string // leased | strict | cached-deny
+	Mode          TierMode
 	Batch         int64
 	LowWater      int64
 	WindowCoupled bool

@@ -53,7 +53,7 @@ func TestParseDemo(t *testing.T) {
 	if api.PeriodMs() != 3_600_000 || api.Burst() != 5 || api.RateLimit() != 5 {
 		t.Errorf("api: %+v", api)
 	}
-	if tt := cfg.Policy("leased-api").TwoTier; tt == nil || tt.Batch != 25 || !tt.WindowCoupled || tt.Mode != "leased" {
+	if tt := cfg.Policy("leased-api").TwoTier; tt == nil || tt.Batch != 25 || !tt.WindowCoupled || tt.Mode != TierLeased {
 		t.Errorf("twoTier: %+v", tt)
 	}
 	if b := cfg.Policy("completions").TokenBudget; b == nil || b.Strategy.Limit() != 100000 || b.Strategy.WindowMs() != 60000 || b.MaxKeys != 100000 {

@@ -119,7 +119,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		case p.Federated != nil:
 			// A federated policy's Check spends this server's own lease of
 			// the shared window, batch by batch, as a Fleet client would.
-			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, config.TwoTier{Mode: "leased", Batch: p.Federated.Batch, WindowCoupled: true}, p.MaxKeys)
+			r.tiers[p.Name] = twotier.New(p.Strategy, opts.Store, config.TwoTier{Mode: config.TierLeased, Batch: p.Federated.Batch, WindowCoupled: true}, p.MaxKeys)
 		}
 	}
 	return r
@@ -258,10 +258,6 @@ func (r *RateLimiter) apply(ctx context.Context, p *config.Policy, key store.Key
 	}
 	return r.rates.Check(ctx, p.Strategy, key, now, cost)
 }
-
-// Tier returns a twoTier policy's local tier (nil if none), for tests and
-// metrics.
-func (r *RateLimiter) Tier(policy string) *twotier.Tier { return r.tiers[policy] }
 
 // SweepTiers forgets local-tier keys idle since before cutoff (epoch ms).
 func (r *RateLimiter) SweepTiers(cutoff int64) {
@@ -402,7 +398,7 @@ func (r *RateLimiter) Forecast(ctx context.Context, req *tkv1.ForecastRequest) (
 // canRead refuses Peek and Forecast where the store state is not the whole
 // truth: a leased policy's credits live in each server.
 func (r *RateLimiter) canRead(p *config.Policy, op string) error {
-	if p.TwoTier != nil && p.TwoTier.Mode == "leased" {
+	if p.TwoTier != nil && p.TwoTier.Mode == config.TierLeased {
 		return wireerr.Unsupported(op, p.Name, "a leased two-tier policy keeps credits locally, so the store cannot answer")
 	}
 	if p.Federated != nil {

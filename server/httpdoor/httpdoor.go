@@ -29,10 +29,10 @@ import (
 // of 1 KiB in a CheckMany) fits well within it.
 const MaxBodyBytes = 2 << 20
 
-// OpenAPI is the door's OpenAPI 3.1 document, served at /v1/openapi.json.
+// openAPI is the door's OpenAPI 3.1 document, served at /v1/openapi.json.
 //
 //go:embed openapi.json
-var OpenAPI []byte
+var openAPI []byte
 
 // route is one operation: how to make its request and call the door.
 type route struct {
@@ -43,8 +43,8 @@ type route struct {
 	decisionOf func(resp proto.Message) *tkv1.Decision
 }
 
-// Routes are the door's operations, by path.
-var Routes = map[string]route{
+// routes are the door's operations, by path.
+var routes = map[string]route{
 	"/v1/check": {
 		newReq: func() proto.Message { return &tkv1.CheckRequest{} },
 		call: func(ctx context.Context, rl tkv1.RateLimiterServer, req proto.Message) (proto.Message, error) {
@@ -108,9 +108,9 @@ func New(rl tkv1.RateLimiterServer, secret string) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(OpenAPI)
+		_, _ = w.Write(openAPI)
 	})
-	for path, rt := range Routes {
+	for path, rt := range routes {
 		mux.Handle("POST "+path, handler(rl, secret, rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -71,12 +71,12 @@ func document() map[string]any {
 			"200": map[string]any{"description": "OpenAPI 3.1", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}}}},
 	}
 	var names []string
-	for p := range Routes {
+	for p := range routes {
 		names = append(names, p)
 	}
 	sort.Strings(names)
 	for _, p := range names {
-		rt := Routes[p]
+		rt := routes[p]
 		req := rt.newReq().ProtoReflect().Descriptor()
 		resp := req.ParentFile().Messages().ByName(protoreflect.Name(strings.TrimSuffix(string(req.Name()), "Request") + "Response"))
 		defs[string(req.Name())] = schemaOf(req, defs)
@@ -124,7 +124,7 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !bytes.Equal(OpenAPI, want) && !*update {
+	if !bytes.Equal(openAPI, want) && !*update {
 		t.Fatal("openapi.json is stale: run go test ./httpdoor -update")
 	}
 	var doc struct {
@@ -134,12 +134,12 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	if err := json.Unmarshal(want, &doc); err != nil || doc.OpenAPI != "3.1.0" {
 		t.Fatalf("document: %v, version %q", err, doc.OpenAPI)
 	}
-	for p := range Routes {
+	for p := range routes {
 		if _, ok := doc.Paths[p]["post"]; !ok {
 			t.Errorf("%s is served but not documented", p)
 		}
 	}
-	if len(doc.Paths) != len(Routes)+2 {
-		t.Errorf("%d documented paths, %d routes + 2", len(doc.Paths), len(Routes))
+	if len(doc.Paths) != len(routes)+2 {
+		t.Errorf("%d documented paths, %d routes + 2", len(doc.Paths), len(routes))
 	}
 }

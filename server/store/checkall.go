@@ -47,7 +47,7 @@ type Refunder interface {
 func CheckAll(ctx context.Context, s Store, charges []Charge, now int64) (decisions []engine.Decision, applied bool, err error) {
 	if len(charges) == 1 {
 		// One charge is one check: a denial spends nothing. It takes the
-		// store's fastest path (on Redis, the coalesced pipeline).
+		// store's fastest path (on Redis, the shared pipeline).
 		d, err := s.Check(ctx, charges[0].Strategy, charges[0].Key, now, charges[0].Cost)
 		if err != nil {
 			return nil, false, err

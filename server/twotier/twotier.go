@@ -41,7 +41,8 @@ type Tier struct {
 	size    atomic.Int64
 	maxKeys atomic.Int64
 	swept   atomic.Int64 // when a full tier last swept (epoch ms)
-	// StoreCalls counts round trips to the store, for tests and metrics.
+	// StoreCalls counts the tier's round trips to the store: what a local
+	// tier saves is the decisions it made without one.
 	StoreCalls atomic.Int64
 }
 
@@ -114,10 +115,10 @@ func wallMs(now int64) int64 {
 // Check decides a request of cost units for key.
 func (t *Tier) Check(ctx context.Context, key store.Key, now, cost int64) (engine.Decision, error) {
 	switch t.cfg.Mode {
-	case "strict":
+	case config.TierStrict:
 		t.StoreCalls.Add(1)
 		return t.store.Check(ctx, t.st, key, now, cost)
-	case "cached-deny":
+	case config.TierCachedDeny:
 		return t.cachedDeny(ctx, key, now, cost)
 	}
 	return t.leased(ctx, key, now, cost)
@@ -278,14 +279,14 @@ func (t *Tier) Sweep(cutoff int64) {
 // decides it. decisions[i] answers keys[i]; keys the store failed on are
 // reported as a *store.PartialError.
 func (t *Tier) CheckMany(ctx context.Context, keys []store.Key, now, cost int64) ([]engine.Decision, error) {
-	if t.cfg.Mode == "strict" || (t.cfg.Mode == "leased" && cost > t.st.Limit()) {
+	if t.cfg.Mode == config.TierStrict || (t.cfg.Mode == config.TierLeased && cost > t.st.Limit()) {
 		t.StoreCalls.Add(1)
 		return t.store.CheckMany(ctx, t.st, keys, now, cost)
 	}
 	out := make([]engine.Decision, len(keys))
 	errs := make([]error, len(keys))
 	done := make([]bool, len(keys))
-	if t.cfg.Mode == "leased" {
+	if t.cfg.Mode == config.TierLeased {
 		t.leaseMany(ctx, keys, now, cost, out, errs, done)
 	}
 	for i, k := range keys {

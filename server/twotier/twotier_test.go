@@ -32,7 +32,7 @@ func TestConcurrentMissesShareOneLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, slowStore{Store: mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 0)
+	tier := New(st, slowStore{Store: mem}, config.TwoTier{Mode: config.TierLeased, Batch: 100, WindowCoupled: true}, 0)
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -59,7 +59,7 @@ func TestStoreDenialIsRemembered(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(10, 60_000)
-	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 10, WindowCoupled: true}, 0)
+	tier := New(st, mem, config.TwoTier{Mode: config.TierLeased, Batch: 10, WindowCoupled: true}, 0)
 	now := int64(1_699_999_980_000) // window-aligned
 	k := store.Key{Prefix: "p", ID: "k"}
 	for i := 0; i < 10; i++ {
@@ -101,7 +101,7 @@ func TestLeasedAdmitsExactlyTheLimit(t *testing.T) {
 			mem := memstore.New(memstore.WithSweep(0))
 			defer mem.Close()
 			for _, coupled := range []bool{false, true} {
-				tier := New(tc.st, mem, config.TwoTier{Mode: "leased", Batch: tc.batch, WindowCoupled: coupled}, 0)
+				tier := New(tc.st, mem, config.TwoTier{Mode: config.TierLeased, Batch: tc.batch, WindowCoupled: coupled}, 0)
 				now := int64(1_700_000_000_000)
 				key := store.Key{Prefix: "exact", ID: fmt.Sprint(coupled)}
 				admitted := int64(0)
@@ -127,8 +127,8 @@ func TestLeasedAdmitsExactlyTheLimit(t *testing.T) {
 // that remember denials.
 func TestUnfittableCostDoesNotPoisonTheKey(t *testing.T) {
 	st, _ := engine.NewGCRA(100, 3_600_000, 100)
-	for _, mode := range []string{"leased", "cached-deny"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []config.TierMode{config.TierLeased, config.TierCachedDeny} {
+		t.Run(string(mode), func(t *testing.T) {
 			mem := memstore.New(memstore.WithSweep(0))
 			defer mem.Close()
 			tier := New(st, mem, config.TwoTier{Mode: mode, Batch: 10}, 0)
@@ -157,7 +157,7 @@ func TestWaitersShareAFailedLease(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(1000, 60_000)
-	tier := New(st, slowStore{Store: mem, down: true}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 0)
+	tier := New(st, slowStore{Store: mem, down: true}, config.TwoTier{Mode: config.TierLeased, Batch: 100, WindowCoupled: true}, 0)
 	now := int64(1_700_000_000_000)
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -192,7 +192,7 @@ func TestTierIsBounded(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(5, 60_000)
-	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 2, WindowCoupled: true}, 1000)
+	tier := New(st, mem, config.TwoTier{Mode: config.TierLeased, Batch: 2, WindowCoupled: true}, 1000)
 	ctx := context.Background()
 	now := int64(1_700_000_040_000) // a window's start
 	for i := range 100_000 {
@@ -216,7 +216,7 @@ func TestTierIsBounded(t *testing.T) {
 		t.Fatalf("%d keys held after every lease ended", n)
 	}
 
-	open := New(st, failOpen{mem}, config.TwoTier{Mode: "leased", Batch: 100, WindowCoupled: true}, 1000)
+	open := New(st, failOpen{mem}, config.TwoTier{Mode: config.TierLeased, Batch: 100, WindowCoupled: true}, 1000)
 	for range 10 {
 		if d, err := open.Check(ctx, store.Key{Prefix: "p", ID: "k"}, now, 1); err != nil || d.ResetAt != 0 {
 			t.Fatalf("%+v %v", d, err)
@@ -238,7 +238,7 @@ func TestCheckManyLeasesInOneStoreCall(t *testing.T) {
 	mem := memstore.New(memstore.WithSweep(0))
 	defer mem.Close()
 	st, _ := engine.NewFixedWindow(7, 60_000)
-	tier := New(st, mem, config.TwoTier{Mode: "leased", Batch: 3, WindowCoupled: true}, 0)
+	tier := New(st, mem, config.TwoTier{Mode: config.TierLeased, Batch: 3, WindowCoupled: true}, 0)
 	ctx := context.Background()
 	now := int64(1_700_000_040_000)
 	keys := make([]store.Key, 100)

@@ -2,10 +2,12 @@
 // for a remote throttlekit-server, through its Monitor door (snapshots)
 // and its decision door (the Capacity tab's forecasts):
 //
-//	throttlekit-lens --addr host:port [--secret S] [--tls-ca F [--tls-cert F --tls-key F]]
+//	throttlekit-lens --addr host:port [--monitor-secret S] [--secret S] [--tls-ca F [--tls-cert F --tls-key F]]
 //
 // The Monitor door answers loopback callers only until the server has a
-// --monitor-secret; pass it as --secret (or env THROTTLEKIT_MONITOR_SECRET).
+// --monitor-secret; pass the same as --monitor-secret (or env
+// THROTTLEKIT_MONITOR_SECRET). --secret is the decision door's, as for the
+// server and the CLI.
 package main
 
 import (
@@ -30,56 +32,80 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// options are the parsed command line.
+type options struct {
+	addr, monitorSecret, secret string
+	ca, cert, key               string
+	interval                    time.Duration
+}
+
+// parse reads the command line, secrets defaulting to the environment; a
+// non-zero code means stop with it (0 after --help).
+func parse(args []string, stderr io.Writer) (*options, int) {
+	o := &options{}
 	fs := flag.NewFlagSet("throttlekit-lens", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "localhost:50051", "the server's address, host:port")
-	secret := fs.String("secret", "", "the Monitor door's secret (default env THROTTLEKIT_MONITOR_SECRET)")
-	doorSecret := fs.String("door-secret", "", "the decision door's secret, for forecasts (default env THROTTLEKIT_SECRET)")
-	ca := fs.String("tls-ca", "", "use TLS, verifying the server against this CA file (PEM)")
-	cert := fs.String("tls-cert", "", "client certificate (PEM) for mTLS, with --tls-key")
-	key := fs.String("tls-key", "", "client certificate's key (PEM)")
-	interval := fs.Duration("interval", time.Second, "how often to refresh")
+	fs.StringVar(&o.addr, "addr", "localhost:50051", "the server's address, host:port")
+	// The names are the server's and the CLI's: --secret is the decision
+	// door's everywhere, --monitor-secret the Monitor door's.
+	fs.StringVar(&o.monitorSecret, "monitor-secret", "", "the Monitor door's secret (default env THROTTLEKIT_MONITOR_SECRET)")
+	fs.StringVar(&o.secret, "secret", "", "the decision door's secret, for forecasts (default env THROTTLEKIT_SECRET)")
+	fs.StringVar(&o.secret, "door-secret", "", "the former name of --secret")
+	fs.StringVar(&o.ca, "tls-ca", "", "use TLS, verifying the server against this CA file (PEM)")
+	fs.StringVar(&o.cert, "tls-cert", "", "client certificate (PEM) for mTLS, with --tls-key")
+	fs.StringVar(&o.key, "tls-key", "", "client certificate's key (PEM)")
+	fs.DurationVar(&o.interval, "interval", time.Second, "how often to refresh")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return 0
+			return nil, -1
 		}
-		return 2
+		return nil, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "throttlekit-lens: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return nil, 2
+	}
+	if o.monitorSecret == "" {
+		o.monitorSecret = os.Getenv("THROTTLEKIT_MONITOR_SECRET")
+	}
+	if o.secret == "" {
+		o.secret = os.Getenv("THROTTLEKIT_SECRET")
+	}
+	return o, 0
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code := parse(args, stderr)
+	switch {
+	case code == -1:
+		return 0
+	case code != 0:
+		return code
 	}
 	if f, ok := stdout.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
 		fmt.Fprintln(stderr, "throttlekit-lens: needs a terminal on stdout")
 		return 2
 	}
-	if *secret == "" {
-		*secret = os.Getenv("THROTTLEKIT_MONITOR_SECRET")
-	}
-	if *doorSecret == "" {
-		*doorSecret = os.Getenv("THROTTLEKIT_SECRET")
-	}
 	var common []throttlekit.Option
-	if *ca != "" {
-		common = append(common, throttlekit.WithCAFile(*ca))
+	if o.ca != "" {
+		common = append(common, throttlekit.WithCAFile(o.ca))
 	}
-	if *cert != "" || *key != "" {
-		common = append(common, throttlekit.WithClientCertificate(*cert, *key))
+	if o.cert != "" || o.key != "" {
+		common = append(common, throttlekit.WithClientCertificate(o.cert, o.key))
 	}
-	mon, err := throttlekit.NewMonitor(*addr, append(common, throttlekit.WithSecret(*secret))...)
+	mon, err := throttlekit.NewMonitor(o.addr, append(common, throttlekit.WithSecret(o.monitorSecret))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "throttlekit-lens:", err)
 		return 2
 	}
 	defer mon.Close()
-	client, err := throttlekit.NewClient(*addr, append(common, throttlekit.WithSecret(*doorSecret))...)
+	client, err := throttlekit.NewClient(o.addr, append(common, throttlekit.WithSecret(o.secret))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "throttlekit-lens:", err)
 		return 2
 	}
 	defer client.Close()
-	if err := lens.Run(ctx, lens.Remote{Monitor: mon, Client: client}, lens.Options{Title: *addr, Interval: *interval}); err != nil {
+	if err := lens.Run(ctx, lens.Remote{Monitor: mon, Client: client}, lens.Options{Title: o.addr, Interval: o.interval}); err != nil {
 		fmt.Fprintln(stderr, "throttlekit-lens:", err)
 		return 1
 	}

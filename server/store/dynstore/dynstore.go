@@ -29,7 +29,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
-	"github.com/throttlekit/throttlekit-go/server/store/coalesce"
+	"github.com/throttlekit/throttlekit-go/server/store/keybatch"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -60,7 +60,7 @@ type Store struct {
 	warn    *ratelog.Limiter
 	timeout time.Duration
 	retries int
-	group   *coalesce.Group
+	group   *keybatch.Group
 }
 
 // New builds the client and, with CreateTable, creates the table
@@ -95,7 +95,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		c.RetryMaxAttempts = 1
 	})
 	s := &Store{db: db, table: o.Table, prefix: o.Prefix, timeout: o.Timeout, retries: o.Retries, warn: ratelog.New(o.Log, 0)}
-	s.group = coalesce.New(s.apply)
+	s.group = keybatch.New(s.apply)
 	if o.CreateTable {
 		if err := s.createTable(ctx); err != nil {
 			return nil, err
@@ -254,13 +254,13 @@ func decodeItem(st engine.Strategy, raw map[string]types.AttributeValue, now int
 // Check implements store.Store: read, decide, conditional put, retried
 // with jitter on a lost race, and the fail mode once retries run out.
 // Concurrent decisions on one key share one read and one put (see
-// coalesce), so compare-and-sets race between servers, not requests.
+// keybatch), so compare-and-sets race between servers, not requests.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
 	return s.group.Check(ctx, st, s.Key(key), now, cost)
 }
 
-// apply is the store's read-decide-write of one key (coalesce.Apply).
-func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now int64, decide coalesce.Decide) error {
+// apply is the store's read-decide-write of one key (keybatch.Apply).
+func (s *Store) apply(ctx context.Context, st engine.Strategy, pk string, now int64, decide keybatch.Run) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	explicit := now != 0

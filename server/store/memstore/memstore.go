@@ -91,11 +91,19 @@ func (e *entry) set(s *engine.State) {
 }
 
 // Option configures a Store.
-type Option func(*Store)
+type Option interface {
+	apply(*Store)
+}
+
+type optionFunc func(*Store)
+
+func (f optionFunc) apply(s *Store) { f(s) }
 
 // WithClock sets the clock used when a call passes now = 0 (default: the
 // process's wall clock in epoch ms).
-func WithClock(clock func() int64) Option { return func(s *Store) { s.clock = clock } }
+func WithClock(clock func() int64) Option {
+	return optionFunc(func(s *Store) { s.clock = clock })
+}
 
 // WithBound limits the keys kept under prefix to about maxKeys. A new key
 // that finds the bound reached takes the place of a key whose state has
@@ -104,11 +112,11 @@ func WithClock(clock func() int64) Option { return func(s *Store) { s.clock = cl
 // caller decides by its fail mode. Eviction therefore never hands anyone a
 // fresh budget. The bound is kept per shard (maxKeys/64 each, at least 1).
 func WithBound(prefix string, maxKeys int) Option {
-	return func(s *Store) {
+	return optionFunc(func(s *Store) {
 		if maxKeys > 0 {
 			s.bounds[prefix] = maxKeys
 		}
-	}
+	})
 }
 
 // SetBound sets prefix's bound (0: none) from now on, for a prefix in use
@@ -126,7 +134,7 @@ func (s *Store) SetBound(prefix string, maxKeys int) {
 // WithSweep removes expired keys every interval in the background (0 turns
 // the sweep off; expired keys are still treated as absent on access).
 func WithSweep(interval time.Duration) Option {
-	return func(s *Store) { s.sweepEvery = interval }
+	return optionFunc(func(s *Store) { s.sweepEvery = interval })
 }
 
 // ErrFull is a check of a new key that a maxKeys bound has no room for:
@@ -145,7 +153,7 @@ func New(opts ...Option) *Store {
 		sweepEvery: time.Second,
 	}
 	for _, o := range opts {
-		o(s)
+		o.apply(s)
 	}
 	empty := map[string]*partition{}
 	s.parts.Store(&empty)

@@ -23,7 +23,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
-	"github.com/throttlekit/throttlekit-go/server/store/coalesce"
+	"github.com/throttlekit/throttlekit-go/server/store/keybatch"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -54,7 +54,7 @@ type Store struct {
 	log     *slog.Logger
 	warn    *ratelog.Limiter
 	q       queries
-	group   *coalesce.Group
+	group   *keybatch.Group
 	ready   atomic.Bool // the table is known to exist
 	stop    chan struct{}
 	done    chan struct{}
@@ -123,7 +123,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			read:   `SELECT (SELECT state FROM ` + t + ` WHERE key = $1), (SELECT expires_at FROM ` + t + ` WHERE key = $1), ` + clockMs,
 			sweep:  `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= ` + clockMs + ` LIMIT 10000)`,
 		}}
-	s.group = coalesce.New(s.apply)
+	s.group = keybatch.New(s.apply)
 	if err := s.ensureTable(ctx); err == nil {
 		s.ready.Store(true)
 	} else {
@@ -164,17 +164,17 @@ func unavailable(op string, err error) error {
 
 // Check implements store.Store in two round trips: (BEGIN, SELECT … FOR
 // UPDATE, the database clock) and (UPDATE — or INSERT for a new key — and
-// COMMIT). Concurrent decisions on one key share them (see coalesce): a
+// COMMIT). Concurrent decisions on one key share them (see keybatch): a
 // hot key costs the database one locked transaction at a time per server,
 // not one per request.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
 	return s.group.Check(ctx, st, s.Key(key), now, cost)
 }
 
-// apply is the store's read-decide-write of one key (coalesce.Apply). A
+// apply is the store's read-decide-write of one key (keybatch.Apply). A
 // batch that loses the race to create a new key is decided again on the
 // row the winner wrote.
-func (s *Store) apply(ctx context.Context, st engine.Strategy, key string, now int64, decide coalesce.Decide) error {
+func (s *Store) apply(ctx context.Context, st engine.Strategy, key string, now int64, decide keybatch.Run) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	for {
@@ -214,7 +214,7 @@ func (s *Store) rollbackUnless(ctx context.Context, conn *pgxpool.Conn, committe
 // applyOnce is one locked decision on one connection. lostRace reports
 // that the key was new and a concurrent decision inserted its row first:
 // nothing was written, and the caller decides again.
-func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, now int64, decide coalesce.Decide) (lostRace bool, err error) {
+func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, now int64, decide keybatch.Run) (lostRace bool, err error) {
 	if !s.ready.Load() {
 		if err := s.ensureTable(ctx); err != nil {
 			return false, err

@@ -37,7 +37,7 @@ type Options struct {
 	// Log receives, rate-limited, the keys whose corrupt state a script
 	// replaced (default slog.Default()).
 	Log *slog.Logger
-	// Pipelines is how many pipelines of coalesced Checks may be in
+	// Pipelines is how many pipelines of concurrent Checks may be in
 	// flight at once (default DefaultPipelines).
 	Pipelines int
 }
@@ -51,7 +51,7 @@ type Store struct {
 	warn      *ratelog.Limiter
 	calls     sync.Map // callKey -> *luascripts.Call
 
-	jobs        chan *job // Checks waiting for a sender (see coalesce.go)
+	jobs        chan *job // Checks waiting for a sender (see pipeline.go)
 	stopped     chan struct{}
 	closing     context.Context // ends the pipelines in flight at Close
 	closeNow    context.CancelFunc
@@ -61,12 +61,12 @@ type Store struct {
 
 type callKey struct {
 	st   engine.Strategy
-	role string
+	role luascripts.Role
 }
 
 // prepare returns the cached script invocation of st (strategies are
 // comparable values, so a policy's strategy is prepared once).
-func (s *Store) prepare(st engine.Strategy, role string) (*luascripts.Call, error) {
+func (s *Store) prepare(st engine.Strategy, role luascripts.Role) (*luascripts.Call, error) {
 	k := callKey{st, role}
 	if c, ok := s.calls.Load(k); ok {
 		return c.(*luascripts.Call), nil
@@ -106,7 +106,8 @@ func New(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Client exposes the underlying client (for tests and diagnostics).
+// Client is the store's Redis client, for the server's other users of the
+// same Redis (the distributed-concurrency guards).
 func (s *Store) Client() redis.UniversalClient { return s.client }
 
 // Preload loads every script (on every master of a cluster) so the first
@@ -136,7 +137,7 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		return engine.Decision{}, err
 	}
 	k := s.Key(key)
-	reply, err := s.coalesced(ctx, call, k, call.Args(now, cost))
+	reply, err := s.pipelined(ctx, call, k, call.Args(now, cost))
 	if err != nil {
 		return engine.Decision{}, unavailable("check", err)
 	}

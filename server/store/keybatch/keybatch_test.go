@@ -1,4 +1,4 @@
-package coalesce
+package keybatch
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type table struct {
 	now   int64
 }
 
-func (t *table) apply(ctx context.Context, st engine.Strategy, key string, now int64, decide Decide) error {
+func (t *table) apply(ctx context.Context, st engine.Strategy, key string, now int64, decide Run) error {
 	t.ops.Add(1)
 	time.Sleep(t.delay)
 	if t.fail.Load() {

@@ -1,4 +1,4 @@
-// Package coalesce decides concurrent requests on one key in a single
+// Package keybatch decides concurrent requests on one key in a single
 // store round trip. A store that reads a key's state, runs the engine and
 // writes it back (Postgres under a row lock, DynamoDB by compare-and-set)
 // otherwise makes every request on a hot key contend with every other: the
@@ -12,7 +12,7 @@
 // The decisions are exactly those of the same requests applied one by one
 // in that order at the batch's instant: the engine is the same and so is
 // the order; only the number of round trips changes.
-package coalesce
+package keybatch
 
 import (
 	"context"
@@ -21,24 +21,24 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
 
-// Decide runs a batch on a key's state read at now (the store's clock
+// Run runs a batch on a key's state read at now (the store's clock
 // when the requests left it to the store), leaving the state to write in
 // state. It reports the write's deadline (epoch ms) and whether there is
 // anything to write: a batch of denials writes nothing.
-type Decide func(state *engine.State, now int64) (deadline int64, write bool)
+type Run func(state *engine.State, now int64) (deadline int64, write bool)
 
 // Apply is a store's atomic read-decide-write of one key: read the state at
 // now (0: the store's clock), call decide on it, and write what decide
 // leaves when it asks to. A store that loses a race (a compare-and-set, a
 // concurrent insert) reads again and calls decide again on the fresh state;
 // only the call whose write landed counts.
-type Apply func(ctx context.Context, st engine.Strategy, key string, now int64, decide Decide) error
+type Apply func(ctx context.Context, st engine.Strategy, key string, now int64, decide Run) error
 
 // MaxBatch bounds the requests decided in one round trip, so one batch's
 // engine work stays small next to the round trip it saves.
 const MaxBatch = 256
 
-// Group coalesces the decisions of one store.
+// Group batches the decisions of one store, key by key.
 type Group struct {
 	apply  Apply
 	mu     sync.Mutex
@@ -75,7 +75,7 @@ type waiter struct {
 }
 
 // Check decides a request of cost on key at now (0: the store's clock),
-// coalesced with the concurrent requests on the same key.
+// batched with the concurrent requests on the same key.
 func (g *Group) Check(ctx context.Context, st engine.Strategy, key string, now, cost int64) (engine.Decision, error) {
 	w := &waiter{ctx: ctx, cost: cost, done: make(chan struct{})}
 	k := queueKey{st: st, key: key, now: now}

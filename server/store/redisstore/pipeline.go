@@ -9,7 +9,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 )
 
-// Concurrent Checks are coalesced: a sender takes every Check waiting at
+// Concurrent Checks share pipelines: a sender takes every Check waiting at
 // that moment and sends them in one pipeline, so a busy server makes one
 // round trip (and one write and read) for many decisions, while an idle one
 // adds no wait at all — a lone Check goes out at once. Options.Pipelines
@@ -106,10 +106,10 @@ func (s *Store) run(batch []*job) {
 	}
 }
 
-// coalesced runs one check through the senders. It needs no timer of its
+// pipelined runs one check through the senders. It needs no timer of its
 // own: a job is answered at once when its deadline has passed before a
 // sender takes it, and a sent one within the run's timeout.
-func (s *Store) coalesced(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
+func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
 	j := jobPool.Get().(*job)
 	j.ctx, j.deadline, j.call, j.keys[0], j.args = ctx, time.Now().Add(s.timeout), call, key, args
 	select {
