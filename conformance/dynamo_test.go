@@ -2,31 +2,14 @@ package conformance
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
-	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
-	"github.com/throttlekit/throttlekit-go/server/store/storetest"
 )
-
-func TestDynamoStoreConformance(t *testing.T) {
-	d := harness.StartDynamo(t)
-	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		s, err := dynstore.New(context.Background(), dynstore.Options{Table: "conformance", Endpoint: d.Endpoint,
-			Prefix: fmt.Sprint("conf", n), CreateTable: true, Timeout: 10 * time.Second, Retries: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
-}
 
 func dynamoArgs(d *harness.Dynamo, table string) []string {
 	// Generous bounds: these tests pin exactness under heavy contention on a

@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
 // hostilePolicies are what a careless operator writes: one defaults.prefix

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
 // TestMonitorWatchIsBounded: one client opening many Watch streams gets

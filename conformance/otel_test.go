@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // otlpReceiver is an in-process OTLP/gRPC collector that keeps what it is

@@ -9,26 +9,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
-	"github.com/throttlekit/throttlekit-go/server/store/storetest"
 )
-
-func TestPostgresStoreConformance(t *testing.T) {
-	pg := harness.StartPostgres(t)
-	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("conf", n), Timeout: 5e9})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
-}
 
 func TestVectorsThroughPostgresServer(t *testing.T) {
 	pg := harness.StartPostgres(t)

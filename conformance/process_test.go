@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"errors"
-	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 func TestStartupLine(t *testing.T) {

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
-	"google.golang.org/grpc/metadata"
 )
 
 // vectorFiles loads the golden vectors and every THROTTLEKIT_VECTORS file.

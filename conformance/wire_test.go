@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/conformance/harness"
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 const wirePolicies = `version: 1

@@ -36,6 +36,11 @@ const (
 	RoleCheckAll Role = "checkAll"
 	// RoleRefund gives back one allowed charge (see RefundArgs).
 	RoleRefund Role = "refund"
+	// Distributed concurrency's scripts: take a fleet-wide slot, renew
+	// held slots, and publish a node's estimate.
+	RoleAcquire Role = "acquire"
+	RoleRenew   Role = "renew"
+	RoleNode    Role = "node"
 )
 
 // CheckAll is the all-or-nothing script.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
@@ -105,7 +106,7 @@ func (g *Guard) Acquire(ctx context.Context) (id string, expiresAt, limit, remai
 		return g.acquireFenced()
 	}
 	id = newID()
-	sc := luascripts.For("distributedConcurrency", "acquire")
+	sc := luascripts.For(distributed, luascripts.RoleAcquire)
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases, g.nodes}, 0, id, g.ttl.Milliseconds(), g.cfg.Aggregate, g.local.Limit()).Int64Slice()
@@ -208,7 +209,7 @@ func (g *Guard) Renew(ctx context.Context, ids []string) (live, reclaimed []stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	sc := luascripts.For("distributedConcurrency", "renew")
+	sc := luascripts.For(distributed, luascripts.RoleRenew)
 	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases}, append([]any{0, g.ttl.Milliseconds()}, remote...)...).Slice()
 	if err != nil || len(reply) != 2 {
 		// Unknown: keep them live locally; Redis expires them by ttl if the
@@ -341,7 +342,7 @@ func (g *Guard) Beat(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	sc := luascripts.For("distributedConcurrency", "node")
+	sc := luascripts.For(distributed, luascripts.RoleNode)
 	// A node is live for three beats: one lost beat does not drop it.
 	reply, err := sc.Redis.Run(ctx, g.client, []string{g.nodes}, 0, g.nodeID, g.local.Limit(), 3*g.cfg.HeartbeatMs).Int64Slice()
 	if err != nil || len(reply) != 2 {
@@ -404,3 +405,6 @@ func (g *Guard) Summary() (held, localLimit, global, nodes int64) {
 	g.mu.Unlock()
 	return held, g.local.Limit(), g.lastLimit.Load(), g.lastNodes.Load()
 }
+
+// distributed is the manifest's strategy name of the guard's scripts.
+const distributed engine.Kind = "distributedConcurrency"

@@ -1,4 +1,4 @@
-package harness
+package services
 
 import (
 	"context"
@@ -151,18 +151,18 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	waitClusterOK(t, cl.Addrs)
+	WaitClusterOK(t, cl.Addrs)
 	return cl
 }
 
 // Node returns the i-th master, to stop or pause it.
 func (c *Cluster) Node(i int) *Redis { return c.nodes[i] }
 
-// waitClusterOK waits until every node of a new cluster reports
+// WaitClusterOK waits until every node of a new cluster reports
 // cluster_state:ok with all 16384 slots assigned and every node known:
 // asking one node is not enough, as the others may not have heard yet, and
 // a decision routed to such a node meets CLUSTERDOWN.
-func waitClusterOK(t testing.TB, addrs []string) {
+func WaitClusterOK(t testing.TB, addrs []string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	want := []string{"cluster_state:ok", "cluster_slots_ok:16384", fmt.Sprintf("cluster_known_nodes:%d", len(addrs))}

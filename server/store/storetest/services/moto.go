@@ -1,4 +1,4 @@
-package harness
+package services
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
 )
 
 // Dynamo is a DynamoDB-compatible endpoint: moto (from the project's
@@ -41,7 +43,7 @@ func motoServer(t testing.TB) string {
 	if p := os.Getenv("THROTTLEKIT_MOTO_SERVER"); p != "" {
 		return p
 	}
-	if p := filepath.Join(RepoRoot(t), ".tools", "moto", "bin", "moto_server"); fileExists(p) {
+	if p := filepath.Join(testserver.RepoRoot(t), ".tools", "moto", "bin", "moto_server"); fileExists(p) {
 		return p
 	}
 	if p, err := exec.LookPath("moto_server"); err == nil {
@@ -59,7 +61,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 func StartDynamo(t testing.TB) *Dynamo {
 	t.Helper()
 	if ep := os.Getenv("THROTTLEKIT_DYNAMODB_ENDPOINT"); ep != "" {
-		fakeAWS(t)
+		FakeAWS(t)
 		return &Dynamo{Endpoint: ep}
 	}
 	// Every thread switch a microsecond apart: the store's own races show
@@ -70,7 +72,7 @@ func StartDynamo(t testing.TB) *Dynamo {
 // StartMoto starts moto as o says, on a free loopback port.
 func StartMoto(t testing.TB, o MotoOptions) *Dynamo {
 	t.Helper()
-	fakeAWS(t)
+	FakeAWS(t)
 	d := &Dynamo{port: FreePort(t), dir: t.TempDir(), opts: o}
 	d.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", d.port)
 	d.Start(t)
@@ -88,7 +90,7 @@ func (d *Dynamo) Start(t testing.TB) {
 	defer logf.Close()
 	// moto_server's own virtualenv runs moto_serve.py beside this file.
 	python := filepath.Join(filepath.Dir(motoServer(t)), "python")
-	args := []string{filepath.Join(RepoRoot(t), "conformance", "harness", "moto_serve.py"), strconv.Itoa(d.port)}
+	args := []string{filepath.Join(testserver.RepoRoot(t), "server", "store", "storetest", "services", "moto_serve.py"), strconv.Itoa(d.port)}
 	if !d.opts.Racy {
 		args = append(args, "--serial")
 	}
@@ -127,9 +129,9 @@ func (d *Dynamo) Stop() {
 	d.cmd = nil
 }
 
-// fakeAWS gives this test (and the servers it starts) credentials for a
+// FakeAWS gives this test (and the servers it starts) credentials for a
 // local DynamoDB-compatible endpoint, and no instance-metadata lookups.
-func fakeAWS(t testing.TB) {
+func FakeAWS(t testing.TB) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "throttlekit-test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "throttlekit-test")
 	t.Setenv("AWS_REGION", "us-east-1")

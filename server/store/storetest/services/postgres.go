@@ -1,4 +1,4 @@
-package harness
+package services
 
 import (
 	"context"
@@ -111,7 +111,7 @@ func (p *Postgres) Start(t testing.TB) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := pingPostgres(p.URL, time.Second)
+		err := PingPostgres(p.URL, time.Second)
 		if err == nil {
 			return
 		}
@@ -141,8 +141,8 @@ func (p *Postgres) Stop() {
 	p.cmd = nil
 }
 
-// pingPostgres connects to url and pings it once, within timeout.
-func pingPostgres(url string, timeout time.Duration) error {
+// PingPostgres connects to url and pings it once, within timeout.
+func PingPostgres(url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := pgx.Connect(ctx, url)

@@ -1,0 +1,44 @@
+package redisstore_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
+	"github.com/throttlekit/throttlekit-go/server/store/storetest"
+	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
+)
+
+// TestStoreSuite runs the suite every store passes against a real
+// redis-server, with one pipeline of concurrent checks in flight (the
+// default) and with four, and on a three-master cluster.
+func TestStoreSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server: run without -short")
+	}
+	r := services.StartRedis(t)
+	n := 0
+	suite := func(t *testing.T, o redisstore.Options) {
+		storetest.Run(t, func(t *testing.T) store.Store {
+			n++
+			o.Prefix = fmt.Sprint("suite", n)
+			s, err := redisstore.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	}
+	for _, pipelines := range []int{redisstore.DefaultPipelines, 4} {
+		t.Run(fmt.Sprint("pipelines=", pipelines), func(t *testing.T) {
+			suite(t, redisstore.Options{Targets: []string{r.URL}, Pipelines: pipelines})
+		})
+	}
+	t.Run("cluster", func(t *testing.T) {
+		cl := services.StartCluster(t, 3)
+		suite(t, redisstore.Options{Targets: []string{"redis+cluster://" + strings.Join(cl.Addrs, ",")}, Timeout: 2 * time.Second})
+	})
+}
