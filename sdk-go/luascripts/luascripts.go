@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/throttlekit/throttlekit-go/lua"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // TestOnUnreachable pins the one rule the client, httplimit and grpclimit

@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttlekit/throttlekit-go/internal/testpki"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/throttlekit/throttlekit-go/internal/testpki"
 )
 
 func TestPresented(t *testing.T) {

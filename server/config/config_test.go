@@ -2,9 +2,10 @@ package config
 
 import (
 	"errors"
-	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 	"strings"
 	"testing"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )

@@ -9,9 +9,10 @@ import (
 	"regexp"
 	"strings"
 
+	yaml "go.yaml.in/yaml/v3"
+
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/keyspace"
-	yaml "go.yaml.in/yaml/v3"
 )
 
 type loader struct{ file string }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 

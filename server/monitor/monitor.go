@@ -8,12 +8,13 @@ import (
 	"encoding/json"
 	"net"
 
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
-	"github.com/throttlekit/throttlekit-go/server/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
 // Door serves the Monitor service from a hub.

@@ -26,10 +26,11 @@ import (
 	"strconv"
 	"time"
 
-	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
-	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 )
 
 // Exit statuses.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 )
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Fails when generated code differs from its sources: the Go stubs (buf
+# generate), the golden vectors' copy, the Lua manifest and derived scripts
+# (scripts/gen-lua.py) and the Python stubs (scripts/gen-python.sh). `make
+# gen` regenerates them all.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export PATH="$root/.tools/bin:$PATH"
+step() { printf '\n== %s\n' "$*"; }
+
+step "generated code is up to date (buf generate)"
+gen="$(mktemp -d)"
+trap 'rm -rf "$gen"' EXIT
+buf generate -o "$gen"
+if ! diff -ru "$gen/sdk-go/gen" sdk-go/gen; then
+  echo "test: sdk-go/gen differs from 'buf generate'; run it and commit the result" >&2
+  exit 1
+fi
+
+step "golden vectors match the contract's"
+# sdk-go/vectors embeds the ecosystem's oracle so that a checkout alone
+# can run the suite; where the shared contract sits beside the repository
+# (CI, every developer machine here), the copy must be byte-identical.
+shared_vectors="$root/../shared/contract/golden-vectors.json"
+if [[ -f "$shared_vectors" ]]; then
+  cmp "$shared_vectors" sdk-go/vectors/golden-vectors.json
+else
+  echo "test: NOTE: $shared_vectors is not beside this checkout; the vector copy was not compared" >&2
+fi
+
+step "Lua copies match lua/ and its manifest (scripts/gen-lua.py)"
+python3 scripts/gen-lua.py --root "$gen"
+stale=0
+for derived in "$gen"/lua/*.lua; do # the many-key variants it derives
+  diff -u "lua/$(basename "$derived")" "$derived" || stale=1
+done
+if [ "$stale" = 1 ] || ! diff -u lua/manifest.json "$gen/lua/manifest.json" || ! diff -ru sdk-python/src/throttlekit/lua "$gen/sdk-python/src/throttlekit/lua"; then
+  echo "test: the Lua manifest or a copy is stale; run scripts/gen-lua.py and commit the result" >&2
+  exit 1
+fi
+
+step "Python stubs are up to date (scripts/gen-python.sh, pinned grpcio-tools)"
+./scripts/gen-python.sh "$gen"
+if ! diff -ru sdk-python/src/throttlekit/v1 "$gen/sdk-python/src/throttlekit/v1"; then
+  echo "test: sdk-python's generated stubs differ from proto/; run scripts/gen-python.sh and commit the result" >&2
+  exit 1
+fi
+
