@@ -27,10 +27,31 @@ func (e *Error) Error() string {
 
 // suggest returns ` (did you mean "x"?)` for the valid name closest to got,
 // or "" when none is close.
-func suggest(got string, valid []string) string {
-	best, bestDist := "", 1<<30
+func suggest(got string, valid []string) string { return Suggest(got, valid) }
+
+// suggestBudget bounds the edit-distance cells one Suggest computes, so a
+// request naming an unknown policy costs microseconds however many
+// policies a file has.
+const suggestBudget = 1 << 16
+
+// Suggest returns ` (did you mean "x"?)` for the name in valid closest to
+// got, or "" when none is close: within a third of its length, or two
+// edits. A server answers an unknown policy with it, so its cost is
+// bounded (candidates whose length alone rules them out cost nothing).
+func Suggest(got string, valid []string) string {
+	if len(got) > MaxNameBytes {
+		return ""
+	}
+	lower := strings.ToLower(got)
+	best, bestDist, cells := "", 1<<30, 0
 	for _, v := range valid {
-		if d := editDistance(strings.ToLower(got), strings.ToLower(v)); d < bestDist {
+		if diff := len(v) - len(got); diff > max(2, len(v)/3) || -diff > max(2, len(v)/3) {
+			continue
+		}
+		if cells += (len(got) + 1) * (len(v) + 1); cells > suggestBudget {
+			break
+		}
+		if d := editDistance(lower, strings.ToLower(v)); d < bestDist {
 			best, bestDist = v, d
 		}
 	}

@@ -30,6 +30,7 @@ type RateLimiter struct {
 	cfg      *config.Config
 	policies map[string]*config.Policy
 	domains  map[string]*config.Domain // Envoy domains, by name
+	names    []string                  // the policies' names, for a NotFound's hint
 	rates    store.Store               // the shared store: rate axes and fleet budgets
 	meters   store.Store               // per-server token budgets
 	fail     config.FailMode           // the server's --fail
@@ -100,6 +101,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 	}
 	for _, p := range opts.Config.Policies {
 		r.policies[p.Name] = p
+		r.names = append(r.names, p.Name)
 		old := opts.Previous.policyFor(p.Name)
 		if p.Concurrency != nil {
 			if old != nil && old.Concurrency != nil && *old.Concurrency == *p.Concurrency {
@@ -151,6 +153,12 @@ func (r *RateLimiter) Policy(name string) *config.Policy { return r.policies[nam
 // none).
 func (r *RateLimiter) Domain(name string) *config.Domain { return r.domains[name] }
 
+// NotFound is the answer for a policy this generation does not serve,
+// naming the one meant when a name is close.
+func (r *RateLimiter) NotFound(name string) error {
+	return wireerr.NotFound(name, config.Suggest(name, r.names))
+}
+
 // Config is the policy file this generation serves.
 func (r *RateLimiter) Config() *config.Config { return r.cfg }
 
@@ -161,7 +169,7 @@ func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy,
 	}
 	p, ok := r.policies[name]
 	if !ok {
-		return nil, wireerr.NotFound(name)
+		return nil, r.NotFound(name)
 	}
 	if p.Kind != kind {
 		return nil, wireerr.Unsupported(op, name, "it is a "+string(p.Kind)+" ("+servedBy[p.Kind]+")")

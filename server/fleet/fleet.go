@@ -94,9 +94,10 @@ func (d *Door) policy(req *tkv1.ReserveRequest) (*config.Policy, error) {
 	if err := wireerr.CheckLen("domain", req.GetCaller().GetDomain()); err != nil {
 		return nil, err
 	}
-	p := d.current.Load().Policy(name)
+	gen := d.current.Load()
+	p := gen.Policy(name)
 	if p == nil {
-		return nil, wireerr.NotFound(name)
+		return nil, gen.NotFound(name)
 	}
 	if p.Federated == nil {
 		return nil, wireerr.Unsupported("Reserve", name, "only federated policies lease their budget")

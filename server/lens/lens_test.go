@@ -34,7 +34,7 @@ func fixture() telemetry.Snapshot {
 			{
 				PolicyInfo: telemetry.PolicyInfo{Name: "api", Kind: "limiter", Strategy: "gcra", Limit: 5, Detail: `rate: gcra, limit 5, prefix "api"; fail server default`},
 				Allowed:    180, Denied: 20, DenialsByAxis: map[string]int64{"rate": 20}, LastLimit: 5,
-				Latency:      telemetry.LatencySummary{AvgMs: 0.05, P50Ms: 0.04, P99Ms: 0.9, MaxMs: 1.2, N: 200},
+				Latency:      telemetry.LatencySummary{AvgMs: 0.09, P50Ms: 0.04, P99Ms: 1.9, MaxMs: 2.4, N: 200},
 				TopDenied:    []telemetry.KeyCount{{Key: "mallory", Count: 15}, {Key: "bob", Count: 5}},
 				TopRequested: []telemetry.KeyCount{{Key: "alice", Count: 120}, {Key: "mallory", Count: 60}, {Key: "bob", Count: 20}},
 				PerSecond:    series, DeniedPerSecond: denied,
@@ -199,5 +199,21 @@ func TestSourceErrorsAreShownNotFatal(t *testing.T) {
 	m = step(t, m, m.fetch()())
 	if v := m.View(); !strings.Contains(v, "connection refused") {
 		t.Fatalf("the error is not on screen:\n%s", v)
+	}
+}
+
+func TestTailWarning(t *testing.T) {
+	for _, tc := range []struct {
+		l    telemetry.LatencySummary
+		want bool
+	}{
+		{telemetry.LatencySummary{P50Ms: 0.007, P99Ms: 0.088, N: 1000}, false}, // microsecond scale: no alarm
+		{telemetry.LatencySummary{P50Ms: 0.2, P99Ms: 5, N: 1000}, true},
+		{telemetry.LatencySummary{P50Ms: 0.2, P99Ms: 1.5, N: 1000}, false}, // under ten times
+		{telemetry.LatencySummary{P50Ms: 0.1, P99Ms: 5, N: 5}, false},      // too few decisions
+	} {
+		if got := tailWarning(tc.l); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.l, got, tc.want)
+		}
 	}
 }

@@ -34,9 +34,10 @@ func Invalid(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
 
-// NotFound is the answer for a policy that is not configured.
-func NotFound(policy string) error {
-	return status.Errorf(codes.NotFound, "policy %q is not configured", policy)
+// NotFound is the answer for a policy that is not configured; hint, when
+// not empty, is config.Suggest's.
+func NotFound(policy, hint string) error {
+	return status.Errorf(codes.NotFound, "policy %q is not configured%s", policy, hint)
 }
 
 // Unsupported is UNIMPLEMENTED for an operation the policy does not serve,

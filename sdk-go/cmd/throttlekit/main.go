@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -249,7 +250,23 @@ func verdict(allowed bool) int {
 
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintln(stderr, err)
+	if h := hint(err); h != "" {
+		fmt.Fprintln(stderr, "throttlekit: hint:", h)
+	}
 	return exitError
+}
+
+// hint explains the transport errors whose gRPC text names the symptom,
+// not the cause: plaintext spoken to a TLS port, and the reverse.
+func hint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "server preface"):
+		return "the server closed the connection before speaking HTTP/2, as a TLS port does to plaintext: add --tls (or --tls-ca FILE)"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "the server does not speak TLS on this port: drop --tls, --tls-ca and --tls-cert"
+	}
+	return ""
 }
 
 // printer writes decisions for people or, with json, for programs.

@@ -171,6 +171,7 @@ func TestErrorsExitTwo(t *testing.T) {
 		want string
 	}{
 		{"unknown policy", []string{"--addr", srv.Addr, "check", "nope", "k"}, `policy "nope" is not configured`},
+		{"a near miss", []string{"--addr", srv.Addr, "check", "apii", "k"}, `(did you mean "api"?)`},
 		{"unsupported", []string{"--addr", srv.Addr, "admit", "api", "k"}, "Unimplemented"},
 		{"unknown command", []string{"--addr", srv.Addr, "spend", "api", "k"}, "unknown command"},
 		{"too few arguments", []string{"--addr", srv.Addr, "check", "api"}, "want COMMAND POLICY KEY"},
@@ -209,6 +210,13 @@ func TestTLSAndSecretFlags(t *testing.T) {
 	}
 	if code, _, _ := cli(t, "--addr", srv.Addr, "--tls-ca", pki.CA, "--secret", "s3", "check", "api", "k"); code != exitError {
 		t.Fatalf("without a client certificate under mTLS: exit %d, want 2", code)
+	}
+	if code, _, errs := cli(t, "--addr", srv.Addr, "--secret", "s3", "check", "api", "k"); code != exitError || !strings.Contains(errs, "hint:") || !strings.Contains(errs, "add --tls") {
+		t.Fatalf("plaintext to a TLS port: exit %d, %q; want 2 and a hint to add --tls", code, errs)
+	}
+	plain := start(t)
+	if code, _, errs := cli(t, "--addr", plain.Addr, "--tls-ca", pki.CA, "check", "api", "k"); code != exitError || !strings.Contains(errs, "drop --tls") {
+		t.Fatalf("TLS to a plaintext port: exit %d, %q; want 2 and a hint to drop --tls", code, errs)
 	}
 }
 
