@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -148,6 +150,54 @@ func TestLensInTheServer(t *testing.T) {
 	term.waitFor("q shuts the server down", "EXITED 0")
 }
 
+// TestHangupEndsLensAndTheServer: closing the terminal Lens draws on (the
+// SIGHUP a closed window sends) shuts the server down gracefully instead
+// of leaving it headless, holding its port; a SIGHUP with the terminal
+// still there reloads the policies, as always.
+func TestHangupEndsLensAndTheServer(t *testing.T) {
+	port := harness.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	policies := harness.WriteFile(t, "policies.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\n")
+	term := startTmux(t, fmt.Sprintf("exec %s --config %s --host 127.0.0.1 --port %d --tui", harness.Binary(t, false), policies, port))
+	term.waitFor("Lens starts", "ThrottleKit Lens", "1 Overview")
+	pid := strings.TrimSpace(term.run("display-message", "-p", "-t", term.session, "#{pane_pid}"))
+	// A reload request first: the terminal is there, so the file is read
+	// again and the server serves on.
+	if err := os.WriteFile(policies, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\n  more: { strategy: gcra, limit: 1, period: 1h }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("kill", "-HUP", pid).CombinedOutput(); err != nil {
+		t.Fatalf("kill -HUP %s: %v %s", pid, err, out)
+	}
+	c, err := throttlekit.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.Check(context.Background(), "more", "k", 1); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a SIGHUP with the terminal there did not reload: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Now the terminal goes away.
+	term.run("kill-session", "-t", term.session)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break // the port is free: the server is gone
+		}
+		_ = conn.Close()
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatal("the server still holds its port a minute after its terminal hung up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestLensRemote watches a server from throttlekit-lens through its Monitor
 // door, in a real terminal.
 func TestLensRemote(t *testing.T) {
@@ -155,12 +205,12 @@ func TestLensRemote(t *testing.T) {
 		"--monitor-secret", "m0n")
 	held := traffic(t, srv.Addr)
 	defer func() { _ = held.Release(context.Background(), nil) }()
-	wrong := startTmux(t, fmt.Sprintf("%s --addr %s --secret nope", lensBinary(t), srv.Addr))
+	wrong := startTmux(t, fmt.Sprintf("%s --addr %s --monitor-secret nope", lensBinary(t), srv.Addr))
 	wrong.waitFor("a wrong secret is shown", "Unauthenticated")
 	wrong.keys("q")
 	wrong.waitFor("q quits", "EXITED 0")
 
-	term := startTmux(t, fmt.Sprintf("%s --addr %s --secret m0n --interval 200ms", lensBinary(t), srv.Addr))
+	term := startTmux(t, fmt.Sprintf("%s --addr %s --monitor-secret m0n --interval 200ms", lensBinary(t), srv.Addr))
 	for _, tab := range tabScreens {
 		term.keys(tab.key)
 		term.waitFor("remote tab "+tab.key, tab.want...)

@@ -127,7 +127,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.monitorSecret, "monitor-secret", "", "secret every Monitor caller must present (x-monitor-secret or authorization: Bearer); without it the door serves loopback peers only; default env THROTTLEKIT_MONITOR_SECRET")
 	fs.StringVar(&f.secret, "secret", "", "decision-door secret every RateLimiter call must present (x-throttlekit-secret or authorization: Bearer); default env THROTTLEKIT_SECRET, which keeps it out of ps")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n\nServes ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: throttlekit-server --config PATH [flags]\n"+
+			"       throttlekit-server health [ADDR]     exit 0 when the server at ADDR serves\n"+
+			"       throttlekit-server dev-certs [DIR]   write a throwaway CA and certificates for trying TLS and mTLS\n\n"+
+			"Serves ThrottleKit rate-limit decisions over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -40,6 +40,21 @@ func terminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// hungUp handles a SIGHUP while Lens draws on stdout: when the terminal
+// is gone (it answers no terminal request: the hangup a closed window or
+// a dropped session sends), the server has no one to show Lens to and no
+// log a person will read, so it shuts down gracefully, as q does, instead
+// of living on as a headless orphan holding its port. A SIGHUP while the
+// terminal is still there is the usual request to reload.
+func hungUp(stdout io.Writer, log *slog.Logger, quit func()) bool {
+	if terminal(stdout) {
+		return false
+	}
+	log.Warn("the terminal hung up while Lens was drawing; shutting down gracefully as q does (serve headless without --tui)")
+	quit()
+	return true
+}
+
 // startLens runs the dashboard on stdout when it is a terminal, with the
 // log moved to a file meanwhile; q quits the server gracefully (quit).
 // Without a terminal it warns and the server goes on headless. The channel

@@ -23,6 +23,9 @@ type reloader struct {
 	path string
 	gens *generations
 	log  *slog.Logger
+	// hungUp, when set, reports whether a SIGHUP was the terminal hanging
+	// up (Lens owns it) rather than a request to reload, and handles it.
+	hungUp func() bool
 
 	mu    sync.Mutex
 	cfg   *config.Config // the file last installed
@@ -51,6 +54,9 @@ func (r *reloader) run(ctx context.Context, watch bool, settle time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if r.hungUp != nil && r.hungUp() {
+				continue
+			}
 			_ = r.reload("SIGHUP")
 		case now := <-tick:
 			if s := fileStamp(r.path); s != seen {

@@ -63,8 +63,13 @@ func Main(opts Options) {
 // process exit code: 0 after a clean shutdown, 2 for a usage error, 1 for
 // any other failure.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Options) int {
-	if len(args) > 0 && args[0] == "health" {
-		return probe(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "health":
+			return probe(ctx, args[1:], stdout, stderr)
+		case "dev-certs":
+			return devCerts(args[1:], stdout, stderr)
+		}
 	}
 	sink := &logSink{w: stderr}
 	log := slog.New(slog.NewTextHandler(sink, nil))
@@ -217,10 +222,14 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 		httpDoor = hAddr.String()
 	}
 	re := &reloader{path: f.config, stamp: stamp, gens: gens, log: log, cfg: cfg}
-	go re.run(ctx, f.watchConfig, f.watchSettle)
+	lensOn := f.tui && terminal(stdout)
+	if lensOn {
+		re.hungUp = func() bool { return hungUp(stdout, log, quit) }
+	}
 
 	addr := lis.Addr().(*net.TCPAddr)
 	announce(stdout, f, cfg, addr, tlsCfg != nil, auth.Posture(tlsCfg), httpDoor, log)
+	go re.run(ctx, f.watchConfig, f.watchSettle)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	if f.tui {
