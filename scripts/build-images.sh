@@ -19,6 +19,12 @@ recipe="$( (echo "$RECIPE"; cat compose/images/*) | sha256sum | cut -c1-12)"
 work="$root/.tools/images"
 mkdir -p "$work"
 
+# Asked before anything is built: a missing daemon is said at once, not
+# after minutes of compiling.
+if ! docker info >/dev/null 2>&1; then
+  echo "build-images: no Docker daemon answers: start one (./scripts/docker-up.sh installs Debian's docker.io and starts dockerd on the host network)" >&2
+  exit 1
+fi
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 wanted=("$@")
 [[ ${#wanted[@]} -gt 0 ]] || wanted=(redis postgres moto server)

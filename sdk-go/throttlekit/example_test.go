@@ -12,6 +12,27 @@ import (
 // at serverAddr, serving "api" (3 per hour per key, all at once),
 // "completions" (a 100-token budget per minute) and "checkout" (2 in flight).
 
+// A first decision, as the README shows it: a denial is a Decision with
+// Allowed false, never an error; errors say what went wrong.
+func Example() {
+	ctx, apiKey := context.Background(), "readme-alice"
+	c, err := throttlekit.NewClient(serverAddr) // options: WithCAFile, WithClientCertificate,
+	if err != nil {                             // WithSecret, WithTimeout (5 s), WithFailurePolicy
+		panic(err)
+	}
+	defer c.Close()
+	d, err := c.Check(ctx, "api", apiKey, 1)
+	switch {
+	case errors.Is(err, throttlekit.ErrPolicyNotFound): // a typo in the policy name
+	case errors.Is(err, throttlekit.ErrUnavailable): // the service is unreachable
+	case err != nil: // invalid argument, deadline, wrong secret...
+	case !d.Allowed: // 429: retry after d.RetryAfter()
+	default:
+		fmt.Printf("allowed, %d left\n", d.Remaining)
+	}
+	// Output: allowed, 2 left
+}
+
 func ExampleClient_Check() {
 	c, err := throttlekit.NewClient(serverAddr) // e.g. "localhost:50051"
 	if err != nil {
@@ -68,9 +89,9 @@ func ExampleClient_Admit() {
 			return err
 		}
 		if !a.Allowed() {
-			return fmt.Errorf("busy: the %s axis is full", a.BindingAxis)
+			return fmt.Errorf("busy: the %s axis is full", a.BindingAxis) // a.BindingAxis names the axis that denied
 		}
-		defer a.Release(ctx, &err) //nolint:errcheck // unheard releases are reclaimed at the lease ttl
+		defer a.Release(ctx, &err) //nolint:errcheck // released as dropped exactly when checkout fails
 		fmt.Println("checking out, slots left:", a.Decision.Remaining)
 		return nil
 	}
@@ -103,4 +124,19 @@ func ExampleCodeOf() {
 	_, err = c.Check(context.Background(), "no-such-policy", "alice", 1)
 	fmt.Println(errors.Is(err, throttlekit.ErrPolicyNotFound), throttlekit.CodeOf(err))
 	// Output: true NotFound
+}
+
+// A federated policy's budget, leased in batches and spent locally: one
+// Reserve per batch, however many decisions.
+func ExampleFleet_Leased() {
+	ctx := context.Background()
+	fleet, _ := throttlekit.NewFleet(serverAddr) // WithSecret: the --fleet-secret
+	defer fleet.Close()
+	lim, _ := fleet.Leased("fedbulk", throttlekit.WithLeaseDomain("acme"), throttlekit.WithLeaseBatch(100))
+	d, err := lim.Check(ctx, 1) // one Reserve per 100 decisions
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(d.Allowed)
+	// Output: true
 }

@@ -1,0 +1,211 @@
+package conformance
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
+)
+
+// exampleRedis is the Redis the direct-door example uses
+// (TestRedisDoorExample starts one).
+var exampleRedis = "127.0.0.1:6379"
+
+// The Go direct door, as the README shows it: the shared Lua scripts on
+// any go-redis client, no server in between.
+func Example_redisDoor() {
+	ctx, apiKey := context.Background(), "readme-alice"
+	redisClient := redis.NewClient(&redis.Options{Addr: exampleRedis})
+	defer redisClient.Close()
+	g, _ := engine.NewGCRA(100, 60_000, 20)         // 100 per minute, bursts of 20
+	api, _ := redisdoor.New(redisClient, g, "prod") // any go-redis client: single, cluster, ring
+	d, err := api.Check(ctx, apiKey, 1)             // on the Redis server's clock
+	if err != nil {
+		panic(err)
+	}
+	p, _ := api.Peek(ctx, apiKey) // what the next request would see, spending nothing
+	fmt.Println(d.Allowed, d.Remaining, p.Remaining, api.Key(apiKey))
+}
+
+func TestRedisDoorExample(t *testing.T) {
+	exampleRedis = harness.StartRedis(t).Addr
+	services.RunExample(t, Example_redisDoor, "true 19 19 prod:readme-alice")
+}
+
+// TestDocSnippetsAreExamples: every Go block of the README and docs/ is
+// an excerpt of an Example function (line for line, indentation aside),
+// so every snippet a reader copies compiles, and runs in the test command.
+func TestDocSnippetsAreExamples(t *testing.T) {
+	root := harness.RepoRoot(t)
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append(docs, filepath.Join(root, "README.md"), filepath.Join(root, "CONTRIBUTING.md"))
+	var examples [][]string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			examples = append(examples, exampleBodies(t, path)...)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) < 10 {
+		t.Fatalf("only %d Example functions found", len(examples))
+	}
+	blocks := 0
+	for _, doc := range docs {
+		for _, b := range goBlocks(t, doc) {
+			blocks++
+			if !excerpt(b.lines, examples) {
+				t.Errorf("%s:%d: this Go block is not an excerpt of any Example function; make it one:\n%s",
+					filepath.Base(doc), b.line, strings.Join(b.lines, "\n"))
+			}
+		}
+	}
+	if blocks < 3 {
+		t.Fatalf("only %d Go blocks in the docs", blocks)
+	}
+}
+
+type block struct {
+	line  int
+	lines []string
+}
+
+// goBlocks are the ```go blocks of a Markdown file, lines trimmed.
+func goBlocks(t *testing.T, path string) []block {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []block
+	var cur *block
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```go":
+			cur = &block{line: n}
+		case cur != nil && strings.TrimSpace(line) == "```":
+			out = append(out, *cur)
+			cur = nil
+		case cur != nil && strings.TrimSpace(line) != "":
+			cur.lines = append(cur.lines, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// exampleBodies are the Example functions of a test file, lines trimmed.
+func exampleBodies(t *testing.T, path string) [][]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, "func Example"):
+			in, cur = true, nil
+		case in && line == "}":
+			out, in = append(out, cur), false
+		case in && strings.TrimSpace(line) != "":
+			cur = append(cur, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// excerpt reports whether lines appear, in order and contiguous, in one of
+// bodies.
+func excerpt(lines []string, bodies [][]string) bool {
+	for _, body := range bodies {
+		for i := 0; i+len(lines) <= len(body); i++ {
+			if fmt.Sprint(body[i:i+len(lines)]) == fmt.Sprint(lines) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestDocLinksResolve: every relative link of the README, CONTRIBUTING and
+// docs/ names a file that exists (and a heading of it, for a #fragment).
+func TestDocLinksResolve(t *testing.T) {
+	root := harness.RepoRoot(t)
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append(docs, filepath.Join(root, "README.md"), filepath.Join(root, "CONTRIBUTING.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, doc := range docs {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(raw), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			path := doc
+			if file != "" {
+				path = filepath.Join(filepath.Dir(doc), file)
+			}
+			body, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", filepath.Base(doc), target, err)
+				continue
+			}
+			if frag != "" && !hasAnchor(string(body), frag) {
+				t.Errorf("%s: link %s: no heading makes #%s", filepath.Base(doc), target, frag)
+			}
+		}
+	}
+}
+
+// hasAnchor reports whether a heading of md renders as #frag (GitHub's
+// rule: lower case, spaces to dashes, punctuation dropped).
+func hasAnchor(md, frag string) bool {
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		if b.String() == frag {
+			return true
+		}
+	}
+	return false
+}
