@@ -60,20 +60,43 @@ type heldLease struct {
 
 // Options configures a Guard.
 type Options struct {
-	Policy  string
-	Config  config.DistributedConcurrency
-	Client  redis.UniversalClient
-	Prefix  string // the redis key prefix of the policy
-	NodeID  string
-	TTL     time.Duration // lease ttl
-	Timeout time.Duration // per Redis call
-	Log     *slog.Logger
+	// Policy names the policy, in logs (required).
+	Policy string
+	// Config is its distributedConcurrency block (required).
+	Config config.DistributedConcurrency
+	// Client is the Redis the fleet shares (required).
+	Client redis.UniversalClient
+	// Prefix is the Redis key prefix of the policy (required).
+	Prefix string
+	// NodeID is this server's id among the fleet (required).
+	NodeID string
+	// TTL is a lease's time-to-live (default DefaultTTL).
+	TTL time.Duration
+	// Timeout bounds each Redis call (default DefaultTimeout).
+	Timeout time.Duration
+	// Log receives fencing and unfencing (default slog.Default()).
+	Log *slog.Logger
 }
+
+// Defaults of Options.
+const (
+	DefaultTTL     = 2 * time.Second
+	DefaultTimeout = 100 * time.Millisecond
+)
 
 // New returns a guard; call Run to heartbeat.
 func New(o Options) *Guard {
 	// A hash tag keeps both keys in one cluster slot, so the acquire script
 	// may touch both.
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	tag := "{" + o.Prefix + "}"
 	g := &Guard{
 		policy: o.Policy, cfg: o.Config, client: o.Client, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,

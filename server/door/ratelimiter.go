@@ -47,16 +47,23 @@ type RateLimiter struct {
 
 // Options configures a RateLimiter.
 type Options struct {
+	// Config is the policy file this generation serves (required).
 	Config *config.Config
-	// Store holds rate state and fleet budgets.
+	// Store holds rate state and fleet budgets (required).
 	Store store.Store
-	// Meters holds per-server token budgets (a memory store).
+	// Meters holds per-server token budgets (a memory store; required
+	// when a policy has a tokenBudget).
 	Meters store.Store
-	// Fail is the server-wide fail mode (--fail); defaults.fail and each
-	// policy's own override it (config.Config.FailMode).
-	Fail  config.FailMode
+	// Fail is the server-wide fail mode (--fail; default FailOpen);
+	// defaults.fail and each policy's own override it
+	// (config.Config.FailMode).
+	Fail config.FailMode
+	// Clock is the instant a request is decided at (default: 0, the
+	// store's clock).
 	Clock Clock
-	Log   *slog.Logger
+	// Log receives the door's rate-limited warnings (default
+	// slog.Default()).
+	Log *slog.Logger
 	// Leases holds the slots of concurrency axes (default: a 2 s ttl).
 	Leases *admit.Table
 	// Guards serve the distributedConcurrency policies, by name.
@@ -85,6 +92,9 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		tiers:    map[string]*twotier.Tier{},
 		guards:   opts.Guards,
 		tap:      opts.Tap,
+	}
+	if r.fail == "" {
+		r.fail = config.FailOpen
 	}
 	if r.leases == nil {
 		r.leases = admit.NewTable(0, nil)

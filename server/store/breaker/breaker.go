@@ -39,8 +39,8 @@ var ErrOpen = fmt.Errorf("circuit breaker open: the store failed %w repeatedly; 
 type Options struct {
 	Threshold int           // consecutive failures that open it (default DefaultThreshold)
 	Probe     time.Duration // interval of the probes while open (default DefaultProbe)
-	Log       *slog.Logger
-	// OnChange is told each change of state (metrics).
+	Log       *slog.Logger  // the open and close lines (default slog.Default())
+	// OnChange is told each change of state (default none; metrics).
 	OnChange func(open bool)
 }
 

@@ -43,14 +43,25 @@ const (
 
 // Options configures a Store.
 type Options struct {
-	Table       string
-	Region      string // default: AWS_REGION / the SDK's chain
-	Endpoint    string // e.g. a local DynamoDB-compatible server
-	Prefix      string
+	// Table holds the state (required).
+	Table string
+	// Region is the AWS region (default: AWS_REGION, else the SDK's chain).
+	Region string
+	// Endpoint is the DynamoDB API's address (default: AWS's; e.g. a local
+	// DynamoDB-compatible server).
+	Endpoint string
+	// Prefix is the store-wide key prefix (default none).
+	Prefix string
+	// CreateTable creates the table when absent (default false).
 	CreateTable bool
-	Timeout     time.Duration // per decision, retries included
-	Retries     int           // compare-and-set attempts before the fail mode
-	Log         *slog.Logger
+	// Timeout bounds each decision, retries included (default
+	// DefaultTimeout).
+	Timeout time.Duration
+	// Retries is the compare-and-set attempts on a contended key before
+	// the fail mode decides (default DefaultRetries).
+	Retries int
+	// Log receives the store's warnings (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Store is the DynamoDB store.

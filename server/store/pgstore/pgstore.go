@@ -34,15 +34,22 @@ const DefaultTimeout = 250 * time.Millisecond
 
 // Options configures a Store.
 type Options struct {
-	URL     string
-	Table   string // default "throttlekit"
-	Prefix  string // store-wide key prefix
+	// URL is the database, postgres://user:pass@host:port/db (required).
+	URL string
+	// Table holds the state (default "throttlekit"; a validated
+	// identifier, created with its index when absent).
+	Table string
+	// Prefix is the store-wide key prefix (default none).
+	Prefix string
+	// Timeout bounds each decision (default DefaultTimeout).
 	Timeout time.Duration
 	// SweepEvery deletes expired rows in the background (0: every 10 s;
 	// negative: never).
 	SweepEvery time.Duration
-	Log        *slog.Logger
-	// Tracer observes every statement and batch (tests count round trips).
+	// Log receives the store's warnings (default slog.Default()).
+	Log *slog.Logger
+	// Tracer observes every statement and batch (default none; the tests
+	// count round trips with it).
 	Tracer pgx.QueryTracer
 }
 
