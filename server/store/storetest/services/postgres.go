@@ -48,16 +48,24 @@ func asPostgresUser(t testing.TB, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal("running as root needs the postgres user (Debian's postgresql package creates it)")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, gid, home := postgresUser(t)
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		cmd.Env = append(os.Environ(), "HOME="+u.HomeDir)
+		cmd.Env = append(os.Environ(), "HOME="+home)
 	}
 	return cmd
+}
+
+// postgresUser is the postgres account, which a server started as root
+// runs as.
+func postgresUser(t testing.TB) (uid, gid int, home string) {
+	t.Helper()
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal("running as root needs the postgres user (Debian's postgresql package creates it)")
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, u.HomeDir
 }
 
 // StartPostgres returns a fresh database: THROTTLEKIT_POSTGRES_URL when
@@ -73,12 +81,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal("running as root needs the postgres user (Debian's postgresql package creates it)")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, gid, _ := postgresUser(t)
 		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
 		}
