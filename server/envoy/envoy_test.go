@@ -244,7 +244,7 @@ func TestStatusFields(t *testing.T) {
 
 // fixed is the generation source of a fixedDecider.
 func fixed(cfg *config.Config, dec engine.Decision) func() Generation {
-	f := fixedDecider{cfg: cfg, dec: dec}
+	f := &fixedDecider{cfg: cfg, dec: dec} // a pointer, as the server's generations are: no allocation per request
 	return func() Generation { return f }
 }
 
