@@ -38,6 +38,7 @@ var (
 	_ Refunder = FixedWindow{}
 	_ Refunder = SlidingWindow{}
 	_ Refunder = SlidingWindowLog{}
+	_ Refunder = Quota{}
 )
 
 // Refund implements Refunder: the window's count loses cost units when the

@@ -50,6 +50,7 @@ var (
 	_ Strategy = SlidingWindow{}
 	_ Strategy = SlidingWindowLog{}
 	_ Strategy = TokenBudget{}
+	_ Strategy = Quota{}
 )
 
 // OptionError reports an invalid strategy option.
