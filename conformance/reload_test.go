@@ -347,3 +347,22 @@ func TestReloadBoundsAnAddedFleetBudget(t *testing.T) {
 		t.Fatal("2000 distinct keys on a reload-added fleetBudget with maxKeys 64 were all held: its budget is unbounded")
 	}
 }
+
+// TestHangupRightAfterStartupReloads: a SIGHUP sent the moment the server
+// has printed its startup line is a reload, never the signal's default
+// action (which would end the process): the handler is in place before
+// the line is printed.
+func TestHangupRightAfterStartupReloads(t *testing.T) {
+	path := harness.WriteFile(t, "policies.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 5, period: 1h }\n")
+	for i := range 5 {
+		srv := harness.Start(t, harness.Binary(t, false), "--config", path)
+		if err := srv.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitForLog(t, srv, 1, "policies reloaded")
+		c := dialAll(t, []*harness.Server{srv})[0]
+		if _, err := c.Check(context.Background(), "api", fmt.Sprint("k", i), 1); err != nil {
+			t.Fatalf("server %d after an immediate SIGHUP: %v", i, err)
+		}
+	}
+}

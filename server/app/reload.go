@@ -32,15 +32,21 @@ type reloader struct {
 	stamp string         // the content last loaded (applied or rejected)
 }
 
-// run reloads on SIGHUP, and when watch is set, on a change of the file
+// start reloads on SIGHUP, and when watch is set, on a change of the file
 // (polled every second, which also sees atomic renames), until ctx ends. A
 // change is applied once the file has stayed the same for settle: a file
 // written in place in parts is never loaded half-written (a rename of a
 // complete file is still the way to deploy one; it is seen at once and
-// settles like any change).
-func (r *reloader) run(ctx context.Context, watch bool, settle time.Duration) {
+// settles like any change). SIGHUP is caught before start returns, so a
+// hangup sent once the server has announced itself never takes the
+// signal's default action, which ends the process.
+func (r *reloader) start(ctx context.Context, watch bool, settle time.Duration) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	go r.run(ctx, hup, watch, settle)
+}
+
+func (r *reloader) run(ctx context.Context, hup chan os.Signal, watch bool, settle time.Duration) {
 	defer signal.Stop(hup)
 	var tick <-chan time.Time
 	if watch {

@@ -228,8 +228,8 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	}
 
 	addr := lis.Addr().(*net.TCPAddr)
+	re.start(ctx, f.watchConfig, f.watchSettle)
 	announce(stdout, f, cfg, addr, tlsCfg != nil, auth.Posture(tlsCfg), httpDoor, log)
-	go re.run(ctx, f.watchConfig, f.watchSettle)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	if f.tui {
