@@ -17,7 +17,7 @@ check: ## the quick check: format, vet, staticcheck, unit tests without services
 fmt: tools ## gofmt and goimports every hand-written Go file
 	git ls-files '*.go' | grep -v '/gen/' | xargs .tools/bin/goimports -local github.com/throttlekit/throttlekit-go -w
 
-test: ## every test, as CI runs it (installs services and Docker; ~25 min cold)
+test: ## every test, as CI runs it (installs services and Docker; ~25 min cold, ~13 warm)
 	./scripts/test.sh
 
 gen: tools ## regenerate the Go and Python stubs and the Lua copies
