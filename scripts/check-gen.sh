@@ -47,3 +47,6 @@ if ! diff -ru sdk-python/src/throttlekit/v1 "$gen/sdk-python/src/throttlekit/v1"
   exit 1
 fi
 
+
+step "quota vectors match their generator (scripts/gen-quota-vectors.py)"
+python3 scripts/gen-quota-vectors.py --check

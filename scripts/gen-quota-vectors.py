@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Writes conformance/testdata/quota-vectors.json: quota suites in the golden-vector shape, computed
+here — independently of the Go engine — from Python's own calendar (datetime, zoneinfo) and a plain
+count per period. Each suite spends a small limit across the boundaries of several periods (the last
+millisecond of one, the first of the next), in UTC, at fixed offsets and in zones with DST changes,
+a half-hour shift and skipped midnights, plus fixed periods from an anchor.
+
+    python3 scripts/gen-quota-vectors.py            # rewrite the file
+    python3 scripts/gen-quota-vectors.py --check    # fail if it would change
+
+A midnight a zone skips starts the period at the first instant after the gap: found here by
+bisection over instants (the engine asks the zone's transitions instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "conformance" / "testdata" / "quota-vectors.json"
+UTC = timezone.utc
+
+
+def ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000) if dt.microsecond == 0 else round(dt.timestamp() * 1000)
+
+
+def local_start(d: date, tz: timezone | ZoneInfo) -> int:
+    """The first instant whose local date is d or later."""
+    guess = ms(datetime(d.year, d.month, d.day, tzinfo=tz))
+    lo, hi = guess - 4 * 3_600_000, guess + 4 * 3_600_000
+
+    def reached(t: int) -> bool:
+        return datetime.fromtimestamp(t / 1000, tz).date() >= d
+
+    assert not reached(lo) and reached(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def period(now: int, o: dict[str, object]) -> tuple[int, int]:
+    cadence = o["resetCadence"]
+    if cadence == "fixed":
+        p, a = int(o["periodMs"]), int(o.get("anchor", 0))  # type: ignore[call-overload]
+        start = a + ((now - a) // p) * p
+        return start, start + p
+    if "timeZone" in o:
+        tz: timezone | ZoneInfo = ZoneInfo(str(o["timeZone"]))
+    else:
+        tz = timezone(timedelta(minutes=int(o.get("offsetMinutes", 0))))  # type: ignore[call-overload]
+    today = datetime.fromtimestamp(now / 1000, tz).date()
+    if cadence == "calendar-day":
+        first, nxt = today, today + timedelta(days=1)
+    elif cadence == "calendar-week":
+        starts = int(o.get("weekStartsOn", 1))  # type: ignore[call-overload]
+        back = (today.isoweekday() % 7 - starts) % 7  # isoweekday: Monday 1 … Sunday 7
+        first = today - timedelta(days=back)
+        nxt = first + timedelta(days=7)
+    else:
+        first = today.replace(day=1)
+        nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return local_start(first, tz), local_start(nxt, tz)
+
+
+def suite(name: str, o: dict[str, object], instants: list[int], cost: int = 1) -> dict[str, object]:
+    limit = int(o["limit"])  # type: ignore[call-overload]
+    kept_start, count = None, 0
+    ops = []
+    for now in instants:
+        start, end = period(now, o)
+        c = count if kept_start == start else 0
+        if c + cost <= limit:
+            kept_start, count = start, c + cost
+            expect = {"allowed": True, "limit": limit, "remaining": limit - count, "resetAt": end, "retryAfterMs": 0}
+        else:
+            expect = {
+                "allowed": False,
+                "limit": limit,
+                "remaining": max(0, limit - c),
+                "resetAt": end,
+                "retryAfterMs": end - now,
+            }
+        ops.append({"now": now, "cost": cost, "expect": expect})
+    return {"primitive": "rateLimit", "name": name, "strategy": {"kind": "quota", "options": o}, "key": "k", "ops": ops}
+
+
+def around(boundaries: list[int]) -> list[int]:
+    """Three requests before each boundary (the last at its last ms) and two at it."""
+    out: list[int] = []
+    for b in boundaries:
+        out += [b - 3_600_000, b - 1, b - 1, b, b]
+    return out
+
+
+def boundaries(o: dict[str, object], start: int, n: int) -> list[int]:
+    out, t = [], start
+    for _ in range(n):
+        _, end = period(t, o)
+        out.append(end)
+        t = end
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    cases: list[tuple[str, dict[str, object], int]] = []
+    t0 = ms(datetime(2026, 1, 15, 12, tzinfo=UTC))
+    for cadence in ("calendar-day", "calendar-week", "calendar-month"):
+        cases.append((f"{cadence}/utc", {"limit": 3, "resetCadence": cadence}, t0))
+        cases.append((f"{cadence}/+330", {"limit": 3, "resetCadence": cadence, "offsetMinutes": 330}, t0))
+        cases.append((f"{cadence}/-570", {"limit": 3, "resetCadence": cadence, "offsetMinutes": -570}, t0))
+    cases.append(("calendar-week/sunday", {"limit": 3, "resetCadence": "calendar-week", "weekStartsOn": 0}, t0))
+    cases.append(
+        (
+            "calendar-week/saturday+60",
+            {"limit": 3, "resetCadence": "calendar-week", "weekStartsOn": 6, "offsetMinutes": 60},
+            t0,
+        )
+    )
+    cases.append(
+        (
+            "calendar-month/leap-february",
+            {"limit": 3, "resetCadence": "calendar-month"},
+            ms(datetime(2024, 1, 20, tzinfo=UTC)),
+        )
+    )
+    zoned = [
+        ("America/New_York", "calendar-day", datetime(2026, 3, 6, 12, tzinfo=UTC)),
+        ("America/New_York", "calendar-day", datetime(2026, 10, 30, 12, tzinfo=UTC)),
+        ("America/New_York", "calendar-month", datetime(2026, 2, 10, tzinfo=UTC)),
+        ("Europe/Berlin", "calendar-week", datetime(2026, 3, 20, tzinfo=UTC)),
+        ("Europe/Berlin", "calendar-day", datetime(2026, 10, 23, tzinfo=UTC)),
+        ("Australia/Lord_Howe", "calendar-day", datetime(2026, 10, 2, tzinfo=UTC)),
+        ("Australia/Lord_Howe", "calendar-day", datetime(2026, 4, 3, tzinfo=UTC)),
+        ("America/Santiago", "calendar-day", datetime(2022, 9, 9, 12, tzinfo=UTC)),
+        ("America/Santiago", "calendar-week", datetime(2022, 9, 1, tzinfo=UTC)),
+        ("Asia/Beirut", "calendar-day", datetime(2023, 3, 24, 12, tzinfo=UTC)),
+        ("Asia/Beirut", "calendar-month", datetime(2023, 2, 10, tzinfo=UTC)),
+    ]
+    for zone, cadence, start in zoned:
+        cases.append(
+            (f"{cadence}/{zone}/{start:%Y-%m-%d}", {"limit": 3, "resetCadence": cadence, "timeZone": zone}, ms(start))
+        )
+    cases.append(("fixed/1000ms", {"limit": 2, "resetCadence": "fixed", "periodMs": 1000}, 2500))
+    cases.append(
+        (
+            "fixed/30d-anchored",
+            {"limit": 3, "resetCadence": "fixed", "periodMs": 30 * 86_400_000, "anchor": 1767225600000},
+            t0,
+        )
+    )
+    cases.append(
+        (
+            "fixed/anchor-in-the-future",
+            {"limit": 2, "resetCadence": "fixed", "periodMs": 3_600_000, "anchor": t0 + 86_400_000},
+            t0,
+        )
+    )
+    suites = [suite(name, o, around(boundaries(o, start, 4))) for name, o, start in cases]
+    body = (
+        json.dumps(
+            {
+                "contractVersion": "1",
+                "generatedFrom": "scripts/gen-quota-vectors.py (Python's datetime and zoneinfo)",
+                "suites": suites,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    if args.check:
+        if not OUT.exists() or OUT.read_text() != body:
+            print(
+                f"gen-quota-vectors: {OUT.relative_to(ROOT)} is stale; run scripts/gen-quota-vectors.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    OUT.write_text(body)
+    print(f"wrote {len(suites)} suites, {sum(len(s['ops']) for s in suites)} ops to {OUT.relative_to(ROOT)}")  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
