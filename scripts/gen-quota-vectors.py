@@ -95,10 +95,11 @@ def suite(name: str, o: dict[str, object], instants: list[int], cost: int = 1) -
 
 
 def around(boundaries: list[int]) -> list[int]:
-    """Three requests before each boundary (the last at its last ms) and two at it."""
+    """Three requests before each boundary (an hour before, or half a short period; then twice at its
+    last ms) and two at it. Every instant is positive: a request's own instant must be."""
     out: list[int] = []
-    for b in boundaries:
-        out += [b - 3_600_000, b - 1, b - 1, b, b]
+    for prev, b in zip([boundaries[0] - (boundaries[1] - boundaries[0])] + boundaries, boundaries):
+        out += [b - min(3_600_000, (b - prev) // 2), b - 1, b - 1, b, b]
     return out
 
 

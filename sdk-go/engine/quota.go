@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"sync/atomic"
 	"time"
@@ -167,6 +168,24 @@ func (q Quota) Limit() int64 { return int64(q.limit) }
 
 // Cadence is when the quota resets.
 func (q Quota) Cadence() Cadence { return q.cadence }
+
+// String describes the quota by its options (never its cache), so two
+// quotas of the same options print alike.
+func (q Quota) String() string {
+	switch {
+	case q.rolling != nil:
+		return fmt.Sprintf("quota(limit %d, rolling %gms in %d buckets)", q.Limit(), q.rolling.windowMs, q.rolling.Buckets())
+	case q.cadence == CadenceFixed:
+		return fmt.Sprintf("quota(limit %d, fixed %dms from %d)", q.Limit(), q.period, q.anchor)
+	case q.loc != nil:
+		return fmt.Sprintf("quota(limit %d, %s in %s, weeks from %d)", q.Limit(), q.cadence, q.loc, q.weekDay)
+	}
+	return fmt.Sprintf("quota(limit %d, %s at %+d min, weeks from %d)", q.Limit(), q.cadence, q.offset/60_000, q.weekDay)
+}
+
+// Same reports whether q and o decide alike (the same options): quotas
+// carry a cache, so == compares their identity, not their options.
+func (q Quota) Same(o Quota) bool { return q.String() == o.String() }
 
 // Period returns the period now falls in, [start, end) in epoch ms. A
 // rolling quota has no period: it returns now and now plus its window.

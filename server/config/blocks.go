@@ -70,6 +70,9 @@ func (l *loader) twoTier(m *mapping, p *Policy) (*TwoTier, error) {
 	if !m.has("strategy") {
 		return nil, m.errf("twoTier", "needs a rate strategy on the policy")
 	}
+	if p.Strategy.Kind() == engine.KindQuota {
+		return nil, m.errf("twoTier", "is not served for quota policies: a quota's period is counted in the store")
+	}
 	sub, err := l.mapping(m.values["twoTier"], m.field("twoTier"))
 	if err != nil {
 		return nil, err

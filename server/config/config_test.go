@@ -150,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown descriptor field", "limiters:\n  api: {strategy: gcra, limit: 1, period: 1s}\ndomains:\n  - domain: edge\n    descriptors:\n      - key: k\n        policy: api\n        rate_limit: {}\n", `domains[0].descriptors[0].rate_limit: unknown field`},
 		{"unknown key hash", "limiters:\n  api: {strategy: gcra, limit: 1, period: 1s, keyHash: md5}\n", `p.yaml:2: limiters.api.keyHash: must be one of none, sha256`},
 		{"unknown default key hash", "defaults: {keyHash: sha1}\nlimiters:\n  api: {strategy: gcra, limit: 1, period: 1s}\n", `p.yaml:1: defaults.keyHash: must be one of none, sha256`},
-		{"unknown strategy", "limiters:\n  api: {strategy: gcrA2, limit: 1, period: 1s}\n", `limiters.api.strategy: must be one of gcra, tokenBucket, fixedWindow, slidingWindow, slidingWindowLog (did you mean "gcra"?)`},
+		{"unknown strategy", "limiters:\n  api: {strategy: gcrA2, limit: 1, period: 1s}\n", `limiters.api.strategy: must be one of gcra, tokenBucket, fixedWindow, slidingWindow, slidingWindowLog, quota (did you mean "gcra"?)`},
 		{"field of another strategy", "limiters:\n  api: {strategy: gcra, limit: 1, period: 1s, capacity: 3}\n", "limiters.api.capacity: is not a gcra field"},
 		{"missing period", "limiters:\n  api:\n    strategy: fixedWindow\n    limit: 3\n", "p.yaml:3: limiters.api.period: is required for fixedWindow"},
 		{"bad duration", "limiters:\n  api: {strategy: fixedWindow, limit: 3, period: 10 parsecs}\n", "limiters.api.period: must be a duration"},

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -203,7 +205,7 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	return cfg, nil
 }
 
-var strategies = []string{"gcra", "tokenBucket", "fixedWindow", "slidingWindow", "slidingWindowLog"}
+var strategies = []string{"gcra", "tokenBucket", "fixedWindow", "slidingWindow", "slidingWindowLog", "quota"}
 
 // rateFields lists the fields each strategy takes.
 var rateFields = map[string][]string{
@@ -212,7 +214,16 @@ var rateFields = map[string][]string{
 	"fixedWindow":      {"limit", "period", "windowMs"},
 	"slidingWindow":    {"limit", "period", "windowMs", "buckets"},
 	"slidingWindowLog": {"limit", "period", "windowMs"},
+	"quota":            quotaFields,
 }
+
+// quotaFields are a quota's fields; which a cadence takes is the engine's
+// rule (engine.NewQuota), reported at the field's line.
+var quotaFields = []string{"limit", "resetCadence", "offsetMinutes", "timeZone", "weekStartsOn", "period", "periodMs", "anchor", "buckets"}
+
+// rateFieldNames are every rate field of every strategy: a policy without a
+// strategy may set none of them.
+var rateFieldNames = []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets", "resetCadence", "offsetMinutes", "timeZone", "weekStartsOn", "anchor"}
 
 var blocks = []string{"twoTier", "tokenBudget", "fleetBudget", "concurrency", "distributedConcurrency", "federated"}
 
@@ -222,7 +233,7 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 	if err != nil {
 		return nil, err
 	}
-	valid := []string{"strategy", "prefix", "fail", "keyHash", "maxKeys", "limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"}
+	valid := append([]string{"strategy", "prefix", "fail", "keyHash", "maxKeys"}, rateFieldNames...)
 	if err := m.allow(append(valid, blocks...)...); err != nil {
 		return nil, err
 	}
@@ -281,7 +292,7 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 		return nil, err
 	}
 	if !ok {
-		for _, f := range []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"} {
+		for _, f := range rateFieldNames {
 			if m.has(f) {
 				return nil, m.errf(f, "needs a strategy ("+strings.Join(strategies, ", ")+")")
 			}
@@ -292,7 +303,7 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 	if !known {
 		return nil, m.errf("strategy", "must be one of "+strings.Join(strategies, ", ")+suggest(kind, strategies))
 	}
-	for _, f := range []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets"} {
+	for _, f := range rateFieldNames {
 		if m.has(f) && !contains(fields, f) {
 			return nil, m.errf(f, fmt.Sprintf("is not a %s field (%s takes %s)", kind, kind, strings.Join(fields, ", ")))
 		}
@@ -317,6 +328,8 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 	}
 	var st engine.Strategy
 	switch kind {
+	case "quota":
+		return l.quota(m, limit, period)
 	case "gcra":
 		lim, err := limit()
 		if err != nil {
@@ -393,6 +406,76 @@ func (l *loader) strategy(m *mapping) (engine.Strategy, error) {
 		}
 	}
 	return st, nil
+}
+
+// quota reads a quota's fields; engine.NewQuota refuses what the cadence
+// does not take, and its error is reported at that field's line.
+func (l *loader) quota(m *mapping, limit func() (int64, error), period func(...string) (int64, error)) (engine.Strategy, error) {
+	var o engine.QuotaOptions
+	var err error
+	if o.Limit, err = limit(); err != nil {
+		return nil, err
+	}
+	cadences := []string{string(engine.CadenceDay), string(engine.CadenceWeek), string(engine.CadenceMonth), string(engine.CadenceFixed), string(engine.CadenceRolling)}
+	cadence, ok, err := m.enum("resetCadence", cadences...)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, m.errf("resetCadence", "is required for quota: one of "+strings.Join(cadences, ", "))
+	}
+	o.Cadence = engine.Cadence(cadence)
+	integer := func(name string, lo, hi int64) (int64, bool, error) {
+		f, ok, err := m.number(name)
+		if !ok || err != nil {
+			return 0, ok, err
+		}
+		if f != math.Trunc(f) || f < float64(lo) || f > float64(hi) {
+			return 0, true, m.errf(name, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		}
+		return int64(f), true, nil
+	}
+	if o.OffsetMinutes, _, err = integer("offsetMinutes", -840, 840); err != nil {
+		return nil, err
+	}
+	if o.WeekStartsOn, o.WeekStartsOnSet, err = integer("weekStartsOn", 0, 6); err != nil {
+		return nil, err
+	}
+	if o.Anchor, _, err = integer("anchor", -(1 << 53), 1<<53); err != nil {
+		return nil, err
+	}
+	if o.Buckets, _, err = m.positiveInt("buckets"); err != nil {
+		return nil, err
+	}
+	if o.Buckets > MaxBuckets {
+		return nil, m.errf("buckets", fmt.Sprintf("must be at most %d (each decision reads every bucket)", MaxBuckets))
+	}
+	if zone, ok, err := m.str("timeZone"); err != nil {
+		return nil, err
+	} else if ok {
+		if o.Location, err = time.LoadLocation(zone); err != nil || zone == "" || zone == "Local" {
+			return nil, m.errf("timeZone", fmt.Sprintf("%q is not an IANA time zone (such as Europe/Berlin or America/New_York)", zone))
+		}
+	}
+	if m.has("period") || m.has("periodMs") {
+		per, err := period("periodMs")
+		if err != nil {
+			return nil, err
+		}
+		o.PeriodMs = float64(per)
+	}
+	q, err := engine.NewQuota(o)
+	if err != nil {
+		if oe, ok := err.(*engine.OptionError); ok {
+			field := oe.Field
+			if field == "period" && !m.has("period") && m.has("periodMs") {
+				field = "periodMs"
+			}
+			return nil, m.errf(field, oe.Reason)
+		}
+		return nil, m.errf("", err.Error())
+	}
+	return q, nil
 }
 
 func contains(list []string, s string) bool {
