@@ -61,7 +61,7 @@ func quotaPolicyFile(t *testing.T, v quotaVectors) string {
 // TestQuotaVectorsThroughTheServer replays the quota vectors (computed by
 // scripts/gen-quota-vectors.py from Python's calendar, independently of
 // the engine) through the gRPC door of a real server, each op at its own
-// instant, on the memory and Postgres stores; on Redis a quota policy is
+// instant, on the memory, Postgres and DynamoDB stores; on Redis a quota policy is
 // refused at load with the file, line and field.
 func TestQuotaVectorsThroughTheServer(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "quota-vectors.json"))
@@ -76,6 +76,7 @@ func TestQuotaVectorsThroughTheServer(t *testing.T) {
 	stores := map[string]func(t *testing.T) []string{
 		"memory":   func(*testing.T) []string { return nil },
 		"postgres": func(t *testing.T) []string { return []string{"--postgres-url", harness.StartPostgres(t).URL} },
+		"dynamodb": func(t *testing.T) []string { return dynamoArgs(harness.StartDynamo(t), "quota") },
 	}
 	for name, args := range stores {
 		t.Run(name, func(t *testing.T) {
