@@ -7,6 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export PATH="$root/.tools/bin:$PATH"
+TZDATA_VERSION=2025.2
 step() { printf '\n== %s\n' "$*"; }
 
 step "generated code is up to date (buf generate)"
@@ -48,5 +49,12 @@ if ! diff -ru sdk-python/src/throttlekit/v1 "$gen/sdk-python/src/throttlekit/v1"
 fi
 
 
-step "quota vectors match their generator (scripts/gen-quota-vectors.py)"
-python3 scripts/gen-quota-vectors.py --check
+step "quota vectors match their generator (scripts/gen-quota-vectors.py, pinned tzdata)"
+# The zones' rules come from the pinned tzdata package, never the host's
+# files (PYTHONTZPATH empty), as the Go side embeds its own.
+if [[ ! -x .tools/pytz/bin/python || "$(cat .tools/pytz/.version 2>/dev/null)" != "$TZDATA_VERSION" ]]; then
+  python3 -m venv .tools/pytz
+  .tools/pytz/bin/pip install -q "tzdata==$TZDATA_VERSION"
+  echo "$TZDATA_VERSION" >.tools/pytz/.version
+fi
+PYTHONTZPATH= .tools/pytz/bin/python scripts/gen-quota-vectors.py --check

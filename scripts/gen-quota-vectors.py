@@ -5,8 +5,11 @@ count per period. Each suite spends a small limit across the boundaries of sever
 millisecond of one, the first of the next), in UTC, at fixed offsets and in zones with DST changes,
 a half-hour shift and skipped midnights, plus fixed periods from an anchor.
 
-    python3 scripts/gen-quota-vectors.py            # rewrite the file
-    python3 scripts/gen-quota-vectors.py --check    # fail if it would change
+    PYTHONTZPATH= .tools/pytz/bin/python scripts/gen-quota-vectors.py            # rewrite the file
+    PYTHONTZPATH= .tools/pytz/bin/python scripts/gen-quota-vectors.py --check    # fail if it would change
+
+(.tools/pytz holds the pinned tzdata package, made by scripts/check-gen.sh; an empty PYTHONTZPATH keeps
+the host's zone files out.)
 
 A midnight a zone skips starts the period at the first instant after the gap: found here by
 bisection over instants (the engine asks the zone's transitions instead).

@@ -183,10 +183,6 @@ func (q Quota) String() string {
 	return fmt.Sprintf("quota(limit %d, %s at %+d min, weeks from %d)", q.Limit(), q.cadence, q.offset/60_000, q.weekDay)
 }
 
-// Same reports whether q and o decide alike (the same options): quotas
-// carry a cache, so == compares their identity, not their options.
-func (q Quota) Same(o Quota) bool { return q.String() == o.String() }
-
 // Period returns the period now falls in, [start, end) in epoch ms. A
 // rolling quota has no period: it returns now and now plus its window.
 func (q Quota) Period(now int64) (start, end int64) {

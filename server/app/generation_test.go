@@ -98,3 +98,17 @@ func TestInstallRefusesWhatTheServerCannotServe(t *testing.T) {
 		t.Fatalf("keyHash with the server's secret: %v", err)
 	}
 }
+
+// TestDiffComparesQuotasByOptions: a quota carries a period cache, so two
+// parses of one file hold different values; a reload of the same file
+// changes no policy, and a new limit is a change.
+func TestDiffComparesQuotasByOptions(t *testing.T) {
+	const file = "version: 1\nlimiters:\n  monthly: { strategy: quota, limit: 5, resetCadence: calendar-month, timeZone: Europe/Berlin }\n"
+	if _, _, changed := diff(parse(t, file), parse(t, file)); len(changed) != 0 {
+		t.Fatalf("the same file reloaded changed %v", changed)
+	}
+	other := strings.Replace(file, "limit: 5", "limit: 6", 1)
+	if _, _, changed := diff(parse(t, file), parse(t, other)); len(changed) != 1 {
+		t.Fatalf("a new limit changed %v, want monthly", changed)
+	}
+}

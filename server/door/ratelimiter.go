@@ -169,9 +169,6 @@ func (r *RateLimiter) NotFound(name string) error {
 	return wireerr.NotFound(name, config.Suggest(name, r.names))
 }
 
-// Config is the policy file this generation serves.
-func (r *RateLimiter) Config() *config.Config { return r.cfg }
-
 // policy resolves a request's policy, checking that it serves op.
 func (r *RateLimiter) policy(name, op string, kind config.Kind) (*config.Policy, error) {
 	if err := wireerr.CheckPolicy(name); err != nil {
