@@ -119,8 +119,12 @@ func TestMatrix(t *testing.T) {
 				if direct && len(st.RedisAddrs) == 0 {
 					continue // a direct door needs Redis
 				}
-				got := replayDoor(t, door, srv.Addr, st, suites)
-				for i, s := range suites {
+				run := suites
+				if door == doorPyDirect {
+					run = withoutQuotas(suites) // throttlekit-py's direct door has no Quota strategy yet
+				}
+				got := replayDoor(t, door, srv.Addr, st, run)
+				for i, s := range run {
 					for j, op := range s.suite.Ops {
 						want := op.Expect.Engine()
 						want.ResetAt += s.offset
@@ -145,6 +149,18 @@ func TestMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// withoutQuotas drops the quota suites, for a door that has no quota yet
+// (the report's counts show the difference).
+func withoutQuotas(suites []matrixSuite) []matrixSuite {
+	var out []matrixSuite
+	for _, s := range suites {
+		if s.suite.Strategy == nil || s.suite.Strategy.Kind != string(engine.KindQuota) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // replayDoor returns each suite's decisions through one door.
@@ -217,11 +233,11 @@ func replayPython(t *testing.T, door, addr string, st harness.Store, suites []ma
 		Units int64 `json:"units"`
 	}
 	type suite struct {
-		Policy  string             `json:"policy"`
-		Kind    string             `json:"kind"`
-		Options map[string]float64 `json:"options"`
-		Key     string             `json:"key"`
-		Ops     []op               `json:"ops"`
+		Policy  string         `json:"policy"`
+		Kind    string         `json:"kind"`
+		Options map[string]any `json:"options"`
+		Key     string         `json:"key"`
+		Ops     []op           `json:"ops"`
 	}
 	job := map[string]any{"door": "service", "target": addr, "redis_addrs": st.RedisAddrs, "cluster": st.Kind == harness.StoreCluster}
 	if door == doorPyDirect {
@@ -231,9 +247,9 @@ func replayPython(t *testing.T, door, addr string, st harness.Store, suites []ma
 	for _, s := range suites {
 		js := suite{Policy: s.policy, Key: key(s)}
 		if s.suite.Primitive == vectors.PrimitiveTokenBudget {
-			js.Kind, js.Options = "tokenBudget", s.suite.Options
+			js.Kind, js.Options = "tokenBudget", vectors.StrategySpec{Options: s.suite.Options}.All()
 		} else {
-			js.Kind, js.Options = s.suite.Strategy.Kind, s.suite.Strategy.Options
+			js.Kind, js.Options = s.suite.Strategy.Kind, s.suite.Strategy.All()
 		}
 		for _, o := range s.suite.Ops {
 			js.Ops = append(js.Ops, op{Now: o.Now + s.offset, Units: o.Units()})

@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,14 +15,20 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
 )
 
-// vectorFiles loads the golden vectors and every THROTTLEKIT_VECTORS file.
+// vectorFiles returns the golden vectors, our quota vectors
+// (testdata/quota-vectors.json, absolute instants across calendar and DST
+// boundaries), then every THROTTLEKIT_VECTORS file.
 func vectorFiles(t *testing.T) []*vectors.File {
 	t.Helper()
 	files, err := vectors.GoldenWithExtra()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	quota, err := vectors.Load(filepath.Join(harness.RepoRoot(t), "conformance", "testdata", "quota-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(files[:1], append([]*vectors.File{quota}, files[1:]...)...)
 }
 
 // policyYAML renders one policy per replayable suite, named v<file>-<suite>;
@@ -36,7 +44,10 @@ func policyYAML(files []*vectors.File, budgetBlock string) string {
 			case vectors.PrimitiveRateLimit:
 				fmt.Fprintf(&b, "  %s:\n    strategy: %s\n", name, s.Strategy.Kind)
 				for k, v := range s.Strategy.Options {
-					fmt.Fprintf(&b, "    %s: %v\n", k, v)
+					fmt.Fprintf(&b, "    %s: %s\n", k, strconv.FormatFloat(v, 'f', -1, 64))
+				}
+				for k, v := range s.Strategy.Text {
+					fmt.Fprintf(&b, "    %s: %q\n", k, v)
 				}
 			case vectors.PrimitiveTokenBudget:
 				fmt.Fprintf(&b, "  %s:\n    %s: { budget: %v, windowMs: %v }\n", name, budgetBlock, s.Options["budget"], s.Options["windowMs"])

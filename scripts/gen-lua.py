@@ -79,6 +79,16 @@ if now == 0 then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local saved, seen = {}, {}
+local function restore()
+  for i = #saved, 1, -1 do
+    local key, ttl, dump = saved[i][1], saved[i][2], saved[i][3]
+    if ttl == -2 or not dump then
+      redis.call('DEL', key)
+    else
+      redis.call('RESTORE', key, math.max(ttl, 0), dump, 'REPLACE')
+    end
+  end
+end
 local out, n, applied, a = {0}, 1, 1, 2
 for i = 1, #KEYS do
   local key, check, argc = KEYS[i], checks[ARGV[a]], tonumber(ARGV[a + 1])
@@ -90,21 +100,19 @@ for i = 1, #KEYS do
     seen[key] = true
     saved[#saved + 1] = {key, redis.call('PTTL', key), redis.call('DUMP', key)}
   end
-  local r = check({key}, args)
+  -- A check that fails (an error, not a denial) fails the request, and
+  -- every key is put back first: no part of it stays.
+  local ok, r = pcall(check, {key}, args)
+  if ok and type(r) == 'table' and r.err then ok, r = false, r.err end
+  if not ok then
+    restore()
+    return redis.error_reply('checkAll: charge ' .. i .. ': ' .. tostring(r))
+  end
   if r[1] ~= 1 then applied = 0 end
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = r[1], r[2], r[3], r[4], r[5], r[6] or 0
   n = n + 6
 end
-if applied == 0 then
-  for i = #saved, 1, -1 do
-    local key, ttl, dump = saved[i][1], saved[i][2], saved[i][3]
-    if ttl == -2 or not dump then
-      redis.call('DEL', key)
-    else
-      redis.call('RESTORE', key, math.max(ttl, 0), dump, 'REPLACE')
-    end
-  end
-end
+if applied == 0 then restore() end
 out[1] = applied
 return out
 """

@@ -169,6 +169,44 @@ func (q Quota) Limit() int64 { return int64(q.limit) }
 // Cadence is when the quota resets.
 func (q Quota) Cadence() Cadence { return q.cadence }
 
+// Rolling returns a rolling quota's sliding window (ok false for every
+// other cadence): the stores keep a rolling quota in its layout.
+func (q Quota) Rolling() (sw SlidingWindow, ok bool) {
+	if q.rolling == nil {
+		return SlidingWindow{}, false
+	}
+	return *q.rolling, true
+}
+
+// Location is a calendar quota's time zone (nil: a fixed offset decides).
+func (q Quota) Location() *time.Location { return q.loc }
+
+// OffsetMinutes is a fixed-offset calendar quota's UTC offset.
+func (q Quota) OffsetMinutes() int64 { return q.offset / 60_000 }
+
+// WeekStartsOn is the day a calendar week starts on, 0 = Sunday.
+func (q Quota) WeekStartsOn() int64 { return q.weekDay }
+
+// PeriodMs is a fixed quota's period (0 for the other cadences).
+func (q Quota) PeriodMs() int64 { return q.period }
+
+// Anchor is the epoch ms where a fixed quota's period 0 starts.
+func (q Quota) Anchor() int64 { return q.anchor }
+
+// Around returns, ascending, the boundaries of three periods of a calendar
+// quota: the one before now's, now's, and the next. A store that cannot
+// apply a zone's rules itself (a Redis script) is sent these and decides on
+// its own clock, which may then differ from the caller's by up to a period.
+func (q Quota) Around(now int64) [4]int64 {
+	start, end := q.Period(now)
+	if q.rolling != nil || q.cadence == CadenceFixed {
+		return [4]int64{start - (end - start), start, end, end + (end - start)}
+	}
+	before, _ := q.calendar(start - 1)
+	_, after := q.calendar(end)
+	return [4]int64{before, start, end, after}
+}
+
 // String describes the quota by its options (never its cache), so two
 // quotas of the same options print alike.
 func (q Quota) String() string {
@@ -196,13 +234,17 @@ func (q Quota) Period(now int64) (start, end int64) {
 	if p := q.last.Load(); p != nil && now >= p.start && now < p.end {
 		return p.start, p.end
 	}
-	if q.loc != nil {
-		start, end = q.zoned(now)
-	} else {
-		start, end = q.offsetPeriod(now)
-	}
+	start, end = q.calendar(now)
 	q.last.Store(&span{start, end})
 	return start, end
+}
+
+// calendar is a calendar period, computed (Period caches it).
+func (q Quota) calendar(now int64) (start, end int64) {
+	if q.loc != nil {
+		return q.zoned(now)
+	}
+	return q.offsetPeriod(now)
 }
 
 // offsetPeriod is a calendar period at a fixed UTC offset, in integer

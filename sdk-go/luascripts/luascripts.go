@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -61,9 +62,24 @@ func byRole(role Role) *Script {
 
 // RefundArgs returns the refund script's ARGV for a charge of cost that the
 // check allowed at the instant at, given back at now (0 = Redis TIME): the
-// check's strategy, then the ARGV the check was sent with.
+// check's strategy, then the ARGV the check was sent with — for a quota,
+// whose period may come from a zone's rules, the period start of at.
 func (c *Call) RefundArgs(now, at, cost int64) []any {
+	if q, ok := c.quota(); ok {
+		start, _ := q.Period(at)
+		return []any{now, c.Script.Strategy, start, cost}
+	}
 	return append([]any{now, c.Script.Strategy}, c.Args(at, cost)...)
+}
+
+// quota is the calendar or fixed quota the call decides (not a rolling
+// one, which runs the sliding window's scripts).
+func (c *Call) quota() (engine.Quota, bool) {
+	q, ok := c.st.(engine.Quota)
+	if !ok || c.Script.Strategy != string(engine.KindQuota) {
+		return engine.Quota{}, false
+	}
+	return q, true
 }
 
 // AppendCharge appends one charge's ARGV for the all-or-nothing script to
@@ -147,6 +163,27 @@ func load() ([]*Script, error) {
 // All returns every script in manifest order.
 func All() []*Script { return append([]*Script(nil), scripts...) }
 
+// Layout is the strategy whose scripts and state layout serve st: st itself,
+// or a rolling quota's sliding window.
+func Layout(st engine.Strategy) engine.Strategy {
+	if q, ok := st.(engine.Quota); ok {
+		if sw, ok := q.Rolling(); ok {
+			return sw
+		}
+	}
+	return st
+}
+
+// Quota modes of the quota script's ARGV (the ecosystem's numbering, and
+// ours for a time zone's periods, sent as boundaries).
+const (
+	quotaMonth = 1
+	quotaWeek  = 2
+	quotaDay   = 3
+	quotaFixed = 4
+	quotaZone  = 5
+)
+
 // For returns the script of a strategy kind and role, or nil.
 func For(kind engine.Kind, role Role) *Script {
 	for _, s := range scripts {
@@ -166,10 +203,18 @@ func Decider(kind engine.Kind) *Script {
 	return For(kind, RoleCheck)
 }
 
-// Options returns a strategy's options under the names the manifest and the
-// vector files use.
+// Options returns a strategy's numeric options under the names the
+// manifest uses (and the vector files, but for a quota's, which are named
+// as in its policy).
 func Options(st engine.Strategy) map[string]float64 {
-	switch s := st.(type) {
+	switch s := Layout(st).(type) {
+	case engine.Quota:
+		mode := map[engine.Cadence]float64{engine.CadenceMonth: quotaMonth, engine.CadenceWeek: quotaWeek, engine.CadenceDay: quotaDay, engine.CadenceFixed: quotaFixed}[s.Cadence()]
+		if s.Location() != nil {
+			mode = quotaZone
+		}
+		return map[string]float64{"limit": float64(s.Limit()), "mode": mode, "periodMs": float64(s.PeriodMs()),
+			"anchor": float64(s.Anchor()), "offsetMs": float64(s.OffsetMinutes() * 60_000), "weekStartsOn": float64(s.WeekStartsOn())}
 	case engine.GCRA:
 		return map[string]float64{"periodMs": s.PeriodMs(), "limit": float64(s.RateLimit()), "burst": float64(s.Burst())}
 	case engine.TokenBucket:
@@ -196,6 +241,10 @@ type Call struct {
 	costAt int
 	floor  bool // the script takes ttlFloorMs after argv
 	Limit  int64
+	st     engine.Strategy
+	// zone is set for a quota in a time zone: the script is sent the
+	// boundaries around each call's instant (after ttlFloorMs).
+	zone bool
 }
 
 // OwnInstantTTLFloorMs is the TTL floor sent with a request that carries
@@ -212,9 +261,10 @@ const OwnInstantTTLFloorMs = 60_000
 // Prepare binds st to its script of role (RoleCheck also selects a
 // tokenBudget's debit). It fails when an ARGV name has no value.
 func Prepare(st engine.Strategy, role Role) (*Call, error) {
-	s := For(st.Kind(), role)
+	kind := Layout(st).Kind()
+	s := For(kind, role)
 	if role == RoleCheck {
-		s = Decider(st.Kind())
+		s = Decider(kind)
 	}
 	if s == nil {
 		return nil, fmt.Errorf("luascripts: no %s script for %s", role, st.Kind())
@@ -223,7 +273,10 @@ func Prepare(st engine.Strategy, role Role) (*Call, error) {
 		return nil, fmt.Errorf("luascripts: %s does not take now first", s.Name)
 	}
 	opts := Options(st)
-	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit(), floor: slices.Contains(s.ArgvOptional, "ttlFloorMs")}
+	c := &Call{Script: s, argv: make([]any, len(s.Argv)), nowAt: -1, costAt: -1, Limit: st.Limit(), floor: slices.Contains(s.ArgvOptional, "ttlFloorMs"), st: st}
+	if q, ok := c.quota(); ok && q.Location() != nil && role != RoleState {
+		c.zone = true
+	}
 	for i, name := range s.Argv {
 		switch name {
 		case "now":
@@ -243,7 +296,9 @@ func Prepare(st engine.Strategy, role Role) (*Call, error) {
 
 // Args returns ARGV for one call. now = 0 asks the script for the Redis
 // server clock; any other now is the caller's own instant, sent with
-// OwnInstantTTLFloorMs.
+// OwnInstantTTLFloorMs. A quota in a time zone is sent the boundaries
+// around now, or around this machine's clock when now = 0: the script picks
+// the period of the Redis clock among them.
 func (c *Call) Args(now, cost int64) []any {
 	return c.args(now, cost, now != 0)
 }
@@ -256,8 +311,11 @@ func (c *Call) ArgsAtRedisTime(now, cost int64) []any {
 
 func (c *Call) args(now, cost int64, floor bool) []any {
 	n := len(c.argv)
-	if floor && c.floor {
+	if (floor && c.floor) || c.zone {
 		n++
+	}
+	if c.zone {
+		n += 4
 	}
 	out := make([]any, n)
 	copy(out, c.argv)
@@ -268,7 +326,20 @@ func (c *Call) args(now, cost int64, floor bool) []any {
 		out[c.costAt] = cost
 	}
 	if n > len(c.argv) {
-		out[len(c.argv)] = OwnInstantTTLFloorMs
+		out[len(c.argv)] = 1 // no floor
+		if floor {
+			out[len(c.argv)] = OwnInstantTTLFloorMs
+		}
+	}
+	if c.zone {
+		at := now
+		if at == 0 {
+			at = time.Now().UnixMilli()
+		}
+		q, _ := c.quota()
+		for i, b := range q.Around(at) {
+			out[len(c.argv)+1+i] = b
+		}
 	}
 	return out
 }

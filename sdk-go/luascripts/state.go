@@ -38,13 +38,13 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 		return strconv.ParseFloat(v, 64)
 	}
 	var err error
-	switch st.Kind() {
+	switch Layout(st).Kind() {
 	case engine.KindGCRA:
 		if v, ok := text(0); ok {
 			s.Present = true
 			s.V0, err = num(v)
 		}
-	case engine.KindTokenBucket, engine.KindFixedWindow, engine.KindTokenBudget:
+	case engine.KindTokenBucket, engine.KindFixedWindow, engine.KindTokenBudget, engine.KindQuota:
 		a, okA := text(0)
 		b, okB := text(1)
 		if okA && okB {
@@ -54,7 +54,7 @@ func ParseState(st engine.Strategy, reply []any) (engine.State, int64, error) {
 			}
 		}
 	case engine.KindSlidingWindow:
-		sw := st.(engine.SlidingWindow)
+		sw := Layout(st).(engine.SlidingWindow)
 		if len(rest) == 0 {
 			break
 		}

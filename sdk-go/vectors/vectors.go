@@ -11,6 +11,8 @@ import (
 	"math"
 	"os"
 	"strings"
+	"time"
+	_ "time/tzdata" // a quota's zone decides alike on every host
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
@@ -60,9 +62,67 @@ type Suite struct {
 }
 
 // StrategySpec names a strategy and its options as the policy file does.
+// In JSON the options are one object; numbers land in Options and text
+// (a quota's resetCadence and timeZone) in Text.
 type StrategySpec struct {
-	Kind    string             `json:"kind"`
-	Options map[string]float64 `json:"options"`
+	Kind    string
+	Options map[string]float64
+	Text    map[string]string
+}
+
+// textOptions are the options that are text, not numbers.
+var textOptions = map[string]bool{"resetCadence": true, "timeZone": true}
+
+// All returns every option, numbers and text, by name.
+func (s StrategySpec) All() map[string]any {
+	out := make(map[string]any, len(s.Options)+len(s.Text))
+	for k, v := range s.Options {
+		out[k] = v
+	}
+	for k, v := range s.Text {
+		out[k] = v
+	}
+	return out
+}
+
+// MarshalJSON writes the options as one object.
+func (s StrategySpec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Kind    string         `json:"kind"`
+		Options map[string]any `json:"options"`
+	}{s.Kind, s.All()})
+}
+
+// UnmarshalJSON reads the options object, refusing text where a number
+// belongs and a number where text does.
+func (s *StrategySpec) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Kind    string                     `json:"kind"`
+		Options map[string]json.RawMessage `json:"options"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*s = StrategySpec{Kind: raw.Kind, Options: map[string]float64{}}
+	for k, v := range raw.Options {
+		if textOptions[k] {
+			var text string
+			if err := json.Unmarshal(v, &text); err != nil {
+				return fmt.Errorf("option %s: want text: %w", k, err)
+			}
+			if s.Text == nil {
+				s.Text = map[string]string{}
+			}
+			s.Text[k] = text
+			continue
+		}
+		var n float64
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("option %s: want a number: %w", k, err)
+		}
+		s.Options[k] = n
+	}
+	return nil
 }
 
 // Op is one request and its expected decision. Cost is set for rateLimit
@@ -205,12 +265,50 @@ func (s Suite) Engine() (engine.Strategy, error) {
 	if s.Strategy == nil {
 		return nil, fmt.Errorf("rateLimit suite without a strategy")
 	}
+	if s.Strategy.Kind == string(engine.KindQuota) {
+		return newQuota(s.Strategy)
+	}
+	if len(s.Strategy.Text) > 0 {
+		return nil, fmt.Errorf("%s takes no text options", s.Strategy.Kind)
+	}
 	return NewStrategy(s.Strategy.Kind, s.Strategy.Options)
+}
+
+// newQuota builds a quota from its options as the policy file names them.
+func newQuota(spec *StrategySpec) (engine.Strategy, error) {
+	o := spec.Options
+	for k := range o {
+		switch k {
+		case "limit", "offsetMinutes", "weekStartsOn", "periodMs", "anchor", "buckets":
+		default:
+			return nil, &engine.OptionError{Field: k, Reason: "is not a quota option"}
+		}
+	}
+	for _, k := range []string{"limit", "offsetMinutes", "weekStartsOn", "anchor", "buckets"} {
+		if v := o[k]; v != math.Trunc(v) {
+			return nil, &engine.OptionError{Field: k, Reason: "must be an integer"}
+		}
+	}
+	_, weekSet := o["weekStartsOn"]
+	q := engine.QuotaOptions{
+		Limit: int64(o["limit"]), Cadence: engine.Cadence(spec.Text["resetCadence"]),
+		OffsetMinutes: int64(o["offsetMinutes"]), WeekStartsOn: int64(o["weekStartsOn"]), WeekStartsOnSet: weekSet,
+		PeriodMs: o["periodMs"], Anchor: int64(o["anchor"]), Buckets: int64(o["buckets"]),
+	}
+	if z, ok := spec.Text["timeZone"]; ok {
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			return nil, &engine.OptionError{Field: "timeZone", Reason: err.Error()}
+		}
+		q.Location = loc
+	}
+	return engine.NewQuota(q)
 }
 
 // NewStrategy builds a strategy from its kind and options as vector files and
 // the Redis manifest name them (limit, periodMs, burst, capacity,
-// refillPerSec, windowMs, buckets, budget).
+// refillPerSec, windowMs, buckets, budget). A quota, which has text options
+// too, is built by Suite.Engine.
 func NewStrategy(kind string, o map[string]float64) (engine.Strategy, error) {
 	var bad error
 	integer := func(name string, def float64) int64 {

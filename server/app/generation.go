@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 
-	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
@@ -23,8 +22,6 @@ type generations struct {
 	base door.Options
 	// keyHashSecret is --key-hash-secret ("" when none was given).
 	keyHashSecret string
-	// store is the --store the server runs on.
-	store string
 	// mem is the rate store when it is the memory store (nil otherwise);
 	// meters holds the per-server token budgets.
 	mem, meters *memstore.Store
@@ -72,14 +69,6 @@ func (g *generations) admit(cfg *config.Config) error {
 			return fmt.Errorf("%s: a policy has keyHash: sha256, which needs a secret: --key-hash-secret-file, --key-hash-secret or env THROTTLEKIT_KEY_HASH_SECRET (given at startup)", cfg.Path)
 		}
 		cfg.SetKeyHashSecret([]byte(g.keyHashSecret))
-	}
-	if g.store == "redis" {
-		for _, p := range cfg.Policies {
-			if p.Strategy != nil && p.Strategy.Kind() == engine.KindQuota {
-				return fmt.Errorf("%s:%d: limiters.%s.strategy: quota is served on the memory, postgres and dynamodb stores in this release, not yet on redis",
-					cfg.Path, p.Line, p.Name)
-			}
-		}
 	}
 	if g.guarded != nil {
 		if want := distributed(cfg); fmt.Sprint(want) != fmt.Sprint(g.guarded) {

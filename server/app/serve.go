@@ -85,7 +85,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opti
 	if err == nil {
 		// Refused here, before a store is opened or a port bound, as a
 		// reload would refuse it.
-		err = (&generations{keyHashSecret: f.keyHashSecret, store: f.store}).admit(cfg)
+		err = (&generations{keyHashSecret: f.keyHashSecret}).admit(cfg)
 	}
 	if err == nil {
 		err = serve(ctx, f, opts, cfg, stamp, log, stdout, sink)
@@ -183,7 +183,7 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	if err != nil {
 		return err
 	}
-	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg)}
+	gens := &generations{keyHashSecret: f.keyHashSecret, mem: st.mem, meters: st.meters, guarded: distributed(cfg)}
 	tel, err := startTelemetry(f, cfg, st, guardSummaries(func() *door.Current { return gens.current }, guards), otel, tlsCfg, log)
 	if err != nil {
 		return err

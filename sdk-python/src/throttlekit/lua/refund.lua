@@ -3,10 +3,11 @@
 -- on a cluster) and must undo the earlier ones when a later one is denied.
 -- KEYS[1] = the charge's state key.
 -- ARGV: now (0 = Redis TIME: the refund's instant), the strategy's name, then
--- the ARGV its check was sent with (the charge's instant, options, cost...).
+-- the ARGV its check was sent with (the charge's instant, options, cost...);
+-- a quota's is its period start and cost.
 -- Reply: {1} if the state changed, else {0}.
 -- The engine's Refund, in the state layout of each check script: counts
--- (fixedWindow, slidingWindow, slidingWindowLog) lose the charge while they
+-- (fixedWindow, slidingWindow, slidingWindowLog, quota) lose the charge while they
 -- still hold it; tokenBucket and gcra get it back less the refill since the
 -- charge, so no refund gives back more than the charge still holds. The
 -- key's TTL is kept: a refund never extends it. State the check scripts
@@ -65,6 +66,17 @@ elseif kind == 'slidingWindowLog' then
   end
   table.sort(byN, function(a, b) return a[1] > b[1] end)
   for i = 1, math.min(cost, #byN) do redis.call('ZREM', key, byN[i][2]) end
+  return {1}
+elseif kind == 'quota' then
+  -- C: the charge's period start, then cost. A calendar period may come
+  -- from a time zone's rules, which only the caller has: it sends the start
+  -- its check's period had.
+  local start, cost = C[1], C[2]
+  local st = redis.pcall('HMGET', key, 's', 'c')
+  if st.err then return {0} end
+  local s, c = num(st[1]), num(st[2])
+  if not (s and c) or s ~= start or c <= 0 then return {0} end
+  redis.call('HSET', key, 'c', fmt(math.max(0, c - cost)))
   return {1}
 elseif kind == 'tokenBucket' then
   -- C: at, capacity, refillPerSec, cost
