@@ -119,12 +119,8 @@ func TestMatrix(t *testing.T) {
 				if direct && len(st.RedisAddrs) == 0 {
 					continue // a direct door needs Redis
 				}
-				run := suites
-				if door == doorPyDirect {
-					run = withoutQuotas(suites) // throttlekit-py's direct door has no Quota strategy yet
-				}
-				got := replayDoor(t, door, srv.Addr, st, run)
-				for i, s := range run {
+				got := replayDoor(t, door, srv.Addr, st, suites)
+				for i, s := range suites {
 					for j, op := range s.suite.Ops {
 						want := op.Expect.Engine()
 						want.ResetAt += s.offset
@@ -149,18 +145,6 @@ func TestMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// withoutQuotas drops the quota suites, for a door that has no quota yet
-// (the report's counts show the difference).
-func withoutQuotas(suites []matrixSuite) []matrixSuite {
-	var out []matrixSuite
-	for _, s := range suites {
-		if s.suite.Strategy == nil || s.suite.Strategy.Kind != string(engine.KindQuota) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // replayDoor returns each suite's decisions through one door.

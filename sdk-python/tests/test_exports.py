@@ -37,6 +37,7 @@ EXPORTS: dict[str, list[str]] = {
         "OnUnavailable",
         "OperationNotSupportedError",
         "PolicyNotFoundError",
+        "Quota",
         "RateLimited",
         "RedisBackend",
         "RedisClientLike",
@@ -70,6 +71,7 @@ EXPORTS: dict[str, list[str]] = {
     "throttlekit.strategies": [
         "FixedWindow",
         "Gcra",
+        "Quota",
         "SlidingWindow",
         "SlidingWindowLog",
         "Strategy",

@@ -39,7 +39,8 @@ from .conftest import ROOT, VECTORS, StartServer
 
 
 def _vector_files() -> list[pathlib.Path]:
-    files = [VECTORS]
+    # Our quota vectors: absolute instants across calendar and DST boundaries.
+    files = [VECTORS, ROOT / "conformance" / "testdata" / "quota-vectors.json"]
     files += [pathlib.Path(p) for p in os.environ.get("THROTTLEKIT_VECTORS", "").split(",") if p]
     return files
 

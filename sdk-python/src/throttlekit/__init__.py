@@ -27,6 +27,7 @@ from .ratelimit import Checker, OnUnavailable, RateLimited, bind_policy, rate_li
 from .strategies import (
     FixedWindow,
     Gcra,
+    Quota,
     SlidingWindow,
     SlidingWindowLog,
     Strategy,
@@ -102,6 +103,7 @@ __all__ = [
     "OnUnavailable",
     "OperationNotSupportedError",
     "PolicyNotFoundError",
+    "Quota",
     "RateLimited",
     "RedisBackend",
     "RedisClientLike",

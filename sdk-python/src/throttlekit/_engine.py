@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .decision import Decision, Forecast
-from .strategies import FixedWindow, Gcra, SlidingWindow, SlidingWindowLog, Strategy, TokenBucket
+from .strategies import FixedWindow, Gcra, Quota, SlidingWindow, SlidingWindowLog, Strategy, TokenBucket
 
 MAX_REPLY = 1 << 53
 MAX_SKEW_MS = 60_000
@@ -304,7 +304,41 @@ class _SlidingWindowLog(Model):
         return s.series[0] > -math.inf and s.series[0] <= s.series[-1] <= n + MAX_SKEW_MS
 
 
+class _Quota(Model):
+    """A calendar or fixed quota: v0 = the period's start, v1 = the units counted in it."""
+
+    def __init__(self, q: Quota) -> None:
+        self.q = q
+        self.limit = q.limit
+        self.lim = float(q.limit)
+
+    def _count(self, s: State, start: int) -> float:
+        return s.v1 if s.present and s.v0 == float(start) else 0.0
+
+    def check(self, s: State, now: int, cost: int) -> Decision:
+        start, end = self.q.period(now)
+        c = self._count(s, start)
+        if c + cost <= self.lim:
+            s.present, s.v0, s.v1, s.series = True, float(start), c + cost, []
+            return _decision(True, self.limit, _int(self.lim - (c + cost)), end, 0)
+        return _decision(False, self.limit, _int(self.lim - c), end, end - now)
+
+    def peek(self, s: State, now: int) -> Decision:
+        start, end = self.q.period(now)
+        c = self._count(s, start)
+        allowed = c + 1 <= self.lim
+        return _decision(allowed, self.limit, _int(self.lim - c), end, 0 if allowed else end - now)
+
+    def settle_ms(self, s: State, now: int) -> int:
+        return max(0, self.q.period(now)[1] - now)
+
+    def sane(self, s: State, n: float) -> bool:
+        return math.isfinite(s.v0) and s.v0 <= n + MAX_SKEW_MS and 0 <= s.v1 < math.inf
+
+
 def model(st: Strategy) -> Model:
+    if isinstance(st, Quota):
+        return _SlidingWindow(st.sliding()) if st.reset_cadence == "rolling" else _Quota(st)
     if isinstance(st, Gcra):
         return _Gcra(st)
     if isinstance(st, TokenBucket):

@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import math
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from . import _engine, _lua
 from .decision import Decision, Forecast
 from .errors import InvalidRequestError, OperationNotSupportedError, ThrottleKitError
-from .strategies import Strategy
+from .strategies import Quota, Strategy
 
 
 def join(prefix: str, key: str) -> str:
@@ -78,9 +79,16 @@ class Prepared:
         self._hash_secret = key_hash_secret.encode() if isinstance(key_hash_secret, str) else key_hash_secret
         params = strategy.params()
         role = "debit" if strategy.kind == "tokenBudget" else "check"
-        self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(strategy.kind, params, role)
+        # A rolling quota is a sliding window: its scripts and state layout are the window's.
+        self._layout = strategy.kind
+        if isinstance(strategy, Quota) and strategy.reset_cadence == "rolling":
+            self._layout = "slidingWindow"
+        # A quota in a time zone is sent the local midnights around each call's instant: the script
+        # picks the period of its own clock among them.
+        self._zone = strategy if isinstance(strategy, Quota) and strategy.time_zone is not None else None
+        self.check, self._check_argv, self._now_at, self._cost_at = _lua.prepare(self._layout, params, role)
         # A budget is metered, not looked ahead at: it has no state script and no peek or forecast.
-        self._state_script = None if role == "debit" else _lua.script(strategy.kind, "state")
+        self._state_script = None if role == "debit" else _lua.script(self._layout, "state")
         self._model = None if role == "debit" else _engine.model(strategy)
 
     def key(self, key: str) -> str:
@@ -95,7 +103,10 @@ class Prepared:
         argv = list(self._check_argv)
         argv[self._now_at] = instant(now)
         argv[self._cost_at] = str(units(cost))
-        if now is not None and "ttlFloorMs" in self.check.optional:
+        if self._zone is not None:
+            argv.append(str(_lua.OWN_INSTANT_TTL_FLOOR_MS) if now is not None else "1")  # 1: no floor
+            argv.extend(str(b) for b in self._zone.around(now if now is not None else time.time_ns() // 1_000_000))
+        elif now is not None and "ttlFloorMs" in self.check.optional:
             argv.append(str(_lua.OWN_INSTANT_TTL_FLOOR_MS))
         return argv
 
@@ -132,12 +143,12 @@ class Prepared:
         return _engine.sanitized(self.model, s, now), now
 
     def _state(self, rest: Sequence[str | None]) -> _engine.State:
-        kind = self.strategy.kind
+        kind = self._layout
         s = _engine.State()
         if kind == "gcra":
             if rest and rest[0] is not None:
                 s.present, s.v0 = True, decimal(rest[0])
-        elif kind in ("tokenBucket", "fixedWindow"):
+        elif kind in ("tokenBucket", "fixedWindow", "quota"):
             if len(rest) >= 2 and rest[0] is not None and rest[1] is not None:
                 s.present, s.v0, s.v1 = True, decimal(rest[0]), decimal(rest[1])
         elif kind == "slidingWindow":

@@ -1,0 +1,66 @@
+"""The Quota strategy: what it refuses, its periods across DST changes, and the direct door sending a
+zone's local midnights so the script decides on the Redis clock."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from throttlekit import Quota, RedisBackend, from_spec
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0, "reset_cadence": "calendar-day"}, "limit"),
+        ({"limit": 5, "reset_cadence": "monthly"}, "reset_cadence must be one of"),
+        ({"limit": 5, "reset_cadence": "calendar-day", "offset_minutes": 841}, "offset_minutes"),
+        ({"limit": 5, "reset_cadence": "calendar-day", "time_zone": "Mars/Olympus"}, "Mars/Olympus"),
+        ({"limit": 5, "reset_cadence": "calendar-day", "time_zone": "UTC", "offset_minutes": 60}, "exclusive"),
+        ({"limit": 5, "reset_cadence": "rolling", "period_ms": 1000, "week_starts_on": 1}, "not used"),
+        ({"limit": 5, "reset_cadence": "calendar-week", "week_starts_on": 7}, "week_starts_on"),
+        ({"limit": 5, "reset_cadence": "calendar-month", "period_ms": 1000}, "not used"),
+        ({"limit": 5, "reset_cadence": "fixed"}, "period_ms"),
+        ({"limit": 5, "reset_cadence": "calendar-day", "buckets": 3}, "not used"),
+    ],
+)
+def test_refuses_what_the_cadence_does_not_take(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        Quota(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("quota", "now", "period"),
+    [
+        # New York springs forward on 2026-03-08: a 23-hour day, 05:00Z to 04:00Z.
+        (Quota(3, "calendar-day", time_zone="America/New_York"), 1772964000000, (1772946000000, 1773028800000)),
+        # Santiago skipped midnight on 2022-09-11: the day starts at the gap's end, 04:00Z.
+        (Quota(3, "calendar-day", time_zone="America/Santiago"), 1662901200000, (1662868800000, 1662951600000)),
+        # The ecosystem's pinned cases at +330 min and in UTC.
+        (Quota(3, "calendar-month", offset_minutes=330), 1706726400000, (1706725800000, 1709231400000)),
+        (Quota(3, "calendar-week", week_starts_on=0), 1779958800000, (1779580800000, 1780185600000)),
+        (Quota(2, "fixed", period_ms=1000, anchor=500), 600, (500, 1500)),
+    ],
+)
+def test_periods(quota: Quota, now: int, period: tuple[int, int]) -> None:
+    assert quota.period(now) == period
+    before, start, end, after = quota.around(now)
+    assert (start, end) == period and before < start and after > end
+
+
+def test_a_zoned_quota_on_the_redis_clock(redis_url: str) -> None:
+    """now=None: the script takes the Redis clock's period among the midnights sent around ours."""
+    client = redis.Redis.from_url(redis_url)
+    spec = {"limit": 2, "resetCadence": "calendar-month", "timeZone": "Europe/Berlin"}
+    door = RedisBackend(client, from_spec("quota", spec), prefix="pyq")
+    key = uuid.uuid4().hex
+    first, second, third = (door.check(key) for _ in range(3))
+    assert first.allowed and second.allowed and not third.allowed
+    q = Quota(2, "calendar-month", time_zone="Europe/Berlin")
+    server_ms = int(client.time()[0]) * 1000
+    assert first.reset_at == q.period(server_ms)[1] and third.retry_after_ms > 0
+    assert door.peek(key).remaining == 0
+    client.close()
