@@ -54,7 +54,7 @@ def test_periods(quota: Quota, now: int, period: tuple[int, int]) -> None:
 def test_a_zoned_quota_on_the_redis_clock(redis_url: str) -> None:
     """now=None: the script takes the Redis clock's period among the midnights sent around ours."""
     client = redis.Redis.from_url(redis_url)
-    spec = {"limit": 2, "resetCadence": "calendar-month", "timeZone": "Europe/Berlin"}
+    spec: dict[str, float | str] = {"limit": 2, "resetCadence": "calendar-month", "timeZone": "Europe/Berlin"}
     door = RedisBackend(client, from_spec("quota", spec), prefix="pyq")
     key = uuid.uuid4().hex
     first, second, third = (door.check(key) for _ in range(3))
