@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -87,7 +88,16 @@ func (c *Call) quota() (engine.Quota, bool) {
 // (with the TTL floor of Args when now is the caller's own). The script's
 // own ARGV starts with now, once for every charge.
 func (c *Call) AppendCharge(dst []any, now, cost int64) []any {
-	args := c.Args(now, cost)
+	return c.appendCharge(dst, c.Args(now, cost))
+}
+
+// AppendChargeAround is AppendCharge on the Redis clock with a time zone's
+// boundaries around at (see ArgsAround).
+func (c *Call) AppendChargeAround(dst []any, at, cost int64) []any {
+	return c.appendCharge(dst, c.ArgsAround(at, cost))
+}
+
+func (c *Call) appendCharge(dst, args []any) []any {
 	dst = append(dst, c.Script.Strategy, len(args)-1)
 	return append(dst, args[1:]...)
 }
@@ -298,18 +308,28 @@ func Prepare(st engine.Strategy, role Role) (*Call, error) {
 // server clock; any other now is the caller's own instant, sent with
 // OwnInstantTTLFloorMs. A quota in a time zone is sent the boundaries
 // around now, or around this machine's clock when now = 0: the script picks
-// the period of the Redis clock among them.
+// the period of the Redis clock among them (see ArgsAround for a clock a
+// period or more off Redis's).
 func (c *Call) Args(now, cost int64) []any {
-	return c.args(now, cost, now != 0)
+	return c.args(now, cost, now != 0, now)
 }
 
 // ArgsAtRedisTime is Args for an instant the caller read from the Redis
 // clock (one TIME for a batch): the keys expire as on the Redis clock.
 func (c *Call) ArgsAtRedisTime(now, cost int64) []any {
-	return c.args(now, cost, false)
+	return c.args(now, cost, false, now)
 }
 
-func (c *Call) args(now, cost int64, floor bool) []any {
+// ArgsAround is Args(0, cost) — the Redis clock decides — with a time
+// zone's boundaries around at instead of this machine's clock: the second
+// attempt of a call the script refused (Outside reports at), so a caller
+// whose clock is a period or more off the Redis clock is still decided on
+// the Redis clock's period.
+func (c *Call) ArgsAround(at, cost int64) []any {
+	return c.args(0, cost, false, at)
+}
+
+func (c *Call) args(now, cost int64, floor bool, around int64) []any {
 	n := len(c.argv)
 	if (floor && c.floor) || c.zone {
 		n++
@@ -332,16 +352,38 @@ func (c *Call) args(now, cost int64, floor bool) []any {
 		}
 	}
 	if c.zone {
-		at := now
-		if at == 0 {
-			at = time.Now().UnixMilli()
+		if around == 0 {
+			around = time.Now().UnixMilli()
 		}
 		q, _ := c.quota()
-		for i, b := range q.Around(at) {
+		for i, b := range q.Around(around) {
 			out[len(c.argv)+1+i] = b
 		}
 	}
 	return out
+}
+
+// Zoned reports whether the call sends a time zone's boundaries, and so
+// may be refused as Outside them.
+func (c *Call) Zoned() bool { return c.zone }
+
+// outside is the quota script's refusal of the boundaries it was sent.
+var outside = regexp.MustCompile(`quota: the instant (-?[0-9]+) is outside the periods sent`)
+
+// Outside reports the instant a quota script refused because no period
+// it was sent holds it — the Redis clock's, for a call with now = 0. The
+// script refused before it touched a key, so the call may be sent again
+// (ArgsAround).
+func Outside(err error) (int64, bool) {
+	if err == nil {
+		return 0, false
+	}
+	m := outside.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	at, perr := strconv.ParseInt(m[1], 10, 64)
+	return at, perr == nil
 }
 
 // ManyWidth is the integers per key of a checkMany reply.

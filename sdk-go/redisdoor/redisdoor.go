@@ -93,7 +93,14 @@ func (b *Backend) CheckAt(ctx context.Context, key string, cost, now int64) (eng
 	if cost == 0 {
 		cost = 1
 	}
-	reply, err := b.call.Script.Redis.Run(ctx, b.client, []string{b.Key(key)}, b.call.Args(now, cost)...).Int64Slice()
+	keys := []string{b.Key(key)}
+	reply, err := b.call.Script.Redis.Run(ctx, b.client, keys, b.call.Args(now, cost)...).Int64Slice()
+	if at, ok := luascripts.Outside(err); ok && now == 0 && b.call.Zoned() {
+		// This machine's clock is a period or more off the Redis clock: the
+		// script refused before touching the key; send the periods around
+		// the Redis clock's instant it reported.
+		reply, err = b.call.Script.Redis.Run(ctx, b.client, keys, b.call.ArgsAround(at, cost)...).Int64Slice()
+	}
 	if err != nil {
 		return engine.Decision{}, fmt.Errorf("redisdoor: %s check of %q: %w", b.call.Script.Name, b.Key(key), err)
 	}

@@ -3,13 +3,17 @@ zone's local midnights so the script decides on the Redis clock."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import types
 import uuid
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
-from throttlekit import Quota, RedisBackend, from_spec
+from throttlekit import AsyncRedisBackend, Decision, Quota, RedisBackend, _redis_common, from_spec
 
 
 @pytest.mark.parametrize(
@@ -63,4 +67,37 @@ def test_a_zoned_quota_on_the_redis_clock(redis_url: str) -> None:
     server_ms = int(client.time()[0]) * 1000
     assert first.reset_at == q.period(server_ms)[1] and third.retry_after_ms > 0
     assert door.peek(key).remaining == 0
+    client.close()
+
+
+@pytest.mark.parametrize("skew_days", [-40, 3, 400])
+def test_a_zoned_quota_on_a_clock_far_off_the_redis_clock(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, skew_days: int
+) -> None:
+    """This machine's clock a period or more off Redis's (skewed here; Redis keeps its real one): the
+    script refuses the midnights sent around ours, touching nothing, and the check is sent once more
+    around the Redis clock's instant — the sync and async doors alike decide on the Redis period."""
+    real = time.time_ns()
+    skewed = types.SimpleNamespace(time_ns=lambda: real + skew_days * 86_400_000_000_000)
+    monkeypatch.setattr(_redis_common, "time", skewed)  # the door's clock only, not the process's
+    spec: dict[str, float | str] = {"limit": 2, "resetCadence": "calendar-day", "timeZone": "America/New_York"}
+    q = Quota(2, "calendar-day", time_zone="America/New_York")
+    client = redis.Redis.from_url(redis_url)
+    door = RedisBackend(client, from_spec("quota", spec), prefix="pyskew")
+    key = uuid.uuid4().hex
+    first, second, third = (door.check(key) for _ in range(3))
+    server_ms = int(client.time()[0]) * 1000
+    assert first.allowed and second.allowed and not third.allowed
+    assert first.reset_at == q.period(server_ms)[1] and first.remaining == 1
+
+    async def twice() -> list[Decision]:
+        aclient = redis.asyncio.Redis.from_url(redis_url)
+        adoor = AsyncRedisBackend(aclient, from_spec("quota", spec), prefix="pyskew")
+        out = [await adoor.check(akey) for _ in range(2)]
+        await aclient.aclose()
+        return out
+
+    akey = uuid.uuid4().hex
+    a1, a2 = asyncio.run(twice())
+    assert a1.allowed and a2.allowed and a1.reset_at == q.period(server_ms)[1] and a2.remaining == 0
     client.close()

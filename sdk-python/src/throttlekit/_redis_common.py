@@ -66,6 +66,10 @@ def decimal(v: str) -> float:
     return f
 
 
+# The quota script's refusal of the midnights it was sent, naming the instant it decided on.
+_OUTSIDE = re.compile(r"quota: the instant (-?[0-9]+) is outside the periods sent")
+
+
 class Prepared:
     """One strategy bound to its check and state scripts."""
 
@@ -99,16 +103,32 @@ class Prepared:
             key = hmac.new(self._hash_secret, key.encode(), hashlib.sha256).hexdigest()
         return join(self.prefix, key)
 
-    def check_args(self, cost: int, now: int | None) -> list[str]:
+    def check_args(self, cost: int, now: int | None, around: int | None = None) -> list[str]:
+        """ARGV for a check; a quota in a time zone is sent the midnights around ``around``, else
+        around ``now`` or, on the Redis clock, this machine's clock."""
         argv = list(self._check_argv)
         argv[self._now_at] = instant(now)
         argv[self._cost_at] = str(units(cost))
         if self._zone is not None:
             argv.append(str(_lua.OWN_INSTANT_TTL_FLOOR_MS) if now is not None else "1")  # 1: no floor
-            argv.extend(str(b) for b in self._zone.around(now if now is not None else time.time_ns() // 1_000_000))
+            if around is None:
+                around = now if now is not None else time.time_ns() // 1_000_000
+            argv.extend(str(b) for b in self._zone.around(around))
         elif now is not None and "ttlFloorMs" in self.check.optional:
             argv.append(str(_lua.OWN_INSTANT_TTL_FLOOR_MS))
         return argv
+
+    def retry_args(self, err: BaseException, cost: int, now: int | None) -> list[str] | None:
+        """ARGV for a second attempt when the script refused a zone's midnights as not holding the
+        Redis clock's instant (this machine's clock is a period or more off it; the script touched
+        no key): the same check, sent the midnights around the instant it reported. None when
+        ``err`` is anything else."""
+        if self._zone is None or now is not None:
+            return None
+        m = _OUTSIDE.search(str(err))
+        if m is None:
+            return None
+        return self.check_args(cost, now, int(m.group(1)))
 
     @staticmethod
     def decision(reply: Any) -> Decision:

@@ -55,7 +55,15 @@ class RedisBackend:
     def check(self, key: str, cost: int = 1, *, now: int | None = None) -> Decision:
         """Spends ``cost`` units (0 means 1) of ``key``'s budget; ``now=None`` uses the Redis clock."""
         k, args = self._p.key(key), self._p.check_args(cost, now)
-        return Prepared.decision(self._run(self._p.check.sha1, self._p.check.body, k, args))
+        try:
+            reply = self._run(self._p.check.sha1, self._p.check.body, k, args)
+        except Exception as err:
+            # A quota in a time zone on a clock a period or more off Redis's: sent again once.
+            again = self._p.retry_args(err, cost, now)
+            if again is None:
+                raise
+            reply = self._run(self._p.check.sha1, self._p.check.body, k, again)
+        return Prepared.decision(reply)
 
     def _state(self, key: str, now: int | None) -> Any:
         return self._run(self._p.state.sha1, self._p.state.body, self._p.key(key), [instant(now)])

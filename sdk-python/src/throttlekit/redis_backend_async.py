@@ -46,7 +46,14 @@ class AsyncRedisBackend:
 
     async def check(self, key: str, cost: int = 1, *, now: int | None = None) -> Decision:
         k, args = self._p.key(key), self._p.check_args(cost, now)
-        return Prepared.decision(await self._run(self._p.check.sha1, self._p.check.body, k, args))
+        try:
+            reply = await self._run(self._p.check.sha1, self._p.check.body, k, args)
+        except Exception as err:
+            again = self._p.retry_args(err, cost, now)
+            if again is None:
+                raise
+            reply = await self._run(self._p.check.sha1, self._p.check.body, k, again)
+        return Prepared.decision(reply)
 
     async def _state(self, key: str, now: int | None) -> Any:
         return await self._run(self._p.state.sha1, self._p.state.body, self._p.key(key), [instant(now)])

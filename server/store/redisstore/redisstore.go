@@ -139,6 +139,12 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 	}
 	k := s.Key(key)
 	reply, err := s.pipelined(ctx, call, k, call.Args(now, cost))
+	if at, ok := luascripts.Outside(err); ok && now == 0 && call.Zoned() {
+		// This server's clock is a period or more off the Redis clock: the
+		// script refused before touching the key; send the periods around
+		// the Redis clock's instant it reported.
+		reply, err = s.pipelined(ctx, call, k, call.ArgsAround(at, cost))
+	}
 	if err != nil {
 		return engine.Decision{}, unavailable("check", err)
 	}
@@ -191,13 +197,27 @@ func (s *Store) CheckMany(ctx context.Context, st engine.Strategy, keys []store.
 		}
 		args = call.ArgsAtRedisTime(t.UnixMilli(), cost)
 	}
-	if cluster {
+	ds, err := s.checkRuns(ctx, cc, call, names, per, args)
+	if at, ok := luascripts.Outside(err); ok && now == 0 && runs == 1 && call.Zoned() {
+		// A zone's periods were sent around this server's clock; one a
+		// period or more off the Redis clock is refused before the lone
+		// run touched a key, and sent again around the Redis clock's
+		// instant.
+		ds, err = s.checkRuns(ctx, cc, call, names, per, call.ArgsAround(at, cost))
+	}
+	return ds, err
+}
+
+// checkRuns is CheckMany's runs of per keys with one ARGV.
+func (s *Store) checkRuns(ctx context.Context, cc *redis.ClusterClient, call *luascripts.Call, names []string, per int, args []any) ([]engine.Decision, error) {
+	if cc != nil {
 		return s.checkOnMasters(ctx, cc, call, names, args)
 	}
+	runs := (len(names) + per - 1) / per
 	run := func(i int) []string { return names[i*per : min(len(names), (i+1)*per)] }
 	cmds := evalShas(ctx, s.client, runs, func(int) *luascripts.Call { return call }, run, func(int) []any { return args })
-	out := make([]engine.Decision, len(keys))
-	errs := make([]error, len(keys))
+	out := make([]engine.Decision, len(names))
+	errs := make([]error, len(names))
 	for i, c := range cmds {
 		at := i * per
 		keys := run(i)
@@ -444,20 +464,42 @@ func (s *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64)
 	if _, cluster := s.client.(*redis.ClusterClient); cluster && len(charges) > 1 {
 		return store.CheckAllInTurn(ctx, s, charges, now)
 	}
-	args := []any{now}
-	for _, c := range charges {
+	calls := make([]*luascripts.Call, len(charges))
+	zoned := false
+	for i, c := range charges {
 		call, err := s.prepare(c.Strategy, luascripts.RoleCheck)
 		if err != nil {
 			return nil, false, err
 		}
-		args = call.AppendCharge(args, now, c.Cost)
+		calls[i], zoned = call, zoned || call.Zoned()
+	}
+	// around is 0 for this server's clock, or the Redis clock's instant.
+	argv := func(around int64) []any {
+		args := []any{now}
+		for i, c := range charges {
+			if around != 0 {
+				args = calls[i].AppendChargeAround(args, around, c.Cost)
+			} else {
+				args = calls[i].AppendCharge(args, now, c.Cost)
+			}
+		}
+		return args
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	all := luascripts.CheckAll()
-	cmds := evalShas(ctx, s.client, 1, func(int) *luascripts.Call { return &luascripts.Call{Script: all} },
-		func(int) []string { return names }, func(int) []any { return args })
-	reply, err := cmds[0].Result()
+	all := &luascripts.Call{Script: luascripts.CheckAll()}
+	run := func(args []any) ([]int64, error) {
+		cmds := evalShas(ctx, s.client, 1, func(int) *luascripts.Call { return all },
+			func(int) []string { return names }, func(int) []any { return args })
+		return cmds[0].Result()
+	}
+	reply, err := run(argv(0))
+	if at, ok := luascripts.Outside(err); ok && now == 0 && zoned {
+		// A zone's periods were sent around this server's clock, a period
+		// or more off the Redis clock: the script put every key back when
+		// it refused them; send them around the Redis clock's instant.
+		reply, err = run(argv(at))
+	}
 	if err != nil {
 		return nil, false, unavailable("check all", err)
 	}
