@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/redis/go-redis/v9"
@@ -16,6 +17,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
 )
 
@@ -208,4 +210,50 @@ func hasAnchor(md, frag string) bool {
 		}
 	}
 	return false
+}
+
+// TestReadmeQuotaExample: the README's quota is a calendar-month quota in
+// Berlin as the file says, and its period is a Berlin calendar month —
+// February's shorter than October's, October's 25-hour DST day included.
+func TestReadmeQuotaExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.Index(s, "## Quotas")
+	if i < 0 {
+		t.Fatal("README has no Quotas section")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```yaml\n")
+	if start < 0 {
+		t.Fatal("the Quotas section has no yaml block")
+	}
+	s = s[start+len("```yaml\n"):]
+	cfg, err := config.Parse("README.md", []byte(s[:strings.Index(s, "```")]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Policy("monthly")
+	if p == nil {
+		t.Fatal("the example has no policy monthly")
+	}
+	q, ok := p.Strategy.(engine.Quota)
+	if !ok || q.Limit() != 1000 || q.Location() == nil || q.Location().String() != "Europe/Berlin" {
+		t.Fatalf("monthly is %v, want a 1000 a month quota in Europe/Berlin", p.Strategy)
+	}
+	berlin := q.Location()
+	for _, c := range []struct {
+		at         time.Time
+		start, end time.Time
+	}{
+		{time.Date(2027, 2, 14, 12, 0, 0, 0, berlin), time.Date(2027, 2, 1, 0, 0, 0, 0, berlin), time.Date(2027, 3, 1, 0, 0, 0, 0, berlin)},
+		{time.Date(2027, 10, 31, 2, 30, 0, 0, berlin), time.Date(2027, 10, 1, 0, 0, 0, 0, berlin), time.Date(2027, 11, 1, 0, 0, 0, 0, berlin)},
+	} {
+		s, e := q.Period(c.at.UnixMilli())
+		if s != c.start.UnixMilli() || e != c.end.UnixMilli() {
+			t.Errorf("period of %v: [%d, %d), want [%v, %v)", c.at, s, e, c.start, c.end)
+		}
+	}
 }
