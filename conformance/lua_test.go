@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -60,7 +61,7 @@ func replayThroughDoor(t *testing.T, client redis.Scripter, prefix string) {
 }
 
 // TestEngineAndLuaAgree drives 20,000+ seeded random ops across all five
-// strategies (and the token budget) at real epochs, with fractional rates
+// strategies (and the token budget, and quotas of every cadence) at real epochs, with fractional rates
 // and costs above 1, and requires the engine and Lua to agree on every field
 // of every decision — and the state scripts to give the engine the same
 // state it holds (the direct door's Peek and Forecast agree too).
@@ -69,7 +70,7 @@ func TestEngineAndLuaAgree(t *testing.T) {
 	client := r.Client(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(20261126, 42))
-	strategies := randomStrategies(t, rng, 6, 50, true)
+	strategies := append(randomStrategies(t, rng, 6, 50, true), randomQuotas(t, rng, 50)...)
 	const opsPerStrategy = 600
 	total := 0
 	for si, st := range strategies {
@@ -162,6 +163,41 @@ func randomStrategies(t *testing.T, rng *rand.Rand, rounds int, maxLimit int64, 
 		if budgets {
 			out = append(out, mk(engine.NewTokenBudget(limit*10, windowMs)))
 		}
+	}
+	return out
+}
+
+// randomQuotas is a quota of each cadence with random fields: fixed
+// periods short enough to roll over many times, calendar periods at a
+// random offset or in zones with DST (and a half-hour shift), rolling ones.
+func randomQuotas(t *testing.T, rng *rand.Rand, maxLimit int64) []engine.Strategy {
+	t.Helper()
+	zone := func(name string) *time.Location {
+		l, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	limit := func() int64 { return 1 + rng.Int64N(maxLimit) }
+	opts := []engine.QuotaOptions{
+		{Limit: limit(), Cadence: engine.CadenceFixed, PeriodMs: float64(100 + rng.Int64N(5000)), Anchor: rng.Int64N(1_000_000) - 500_000},
+		{Limit: limit(), Cadence: engine.CadenceFixed, PeriodMs: float64(1 + rng.Int64N(300))},
+		{Limit: limit(), Cadence: engine.CadenceDay, OffsetMinutes: rng.Int64N(1681) - 840},
+		{Limit: limit(), Cadence: engine.CadenceWeek, OffsetMinutes: rng.Int64N(1681) - 840, WeekStartsOn: rng.Int64N(7), WeekStartsOnSet: true},
+		{Limit: limit(), Cadence: engine.CadenceMonth, OffsetMinutes: rng.Int64N(1681) - 840},
+		{Limit: limit(), Cadence: engine.CadenceDay, Location: zone("America/New_York")},
+		{Limit: limit(), Cadence: engine.CadenceWeek, Location: zone("Australia/Lord_Howe"), WeekStartsOn: rng.Int64N(7), WeekStartsOnSet: true},
+		{Limit: limit(), Cadence: engine.CadenceMonth, Location: zone("Europe/Berlin")},
+		{Limit: limit(), Cadence: engine.CadenceRolling, PeriodMs: float64(100 + rng.Int64N(5000)), Buckets: 1 + rng.Int64N(12)},
+	}
+	out := make([]engine.Strategy, len(opts))
+	for i, o := range opts {
+		q, err := engine.NewQuota(o)
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		out[i] = q
 	}
 	return out
 }
