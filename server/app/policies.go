@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/door"
@@ -27,10 +28,29 @@ func policyInfos(cfg *config.Config, serverFail config.FailMode) []telemetry.Pol
 		case p.Concurrency != nil:
 			info.Limit = p.Concurrency.MaxLimit
 		}
+		if q, ok := p.Strategy.(engine.Quota); ok && q.Cadence() != engine.CadenceRolling {
+			info.Quota = &telemetry.QuotaInfo{Zone: quotaZone(q), Period: q.Period}
+		}
 		info.Detail = describe(p, cfg.FailMode(p, serverFail))
 		out = append(out, info)
 	}
 	return out
+}
+
+// quotaZone names the clock a quota's periods follow, for the Monitor.
+func quotaZone(q engine.Quota) string {
+	switch {
+	case q.Location() != nil:
+		return q.Location().String()
+	case q.Cadence() == engine.CadenceFixed:
+		return "" // a fixed period from an anchor
+	}
+	m := q.OffsetMinutes()
+	sign := "+"
+	if m < 0 {
+		sign, m = "-", -m
+	}
+	return fmt.Sprintf("UTC%s%02d:%02d", sign, m/60, m%60)
 }
 
 // describe renders a policy as the server resolved it, for Lens's Config

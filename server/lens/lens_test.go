@@ -53,6 +53,14 @@ func fixture() telemetry.Snapshot {
 				TopRequested: []telemetry.KeyCount{{Key: "tenant-1", Count: 12}},
 				PerSecond:    make([]int64, 60), DeniedPerSecond: make([]int64, 60),
 			},
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "monthly", Kind: "limiter", Strategy: "quota", Limit: 1000, Detail: `rate: quota, limit 1000, prefix "monthly"; fail open`},
+				Allowed:    7, Denied: 1, DenialsByAxis: map[string]int64{"rate": 1},
+				// 2027-01-01 00:00 to 2027-02-01 00:00 in Berlin (CET, UTC+1).
+				Quota: &telemetry.QuotaSnapshot{Start: 1_798_758_000_000, End: 1_801_436_400_000, Zone: "Europe/Berlin", Allowed: 7, Denied: 1,
+					TopUsed: []telemetry.QuotaUse{{Key: "acme", Used: 1000, Limit: 1000}, {Key: "globex", Used: 12, Limit: 1000}}},
+				PerSecond: make([]int64, 60), DeniedPerSecond: make([]int64, 60),
+			},
 		},
 		Guards: []telemetry.GuardSummary{{Name: "checkout", Limit: 8, Inflight: 6}, {Name: "fleet", Limit: 4, Inflight: 4, Share: 0.5, LGlobal: 8, Nodes: 2, Fenced: true}},
 		RecentDenials: []telemetry.DenialEvent{

@@ -336,8 +336,32 @@ func (m Model) config() []string {
 		if p.Detail != "" {
 			out = append(out, dimStyle.Render("    "+p.Detail))
 		}
+		if p.Quota != nil {
+			out = append(out, "    "+quotaLine(p.Quota))
+		}
 	}
 	return out
+}
+
+// quotaLine is a quota's current period, on its own clock, and its use.
+func quotaLine(q *telemetry.QuotaSnapshot) string {
+	loc := time.UTC
+	if l, err := time.LoadLocation(q.Zone); err == nil && q.Zone != "" {
+		loc = l
+	}
+	at := func(ms int64) string { return time.UnixMilli(ms).In(loc).Format("2006-01-02 15:04") }
+	zone := q.Zone
+	if zone == "" {
+		zone = "fixed period"
+	}
+	line := fmt.Sprintf("period %s → %s %s · %d allowed %d denied", at(q.Start), at(q.End), zone, q.Allowed, q.Denied)
+	for i, u := range q.TopUsed {
+		if i == 3 {
+			break
+		}
+		line += fmt.Sprintf(" · %s %d/%d", trunc(u.Key, 16), u.Used, u.Limit)
+	}
+	return line
 }
 
 // sparkline draws the last width values, scaled to their maximum.

@@ -39,6 +39,8 @@ type PolicyInfo struct {
 	// Detail is the policy as the server understood it, in one line
 	// (axes, prefix, fail mode).
 	Detail string `json:"detail"`
+	// Quota is set for a quota policy: its periods.
+	Quota *QuotaInfo `json:"-"`
 }
 
 // Options configures a Hub.

@@ -44,12 +44,16 @@ type policyStats struct {
 	burn              [2]*sketch       // Debit tokens by key
 	lastRemaining     map[string]int64 // keys of the burn sketches only
 	lastLimit         int64
+	quota             *quotaStats // a quota policy's current period
 }
 
 func newPolicyStats(p PolicyInfo, windowS int64) *policyStats {
 	ps := &policyStats{info: p, windowS: windowS, buckets: make([]bucket, windowS), lastRemaining: map[string]int64{}, lastLimit: p.Limit}
 	for i := range 2 {
 		ps.requested[i], ps.denied[i], ps.burn[i] = newSketch(topK), newSketch(topK), newSketch(topK)
+	}
+	if p.Quota != nil {
+		ps.quota = &quotaStats{info: p.Quota, start: -1 << 63, used: map[string]QuotaUse{}}
 	}
 	return ps
 }
@@ -74,6 +78,9 @@ func (ps *policyStats) record(ev Event) {
 	b.tokens += ev.Tokens
 	if ev.Limit > 0 {
 		ps.lastLimit = ev.Limit
+	}
+	if ps.quota != nil {
+		ps.quota.record(ev)
 	}
 	ps.lat[ps.latNext] = latencySample{at: ev.At, ns: ev.Latency.Nanoseconds()}
 	ps.latNext = (ps.latNext + 1) % latencySamples
@@ -161,6 +168,8 @@ type PolicySnapshot struct {
 	PerSecond []int64 `json:"perSecond"`
 	// DeniedPerSecond is the denials of each second, oldest first.
 	DeniedPerSecond []int64 `json:"deniedPerSecond"`
+	// Quota is a quota policy's current period and its use.
+	Quota *QuotaSnapshot `json:"quota,omitempty"`
 }
 
 func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {
@@ -189,6 +198,9 @@ func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {
 		out.DeniedPerSecond[slot] = b.denied + b.failClosed
 	}
 	out.Latency = ps.latency(nowMs)
+	if ps.quota != nil {
+		out.Quota = ps.quota.snapshot(nowMs)
+	}
 	ps.rotate(nowMs)
 	out.TopRequested = top(topN, ps.requested[0], ps.requested[1])
 	out.TopDenied = top(topN, ps.denied[0], ps.denied[1])
