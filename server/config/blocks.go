@@ -253,9 +253,22 @@ func (l *loader) distributed(m *mapping) (*DistributedConcurrency, error) {
 	return d, nil
 }
 
+// leasable reports whether a federated budget can lease st's windows: a
+// window or a fixed quota's period, which every server and client of the
+// fleet computes alike.
+func leasable(st engine.Strategy) bool {
+	if st == nil {
+		return false
+	}
+	if q, ok := st.(engine.Quota); ok {
+		return q.Cadence() == engine.CadenceFixed
+	}
+	return st.Kind() == engine.KindFixedWindow || st.Kind() == engine.KindSlidingWindow
+}
+
 func (l *loader) federated(m *mapping, p *Policy) (*Federated, error) {
-	if p.Strategy == nil || (p.Strategy.Kind() != engine.KindFixedWindow && p.Strategy.Kind() != engine.KindSlidingWindow) {
-		return nil, m.errf("federated", "needs strategy fixedWindow or slidingWindow on the policy")
+	if !leasable(p.Strategy) {
+		return nil, m.errf("federated", "needs strategy fixedWindow, slidingWindow or a quota with resetCadence fixed on the policy (a calendar or rolling quota's periods are not leased)")
 	}
 	sub, err := l.mapping(m.values["federated"], m.field("federated"))
 	if err != nil {
