@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -84,7 +85,13 @@ def suite(name: str, o: dict[str, object], instants: list[int], cost: int = 1) -
         c = count if kept_start == start else 0
         if c + cost <= limit:
             kept_start, count = start, c + cost
-            expect = {"allowed": True, "limit": limit, "remaining": limit - count, "resetAt": end, "retryAfterMs": 0}
+            expect = {
+                "allowed": True,
+                "limit": limit,
+                "remaining": limit - count,
+                "resetAt": end,
+                "retryAfterMs": 0,
+            }
         else:
             expect = {
                 "allowed": False,
@@ -94,7 +101,68 @@ def suite(name: str, o: dict[str, object], instants: list[int], cost: int = 1) -
                 "retryAfterMs": end - now,
             }
         ops.append({"now": now, "cost": cost, "expect": expect})
-    return {"primitive": "rateLimit", "name": name, "strategy": {"kind": "quota", "options": o}, "key": "k", "ops": ops}
+    return {
+        "primitive": "rateLimit",
+        "name": name,
+        "strategy": {"kind": "quota", "options": o},
+        "key": "k",
+        "ops": ops,
+    }
+
+
+def rolling_suite(name: str, o: dict[str, object], instants: list[int], cost: int = 1) -> dict[str, object]:
+    """A rolling quota is the spec's sliding window (windowMs = periodMs) over a ring of buckets + 1
+    slots, in IEEE doubles and the spec's order of operations, as every client computes it."""
+    limit, window, n = int(o["limit"]), int(o["periodMs"]), int(o.get("buckets", 10))  # type: ignore[call-overload]
+    w = window / n
+    ticks: dict[int, int] = {}  # tick -> count, as the ring holds them (older ticks count 0)
+    ops = []
+    for now in instants:
+        c = math.floor(now / w)
+        elapsed = max(0.0, now - c * w)
+        weight = min(1.0, max(0.0, (w - elapsed) / w))
+        full = sum(ticks.get(i, 0) for i in range(c - n + 1, c + 1))
+        oldest = ticks.get(c - n, 0)
+        estimate = full + oldest * weight
+        projected = estimate + cost
+        reset_at = math.ceil((c + 1) * w + window)
+        if projected <= limit:
+            ticks[c] = ticks.get(c, 0) + cost
+            ticks = {t: v for t, v in ticks.items() if t >= c - n}  # the ring holds n + 1 ticks
+            expect = {
+                "allowed": True,
+                "limit": limit,
+                "remaining": max(0, math.floor(limit - projected)),
+                "resetAt": reset_at,
+                "retryAfterMs": 0,
+            }
+        else:
+            d = projected - limit
+            if oldest > 0 and d <= oldest * weight:
+                retry = math.ceil(d * w / oldest)
+            else:
+                retry = math.ceil((c + 1) * w - now)
+            expect = {
+                "allowed": False,
+                "limit": limit,
+                "remaining": max(0, math.floor(limit - estimate)),
+                "resetAt": reset_at,
+                "retryAfterMs": max(1, retry),
+            }
+        ops.append({"now": now, "cost": cost, "expect": expect})
+    return {
+        "primitive": "rateLimit",
+        "name": name,
+        "strategy": {"kind": "quota", "options": o},
+        "key": "k",
+        "ops": ops,
+    }
+
+
+def rolling_instants(start: int, window: int, n: int) -> list[int]:
+    """A burst at start, then requests every third of a sub-window across two windows and a half."""
+    step = window // n // 3
+    return [start] * 4 + [start + i * step for i in range(1, 7 * n + n // 2 * 3)]
 
 
 def around(boundaries: list[int]) -> list[int]:
@@ -123,13 +191,36 @@ def main() -> int:
     t0 = ms(datetime(2026, 1, 15, 12, tzinfo=UTC))
     for cadence in ("calendar-day", "calendar-week", "calendar-month"):
         cases.append((f"{cadence}/utc", {"limit": 3, "resetCadence": cadence}, t0))
-        cases.append((f"{cadence}/+330", {"limit": 3, "resetCadence": cadence, "offsetMinutes": 330}, t0))
-        cases.append((f"{cadence}/-570", {"limit": 3, "resetCadence": cadence, "offsetMinutes": -570}, t0))
-    cases.append(("calendar-week/sunday", {"limit": 3, "resetCadence": "calendar-week", "weekStartsOn": 0}, t0))
+        cases.append(
+            (
+                f"{cadence}/+330",
+                {"limit": 3, "resetCadence": cadence, "offsetMinutes": 330},
+                t0,
+            )
+        )
+        cases.append(
+            (
+                f"{cadence}/-570",
+                {"limit": 3, "resetCadence": cadence, "offsetMinutes": -570},
+                t0,
+            )
+        )
+    cases.append(
+        (
+            "calendar-week/sunday",
+            {"limit": 3, "resetCadence": "calendar-week", "weekStartsOn": 0},
+            t0,
+        )
+    )
     cases.append(
         (
             "calendar-week/saturday+60",
-            {"limit": 3, "resetCadence": "calendar-week", "weekStartsOn": 6, "offsetMinutes": 60},
+            {
+                "limit": 3,
+                "resetCadence": "calendar-week",
+                "weekStartsOn": 6,
+                "offsetMinutes": 60,
+            },
             t0,
         )
     )
@@ -155,24 +246,66 @@ def main() -> int:
     ]
     for zone, cadence, start in zoned:
         cases.append(
-            (f"{cadence}/{zone}/{start:%Y-%m-%d}", {"limit": 3, "resetCadence": cadence, "timeZone": zone}, ms(start))
+            (
+                f"{cadence}/{zone}/{start:%Y-%m-%d}",
+                {"limit": 3, "resetCadence": cadence, "timeZone": zone},
+                ms(start),
+            )
         )
     cases.append(("fixed/1000ms", {"limit": 2, "resetCadence": "fixed", "periodMs": 1000}, 2500))
     cases.append(
         (
             "fixed/30d-anchored",
-            {"limit": 3, "resetCadence": "fixed", "periodMs": 30 * 86_400_000, "anchor": 1767225600000},
+            {
+                "limit": 3,
+                "resetCadence": "fixed",
+                "periodMs": 30 * 86_400_000,
+                "anchor": 1767225600000,
+            },
             t0,
         )
     )
     cases.append(
         (
             "fixed/anchor-in-the-future",
-            {"limit": 2, "resetCadence": "fixed", "periodMs": 3_600_000, "anchor": t0 + 86_400_000},
+            {
+                "limit": 2,
+                "resetCadence": "fixed",
+                "periodMs": 3_600_000,
+                "anchor": t0 + 86_400_000,
+            },
             t0,
         )
     )
     suites = [suite(name, o, around(boundaries(o, start, 4))) for name, o, start in cases]
+    rolling = [
+        (
+            "rolling/1h-12",
+            {
+                "limit": 5,
+                "resetCadence": "rolling",
+                "periodMs": 3_600_000,
+                "buckets": 12,
+            },
+            t0,
+            1,
+        ),
+        (
+            "rolling/1s-default-buckets",
+            {"limit": 3, "resetCadence": "rolling", "periodMs": 1000},
+            2500,
+            1,
+        ),
+        (
+            "rolling/cost-2",
+            {"limit": 7, "resetCadence": "rolling", "periodMs": 60_000, "buckets": 6},
+            t0 + 17,
+            2,
+        ),
+    ]
+    for name, o, start, cost in rolling:
+        n = int(o.get("buckets", 10))  # type: ignore[call-overload]
+        suites.append(rolling_suite(name, o, rolling_instants(start, int(o["periodMs"]), n), cost))  # type: ignore[call-overload]
     body = (
         json.dumps(
             {
