@@ -13,7 +13,6 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
-	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 	"github.com/throttlekit/throttlekit-go/server/twotier"
 )
 
@@ -56,16 +55,8 @@ func axesComparisons(url string, n int) {
 	row("Admit+Release round trip vs Check, same server, memory store, 64 callers (ops/s)",
 		fmt.Sprintf("%.0f/s", admitRelease), fmt.Sprintf("%.0f/s", check), fmt.Sprintf("%.2f×", admitRelease/check), "(two RPCs vs one)")
 
-	if url == "" {
-		var stop func()
-		url, stop = startRedis()
-		defer stop()
-	}
-	rs, err := redisstore.New(redisstore.Options{Targets: []string{url}, Timeout: time.Second})
-	if err != nil {
-		panic(err)
-	}
-	defer rs.Close()
+	rs, stop := redisStore(url)
+	defer stop()
 	redisDoor := door.NewRateLimiter(door.Options{Config: cfg, Store: rs, Meters: mem, Fail: config.FailOpen})
 	// The local tier itself, as the server calls it per request: 64
 	// goroutines over 1000 keys.

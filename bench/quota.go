@@ -6,12 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
-	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 )
 
 // quotaVsFixedWindow: a calendar-month quota in a time zone (the costliest
@@ -64,21 +61,8 @@ func quotaVsFixedWindow(url string, n int) {
 	row("memory store Check: calendar-month quota in Europe/Berlin vs fixedWindow, one caller, 10k keys (ns/op)",
 		fmt.Sprintf("%.0f ns", mq), fmt.Sprintf("%.0f ns", mf), fmt.Sprintf("%.2f×", mq/mf), "≤ 1.2×")
 
-	if url == "" {
-		var stop func()
-		url, stop = startRedis()
-		defer stop()
-	}
-	rs, err := redisstore.New(redisstore.Options{Targets: []string{url}, Timeout: time.Second})
-	if err != nil {
-		panic(err)
-	}
-	defer rs.Close()
-	if opt, err := redis.ParseURL(url); err == nil {
-		c := redis.NewClient(opt)
-		_ = c.FlushDB(ctx).Err()
-		_ = c.Close()
-	}
+	rs, stop := redisStore(url)
+	defer stop()
 	onRedis := func(st engine.Strategy, prefix string) float64 {
 		return parallel(n, func(i int) error {
 			_, err := rs.Check(ctx, st, store.Key{Prefix: prefix, ID: keys[i%nkeys].ID}, 0, 1)

@@ -52,6 +52,20 @@ func startRedis() (url string, stop func()) {
 	return url, func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); os.RemoveAll(dir) }
 }
 
+// redisStore is the Redis store on url (a fresh redis-server when url is
+// ""), and what stops both.
+func redisStore(url string) (*redisstore.Store, func()) {
+	stopRedis := func() {}
+	if url == "" {
+		url, stopRedis = startRedis()
+	}
+	rs, err := redisstore.New(redisstore.Options{Targets: []string{url}, Timeout: time.Second})
+	if err != nil {
+		panic(err)
+	}
+	return rs, func() { _ = rs.Close(); stopRedis() }
+}
+
 // parallel runs op n times from 32 goroutines and returns ops/s.
 func parallel(n int, op func(i int) error) float64 {
 	var next atomic.Int64
