@@ -10,6 +10,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # Lens's tests drive the real binaries in a terminal.
 command -v tmux >/dev/null || need+=(tmux)
+# A Redis on a clock set to a DST change runs under libfaketime.
+command -v faketime >/dev/null || need+=(faketime)
 # The Python SDK's TLS tests make their certificates with it.
 command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
@@ -27,6 +29,10 @@ command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
 }
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || {
   echo "install-services: PostgreSQL is required and could not be installed" >&2
+  exit 1
+}
+command -v faketime >/dev/null || {
+  echo "install-services: faketime is required (a Redis on a set clock) and could not be installed" >&2
   exit 1
 }
 command -v tmux >/dev/null || {

