@@ -44,7 +44,12 @@ const (
 	RoleAcquire Role = "acquire"
 	RoleRenew   Role = "renew"
 	RoleNode    Role = "node"
+	// RoleGrant grows a region's grant in a federated fair share's pool.
+	RoleGrant Role = "grant"
 )
+
+// FairPool is the region pool's script (federatedFairEscrow).
+func FairPool() *Script { return byRole(RoleGrant) }
 
 // CheckAll is the all-or-nothing script.
 func CheckAll() *Script { return byRole(RoleCheckAll) }

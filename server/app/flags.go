@@ -33,6 +33,7 @@ type flags struct {
 	breakerFailures   int
 	breakerProbe      time.Duration
 	nodeID            string
+	region            string
 	pgURL             string
 	pgTable           string
 	pgPrefix          string
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.breakerProbe, "breaker-probe", breaker.DefaultProbe, "how often an open circuit breaker tries the store; decisions come from it again within about this long of it answering")
 	fs.IntVar(&f.gcHeapFloorMiB, "gc-heap-floor", gcfloor.DefaultFloor>>20, "MiB of heap below which garbage collection is held back (GOGC raised to reach it; 100 again once the live heap is half of it): a busy server's small heap is otherwise collected dozens of times a second (0 = off; an explicit GOGC always wins)")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 2*time.Second, "concurrency lease time-to-live: a slot not renewed by Heartbeat within it is reclaimed as a drop")
+	fs.StringVar(&f.region, "region", "", "this server's region in the region pools of federatedFairEscrow policies that name none (default: env THROTTLEKIT_REGION, or the Node server's TK_REGION, else \"default\")")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's id among the fleet (default: env THROTTLEKIT_NODE_ID, or the Node server's TK_NODE_ID, else host#pid)")
 	fs.UintVar(&f.maxStreams, "max-concurrent-streams", 1024, "calls in flight on one client connection; more wait for a free stream")
 	fs.DurationVar(&f.maxConnAge, "max-connection-age", 30*time.Minute, "close a client connection this long after it opened (after a 30s grace), so load rebalances across servers (0 = never)")
@@ -261,6 +263,20 @@ func secretFrom(flagName, value, file, env string) (string, error) {
 		return secret, nil
 	}
 	return os.Getenv(env), nil
+}
+
+// region is --region, else THROTTLEKIT_REGION, else the Node server's
+// TK_REGION ("" then: door.DefaultRegion).
+func region(f *flags) string {
+	if f.region != "" {
+		return f.region
+	}
+	for _, env := range []string{"THROTTLEKIT_REGION", "TK_REGION"} {
+		if r := os.Getenv(env); r != "" {
+			return r
+		}
+	}
+	return ""
 }
 
 // nodeID is --node-id, else THROTTLEKIT_NODE_ID, else the Node server's

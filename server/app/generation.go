@@ -22,6 +22,9 @@ type generations struct {
 	base door.Options
 	// keyHashSecret is --key-hash-secret ("" when none was given).
 	keyHashSecret string
+	// store is the kind of the shared store (--store): what it can hold
+	// decides which policies the server can serve.
+	store string
 	// mem is the rate store when it is the memory store (nil otherwise);
 	// meters holds the per-server token budgets.
 	mem, meters *memstore.Store
@@ -75,8 +78,18 @@ func (g *generations) admit(cfg *config.Config) error {
 			return fmt.Errorf("%s: distributedConcurrency policies change only with a restart", cfg.Path)
 		}
 	}
+	for _, p := range cfg.Policies {
+		if p.Fair != nil && p.Fair.Federated && !holdsPools(g.store) {
+			return &config.Error{File: cfg.Path, Line: p.Fair.Line, Field: "limiters." + p.Name + "." + p.Fair.Block,
+				Msg: fmt.Sprintf("needs a store that holds region pools: Redis (--redis) or Postgres (--postgres-url); the %s store does not", g.store)}
+		}
+	}
 	return nil
 }
+
+// holdsPools reports whether a store of that kind holds the region pools
+// of federated fair policies.
+func holdsPools(kind string) bool { return kind == "redis" || kind == "postgres" }
 
 // distributed describes cfg's distributedConcurrency policies, by name.
 func distributed(cfg *config.Config) map[string]string {

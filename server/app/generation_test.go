@@ -112,3 +112,49 @@ func TestDiffComparesQuotasByOptions(t *testing.T) {
 		t.Fatalf("a new limit changed %v, want monthly", changed)
 	}
 }
+
+// TestFederatedFairNeedsAPoolStore: a federatedFairEscrow is refused at
+// load (and by a reload) on the stores that hold no region pools, naming
+// the file, the line, the field and the stores that can; a local fairEscrow
+// is served on every store, and a reload keeps its tenants' use.
+func TestFederatedFairNeedsAPoolStore(t *testing.T) {
+	file := "version: 1\nlimiters:\n  api: {strategy: gcra, limit: 1, period: 1s}\n  tokens:\n    federatedFairEscrow: {limit: 10, windowMs: 1m}\n"
+	for _, kind := range []string{"memory", "dynamodb"} {
+		err := (&generations{store: kind}).admit(parse(t, file))
+		want := "p.yaml:5: limiters.tokens.federatedFairEscrow: needs a store that holds region pools: Redis (--redis) or Postgres (--postgres-url); the " + kind + " store does not"
+		if err == nil || err.Error() != want {
+			t.Fatalf("%s: %v, want %q", kind, err, want)
+		}
+	}
+	for _, kind := range []string{"redis", "postgres"} {
+		if err := (&generations{store: kind}).admit(parse(t, file)); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
+	local := "version: 1\nlimiters:\n  gpu:\n    fairEscrow: {limit: 3, windowMs: 1h, weights: {a: 2}}\n"
+	g := newGenerations(t)
+	g.store = "memory"
+	if err := g.install(parse(t, local)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if d, err := g.current.Load().CheckKey(ctx, "gpu", "a", 1); err != nil || !d.Allowed {
+			t.Fatalf("%+v %v", d, err)
+		}
+	}
+	// New weights, same window and budget: the window's use is kept.
+	if err := g.install(parse(t, "version: 1\nlimiters:\n  gpu:\n    fairEscrow: {limit: 3, windowMs: 1h, weights: {a: 5}}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := g.current.Load().CheckKey(ctx, "gpu", "b", 1); err != nil || d.Allowed {
+		t.Fatalf("after a reload the window's 3 units were spent again: %+v %v", d, err)
+	}
+	// A new budget is a new share.
+	if err := g.install(parse(t, "version: 1\nlimiters:\n  gpu:\n    fairEscrow: {limit: 4, windowMs: 1h}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := g.current.Load().CheckKey(ctx, "gpu", "b", 1); err != nil || !d.Allowed || d.Limit != 4 {
+		t.Fatalf("a new budget kept the old window: %+v %v", d, err)
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/fair"
+	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -27,6 +30,8 @@ func policyInfos(cfg *config.Config, serverFail config.FailMode) []telemetry.Pol
 			info.Limit = p.FleetBudget.Strategy.Limit()
 		case p.Concurrency != nil:
 			info.Limit = p.Concurrency.MaxLimit
+		case p.Fair != nil:
+			info.Strategy, info.Limit = p.Fair.Block, p.Fair.Rule.Limit
 		}
 		if q, ok := p.Strategy.(engine.Quota); ok && q.Cadence() != engine.CadenceRolling {
 			info.Quota = &telemetry.QuotaInfo{Zone: quotaZone(q), Period: q.Period}
@@ -78,11 +83,29 @@ func describe(p *config.Policy, fail config.FailMode) string {
 	if f := p.Federated; f != nil {
 		parts = append(parts, fmt.Sprintf("federated: leased through the Fleet door in batches of %d", f.Batch))
 	}
+	if f := p.Fair; f != nil {
+		parts = append(parts, fairDetail(f))
+	}
 	if fail != "" {
 		parts = append(parts, "fail "+string(fail))
 	}
 	return strings.Join(parts, "; ")
 }
+
+// fairStandings reads every fair policy's window, of whichever generation
+// current holds (none before the first is installed).
+func fairStandings(current func() *door.Current) func() map[string]fair.Standing {
+	return func() map[string]fair.Standing {
+		c := current()
+		if c == nil {
+			return nil
+		}
+		return c.Load().FairStandings(fairTop)
+	}
+}
+
+// fairTop is how many tenants of each fair policy the snapshot carries.
+const fairTop = 10
 
 // guardSummaries reads every concurrency axis's state, of whichever
 // generation current holds.
@@ -168,4 +191,33 @@ func diff(old, next *config.Config) (added, removed, changed []string) {
 
 func summary(cfg *config.Config, p *config.Policy) string {
 	return fmt.Sprintf("%s|%v|%d|%v|%+v|%+v|%+v", describe(p, cfg.FailMode(p, "")), p.Strategy, p.MaxKeys, p.KeyHash, p.Concurrency, p.TokenBudget, p.FleetBudget)
+}
+
+// fairDetail describes a fair share: its budget, window, weights and (when
+// federated) its pool.
+func fairDetail(f *config.Fair) string {
+	s := fmt.Sprintf("fair share: %d per %s between tenants", f.Rule.Limit, time.Duration(f.Rule.WindowMs)*time.Millisecond)
+	if len(f.Rule.Weights) > 0 {
+		names := make([]string, 0, len(f.Rule.Weights))
+		for t := range f.Rule.Weights {
+			names = append(names, t)
+		}
+		sort.Strings(names)
+		var ws []string
+		for i, t := range names {
+			if i == 5 {
+				ws = append(ws, fmt.Sprintf("… %d more", len(names)-5))
+				break
+			}
+			ws = append(ws, fmt.Sprintf("%s %g", t, f.Rule.Weights[t]))
+		}
+		s += " weighted " + strings.Join(ws, ", ") + " (others 1)"
+	}
+	if f.Federated {
+		s += fmt.Sprintf("; region pool %q", store.Key{Prefix: f.Pool.Prefix, ID: f.Pool.Key}.String())
+		if f.Region != "" {
+			s += ", region " + f.Region
+		}
+	}
+	return s
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/envoy"
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/fleet"
 	"github.com/throttlekit/throttlekit-go/server/gcfloor"
 	"github.com/throttlekit/throttlekit-go/server/httpdoor"
@@ -85,7 +86,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opti
 	if err == nil {
 		// Refused here, before a store is opened or a port bound, as a
 		// reload would refuse it.
-		err = (&generations{keyHashSecret: f.keyHashSecret}).admit(cfg)
+		err = (&generations{keyHashSecret: f.keyHashSecret, store: f.store}).admit(cfg)
 	}
 	if err == nil {
 		err = serve(ctx, f, opts, cfg, stamp, log, stdout, sink)
@@ -128,6 +129,18 @@ func openStores(ctx context.Context, f *flags, opts Options, log *slog.Logger) (
 		s.rates = s.brk
 	}
 	return s, nil
+}
+
+// pools is the store that holds federated fair policies' region pools,
+// behind the breaker when there is one (nil: the store holds none).
+func (s *stores) pools() fair.Pools {
+	p, _ := s.rates.(fair.Pools)
+	if b, ok := s.rates.(*breaker.Store); ok {
+		if _, holds := b.Unwrap().(fair.Pools); !holds {
+			return nil
+		}
+	}
+	return p
 }
 
 func (s *stores) close(log *slog.Logger) {
@@ -183,15 +196,16 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	if err != nil {
 		return err
 	}
-	gens := &generations{keyHashSecret: f.keyHashSecret, mem: st.mem, meters: st.meters, guarded: distributed(cfg)}
-	tel, err := startTelemetry(f, cfg, st, guardSummaries(func() *door.Current { return gens.current }, guards), otel, tlsCfg, log)
+	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg)}
+	currentGen := func() *door.Current { return gens.current }
+	tel, err := startTelemetry(f, cfg, st, guardSummaries(currentGen, guards), fairStandings(currentGen), otel, tlsCfg, log)
 	if err != nil {
 		return err
 	}
 	defer tel.stop()
 	gens.hub = tel.hub
 	gens.base = door.Options{Store: tel.decided, Meters: st.meters, Fail: config.FailMode(f.fail), Clock: opts.RequestClock,
-		Log: log, Leases: leases, Guards: guards, Tap: tel.tap}
+		Log: log, Leases: leases, Guards: guards, Tap: tel.tap, Pools: st.pools(), Region: region(f), NodeID: nodeID(f)}
 	if err := gens.install(cfg); err != nil {
 		return err
 	}

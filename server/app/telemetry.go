@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
@@ -29,12 +30,12 @@ func (t *taps) stop() {
 	}
 }
 
-func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []telemetry.GuardSummary, otel *telemetry.OTel, tlsCfg *tls.Config, log *slog.Logger) (*taps, error) {
+func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []telemetry.GuardSummary, fairs func() map[string]fair.Standing, otel *telemetry.OTel, tlsCfg *tls.Config, log *slog.Logger) (*taps, error) {
 	t := &taps{decided: st.rates}
 	var all telemetry.Taps
 	if f.monitor == "on" || f.tui {
 		// Its policies are set by each generation.
-		t.hub = telemetry.New(nil, telemetry.Options{NodeID: nodeID(f), Guards: guards,
+		t.hub = telemetry.New(nil, telemetry.Options{NodeID: nodeID(f), Guards: guards, Fairness: fairs,
 			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPerPeer})
 		ctx, stopHub := context.WithCancel(context.Background())
 		t.stops = append(t.stops, stopHub)

@@ -9,7 +9,7 @@ import (
 // blocks reads the optional axis blocks of a policy. At most one is allowed,
 // except that a budget may be combined with a concurrency block (a unified
 // policy).
-func (l *loader) blocks(m *mapping, p *Policy) error {
+func (l *loader) blocks(cfg *Config, m *mapping, p *Policy) error {
 	var present []string
 	for _, b := range blocks {
 		if m.has(b) {
@@ -61,6 +61,13 @@ func (l *loader) blocks(m *mapping, p *Policy) error {
 	if m.has("federated") {
 		if p.Federated, err = l.federated(m, p); err != nil {
 			return err
+		}
+	}
+	for _, b := range []string{"fairEscrow", "federatedFairEscrow"} {
+		if m.has(b) {
+			if p.Fair, err = l.fair(cfg, m, p, b); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -116,6 +116,9 @@ type Policy struct {
 	Concurrency            *Concurrency
 	DistributedConcurrency *DistributedConcurrency
 	Federated              *Federated
+	// Fair is a fairEscrow or federatedFairEscrow block: the policy's
+	// budget shared between tenants (its keys) by weight.
+	Fair *Fair
 
 	// KeyHash: the policy stores, meters and reports keys only as their
 	// keyed hash (keyHash: sha256, or defaults.keyHash).

@@ -225,7 +225,10 @@ var quotaFields = []string{"limit", "resetCadence", "offsetMinutes", "timeZone",
 // strategy may set none of them.
 var rateFieldNames = []string{"limit", "period", "periodMs", "windowMs", "burst", "capacity", "refillPerSec", "buckets", "resetCadence", "offsetMinutes", "timeZone", "weekStartsOn", "anchor"}
 
-var blocks = []string{"twoTier", "tokenBudget", "fleetBudget", "concurrency", "distributedConcurrency", "federated"}
+var blocks = []string{"twoTier", "tokenBudget", "fleetBudget", "concurrency", "distributedConcurrency", "federated", "fairEscrow", "federatedFairEscrow"}
+
+// kindBlocks are the blocks that make a policy without a strategy.
+var kindBlocks = []string{"tokenBudget", "fleetBudget", "concurrency", "distributedConcurrency", "fairEscrow", "federatedFairEscrow"}
 
 func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error) {
 	path := "limiters." + name
@@ -269,7 +272,7 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 	if p.Strategy, err = l.strategy(m); err != nil {
 		return nil, err
 	}
-	if err := l.blocks(m, p); err != nil {
+	if err := l.blocks(cfg, m, p); err != nil {
 		return nil, err
 	}
 	switch {
@@ -279,8 +282,11 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 		p.Kind = KindLimiter
 	case p.TokenBudget != nil, p.FleetBudget != nil:
 		p.Kind = KindMeter
+	case p.Fair != nil:
+		// A fair share answers Check and CheckMany, as a rate limiter does.
+		p.Kind = KindLimiter
 	default:
-		return nil, m.errf("", "needs a strategy ("+strings.Join(strategies, ", ")+") or one of "+strings.Join(blocks[1:5], ", "))
+		return nil, m.errf("", "needs a strategy ("+strings.Join(strategies, ", ")+") or one of "+strings.Join(kindBlocks, ", "))
 	}
 	return p, nil
 }

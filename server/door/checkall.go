@@ -21,7 +21,7 @@ type Ask struct {
 // the store's is charged, the denied ones keep their denials and the
 // others report what a request would see now (a look). An ask of the same
 // policy and key twice counts twice. Asks on a policy with a local tier
-// (twoTier, federated) are decided after the store's have been charged,
+// (twoTier, federated) or a fair share are decided after the store's have been charged,
 // each by its tier: one of them denying refuses the request with the
 // store's charges made. known[i] is false for an ask the refusal left
 // undecided (a local tier's, which cannot be looked at). A store failure
@@ -38,7 +38,7 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 			return nil, nil, false, err
 		}
 		ps[i], costs[i] = p, cost
-		if r.tiers[p.Name] != nil {
+		if r.tiers[p.Name] != nil || p.Fair != nil {
 			tiered = append(tiered, i)
 			continue
 		}
@@ -73,9 +73,9 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 		if !applied {
 			break // refused already: a tier is neither charged nor looked at
 		}
-		d, err := r.apply(ctx, ps[i], ps[i].Key(asks[i].Key), now, costs[i])
+		d, err := r.apply(ctx, ps[i], asks[i].Key, now, costs[i])
 		if err != nil {
-			if d, err = r.outage(ctx, ps[i], ps[i].Strategy.Limit(), "Check", err); err != nil {
+			if d, err = r.outage(ctx, ps[i], limitOf(ps[i]), "Check", err); err != nil {
 				return nil, nil, false, err
 			}
 			failed[i] = true

@@ -11,6 +11,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
@@ -41,6 +42,7 @@ type RateLimiter struct {
 	limiters map[string]*admit.Limiter // concurrency axes, by policy
 	leases   *admit.Table
 	tiers    map[string]*twotier.Tier // twoTier policies, by name
+	fairs    map[string]fair.Share    // fair policies, by name
 	guards   map[string]*distconc.Guard
 	tap      telemetry.Tap // nil: telemetry off
 }
@@ -70,10 +72,17 @@ type Options struct {
 	Guards map[string]*distconc.Guard
 	// Tap receives every decision (nil: none).
 	Tap telemetry.Tap
-	// Previous is the generation a reload replaces: its adaptive limiters
-	// and local tiers carry over to policies whose axes did not change, so
-	// in-flight slots and leased credits are kept.
+	// Previous is the generation a reload replaces: its adaptive limiters,
+	// local tiers and fair shares carry over to policies whose axes did
+	// not change, so in-flight slots, leased credits and tenants' use are
+	// kept.
 	Previous *RateLimiter
+	// Pools holds the region pools of federated fair policies (nil when
+	// the store holds none; the generation builder refuses such a file).
+	Pools fair.Pools
+	// Region is the server's region (--region; default DefaultRegion) and
+	// NodeID the server's id, for federated fair policies.
+	Region, NodeID string
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -90,6 +99,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		limiters: map[string]*admit.Limiter{},
 		leases:   opts.Leases,
 		tiers:    map[string]*twotier.Tier{},
+		fairs:    map[string]fair.Share{},
 		guards:   opts.Guards,
 		tap:      opts.Tap,
 	}
@@ -113,6 +123,10 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		r.policies[p.Name] = p
 		r.names = append(r.names, p.Name)
 		old := opts.Previous.policyFor(p.Name)
+		if p.Fair != nil {
+			r.fairs[p.Name] = r.fairShare(p, opts)
+			continue
+		}
 		if p.Concurrency != nil {
 			if old != nil && old.Concurrency != nil && *old.Concurrency == *p.Concurrency {
 				r.limiters[p.Name] = opts.Previous.limiters[p.Name]
@@ -221,10 +235,10 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	d, err := r.apply(ctx, p, p.Key(key), r.clock(ctx), cost)
+	d, err := r.apply(ctx, p, key, r.clock(ctx), cost)
 	failed := err != nil
 	if failed {
-		if d, err = r.outage(ctx, p, p.Strategy.Limit(), "Check", err); err != nil {
+		if d, err = r.outage(ctx, p, limitOf(p), "Check", err); err != nil {
 			return engine.Decision{}, err
 		}
 	}
@@ -265,13 +279,24 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 
-// apply applies a rate policy to one key: through its local tier when it
-// has one, else straight to the store.
-func (r *RateLimiter) apply(ctx context.Context, p *config.Policy, key store.Key, now, cost int64) (engine.Decision, error) {
-	if t := r.tiers[p.Name]; t != nil {
-		return t.Check(ctx, key, now, cost)
+// apply applies a rate policy to one request key: a fair policy by its
+// share, a policy with a local tier through it, else straight to the store.
+func (r *RateLimiter) apply(ctx context.Context, p *config.Policy, key string, now, cost int64) (engine.Decision, error) {
+	if p.Fair != nil {
+		return r.checkFair(ctx, p, key, now, cost)
 	}
-	return r.rates.Check(ctx, p.Strategy, key, now, cost)
+	if t := r.tiers[p.Name]; t != nil {
+		return t.Check(ctx, p.Key(key), now, cost)
+	}
+	return r.rates.Check(ctx, p.Strategy, p.Key(key), now, cost)
+}
+
+// limitOf is the ceiling a synthesized decision of a rate policy reports.
+func limitOf(p *config.Policy) int64 {
+	if p.Fair != nil {
+		return p.Fair.Rule.Limit
+	}
+	return p.Strategy.Limit()
 }
 
 // SweepTiers forgets local-tier keys idle since before cutoff (epoch ms).
@@ -324,7 +349,9 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		keys[i] = p.Key(k)
 	}
 	var ds []engine.Decision
-	if t := r.tiers[p.Name]; t != nil {
+	if p.Fair != nil {
+		ds, err = r.checkFairMany(ctx, p, req.GetKeys(), r.clock(ctx), cost)
+	} else if t := r.tiers[p.Name]; t != nil {
 		ds, err = t.CheckMany(ctx, keys, r.clock(ctx), cost)
 	} else {
 		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
@@ -340,7 +367,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		} else {
 			ds, decided = make([]engine.Decision, len(keys)), make([]bool, len(keys))
 		}
-		d, err := r.outage(ctx, p, p.Strategy.Limit(), "CheckMany", err)
+		d, err := r.outage(ctx, p, limitOf(p), "CheckMany", err)
 		if err != nil {
 			return nil, err
 		}
@@ -418,6 +445,9 @@ func (r *RateLimiter) canRead(p *config.Policy, op string) error {
 	}
 	if p.Federated != nil {
 		return wireerr.Unsupported(op, p.Name, "a federated policy's credits are leased to servers and clients, so the store cannot answer")
+	}
+	if p.Fair != nil {
+		return wireerr.Unsupported(op, p.Name, "a fair share decides on every tenant's use in the window; it answers Check and CheckMany only")
 	}
 	return nil
 }

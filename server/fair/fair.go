@@ -10,9 +10,11 @@ package fair
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
@@ -73,17 +75,42 @@ func (r Rule) windowStart(now int64) int64 {
 	return s * r.WindowMs
 }
 
-// Local is a fairEscrow served in one process: safe for concurrent use.
-type Local struct {
-	mu   sync.Mutex
-	rule Rule
-	win  *Window
+// Share is a fair share as a server serves it: Local or Region.
+type Share interface {
+	// Check decides cost for tenant, of weight (Rule.Weight of the
+	// tenant's own name: a hashed key is looked up by its name), at now
+	// (epoch ms; 0: the share's clock). It fails only when a store does.
+	Check(ctx context.Context, tenant string, weight float64, cost, now int64) (engine.Decision, error)
+	// Standing reports the current window with its top n tenants.
+	Standing(n int) Standing
+	// SetRule changes the rule on a reload that keeps the windows and the
+	// budget (Rule.Same): tenants keep their use.
+	SetRule(Rule)
 }
 
-// NewLocal returns a fair share of rule.Limit per window.
-func NewLocal(rule Rule) *Local {
-	return &Local{rule: rule}
+var (
+	_ Share = (*Local)(nil)
+	_ Share = (*Region)(nil)
+)
+
+// Local is a fairEscrow served in one process: safe for concurrent use.
+type Local struct {
+	clock func() int64
+	mu    sync.Mutex
+	rule  Rule
+	win   *Window
 }
+
+// NewLocal returns a fair share of rule.Limit per window; clock is the
+// process clock in epoch ms (nil: time.Now).
+func NewLocal(rule Rule, clock func() int64) *Local {
+	if clock == nil {
+		clock = wallClock
+	}
+	return &Local{rule: rule, clock: clock}
+}
+
+func wallClock() int64 { return time.Now().UnixMilli() }
 
 // SetRule changes the rule (a reload whose windows and budget are the same:
 // Rule.Same); tenants keep their use, and their weights are read anew.
@@ -96,17 +123,20 @@ func (l *Local) SetRule(rule Rule) {
 	}
 }
 
-// Check decides cost for tenant at now (epoch ms). A request from before
-// the current window (a clock that stepped back) is decided in the current
+// Check implements Share; it never fails. A request from before the
+// current window (a clock that stepped back) is decided in the current
 // window: a window is never reopened.
-func (l *Local) Check(tenant string, cost, now int64) engine.Decision {
+func (l *Local) Check(_ context.Context, tenant string, weight float64, cost, now int64) (engine.Decision, error) {
+	if now == 0 {
+		now = l.clock()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if ws := l.rule.windowStart(now); l.win == nil || ws > l.win.start {
 		l.win = NewWindow(ws, l.rule.MaxKeys)
 	}
-	t := l.win.join(tenant, l.rule.Weight(tenant))
-	return l.win.decide(t, cost, l.rule.Limit, l.rule.WindowMs, now)
+	t := l.win.join(tenant, weight)
+	return l.win.decide(t, cost, l.rule.Limit, l.rule.WindowMs, now), nil
 }
 
 // Standing is a fair share's state for telemetry.
@@ -132,9 +162,9 @@ type Standing struct {
 	Top []TenantUse `json:"top"`
 }
 
-// Standing reports the share at now (epoch ms), with its top n tenants; a
-// window that has ended reports empty.
-func (l *Local) Standing(now int64, n int) Standing {
+// Standing implements Share; a window that has ended reports empty.
+func (l *Local) Standing(n int) Standing {
+	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ws := l.rule.windowStart(now)

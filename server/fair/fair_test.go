@@ -17,7 +17,7 @@ func admitted(t *testing.T, l *Local, tenant string, n int, cost int64) int {
 	t.Helper()
 	got := 0
 	for range n {
-		if l.Check(tenant, cost, t0+1).Allowed {
+		if check(l, tenant, cost, t0+1).Allowed {
 			got++
 		}
 	}
@@ -27,14 +27,14 @@ func admitted(t *testing.T, l *Local, tenant string, n int, cost int64) int {
 // The cases the ecosystem's Node core pins.
 func TestPinnedCases(t *testing.T) {
 	t.Run("one tenant, L = 10, 12 checks", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000})
+		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000}, func() int64 { return t0 })
 		if got := admitted(t, l, "a", 12, 1); got != 10 {
 			t.Fatalf("admitted %d, want 10", got)
 		}
 	})
 	t.Run("one tenant, L = 100, cost 5", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 100, WindowMs: 60_000})
-		d := l.Check("a", 5, t0+1234)
+		l := NewLocal(Rule{Limit: 100, WindowMs: 60_000}, func() int64 { return t0 })
+		d := check(l, "a", 5, t0+1234)
 		want := engine.Decision{Allowed: true, Limit: 100, Remaining: 95, ResetAt: t0 + 60_000}
 		if d != want {
 			t.Fatalf("got %+v, want %+v", d, want)
@@ -43,30 +43,30 @@ func TestPinnedCases(t *testing.T) {
 	alternate := func(l *Local, a, b string, rounds int) (int, int) {
 		na, nb := 0, 0
 		for range rounds {
-			if l.Check(a, 1, t0).Allowed {
+			if check(l, a, 1, t0).Allowed {
 				na++
 			}
-			if l.Check(b, 1, t0).Allowed {
+			if check(l, b, 1, t0).Allowed {
 				nb++
 			}
 		}
 		return na, nb
 	}
 	t.Run("equal weights, L = 10, 18 alternating checks", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000})
+		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000}, func() int64 { return t0 })
 		if a, b := alternate(l, "A", "B", 9); a != 5 || b != 5 {
 			t.Fatalf("A %d, B %d; want 5 and 5", a, b)
 		}
 	})
 	t.Run("weights 4:1, L = 10, alternating", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000, Weights: map[string]float64{"A": 4, "B": 1}})
+		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000, Weights: map[string]float64{"A": 4, "B": 1}}, func() int64 { return t0 })
 		if a, b := alternate(l, "A", "B", 20); a != 8 || b != 2 {
 			t.Fatalf("A %d, B %d; want 8 and 2", a, b)
 		}
 	})
 	t.Run("high checks once, then low 21 times", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000, Weights: map[string]float64{"high": 4, "low": 1}})
-		if !l.Check("high", 1, t0).Allowed {
+		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000, Weights: map[string]float64{"high": 4, "low": 1}}, func() int64 { return t0 })
+		if !check(l, "high", 1, t0).Allowed {
 			t.Fatal("high denied")
 		}
 		if got := admitted(t, l, "low", 21, 1); got != 2 {
@@ -74,9 +74,9 @@ func TestPinnedCases(t *testing.T) {
 		}
 	})
 	t.Run("A takes 2 of L = 10, then B checks 1", func(t *testing.T) {
-		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000})
+		l := NewLocal(Rule{Limit: 10, WindowMs: 60_000}, func() int64 { return t0 })
 		admitted(t, l, "A", 2, 1)
-		d := l.Check("B", 1, t0)
+		d := check(l, "B", 1, t0)
 		if !d.Allowed || d.Limit != 5 || d.Remaining != 4 {
 			t.Fatalf("got %+v, want allowed, limit 5, remaining 4", d)
 		}
@@ -84,17 +84,17 @@ func TestPinnedCases(t *testing.T) {
 }
 
 func TestDenialCarriesTheWindowsEnd(t *testing.T) {
-	l := NewLocal(Rule{Limit: 1, WindowMs: 1000})
-	l.Check("a", 1, 5_000)
-	d := l.Check("a", 1, 5_300)
+	l := NewLocal(Rule{Limit: 1, WindowMs: 1000}, func() int64 { return t0 })
+	check(l, "a", 1, 5_000)
+	d := check(l, "a", 1, 5_300)
 	if d.Allowed || d.ResetAt != 6_000 || d.RetryAfterMs != 700 {
 		t.Fatalf("got %+v, want a denial resetting at 6000, retry after 700", d)
 	}
-	if d := l.Check("a", 1, 6_000); !d.Allowed {
+	if d := check(l, "a", 1, 6_000); !d.Allowed {
 		t.Fatalf("the next window denied: %+v", d)
 	}
 	// A clock that steps back never reopens a window.
-	if d := l.Check("a", 1, 5_999); d.Allowed {
+	if d := check(l, "a", 1, 5_999); d.Allowed {
 		t.Fatalf("a request from the past window was admitted in the new one twice: %+v", d)
 	}
 }
@@ -182,12 +182,12 @@ func TestWindowAgreesWithTheRuleAsWritten(t *testing.T) {
 				weights[fmt.Sprint("t", i)] = []float64{0.5, 1, 2, 3, 4, 7.5}[rng.IntN(6)]
 			}
 		}
-		l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, Weights: weights})
+		l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, Weights: weights}, func() int64 { return t0 })
 		r := &ref{limit: limit, weights: weights, used: map[string]int64{}}
 		for op := range 300 {
 			tenant := fmt.Sprint("t", rng.IntN(tenants))
 			cost := 1 + rng.Int64N(max(1, limit/5))
-			got := l.Check(tenant, cost, t0)
+			got := check(l, tenant, cost, t0)
 			want := r.check(tenant, cost)
 			got.ResetAt, got.RetryAfterMs = 0, 0
 			if got != want {
@@ -203,14 +203,14 @@ func TestAFloodOfTenantsNeverExceedsTheLimit(t *testing.T) {
 	const limit = 1000
 	for _, maxKeys := range []int{10, 1000, DefaultMaxKeys} {
 		t.Run(fmt.Sprint("maxKeys ", maxKeys), func(t *testing.T) {
-			l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, MaxKeys: maxKeys})
+			l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, MaxKeys: maxKeys}, func() int64 { return t0 })
 			var total int64
 			for i := range 100_000 {
-				if l.Check(fmt.Sprint("tenant-", i), 1, t0).Allowed {
+				if check(l, fmt.Sprint("tenant-", i), 1, t0).Allowed {
 					total++
 				}
 				// Old tenants come back too: an evicted one starts afresh.
-				if i%7 == 0 && l.Check(fmt.Sprint("tenant-", i/2), 3, t0).Allowed {
+				if i%7 == 0 && check(l, fmt.Sprint("tenant-", i/2), 3, t0).Allowed {
 					total += 3
 				}
 			}
@@ -220,7 +220,7 @@ func TestAFloodOfTenantsNeverExceedsTheLimit(t *testing.T) {
 			if total < limit-3 {
 				t.Fatalf("admitted only %d units of %d: the pool was not spent", total, limit)
 			}
-			s := l.Standing(t0, 5)
+			s := l.Standing(5)
 			if s.Tenants > maxKeys {
 				t.Fatalf("kept %d tenants, bound %d", s.Tenants, maxKeys)
 			}
@@ -233,7 +233,7 @@ func TestAFloodOfTenantsNeverExceedsTheLimit(t *testing.T) {
 
 // Concurrent checks on the cores never over-admit (run with -race).
 func TestConcurrentChecksNeverExceedTheLimit(t *testing.T) {
-	l := NewLocal(Rule{Limit: 500, WindowMs: 60_000, MaxKeys: 50, Weights: map[string]float64{"t1": 3}})
+	l := NewLocal(Rule{Limit: 500, WindowMs: 60_000, MaxKeys: 50, Weights: map[string]float64{"t1": 3}}, func() int64 { return t0 })
 	var mu sync.Mutex
 	var total int64
 	var wg sync.WaitGroup
@@ -244,7 +244,7 @@ func TestConcurrentChecksNeverExceedTheLimit(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(g), 1))
 			for range 5000 {
 				cost := 1 + rng.Int64N(4)
-				if l.Check(fmt.Sprint("t", rng.IntN(200)), cost, t0).Allowed {
+				if check(l, fmt.Sprint("t", rng.IntN(200)), cost, t0).Allowed {
 					mu.Lock()
 					total += cost
 					mu.Unlock()
@@ -265,16 +265,16 @@ func TestGuaranteesHold(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 3))
 		limit := int64(100)
 		weights := map[string]float64{"a": 1, "b": 2, "c": 3}
-		l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, Weights: weights})
+		l := NewLocal(Rule{Limit: limit, WindowMs: 60_000, Weights: weights}, func() int64 { return t0 })
 		names := []string{"a", "b", "c"}
 		// All three join first, so the guarantees are fixed from here on.
 		for _, n := range names {
-			l.Check(n, 1, t0)
+			check(l, n, 1, t0)
 		}
 		maxCost := int64(5)
 		for range 400 {
 			n := names[rng.IntN(3)]
-			l.Check(n, 1+rng.Int64N(maxCost), t0)
+			check(l, n, 1+rng.Int64N(maxCost), t0)
 		}
 		var W float64 = 6
 		for _, n := range names {
@@ -297,7 +297,7 @@ func TestGuaranteesHold(t *testing.T) {
 				}
 			}
 			for l.win.tenants[n].used < g {
-				if !l.Check(n, 1, t0).Allowed {
+				if !check(l, n, 1, t0).Allowed {
 					if l.win.tenants[n].used < g-over {
 						t.Fatalf("seed %d: %s denied at %d of its guaranteed %d (others %d over theirs)", seed, n, l.win.tenants[n].used, g, over)
 					}
@@ -346,7 +346,7 @@ func TestFederatedPinnedCases(t *testing.T) {
 	ctx := context.Background()
 	check := func(t *testing.T, r *Region, tenant string, cost int64) bool {
 		t.Helper()
-		d, err := r.Check(ctx, tenant, cost, t0+10)
+		d, err := r.Check(ctx, tenant, r.rule.Weight(tenant), cost, t0+10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,12 +446,12 @@ func TestAQuietRegionFreesItsShareNextWindow(t *testing.T) {
 	p := &memPools{}
 	rule := Rule{Limit: 100, WindowMs: 1000}
 	us, eu := newRegion(p, rule, "us"), newRegion(p, rule, "eu")
-	if _, err := eu.Check(ctx, "e", 1, 10_000); err != nil {
+	if _, err := eu.Check(ctx, "e", 1, 1, 10_000); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for range 200 {
-		if d, _ := us.Check(ctx, "u", 1, 10_001); d.Allowed {
+		if d, _ := us.Check(ctx, "u", 1, 1, 10_001); d.Allowed {
 			n++
 		}
 	}
@@ -460,7 +460,7 @@ func TestAQuietRegionFreesItsShareNextWindow(t *testing.T) {
 	}
 	n = 0
 	for range 200 {
-		if d, _ := us.Check(ctx, "u", 1, 11_001); d.Allowed {
+		if d, _ := us.Check(ctx, "u", 1, 1, 11_001); d.Allowed {
 			n++
 		}
 	}
@@ -481,13 +481,13 @@ func TestATakeoverNeverSpendsAWindowTwice(t *testing.T) {
 	b := NewRegion(rule, RegionOptions{Pools: p, Key: "pool", Region: "us", Node: "b", Clock: clock})
 	total := 0
 	for range 30 {
-		if d, _ := a.Check(ctx, "x", 1, 0); d.Allowed {
+		if d, _ := a.Check(ctx, "x", 1, 1, 0); d.Allowed {
 			total++
 		}
 	}
 	for range 100 {
 		for _, r := range []*Region{b, a} {
-			if d, _ := r.Check(ctx, "x", 1, 0); d.Allowed {
+			if d, _ := r.Check(ctx, "x", 1, 1, 0); d.Allowed {
 				total++
 			}
 		}
@@ -513,7 +513,7 @@ func TestConcurrentRegionsNeverExceedTheLimit(t *testing.T) {
 			r := regions[g%3]
 			for range 800 {
 				c := 1 + rng.Int64N(3)
-				if d, _ := r.Check(context.Background(), fmt.Sprint("t", rng.IntN(10)), c, t0+1); d.Allowed {
+				if d, _ := r.Check(context.Background(), fmt.Sprint("t", rng.IntN(10)), 1, c, t0+1); d.Allowed {
 					mu.Lock()
 					total += c
 					mu.Unlock()
@@ -563,16 +563,16 @@ func TestPoolGrantsNeverExceedTheLimit(t *testing.T) {
 }
 
 func TestTopIsTheHeaviestUsers(t *testing.T) {
-	l := NewLocal(Rule{Limit: 1000, WindowMs: 60_000, Weights: map[string]float64{"big": 4}})
+	l := NewLocal(Rule{Limit: 1000, WindowMs: 60_000, Weights: map[string]float64{"big": 4}}, func() int64 { return t0 })
 	for i := range 30 {
 		for range i % 7 {
-			l.Check(fmt.Sprint("t", i), 1, t0)
+			check(l, fmt.Sprint("t", i), 1, t0)
 		}
 	}
 	for range 9 {
-		l.Check("big", 10, t0)
+		check(l, "big", 10, t0)
 	}
-	s := l.Standing(t0, 4)
+	s := l.Standing(4)
 	got := fmt.Sprint(s.Top)
 	// 25 tenants of weight 1 are active (those with i % 7 = 0 never
 	// checked) and big weighs 4: W = 29.
@@ -583,4 +583,10 @@ func TestTopIsTheHeaviestUsers(t *testing.T) {
 	if s.Used != 90+85 || s.Free != 1000-175 || s.Tenants != 26 || s.Weight != 29 {
 		t.Fatalf("standing %+v", s)
 	}
+}
+
+// check is a Local's decision (which never fails) with the rule's weight.
+func check(l *Local, tenant string, cost, now int64) engine.Decision {
+	d, _ := l.Check(context.Background(), tenant, l.rule.Weight(tenant), cost, now)
+	return d
 }

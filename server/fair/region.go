@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"sync"
-	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
@@ -45,7 +44,7 @@ type RegionOptions struct {
 // NewRegion returns a region's share of the pool at o.Key.
 func NewRegion(rule Rule, o RegionOptions) *Region {
 	if o.Clock == nil {
-		o.Clock = func() int64 { return time.Now().UnixMilli() }
+		o.Clock = wallClock
 	}
 	r := &Region{pools: o.Pools, key: o.Key, region: o.Region, node: o.Node, clock: o.Clock, rule: rule}
 	r.win = NewWindow(farPast, rule.MaxKeys)
@@ -62,13 +61,13 @@ func (r *Region) SetRule(rule Rule) {
 	r.win.maxKeys = cmp.Or(rule.MaxKeys, DefaultMaxKeys)
 }
 
-// Check decides cost for tenant at now (epoch ms; 0: the store's clock). It
-// fails only when the store does (the caller's fail mode decides then).
-func (r *Region) Check(ctx context.Context, tenant string, cost, now int64) (engine.Decision, error) {
+// Check implements Share: now 0 is the store's clock. It fails only when
+// the store does (the caller's fail mode decides then).
+func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost, now int64) (engine.Decision, error) {
 	for ask := 1; ; ask++ {
 		r.mu.Lock()
 		r.roll(now)
-		t := r.win.join(tenant, r.rule.Weight(tenant))
+		t := r.win.join(tenant, weight)
 		before, start := r.grant, r.win.start
 		req := GrantRequest{Now: now, WindowMs: r.rule.WindowMs, Limit: r.rule.Limit, Region: r.region, Node: r.node,
 			Weight: r.win.Weight(), Want: r.win.want(t, cost, r.grant, r.rule.Limit)}
@@ -96,7 +95,7 @@ func (r *Region) Check(ctx context.Context, tenant string, cost, now int64) (eng
 			r.mu.Unlock()
 			continue
 		}
-		t = r.win.join(tenant, r.rule.Weight(tenant))
+		t = r.win.join(tenant, weight)
 		d := r.win.decide(t, cost, r.grant, r.rule.WindowMs, g.Now)
 		// Ask again when the grant grew (the other tenants' shares grew
 		// with it) or when what was asked for is stale: other decisions
@@ -121,7 +120,7 @@ func (r *Region) roll(now int64) {
 	}
 }
 
-// Standing reports the region's share with its top n tenants.
+// Standing implements Share.
 func (r *Region) Standing(n int) Standing {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -118,7 +118,7 @@ func (m Model) fetch() tea.Cmd {
 func forecasts(ctx context.Context, src Source, s telemetry.Snapshot) []forecastRow {
 	var out []forecastRow
 	for _, p := range s.Policies {
-		if p.Strategy == "" {
+		if p.Strategy == "" || p.Fair != nil { // a fair share has no per-key forecast
 			continue
 		}
 		for i, kc := range p.TopRequested {

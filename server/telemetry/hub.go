@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/fair"
 )
 
 // Defaults of a Hub.
@@ -53,6 +54,9 @@ type Options struct {
 	NodeID string
 	// Guards reports the concurrency guards when a snapshot is taken.
 	Guards func() []GuardSummary
+	// Fairness reports the fair policies' current windows, by policy name
+	// (at most topN tenants each), when a snapshot is taken.
+	Fairness func() map[string]fair.Standing
 	// Now is the wall clock (time.Now).
 	Now func() time.Time
 	// MaxWatches and MaxWatchesPerPeer bound the Watch streams, in all
@@ -67,6 +71,7 @@ type Hub struct {
 	dropped atomic.Int64
 	nodeID  string
 	guards  func() []GuardSummary
+	fairs   func() map[string]fair.Standing
 	now     func() time.Time
 
 	mu           sync.Mutex // the aggregator's state; held briefly per event and per snapshot
@@ -97,6 +102,7 @@ func New(policies []PolicyInfo, o Options) *Hub {
 		events:   make(chan Event, o.Buffer),
 		nodeID:   o.NodeID,
 		guards:   o.Guards,
+		fairs:    o.Fairness,
 		now:      o.Now,
 		policies: map[string]*policyStats{},
 		subs:     map[*Subscription]struct{}{},

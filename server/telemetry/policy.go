@@ -1,6 +1,10 @@
 package telemetry
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/throttlekit/throttlekit-go/server/fair"
+)
 
 // axes are the binding axes counted separately.
 var axes = [...]string{"rate", "concurrency", "cost"}
@@ -170,6 +174,10 @@ type PolicySnapshot struct {
 	DeniedPerSecond []int64 `json:"deniedPerSecond"`
 	// Quota is a quota policy's current period and its use.
 	Quota *QuotaSnapshot `json:"quota,omitempty"`
+	// Fair is a fair policy's current window: its budget, what is free,
+	// and the tenants that used most (weight, guaranteed share, used,
+	// borrowed).
+	Fair *fair.Standing `json:"fair,omitempty"`
 }
 
 func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {

@@ -1,5 +1,7 @@
 package telemetry
 
+import "github.com/throttlekit/throttlekit-go/server/fair"
+
 // LensVersion is the version of the snapshot's JSON layout.
 const LensVersion = "1"
 
@@ -25,12 +27,20 @@ type Snapshot struct {
 func (h *Hub) Snapshot() Snapshot {
 	now := h.now().UnixMilli()
 	guards := h.sortedGuards() // outside the lock: it reads the guards' own state
+	var fairs map[string]fair.Standing
+	if h.fairs != nil {
+		fairs = h.fairs() // outside the lock too: it takes the shares' locks
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := Snapshot{GeneratedAt: now, WindowMs: h.windowS * 1000, Mode: "process", LensVersion: LensVersion, NodeID: h.nodeID,
 		Guards: guards, Dropped: h.dropped.Load(), WatchDropped: h.watchDropped}
 	for _, ps := range h.order {
-		s.Policies = append(s.Policies, ps.snapshot(now))
+		p := ps.snapshot(now)
+		if f, ok := fairs[p.Name]; ok {
+			p.Fair = &f
+		}
+		s.Policies = append(s.Policies, p)
 	}
 	n := min(h.nDenials, denialRing)
 	for i := 0; i < n; i++ {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
@@ -233,4 +234,19 @@ func (b *Store) CheckAll(ctx context.Context, charges []store.Charge, now int64)
 	ds, applied, err := store.CheckAll(ctx, b.inner, charges, now)
 	b.observe(ctx, err, true)
 	return ds, applied, err
+}
+
+// Grant implements fair.Pools when the wrapped store holds region pools:
+// a pool's outage opens the breaker as a decision's does.
+func (b *Store) Grant(ctx context.Context, key string, req fair.GrantRequest) (fair.Grant, error) {
+	p, ok := b.inner.(fair.Pools)
+	if !ok {
+		return fair.Grant{}, fmt.Errorf("the %s store holds no region pools: %w", b.name, store.ErrUnavailable)
+	}
+	if b.open.Load() {
+		return fair.Grant{}, ErrOpen
+	}
+	g, err := p.Grant(ctx, key, req)
+	b.observe(ctx, err, true)
+	return g, err
 }

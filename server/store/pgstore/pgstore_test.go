@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest"
@@ -27,6 +28,24 @@ func TestStoreSuite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return s
+	})
+}
+
+// TestPools runs the region-pool suite on a pool row.
+func TestPools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: run without -short")
+	}
+	pg := services.StartPostgres(t)
+	n := 0
+	storetest.RunPools(t, func(t *testing.T) fair.Pools {
+		n++
+		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("pools", n), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest"
@@ -40,5 +41,24 @@ func TestStoreSuite(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		cl := services.StartCluster(t, 3)
 		suite(t, redisstore.Options{Targets: []string{"redis+cluster://" + strings.Join(cl.Addrs, ",")}, Timeout: 2 * time.Second})
+	})
+}
+
+// TestPools runs the region-pool suite on the pool script, on one Redis and
+// on a cluster.
+func TestPools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server: run without -short")
+	}
+	r := services.StartRedis(t)
+	n := 0
+	storetest.RunPools(t, func(t *testing.T) fair.Pools {
+		n++
+		s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: fmt.Sprint("pools", n), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
 	})
 }

@@ -1,0 +1,30 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/server/fair"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+var _ fair.Pools = (*Store)(nil)
+
+// Grant implements fair.Pools: one script on the pool's HASH (the
+// ecosystem's layout: ws, w:<region>, g:<region>; and n:<region>), on the
+// Redis clock when req.Now is 0.
+func (s *Store) Grant(ctx context.Context, key string, req fair.GrantRequest) (fair.Grant, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	reply, err := luascripts.FairPool().Redis.Run(ctx, s.client, []string{s.Key(store.Key{ID: key})},
+		req.Now, req.WindowMs, req.Limit, req.Region, req.Node, strconv.FormatFloat(req.Weight, 'g', -1, 64), req.Want).Int64Slice()
+	if err != nil {
+		return fair.Grant{}, unavailable("region pool", err)
+	}
+	if len(reply) != 5 {
+		return fair.Grant{}, fmt.Errorf("redis region pool: reply has %d fields, want 5", len(reply))
+	}
+	return fair.Grant{Granted: reply[0], WindowStart: reply[1], Now: reply[2], Free: reply[3], Inherited: reply[4]}, nil
+}
