@@ -40,7 +40,7 @@ func PoolGrantRule(t *testing.T, newPools PoolsFactory) {
 		regions := []string{"us", "eu", "ap", "sa", "af"}[:2+rng.IntN(4)]
 		for op := range 150 {
 			r := regions[rng.IntN(len(regions))]
-			req := fair.GrantRequest{Now: now, WindowMs: win, Limit: limit, Region: r, Node: fmt.Sprint(r, "-", rng.IntN(4) / 3),
+			req := fair.GrantRequest{Now: now, WindowMs: win, Limit: limit, Region: r, Node: fmt.Sprint(r, "-", rng.IntN(4)/3),
 				Weight: float64(1+rng.IntN(12)) / float64(1+rng.IntN(2)), Want: rng.Int64N(limit + limit/4 + 2)}
 			got, err := p.Grant(ctx, key, req)
 			if err != nil {
