@@ -25,6 +25,8 @@ limiters:
     limit: 10
     period: 3650d
     federated: { batch: 4 }
+  gpu:
+    fairEscrow: { limit: 10, windowMs: 3650d, weights: { team-a: 4 } }
 `
 
 type pyDecision struct {
@@ -79,6 +81,13 @@ func TestEcosystemPythonClient(t *testing.T) {
 			LeaseID       string `json:"lease_id"`
 		} `json:"admission"`
 		Direct  []pyDecision `json:"direct"`
+		Fair    struct {
+			Checks []struct {
+				Tenant string     `json:"tenant"`
+				D      pyDecision `json:"decision"`
+			} `json:"checks"`
+			Peek string `json:"peek"`
+		} `json:"fair"`
 		Monitor struct {
 			Mode     string `json:"mode"`
 			WindowMs int64  `json:"window_ms"`
@@ -131,11 +140,18 @@ func TestEcosystemPythonClient(t *testing.T) {
 	// The ecosystem's MonitorBackend reads our snapshot unchanged: the
 	// typed fields and the raw JSON it parses.
 	mon := out.Monitor
-	if mon.Mode != "process" || mon.WindowMs != 60_000 || mon.NodeID == "" || len(mon.Parsed) != 5 {
+	if mon.Mode != "process" || mon.WindowMs != 60_000 || mon.NodeID == "" || len(mon.Parsed) != 6 {
 		t.Fatalf("MonitorBackend snapshot meta: %+v", mon)
 	}
-	var sawAPI bool
+	var sawAPI, sawFair bool
 	for _, p := range mon.Policies {
+		if p.Name == "gpu" {
+			sawFair = true
+			// limit is the last decision's ceiling: team-b's, 2.
+			if p.Kind != "limiter" || p.Strategy != "fairEscrow" || p.Allowed != 10 || p.Denied != 10 || p.Limit != 2 {
+				t.Fatalf("MonitorBackend gpu policy: %+v; want a fairEscrow limiter, 10 allowed, 10 denied, limit 2", p)
+			}
+		}
 		if p.Name == "api" {
 			sawAPI = true
 			if p.Kind != "limiter" || p.Strategy != "gcra" || p.Allowed != 5 || p.Denied != 1 || p.Limit != 5 {
@@ -143,8 +159,19 @@ func TestEcosystemPythonClient(t *testing.T) {
 			}
 		}
 	}
-	if !sawAPI {
-		t.Fatalf("MonitorBackend snapshot has no api policy: %+v", mon.Policies)
+	if !sawAPI || !sawFair {
+		t.Fatalf("MonitorBackend snapshot lacks the api or gpu policy: %+v", mon.Policies)
+	}
+	// A fair share through the 0.5.1 client: team-a (weight 4) and team-b
+	// (1) alternating on a budget of 10 get 8 and 2; Peek is refused.
+	got := map[string]int{}
+	for _, c := range out.Fair.Checks {
+		if c.D.Allowed {
+			got[c.Tenant]++
+		}
+	}
+	if got["team-a"] != 8 || got["team-b"] != 2 || out.Fair.Peek != "OperationNotSupportedError" {
+		t.Fatalf("fair share through throttlekit-py 0.5.1: admitted %v (want team-a 8, team-b 2), peek %s", got, out.Fair.Peek)
 	}
 	// The ecosystem's FleetBackend leases from our Fleet door unchanged: a
 	// Reserve, then a leased limiter spending its own domain's 10.

@@ -38,6 +38,17 @@ def main() -> None:
             out["unsupported"] = "no error"
         except OperationNotSupportedError:
             out["unsupported"] = "OperationNotSupportedError"
+        # A fair share: Check decides; Peek is not served.
+        out["fair"] = {
+            "checks": [
+                {"tenant": t, "decision": asdict(rl.check("gpu", t))} for _ in range(10) for t in ("team-a", "team-b")
+            ]
+        }
+        try:
+            rl.peek("gpu", "team-a")
+            out["fair"]["peek"] = "no error"
+        except OperationNotSupportedError:
+            out["fair"]["peek"] = "OperationNotSupportedError"
         with rl.admit("checkout", "alice") as adm:
             out["admission"] = {"allowed": adm.allowed, "held": adm.held, "lease_id": adm.lease_id,
                                 "binding_axis": adm.binding_axis}
@@ -55,8 +66,8 @@ def main() -> None:
         deadline = time.monotonic() + 30
         while True:
             snap = mon.get_snapshot()
-            api_seen = [p.allowed + p.denied for p in snap.policies if p.name == "api"]
-            if api_seen == [6] or time.monotonic() > deadline:
+            seen = {p.name: p.allowed + p.denied for p in snap.policies}
+            if (seen.get("api"), seen.get("gpu")) == (6, 20) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         out["monitor"] = {
