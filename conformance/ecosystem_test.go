@@ -80,8 +80,8 @@ func TestEcosystemPythonClient(t *testing.T) {
 			Allowed, Held bool
 			LeaseID       string `json:"lease_id"`
 		} `json:"admission"`
-		Direct  []pyDecision `json:"direct"`
-		Fair    struct {
+		Direct []pyDecision `json:"direct"`
+		Fair   struct {
 			Checks []struct {
 				Tenant string     `json:"tenant"`
 				D      pyDecision `json:"decision"`

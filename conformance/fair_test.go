@@ -65,10 +65,16 @@ limiters:
 		t.Fatalf("100,000 tenants were admitted %d units of a window of 1,000", admitted)
 	}
 	for name, call := range map[string]func() error{
-		"Peek":     func() error { _, err := c.Peek(ctx, &tkv1.PeekRequest{Policy: "gpu", Key: "team-a"}); return err },
-		"Forecast": func() error { _, err := c.Forecast(ctx, &tkv1.ForecastRequest{Policy: "gpu", Key: "team-a"}); return err },
-		"Debit":    func() error { _, err := c.Debit(ctx, &tkv1.DebitRequest{Policy: "gpu", Key: "team-a", Tokens: 1}); return err },
-		"Admit":    func() error { _, err := c.Admit(ctx, &tkv1.AdmitRequest{Policy: "gpu", Key: "team-a"}); return err },
+		"Peek": func() error { _, err := c.Peek(ctx, &tkv1.PeekRequest{Policy: "gpu", Key: "team-a"}); return err },
+		"Forecast": func() error {
+			_, err := c.Forecast(ctx, &tkv1.ForecastRequest{Policy: "gpu", Key: "team-a"})
+			return err
+		},
+		"Debit": func() error {
+			_, err := c.Debit(ctx, &tkv1.DebitRequest{Policy: "gpu", Key: "team-a", Tokens: 1})
+			return err
+		},
+		"Admit": func() error { _, err := c.Admit(ctx, &tkv1.AdmitRequest{Policy: "gpu", Key: "team-a"}); return err },
 	} {
 		if code := status.Code(call()); code != codes.Unimplemented {
 			t.Errorf("%s on a fair policy: %v, want UNIMPLEMENTED", name, code)
