@@ -51,25 +51,32 @@ func openStore(ctx context.Context, f *flags, memOpts []memstore.Option, log *sl
 	}
 }
 
-// startGuards starts the distributed-concurrency guards, which need Redis.
+// startGuards starts the distributed-concurrency guards, which need a
+// store the fleet shares: Redis or Postgres.
 func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct{}, log *slog.Logger) (map[string]*distconc.Guard, error) {
 	guards := map[string]*distconc.Guard{}
+	if b, ok := s.(*breaker.Store); ok {
+		s = b.Unwrap()
+	}
 	for _, p := range cfg.Policies {
 		if p.DistributedConcurrency == nil {
 			continue
 		}
-		if b, ok := s.(*breaker.Store); ok {
-			s = b.Unwrap()
-		}
-		rs, ok := s.(*redisstore.Store)
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: limiters.%s.distributedConcurrency: needs the Redis store (--redis); it is not served on the %s store in this release",
+		var coord distconc.Coordinator
+		var timeout time.Duration
+		key := store.Key{ID: p.ConcurrencyPrefix()}
+		switch st := s.(type) {
+		case *redisstore.Store:
+			coord, timeout = distconc.Redis(st.Client(), st.Key(key)), f.redisTimeout
+		case *pgstore.Store:
+			coord, timeout = distconc.RowCoordinator(st, st.Key(key)), f.pgTimeout
+		default:
+			return nil, fmt.Errorf("%s:%d: limiters.%s.distributedConcurrency: needs a store the fleet shares: Redis (--redis) or Postgres (--postgres-url); the %s store is not",
 				cfg.Path, p.Line, p.Name, f.store)
 		}
 		g := distconc.New(distconc.Options{
-			Policy: p.Name, Config: *p.DistributedConcurrency, Client: rs.Client(),
-			Prefix: rs.Key(store.Key{ID: p.ConcurrencyPrefix()}), NodeID: nodeID(f),
-			TTL: f.leaseTTL, Timeout: f.redisTimeout, Log: log,
+			Policy: p.Name, Config: *p.DistributedConcurrency, Coordinator: coord, NodeID: nodeID(f),
+			TTL: f.leaseTTL, Timeout: timeout, Log: log,
 		})
 		go g.Run(stop)
 		guards[p.Name] = g

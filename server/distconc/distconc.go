@@ -1,10 +1,11 @@
 // Package distconc shares one concurrency ceiling across every server of a
-// fleet through Redis. Each node adapts its own estimate (gradient2 or aimd
-// on the work it sees) and publishes it with a heartbeat; the fleet-wide
-// ceiling is the median (or min) of the live nodes' estimates, and slots are
-// leases in one sorted set, so no node can over-admit. A node that cannot
-// reach Redis fences itself: it refuses (fail-closed) or falls back to its
-// share of the last known ceiling (local-only) rather than over-admit.
+// fleet through a shared store (Redis, or Postgres: see Coordinator). Each
+// node adapts its own estimate (gradient2 or aimd on the work it sees) and
+// publishes it with a heartbeat; the fleet-wide ceiling is the median (or
+// min) of the live nodes' estimates, and slots are leases held in the store,
+// taken atomically, so no node can over-admit. A node that cannot reach the
+// store fences itself: it refuses (fail-closed) or falls back to its share
+// of the last known ceiling (local-only) rather than over-admit.
 package distconc
 
 import (
@@ -18,10 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
 	"github.com/throttlekit/throttlekit-go/server/admit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 )
@@ -30,9 +28,7 @@ import (
 type Guard struct {
 	policy  string
 	cfg     config.DistributedConcurrency
-	client  redis.UniversalClient
-	leases  string // redis key of the lease set
-	nodes   string // redis key of the node estimates
+	coord   Coordinator
 	nodeID  string
 	ttl     time.Duration
 	timeout time.Duration
@@ -64,15 +60,14 @@ type Options struct {
 	Policy string
 	// Config is its distributedConcurrency block (required).
 	Config config.DistributedConcurrency
-	// Client is the Redis the fleet shares (required).
-	Client redis.UniversalClient
-	// Prefix is the Redis key prefix of the policy (required).
-	Prefix string
+	// Coordinator holds the fleet-wide state: Redis, or RowCoordinator
+	// on Postgres (required).
+	Coordinator Coordinator
 	// NodeID is this server's id among the fleet (required).
 	NodeID string
 	// TTL is a lease's time-to-live (default DefaultTTL).
 	TTL time.Duration
-	// Timeout bounds each Redis call (default DefaultTimeout).
+	// Timeout bounds each store call (default DefaultTimeout).
 	Timeout time.Duration
 	// Log receives fencing and unfencing (default slog.Default()).
 	Log *slog.Logger
@@ -86,8 +81,6 @@ const (
 
 // New returns a guard; call Run to heartbeat.
 func New(o Options) *Guard {
-	// A hash tag keeps both keys in one cluster slot, so the acquire script
-	// may touch both.
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
 	}
@@ -97,10 +90,8 @@ func New(o Options) *Guard {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	tag := "{" + o.Prefix + "}"
 	g := &Guard{
-		policy: o.Policy, cfg: o.Config, client: o.Client, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,
-		leases: tag + ":dc:leases", nodes: tag + ":dc:nodes",
+		policy: o.Policy, cfg: o.Config, coord: o.Coordinator, nodeID: o.NodeID, ttl: o.TTL, timeout: o.Timeout, log: o.Log,
 		local: admit.NewLimiter(o.Config.Concurrency),
 		held:  map[string]heldLease{},
 	}
@@ -130,22 +121,21 @@ func (g *Guard) Acquire(ctx context.Context) (id string, expiresAt, limit, remai
 		return g.acquireFenced()
 	}
 	id = newID()
-	sc := luascripts.For(distributed, luascripts.RoleAcquire)
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases, g.nodes}, 0, id, g.ttl.Milliseconds(), g.cfg.Aggregate, g.local.Limit()).Int64Slice()
-	if err != nil || len(reply) != 5 {
+	a, err := g.coord.Acquire(ctx, id, g.ttl.Milliseconds(), g.cfg.Aggregate, g.local.Limit())
+	if err != nil {
 		g.failed(ctx, fmt.Errorf("acquire: %w", err))
 		return g.acquireFenced()
 	}
 	g.answered()
-	limit, remaining = reply[1], reply[2]
+	limit, remaining = a.Limit, a.Remaining
 	g.lastLimit.Store(limit)
-	g.lastNodes.Store(max(1, reply[3]))
-	if reply[0] != 1 {
+	g.lastNodes.Store(max(1, a.Nodes))
+	if !a.OK {
 		return "", 0, limit, 0, false
 	}
-	expiresAt = reply[4] + g.ttl.Milliseconds()
+	expiresAt = a.Now + g.ttl.Milliseconds()
 	g.mu.Lock()
 	g.held[id] = heldLease{slot: g.local.Observe(), acquiredAt: time.Now(), expiresAt: expiresAt}
 	g.mu.Unlock()
@@ -205,15 +195,15 @@ func (g *Guard) Release(ctx context.Context, id string, dropped bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
-	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
-		// The lease expires in Redis by its ttl anyway.
+	if err := g.coord.Release(ctx, id); err != nil {
+		// The lease expires in the store by its ttl anyway.
 		g.failed(ctx, fmt.Errorf("release: %w", err))
 	}
 }
 
 // Renew extends the listed leases of this guard.
 func (g *Guard) Renew(ctx context.Context, ids []string) (live, reclaimed []string) {
-	var remote []any
+	var remote []string
 	for _, id := range ids {
 		g.mu.Lock()
 		h, ok := g.held[id]
@@ -233,24 +223,19 @@ func (g *Guard) Renew(ctx context.Context, ids []string) (live, reclaimed []stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	sc := luascripts.For(distributed, luascripts.RoleRenew)
-	reply, err := sc.Redis.Run(ctx, g.client, []string{g.leases}, append([]any{0, g.ttl.Milliseconds()}, remote...)...).Slice()
-	if err != nil || len(reply) != 2 {
-		// Unknown: keep them live locally; Redis expires them by ttl if the
-		// store never answers, and the node fences itself meanwhile.
+	stillLive, gone, err := g.coord.Renew(ctx, g.ttl.Milliseconds(), remote)
+	if err != nil {
+		// Unknown: keep them live locally; the store expires them by ttl if
+		// it never answers, and the node fences itself meanwhile.
 		g.failed(ctx, fmt.Errorf("renew: %w", err))
-		for _, id := range remote {
-			live = append(live, id.(string))
-		}
-		return live, reclaimed
+		return append(live, remote...), reclaimed
 	}
 	next := time.Now().Add(g.ttl).UnixMilli()
-	for _, v := range reply[0].([]any) {
-		live = append(live, v.(string))
-		g.setExpiry(v.(string), next)
+	for _, id := range stillLive {
+		live = append(live, id)
+		g.setExpiry(id, next)
 	}
-	for _, v := range reply[1].([]any) {
-		id := v.(string)
+	for _, id := range gone {
 		reclaimed = append(reclaimed, id)
 		g.reclaim(id)
 	}
@@ -366,14 +351,13 @@ func (g *Guard) Beat(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	sc := luascripts.For(distributed, luascripts.RoleNode)
 	// A node is live for three beats: one lost beat does not drop it.
-	reply, err := sc.Redis.Run(ctx, g.client, []string{g.nodes}, 0, g.nodeID, g.local.Limit(), 3*g.cfg.HeartbeatMs).Int64Slice()
-	if err != nil || len(reply) != 2 {
+	nodes, err := g.coord.Beat(ctx, g.nodeID, g.local.Limit(), 3*g.cfg.HeartbeatMs)
+	if err != nil {
 		g.failed(ctx, fmt.Errorf("heartbeat: %w", err))
 		return
 	}
-	g.lastNodes.Store(max(1, reply[1]))
+	g.lastNodes.Store(max(1, nodes))
 	g.answered()
 }
 
@@ -416,7 +400,7 @@ func (g *Guard) Return(ctx context.Context, id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
-	if err := g.client.ZRem(ctx, g.leases, id).Err(); err != nil {
+	if err := g.coord.Release(ctx, id); err != nil {
 		g.failed(ctx, fmt.Errorf("return: %w", err))
 	}
 }

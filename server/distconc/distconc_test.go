@@ -10,12 +10,14 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
 )
 
-func guard(client redis.UniversalClient, node, outage string) *distconc.Guard {
+func guard(coord distconc.Coordinator, node, outage string) *distconc.Guard {
 	return distconc.New(distconc.Options{
-		Policy: "jobs", Client: client, Prefix: "t:jobs", NodeID: node, TTL: 2 * time.Second, Timeout: time.Second, Log: slog.Default(),
+		Policy: "jobs", Coordinator: coord, NodeID: node, TTL: 2 * time.Second, Timeout: time.Second, Log: slog.Default(),
 		Config: config.DistributedConcurrency{
 			Concurrency: config.Concurrency{MinLimit: 3, MaxLimit: 3, InitialLimit: 3, Algorithm: "gradient2"},
 			Aggregate:   "median", HeartbeatMs: 200, OnCoordinatorOutage: outage,
@@ -23,15 +25,43 @@ func guard(client redis.UniversalClient, node, outage string) *distconc.Guard {
 	})
 }
 
-// TestOneCeilingAcrossNodes: two nodes on one Redis share one ceiling; a
+// coordinators start each store a fleet can share and return a coordinator
+// on it; the store can be stopped and started again.
+func coordinators() map[string]func(t *testing.T) (coord func() distconc.Coordinator, stop func(), start func(t testing.TB)) {
+	return map[string]func(t *testing.T) (func() distconc.Coordinator, func(), func(t testing.TB)){
+		"redis": func(t *testing.T) (func() distconc.Coordinator, func(), func(t testing.TB)) {
+			r := services.StartRedis(t)
+			client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+			t.Cleanup(func() { _ = client.Close() })
+			return func() distconc.Coordinator { return distconc.Redis(client, "t:jobs") }, r.Stop, r.Start
+		},
+		"postgres": func(t *testing.T) (func() distconc.Coordinator, func(), func(t testing.TB)) {
+			pg := services.StartPostgres(t)
+			s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return func() distconc.Coordinator { return distconc.RowCoordinator(s, s.Key(store.Key{ID: "t:jobs"})) }, pg.Stop, pg.Start
+		},
+	}
+}
+
+// TestOneCeilingAcrossNodes: two nodes on one store share one ceiling; a
 // released slot is free for either.
 func TestOneCeilingAcrossNodes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("needs redis-server: run without -short")
+		t.Skip("needs redis-server and PostgreSQL: run without -short")
 	}
-	r := services.StartRedis(t)
-	client := r.Client(t)
-	a, b := guard(client, "a", "fail-closed"), guard(client, "b", "fail-closed")
+	for name, open := range coordinators() {
+		t.Run(name, func(t *testing.T) {
+			coord, _, _ := open(t)
+			oneCeiling(t, guard(coord(), "a", "fail-closed"), guard(coord(), "b", "fail-closed"))
+		})
+	}
+}
+
+func oneCeiling(t *testing.T, a, b *distconc.Guard) {
 	ctx := context.Background()
 	var held []string
 	for i, g := range []*distconc.Guard{a, b, a} {
@@ -56,14 +86,19 @@ func TestOneCeilingAcrossNodes(t *testing.T) {
 // one node) and no further; the store's return unfences it.
 func TestFencedAfterThreeFailures(t *testing.T) {
 	if testing.Short() {
-		t.Skip("needs redis-server: run without -short")
+		t.Skip("needs redis-server and PostgreSQL: run without -short")
 	}
-	r := services.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = client.Close() })
-	closed, local := guard(client, "c", "fail-closed"), guard(client, "l", "local-only")
+	for name, open := range coordinators() {
+		t.Run(name, func(t *testing.T) {
+			coord, stop, start := open(t)
+			fenced(t, guard(coord(), "c", "fail-closed"), guard(coord(), "l", "local-only"), stop, start)
+		})
+	}
+}
+
+func fenced(t *testing.T, closed, local *distconc.Guard, stopStore func(), startStore func(t testing.TB)) {
 	ctx := context.Background()
-	r.Stop()
+	stopStore()
 	for i := range 3 {
 		if closed.Fenced() {
 			t.Fatalf("fenced after %d failures", i)
@@ -84,7 +119,7 @@ func TestFencedAfterThreeFailures(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go closed.Run(stop)
-	r.Start(t)
+	startStore(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for closed.Fenced() {
 		if time.Now().After(deadline) {

@@ -13,7 +13,7 @@ import (
 // database clock. It returns the text to write and its expiry (epoch ms on
 // the database clock), or write false to leave the row as it is. It may be
 // called more than once for one Update (a lost race to create the row).
-type RowUpdate func(text string, live bool, now int64) (next string, expiresAt int64, write bool, err error)
+type RowUpdate = func(text string, live bool, now int64) (next string, expiresAt int64, write bool, err error)
 
 // Update is a read-modify-write of the row at key (already joined with the
 // store's prefix, see Key) in one transaction under the row's lock, in two
