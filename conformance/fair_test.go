@@ -2,12 +2,16 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
@@ -220,3 +224,87 @@ func TestAFederatedRegionSurvivesARestart(t *testing.T) {
 }
 
 func abs(x int) int { return max(x, -x) }
+
+// TestFairSharesInTelemetry: fair decisions are counted in /metrics
+// (outcomes, denials, latency) like any policy's, and the Monitor snapshot
+// carries each fair policy's window — every tenant's weight, guaranteed
+// share, use and borrowing, and (federated) its region's grant and the
+// pool's free budget.
+func TestFairSharesInTelemetry(t *testing.T) {
+	r := harness.StartRedis(t)
+	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	_, port, _ := strings.Cut(metrics, ":")
+	policies := `version: 1
+limiters:
+  gpu:
+    fairEscrow: { limit: 10, windowMs: 1h, weights: { team-a: 4 } }
+  tokens:
+    federatedFairEscrow: { limit: 100, windowMs: 1h, region: us }
+`
+	srv := harness.Start(t, harness.Binary(t, false), "--config", harness.WriteFile(t, "p.yaml", policies),
+		"--redis", r.URL, "--metrics-port", port)
+	c := rawClient(t, srv.Addr)
+	ctx := context.Background()
+	for range 20 { // team-a 8, team-b 2 of 10: 30 denials
+		for _, tenant := range []string{"team-a", "team-b"} {
+			if _, err := c.Check(ctx, &tkv1.CheckRequest{Policy: "gpu", Key: tenant, Cost: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.Check(ctx, &tkv1.CheckRequest{Policy: "tokens", Key: "acme", Cost: 30}); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{
+		`throttlekit_decisions_total{outcome="allowed",policy="gpu"}`:    10,
+		`throttlekit_decisions_total{outcome="denied",policy="gpu"}`:     30,
+		`throttlekit_denials_total{axis="rate",policy="gpu"}`:            30,
+		`throttlekit_decision_seconds_count{policy="gpu"}`:               40,
+		`throttlekit_decisions_total{outcome="allowed",policy="tokens"}`: 1,
+	} {
+		if got := harness.Metric(t, metrics, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	type tenant struct {
+		Tenant                     string
+		Weight                     float64
+		Guaranteed, Used, Borrowed int64
+	}
+	var snap struct {
+		Policies []struct {
+			Name      string
+			TopDenied []struct{ Key string }
+			Fair      *struct {
+				Limit, Budget, Used, Free int64
+				Region                    string
+				Top                       []tenant
+			}
+		}
+	}
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mon := tkv1.NewMonitorClient(conn)
+	waitFor(t, "the hub to count 41 decisions", func() bool {
+		resp, err := mon.GetSnapshot(ctx, &tkv1.GetSnapshotRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(resp.GetSnapshot().GetRawJson()), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return len(snap.Policies) == 2 && len(snap.Policies[0].TopDenied) > 0
+	})
+	gpu, tokens := snap.Policies[0], snap.Policies[1]
+	if f := gpu.Fair; f == nil || f.Limit != 10 || f.Used != 10 || f.Free != 0 ||
+		fmt.Sprint(f.Top) != "[{team-a 4 8 8 0} {team-b 1 2 2 0}]" {
+		t.Fatalf("gpu's window in the snapshot: %+v", gpu.Fair)
+	}
+	if f := tokens.Fair; f == nil || f.Region != "us" || f.Limit != 100 || f.Budget != 30 || f.Used != 30 || f.Free != 70 ||
+		fmt.Sprint(f.Top) != "[{acme 1 30 30 0}]" {
+		t.Fatalf("tokens' region in the snapshot: %+v", tokens.Fair)
+	}
+}

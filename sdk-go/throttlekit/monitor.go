@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
@@ -38,6 +39,16 @@ func NewMonitor(target string, opts ...Option) (*Monitor, error) {
 
 // Close closes the channel.
 func (m *Monitor) Close() error { return m.conn.Close() }
+
+// Health asks the server's standard gRPC health service (which needs no
+// secret) and returns its status: "SERVING" when the server serves.
+func (m *Monitor) Health(ctx context.Context) (string, error) {
+	resp, err := healthpb.NewHealthClient(m.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetStatus().String(), nil
+}
 
 func (m *Monitor) outgoing(ctx context.Context) context.Context {
 	if m.cfg.secret != "" {

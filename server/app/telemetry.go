@@ -9,6 +9,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -35,7 +36,7 @@ func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []te
 	var all telemetry.Taps
 	if f.monitor == "on" || f.tui {
 		// Its policies are set by each generation.
-		t.hub = telemetry.New(nil, telemetry.Options{NodeID: nodeID(f), Guards: guards, Fairness: fairs,
+		t.hub = telemetry.New(nil, telemetry.Options{NodeID: nodeID(f), Guards: guards, Fairness: fairs, Store: storeStatus(f.store, st.brk),
 			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPerPeer})
 		ctx, stopHub := context.WithCancel(context.Background())
 		t.stops = append(t.stops, stopHub)
@@ -72,4 +73,22 @@ func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []te
 		t.tap = all
 	}
 	return t, nil
+}
+
+// storeStatus reports the shared store's kind and its breaker's state.
+func storeStatus(kind string, brk *breaker.Store) func() telemetry.StoreStatus {
+	return func() telemetry.StoreStatus {
+		s := telemetry.StoreStatus{Kind: kind}
+		if brk == nil {
+			return s
+		}
+		s.Circuit = "closed"
+		if open, since, cause := brk.State(); open {
+			s.Circuit, s.OpenSince = "open", since.UnixMilli()
+			if cause != nil {
+				s.Cause = cause.Error()
+			}
+		}
+		return s
+	}
 }

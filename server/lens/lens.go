@@ -1,6 +1,7 @@
-// Package lens is ThrottleKit Lens, the terminal dashboard: eight tabs
+// Package lens is ThrottleKit Lens, the terminal dashboard: nine tabs
 // drawn from the telemetry snapshot the Monitor door also serves, in the
-// server (--tui) or from afar (throttlekit-lens). It only reads.
+// server (--tui) or from afar (throttlekit-lens), for one server or a
+// fleet of them merged into one view (Fleet). It only reads.
 package lens
 
 import (
@@ -28,8 +29,8 @@ type Forecast struct {
 	FullAt          int64
 }
 
-// The tabs, in key order 1 to 8.
-var tabs = []string{"Overview", "Latency", "Fairness", "Capacity", "Guarantee", "Cost", "Replay", "Config"}
+// The tabs, in key order 1 to 9.
+var tabs = []string{"Overview", "Latency", "Fairness", "Capacity", "Guarantee", "Cost", "Replay", "Config", "Servers"}
 
 // Minimum size for the full layout; smaller terminals get a compact view.
 const minWidth, minHeight = 60, 12
@@ -190,7 +191,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.onQuit()
 		}
 		return m, tea.Quit
-	case "1", "2", "3", "4", "5", "6", "7", "8":
+	case "1", "2", "3", "4", "5", "6", "7", "8", "9":
 		m.tab, m.scroll = int(s[0]-'1'), 0
 	case "tab", "right":
 		m.tab, m.scroll = (m.tab+1)%len(tabs), 0

@@ -13,6 +13,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -30,6 +31,7 @@ func fixture() telemetry.Snapshot {
 	}
 	return telemetry.Snapshot{
 		GeneratedAt: now, WindowMs: 60_000, Mode: "process", LensVersion: "1", NodeID: "node-a",
+		Store: &telemetry.StoreStatus{Kind: "redis", Circuit: "closed"},
 		Policies: []telemetry.PolicySnapshot{
 			{
 				PolicyInfo: telemetry.PolicyInfo{Name: "api", Kind: "limiter", Strategy: "gcra", Limit: 5, Detail: `rate: gcra, limit 5, prefix "api"; fail server default`},
@@ -59,6 +61,25 @@ func fixture() telemetry.Snapshot {
 				// 2027-01-01 00:00 to 2027-02-01 00:00 in Berlin (CET, UTC+1).
 				Quota: &telemetry.QuotaSnapshot{Start: 1_798_758_000_000, End: 1_801_436_400_000, Zone: "Europe/Berlin", Allowed: 7, Denied: 1,
 					TopUsed: []telemetry.QuotaUse{{Key: "acme", Used: 1000, Limit: 1000}, {Key: "globex", Used: 12, Limit: 1000}}},
+				PerSecond: make([]int64, 60), DeniedPerSecond: make([]int64, 60),
+			},
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "gpu-minutes", Kind: "limiter", Strategy: "fairEscrow", Limit: 600,
+					Detail: "fair share: 600 per 1m0s between tenants weighted team-a 3, team-b 1 (others 1); fail open"},
+				Allowed: 480, Denied: 40, DenialsByAxis: map[string]int64{"rate": 40}, LastLimit: 120,
+				TopRequested: []telemetry.KeyCount{{Key: "team-a", Count: 300}, {Key: "team-b", Count: 200}},
+				Fair: &fair.Standing{WindowStart: now - 30_000, WindowEnd: now + 30_000, Limit: 600, Budget: 600, Used: 480, Free: 120, Tenants: 3, Weight: 5,
+					Top: []fair.TenantUse{{Tenant: "team-a", Weight: 3, Guaranteed: 360, Used: 300}, {Tenant: "team-b", Weight: 1, Guaranteed: 120, Used: 170, Borrowed: 50},
+						{Tenant: "intern", Weight: 1, Guaranteed: 120, Used: 10}}},
+				PerSecond: make([]int64, 60), DeniedPerSecond: make([]int64, 60),
+			},
+			{
+				PolicyInfo: telemetry.PolicyInfo{Name: "tokens-global", Kind: "limiter", Strategy: "federatedFairEscrow", Limit: 100000,
+					Detail: `fair share: 100000 per 1m0s between tenants; region pool "tokens-global", region us; fail open`},
+				Allowed: 90, Denied: 0, DenialsByAxis: map[string]int64{}, LastLimit: 40000,
+				Fair: &fair.Standing{WindowStart: now - 10_000, WindowEnd: now + 50_000, Limit: 100000, Budget: 62000, Used: 61000, Evicted: 1000, Free: 8000,
+					Tenants: 2, Weight: 3, Region: "us",
+					Top: []fair.TenantUse{{Tenant: "acme", Weight: 2, Guaranteed: 41333, Used: 40000}, {Tenant: "globex", Weight: 1, Guaranteed: 20666, Used: 20000}}},
 				PerSecond: make([]int64, 60), DeniedPerSecond: make([]int64, 60),
 			},
 		},
@@ -164,8 +185,8 @@ func TestKeys(t *testing.T) {
 	if m = keys(t, m, "tab", "tab"); m.tab != 2 {
 		t.Fatalf("two Tabs: tab %d, want 2", m.tab)
 	}
-	if m = keys(t, m, "shift+tab", "shift+tab", "shift+tab"); m.tab != 7 {
-		t.Fatalf("Shift-Tab wraps: tab %d, want 7", m.tab)
+	if m = keys(t, m, "shift+tab", "shift+tab", "shift+tab"); m.tab != 8 {
+		t.Fatalf("Shift-Tab wraps: tab %d, want 8", m.tab)
 	}
 	m = keys(t, m, "7", "/", "m", "a", "l", "enter")
 	if m.filter != "mal" || m.editing {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -48,7 +49,16 @@ func (m Model) header() string {
 		h += " — " + m.title
 	}
 	var info []string
-	if m.have {
+	switch {
+	case m.have && m.snap.Mode == "fleet":
+		up := 0
+		for _, s := range m.snap.Servers {
+			if s.Err == "" {
+				up++
+			}
+		}
+		info = append(info, fmt.Sprintf("fleet of %d, %d up", len(m.snap.Servers), up), "window "+(time.Duration(m.snap.WindowMs)*time.Millisecond).String())
+	case m.have:
 		info = append(info, "node "+m.snap.NodeID, "window "+(time.Duration(m.snap.WindowMs)*time.Millisecond).String())
 	}
 	if m.paused {
@@ -73,7 +83,7 @@ func (m Model) tabBar() string {
 }
 
 func (m Model) footer() string {
-	f := "1-8/Tab tabs · ↑↓ PgUp PgDn scroll · / filter · p pause · q quit"
+	f := "1-9/Tab tabs · ↑↓ PgUp PgDn scroll · / filter · p pause · q quit"
 	switch {
 	case m.editing:
 		f = "filter: " + m.filter + "█  (Enter apply · Esc clear)"
@@ -121,8 +131,10 @@ func (m Model) body() []string {
 		return m.cost()
 	case 6:
 		return m.replay()
+	case 7:
+		return m.config()
 	}
-	return m.config()
+	return m.servers()
 }
 
 func allowed(p telemetry.PolicySnapshot) int64 { return p.Allowed + p.FailOpen }
@@ -227,8 +239,27 @@ func (m Model) latency() []string {
 func (m Model) fairness() []string {
 	var out []string
 	for _, p := range m.snap.Policies {
+		if !m.matches(p.Name, p.Strategy) {
+			continue
+		}
+		if p.Fair != nil {
+			out = append(out, m.fairShare(p.Name, p.Fair, "")...)
+		}
+		servers := make([]string, 0, len(p.FairByServer))
+		for s := range p.FairByServer {
+			servers = append(servers, s)
+		}
+		sort.Strings(servers)
+		for _, s := range servers {
+			out = append(out, m.fairShare(p.Name, p.FairByServer[s], s)...)
+		}
+	}
+	if len(out) > 0 {
+		out = append(out, dimStyle.Render("█ used within its guarantee · ▓ borrowed · ░ guaranteed, unused · on the budget's scale"), "")
+	}
+	for _, p := range m.snap.Policies {
 		total := allowed(p) + denied(p)
-		if total == 0 || !m.matches(p.Name) {
+		if total == 0 || p.Fair != nil || p.FairByServer != nil || !m.matches(p.Name) {
 			continue
 		}
 		out = append(out, headStyle.Render(fmt.Sprintf("%s — %d decisions", p.Name, total)))
@@ -244,6 +275,55 @@ func (m Model) fairness() []string {
 		return []string{"no traffic in the window"}
 	}
 	return out
+}
+
+// fairShare draws a fair policy's window: its budget (a region's grant
+// of the pool), what is used and free, and its top tenants; server names
+// the server it is of, in a fleet ("" for one server's own).
+func (m Model) fairShare(name string, f *fair.Standing, server string) []string {
+	if server != "" {
+		name += " on " + server
+	}
+	win := fmtDur(f.WindowEnd - f.WindowStart)
+	tenants := fmt.Sprintf("%d tenants", f.Tenants)
+	if f.Tenants == 1 {
+		tenants = "1 tenant"
+	}
+	out := []string{headStyle.Render(fmt.Sprintf("%s — %d per %s · used %d · free %d · %s", name, f.Limit, win, f.Used, f.Limit-f.Used, tenants))}
+	if f.Region != "" {
+		out = []string{headStyle.Render(fmt.Sprintf("%s — pool of %d per %s · pool free %d", name, f.Limit, win, f.Free)),
+			fmt.Sprintf("  region %s: granted %d · used %d · %s", f.Region, f.Budget, f.Used, tenants)}
+	}
+	if f.Evicted > 0 {
+		out = append(out, dimStyle.Render(fmt.Sprintf("  %d used by tenants no longer kept (maxKeys), still counted", f.Evicted)))
+	}
+	width := min(30, max(10, m.width-58)) // the bar takes what the columns leave
+	out = append(out, fmt.Sprintf("  %-16s %6s %8s %10s %8s  %s", "TENANT", "WEIGHT", "USED", "GUARANTEED", "BORROWED", "resets in "+until(f.WindowEnd, m.now().UnixMilli())))
+	for _, u := range f.Top {
+		if !m.matches(name, u.Tenant) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("  %-16s %6g %8d %10d %8d  %s", trunc(u.Tenant, 16), u.Weight, u.Used, u.Guaranteed, u.Borrowed,
+			shareBar(u.Used, u.Guaranteed, f.Budget, width)))
+	}
+	if len(f.Top) == 0 {
+		out = append(out, "  no tenant in this window")
+	}
+	return append(out, "")
+}
+
+// shareBar draws used against guaranteed on scale: the part of the use
+// within the guarantee, the part borrowed, the guarantee not yet used.
+func shareBar(used, guaranteed, scale int64, width int) string {
+	if scale <= 0 {
+		return strings.Repeat("·", width)
+	}
+	cells := func(n int64) int { return int(min(int64(width), max(0, n)*int64(width)/scale)) }
+	within := cells(min(used, guaranteed))
+	borrowed := min(width-within, cells(used)-within)
+	reserved := min(width-within-borrowed, max(0, cells(guaranteed)-within))
+	return strings.Repeat("█", within) + strings.Repeat("▓", max(0, borrowed)) + strings.Repeat("░", max(0, reserved)) +
+		strings.Repeat("·", max(0, width-within-max(0, borrowed)-max(0, reserved)))
 }
 
 func (m Model) capacity() []string {
@@ -269,8 +349,11 @@ func (m Model) capacity() []string {
 func (m Model) guarantee() []string {
 	out := []string{headStyle.Render(fmt.Sprintf("%-20s %9s %-24s %7s %6s %s", "GUARD", "IN FLIGHT", "", "SHARE", "NODES", "STATE"))}
 	for _, g := range m.snap.Guards {
-		if !m.matches(g.Name) {
+		if !m.matches(g.Name, g.Server) {
 			continue
+		}
+		if g.Server != "" {
+			g.Name += "@" + g.Server
 		}
 		state := "ok"
 		if g.Fenced {
@@ -292,8 +375,11 @@ func (m Model) cost() []string {
 	out := []string{headStyle.Render(fmt.Sprintf("%-20s %-24s %10s %10s %14s", "POLICY", "KEY", "TOKENS", "REMAINING", "EXHAUSTED IN"))}
 	for _, p := range m.snap.Policies {
 		for _, b := range p.Burn {
-			if !m.matches(p.Name, b.Key) {
+			if !m.matches(p.Name, b.Key, b.Server) {
 				continue
+			}
+			if b.Server != "" {
+				b.Key += "@" + b.Server
 			}
 			in := "-"
 			if b.ExhaustsInMs > 0 {
@@ -309,9 +395,13 @@ func (m Model) cost() []string {
 }
 
 func (m Model) replay() []string {
-	out := []string{headStyle.Render(fmt.Sprintf("%-10s %-20s %-24s %-12s %6s %12s", "WHEN", "POLICY", "KEY", "AXIS", "LIMIT", "RETRY AFTER"))}
+	head := fmt.Sprintf("%-10s %-20s %-24s %-12s %6s %12s", "WHEN", "POLICY", "KEY", "AXIS", "LIMIT", "RETRY AFTER")
+	if m.snap.Mode == "fleet" {
+		head = fmt.Sprintf("%-10s %-16s %-16s %-12s %6s %12s  %s", "WHEN", "POLICY", "KEY", "AXIS", "LIMIT", "RETRY AFTER", "SERVER")
+	}
+	out := []string{headStyle.Render(head)}
 	for _, d := range m.snap.RecentDenials {
-		if m.matches(d.Policy, d.Key, d.Axis) {
+		if m.matches(d.Policy, d.Key, d.Axis, d.Server) {
 			out = append(out, m.denialLine(d))
 		}
 	}
@@ -322,8 +412,53 @@ func (m Model) replay() []string {
 }
 
 func (m Model) denialLine(d telemetry.DenialEvent) string {
+	if d.Server != "" { // a fleet's: narrower columns leave room for the server
+		return fmt.Sprintf("%-10s %-16s %-16s %-12s %6d %12s  %s", ago(m.now().UnixMilli()-d.At), trunc(d.Policy, 16), trunc(d.Key, 16),
+			orNone(d.Axis), d.Limit, fmtDur(d.RetryAfterMs), d.Server)
+	}
 	return fmt.Sprintf("%-10s %-20s %-24s %-12s %6d %12s", ago(m.now().UnixMilli()-d.At), trunc(d.Policy, 20), trunc(d.Key, 24),
 		orNone(d.Axis), d.Limit, fmtDur(d.RetryAfterMs))
+}
+
+// servers is each server's health, store and decisions: the fleet's, or
+// the one server's.
+func (m Model) servers() []string {
+	out := []string{headStyle.Render(fmt.Sprintf("%-22s %-18s %-11s %-9s %-8s %9s %6s  %s", "SERVER", "NODE", "HEALTH", "STORE", "CIRCUIT", "DECISIONS", "DENY%", "SNAPSHOT"))}
+	rows := m.snap.Servers
+	if len(rows) == 0 { // the server's own Lens
+		rows = []telemetry.ServerStatus{{Addr: m.title, NodeID: m.snap.NodeID, Health: "SERVING", GeneratedAt: m.snap.GeneratedAt, Store: m.snap.Store}}
+		for _, p := range m.snap.Policies {
+			rows[0].Decisions += allowed(p) + denied(p)
+			rows[0].Denied += denied(p)
+		}
+	}
+	now := m.now().UnixMilli()
+	for _, s := range rows {
+		if !m.matches(s.Addr, s.NodeID) {
+			continue
+		}
+		if s.Err != "" {
+			out = append(out, fmt.Sprintf("%-22s %s", trunc(s.Addr, 22), deniedStyle.Render("unreachable: "+s.Err)))
+			continue
+		}
+		kind, circuit := "-", "-"
+		if s.Store != nil {
+			kind, circuit = s.Store.Kind, orNone(s.Store.Circuit)
+			if s.Store.Circuit == "open" {
+				circuit = warnStyle.Render("OPEN")
+			}
+		}
+		health := orNone(s.Health)
+		if s.Health != "" && s.Health != "SERVING" {
+			health = warnStyle.Render(s.Health)
+		}
+		out = append(out, fmt.Sprintf("%-22s %-18s %-11s %-9s %-8s %9d %6s  %s", trunc(s.Addr, 22), trunc(s.NodeID, 18), health, kind, circuit,
+			s.Decisions, pct(s.Denied, s.Decisions), ago(now-s.GeneratedAt)))
+		if s.Store != nil && s.Store.Circuit == "open" {
+			out = append(out, dimStyle.Render(fmt.Sprintf("    open for %s: %s", fmtDur(now-s.Store.OpenSince), s.Store.Cause)))
+		}
+	}
+	return append(out, "", dimStyle.Render("The circuit opens after repeated store failures: decisions then follow the fail mode while the store is probed."))
 }
 
 func (m Model) config() []string {

@@ -57,6 +57,9 @@ type Options struct {
 	// Fairness reports the fair policies' current windows, by policy name
 	// (at most topN tenants each), when a snapshot is taken.
 	Fairness func() map[string]fair.Standing
+	// Store reports the shared store and its circuit breaker when a
+	// snapshot is taken.
+	Store func() StoreStatus
 	// Now is the wall clock (time.Now).
 	Now func() time.Time
 	// MaxWatches and MaxWatchesPerPeer bound the Watch streams, in all
@@ -72,6 +75,7 @@ type Hub struct {
 	nodeID  string
 	guards  func() []GuardSummary
 	fairs   func() map[string]fair.Standing
+	store   func() StoreStatus
 	now     func() time.Time
 
 	mu           sync.Mutex // the aggregator's state; held briefly per event and per snapshot
@@ -103,6 +107,7 @@ func New(policies []PolicyInfo, o Options) *Hub {
 		nodeID:   o.NodeID,
 		guards:   o.Guards,
 		fairs:    o.Fairness,
+		store:    o.Store,
 		now:      o.Now,
 		policies: map[string]*policyStats{},
 		subs:     map[*Subscription]struct{}{},
@@ -196,6 +201,8 @@ func (h *Hub) apply(ev Event) {
 
 // DenialEvent is one denial, as Watch streams and the snapshot carry it.
 type DenialEvent struct {
+	// Server is the server that denied, in a fleet's merged snapshot.
+	Server       string `json:"server,omitempty"`
 	At           int64  `json:"at"`
 	Policy       string `json:"policy"`
 	Key          string `json:"key"`
@@ -311,6 +318,8 @@ func (s *Subscription) offer(d DenialEvent, now int64) {
 
 // GuardSummary is a concurrency guard's state.
 type GuardSummary struct {
+	// Server is the server the guard runs on, in a fleet's merged snapshot.
+	Server   string  `json:"server,omitempty"`
 	Name     string  `json:"name"`
 	Limit    int64   `json:"limit"`
 	Inflight int64   `json:"inflight"`

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"sort"
 	"testing"
 	"time"
 )
@@ -280,5 +282,44 @@ func TestSetPoliciesKeepsTheStatsOfPoliciesThatStay(t *testing.T) {
 	s := h.Snapshot()
 	if len(s.Policies) != 2 || policy(t, s, "api").Allowed != 1 || policy(t, s, "api").Limit != 99 || policy(t, s, "new").Denied != 1 {
 		t.Fatalf("after SetPolicies: %+v", s.Policies)
+	}
+}
+
+// TestMergeLatency: merged latencies keep N, the average and the maximum
+// exact, and read percentiles from the summed histograms within a
+// bucket's width of the merged samples' own.
+func TestMergeLatency(t *testing.T) {
+	sample := func(from, n int64) ([]int64, LatencySummary) {
+		var ns []int64
+		hist := map[int]int64{}
+		var sum, hi int64
+		for i := range n {
+			v := (from + i*37%n) * 1000 // µs spread
+			ns = append(ns, v)
+			hist[LatencyBucket(v)]++
+			sum += v
+			hi = max(hi, v)
+		}
+		return ns, LatencySummary{AvgMs: float64(sum) / float64(n) / 1e6, MaxMs: float64(hi) / 1e6, N: n, Histogram: hist}
+	}
+	a, la := sample(50, 400)   // 50 µs to 450 µs
+	b, lb := sample(2000, 100) // 2 ms to 2.1 ms: the tail
+	all := append(append([]int64{}, a...), b...)
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	exact := func(q float64) float64 { return float64(all[min(len(all)-1, int(q*float64(len(all))))]) / 1e6 }
+	m := MergeLatency([]LatencySummary{la, lb, {}})
+	if m.N != 500 || m.MaxMs != lb.MaxMs || math.Abs(m.AvgMs-(la.AvgMs*400+lb.AvgMs*100)/500) > 1e-12 {
+		t.Fatalf("merged %+v", m)
+	}
+	for _, q := range []struct {
+		name      string
+		got, want float64
+	}{{"p50", m.P50Ms, exact(0.50)}, {"p99", m.P99Ms, exact(0.99)}} {
+		if q.got < q.want/1.19 || q.got > q.want*1.19 {
+			t.Errorf("%s %.4f ms, the samples' %.4f ms: more than a bucket apart", q.name, q.got, q.want)
+		}
+	}
+	if one := MergeLatency([]LatencySummary{la}); one.P50Ms != la.P50Ms || one.N != la.N {
+		t.Fatalf("one summary changed in a merge: %+v", one)
 	}
 }

@@ -142,10 +142,16 @@ type LatencySummary struct {
 	P99Ms float64 `json:"p99Ms"`
 	MaxMs float64 `json:"maxMs"`
 	N     int64   `json:"n"`
+	// Histogram counts the samples by latency bucket (see LatencyBucket),
+	// so that several servers' latencies merge into one distribution.
+	Histogram map[int]int64 `json:"histogram,omitempty"`
 }
 
 // BudgetBurn is a key's token spend over the window.
 type BudgetBurn struct {
+	// Server is the server whose budget it is, in a fleet's merged
+	// snapshot (a tokenBudget is per server).
+	Server    string `json:"server,omitempty"`
 	Key       string `json:"key"`
 	Tokens    int64  `json:"tokens"`
 	Remaining int64  `json:"remaining"`
@@ -178,6 +184,9 @@ type PolicySnapshot struct {
 	// and the tenants that used most (weight, guaranteed share, used,
 	// borrowed).
 	Fair *fair.Standing `json:"fair,omitempty"`
+	// FairByServer is, in a fleet's merged snapshot, each server's Fair
+	// (a fair share, or a region of a pool, is a server's own).
+	FairByServer map[string]*fair.Standing `json:"fairByServer,omitempty"`
 }
 
 func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {
@@ -241,5 +250,9 @@ func (ps *policyStats) latency(nowMs int64) LatencySummary {
 	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	rank := func(q float64) int64 { return ns[min(len(ns)-1, int(q*float64(len(ns))))] }
-	return LatencySummary{AvgMs: ms(sum) / float64(len(ns)), P50Ms: ms(rank(0.50)), P99Ms: ms(rank(0.99)), MaxMs: ms(ns[len(ns)-1]), N: int64(len(ns))}
+	hist := map[int]int64{}
+	for _, v := range ns {
+		hist[LatencyBucket(v)]++
+	}
+	return LatencySummary{AvgMs: ms(sum) / float64(len(ns)), P50Ms: ms(rank(0.50)), P99Ms: ms(rank(0.99)), MaxMs: ms(ns[len(ns)-1]), N: int64(len(ns)), Histogram: hist}
 }

@@ -21,6 +21,37 @@ type Snapshot struct {
 	// WatchDropped the denials Watch streams did not deliver.
 	Dropped      int64 `json:"dropped"`
 	WatchDropped int64 `json:"watchDropped"`
+	// Store is the shared store and its circuit breaker.
+	Store *StoreStatus `json:"store,omitempty"`
+	// Servers are the servers a fleet's merged snapshot was made from
+	// (Lens for a fleet; none in a server's own snapshot).
+	Servers []ServerStatus `json:"servers,omitempty"`
+}
+
+// StoreStatus is the shared store's kind and its circuit breaker's state.
+type StoreStatus struct {
+	Kind string `json:"kind"` // memory, redis, postgres, dynamodb
+	// Circuit is "closed" or "open" ("" for a store without a breaker).
+	Circuit string `json:"circuit"`
+	// OpenSince (epoch ms) and Cause say since when and why it is open.
+	OpenSince int64  `json:"openSince,omitempty"`
+	Cause     string `json:"cause,omitempty"`
+}
+
+// ServerStatus is one server of a fleet's merged snapshot.
+type ServerStatus struct {
+	Addr   string `json:"addr"`
+	NodeID string `json:"nodeId"`
+	// Health is the gRPC health service's answer (SERVING, NOT_SERVING),
+	// or "" when it was not asked or did not answer.
+	Health string `json:"health"`
+	// Err is why the server's snapshot could not be read ("" when it was).
+	Err         string       `json:"err,omitempty"`
+	GeneratedAt int64        `json:"generatedAt"`
+	Store       *StoreStatus `json:"store,omitempty"`
+	// Decisions and Denied are its decisions in the window.
+	Decisions int64 `json:"decisions"`
+	Denied    int64 `json:"denied"`
 }
 
 // Snapshot returns the window as of now.
@@ -30,6 +61,11 @@ func (h *Hub) Snapshot() Snapshot {
 	var fairs map[string]fair.Standing
 	if h.fairs != nil {
 		fairs = h.fairs() // outside the lock too: it takes the shares' locks
+	}
+	var store *StoreStatus
+	if h.store != nil {
+		st := h.store()
+		store = &st
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -49,5 +85,6 @@ func (h *Hub) Snapshot() Snapshot {
 	for sub := range h.subs {
 		s.WatchDropped += sub.dropped.Load()
 	}
+	s.Store = store
 	return s
 }

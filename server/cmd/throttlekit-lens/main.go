@@ -1,8 +1,10 @@
 // Command throttlekit-lens draws ThrottleKit Lens, the terminal dashboard,
 // for a remote throttlekit-server, through its Monitor door (snapshots)
-// and its decision door (the Capacity tab's forecasts):
+// and its decision door (the Capacity tab's forecasts) — or for a fleet of
+// them, merged into one view, with --server given once per server:
 //
 //	throttlekit-lens --addr host:port [--monitor-secret S] [--secret S] [--tls-ca F [--tls-cert F --tls-key F]]
+//	throttlekit-lens --server A --server B --server C [the same options]
 //
 // The Monitor door answers loopback callers only until the server has a
 // --monitor-secret; pass the same as --monitor-secret (or env
@@ -17,6 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,8 +40,38 @@ func main() {
 // options are the parsed command line.
 type options struct {
 	addr, monitorSecret, secret string
+	servers                     []string // --server, in order: a fleet
 	ca, cert, key               string
 	interval                    time.Duration
+}
+
+// addrs are the servers to read: every --server, else --addr.
+func (o *options) addrs() []string {
+	if len(o.servers) > 0 {
+		return o.servers
+	}
+	return []string{o.addr}
+}
+
+// serverList is the repeatable --server flag.
+type serverList struct{ dst *[]string }
+
+func (l serverList) String() string {
+	if l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l serverList) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("a server's address must not be empty")
+	}
+	if slices.Contains(*l.dst, v) {
+		return fmt.Errorf("%s is named twice", v)
+	}
+	*l.dst = append(*l.dst, v)
+	return nil
 }
 
 // parse reads the command line, secrets defaulting to the environment; a
@@ -47,6 +81,7 @@ func parse(args []string, stderr io.Writer) (*options, int) {
 	fs := flag.NewFlagSet("throttlekit-lens", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "localhost:50051", "the server's address, host:port")
+	fs.Var(serverList{&o.servers}, "server", "a server of the fleet, host:port; repeat it for each (a fleet is shown as one: decisions summed, latency merged, top keys merged, each server's health in the Servers tab)")
 	// The names are the server's and the CLI's: --secret is the decision
 	// door's everywhere, --monitor-secret the Monitor door's.
 	fs.StringVar(&o.monitorSecret, "monitor-secret", "", "the Monitor door's secret (default env THROTTLEKIT_MONITOR_SECRET)")
@@ -94,19 +129,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.cert != "" || o.key != "" {
 		common = append(common, throttlekit.WithClientCertificate(o.cert, o.key))
 	}
-	mon, err := throttlekit.NewMonitor(o.addr, append(common, throttlekit.WithSecret(o.monitorSecret))...)
-	if err != nil {
-		fmt.Fprintln(stderr, "throttlekit-lens:", err)
-		return 2
+	var fleet lens.Fleet
+	for _, addr := range o.addrs() {
+		mon, err := throttlekit.NewMonitor(addr, append(common, throttlekit.WithSecret(o.monitorSecret))...)
+		if err != nil {
+			fmt.Fprintln(stderr, "throttlekit-lens:", err)
+			return 2
+		}
+		defer mon.Close()
+		client, err := throttlekit.NewClient(addr, append(common, throttlekit.WithSecret(o.secret))...)
+		if err != nil {
+			fmt.Fprintln(stderr, "throttlekit-lens:", err)
+			return 2
+		}
+		defer client.Close()
+		fleet.Members = append(fleet.Members, lens.Member{Addr: addr, Source: lens.Remote{Monitor: mon, Client: client}, Health: mon.Health})
 	}
-	defer mon.Close()
-	client, err := throttlekit.NewClient(o.addr, append(common, throttlekit.WithSecret(o.secret))...)
-	if err != nil {
-		fmt.Fprintln(stderr, "throttlekit-lens:", err)
-		return 2
+	title := strings.Join(o.addrs(), ", ")
+	if len(fleet.Members) > 1 {
+		title = fmt.Sprintf("%d servers", len(fleet.Members))
 	}
-	defer client.Close()
-	if err := lens.Run(ctx, lens.Remote{Monitor: mon, Client: client}, lens.Options{Title: o.addr, Interval: o.interval}); err != nil {
+	if err := lens.Run(ctx, fleet, lens.Options{Title: title, Interval: o.interval}); err != nil {
 		fmt.Fprintln(stderr, "throttlekit-lens:", err)
 		return 1
 	}
