@@ -590,3 +590,42 @@ func check(l *Local, tenant string, cost, now int64) engine.Decision {
 	d, _ := l.Check(context.Background(), tenant, l.rule.Weight(tenant), cost, now)
 	return d
 }
+
+// TestOneAskPerCheck: a region asks its pool once per check that needs a
+// larger grant — the least grant that admits it — where asking for use +
+// reserve + cost alone would ask again whenever the grant grew (a larger
+// grant raises the shares the other tenants keep); and it never admits
+// more than it was granted.
+func TestOneAskPerCheck(t *testing.T) {
+	p := &memPools{}
+	rule := Rule{Limit: 1000, WindowMs: 60_000, Weights: map[string]float64{"big": 5}}
+	r := newRegion(p, rule, "us")
+	ctx := context.Background()
+	tenants := []string{"big", "a", "b", "c"}
+	var admitted int64
+	got := map[string]int64{}
+	for i := range 300 {
+		tn := tenants[i%len(tenants)]
+		before := p.calls
+		d, err := r.Check(ctx, tn, rule.Weight(tn), 3, t0+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if asks := p.calls - before; asks > 1 {
+			t.Fatalf("check %d (%s) asked the pool %d times", i, tn, asks)
+		}
+		if d.Allowed {
+			admitted += 3
+			got[tn] += 3
+		}
+	}
+	s := r.Standing(4)
+	if admitted != s.Used || s.Used > s.Budget {
+		t.Fatalf("admitted %d, the region used %d of its grant %d", admitted, s.Used, s.Budget)
+	}
+	// big (5 of W = 8: 625) asked for 225 and got it; a, b and c (125 each)
+	// asked for 225 each and got their share, within one cost.
+	if got["big"] != 225 || abs(int(got["a"]-125)) > 3 || abs(int(got["b"]-125)) > 3 || abs(int(got["c"]-125)) > 3 {
+		t.Fatalf("admitted %v", got)
+	}
+}

@@ -14,6 +14,11 @@ import (
 // the store is asked without the lock held, and every decision is made
 // under it on the largest grant known for the window, so the region never
 // spends more than the pool granted it.
+//
+// A check the grant already admits is decided without the store. The pool
+// is asked when the grant does not admit it (for more), when the region's
+// weight changed (a tenant joined the window: the pool splits by weight),
+// and when a window begins (on the store's clock, as last seen).
 type Region struct {
 	pools  Pools
 	key    string // the pool's key in the store
@@ -21,10 +26,11 @@ type Region struct {
 	node   string
 	clock  func() int64 // the local clock, epoch ms
 
-	mu    sync.Mutex
-	rule  Rule
-	win   *Window
-	grant int64 // G_r in win
+	mu      sync.Mutex
+	rule    Rule
+	win     *Window
+	grant   int64 // G_r in win
+	pending int64 // the costs of checks between their ask and their decision
 	free  int64 // the pool's free budget, as last seen
 	skew  int64 // the store's clock minus the local clock, as last seen
 }
@@ -64,22 +70,28 @@ func (r *Region) SetRule(rule Rule) {
 // Check implements Share: now 0 is the store's clock. It fails only when
 // the store does (the caller's fail mode decides then).
 func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost, now int64) (engine.Decision, error) {
+	if d, ok := r.local(tenant, weight, cost, now); ok {
+		return d, nil
+	}
 	for ask := 1; ; ask++ {
 		r.mu.Lock()
 		r.roll(now)
 		t := r.win.join(tenant, weight)
-		before, start := r.grant, r.win.start
+		start := r.win.start
+		// The checks asking at the same time will spend too: ask for theirs.
 		req := GrantRequest{Now: now, WindowMs: r.rule.WindowMs, Limit: r.rule.Limit, Region: r.region, Node: r.node,
-			Weight: r.win.Weight(), Want: r.win.want(t, cost, r.grant, r.rule.Limit)}
+			Weight: r.win.Weight(), Want: min(r.rule.Limit, r.win.want(t, cost, r.grant, r.rule.Limit)+r.pending)}
+		r.pending += cost
 		r.mu.Unlock()
 
 		local := r.clock()
 		g, err := r.pools.Grant(ctx, r.key, req)
+		r.mu.Lock()
+		r.pending -= cost
 		if err != nil {
+			r.mu.Unlock()
 			return engine.Decision{}, err
 		}
-
-		r.mu.Lock()
 		r.skew = g.Now - local
 		if g.WindowStart > r.win.start {
 			r.win, r.grant = NewWindow(g.WindowStart, r.rule.MaxKeys), 0
@@ -97,10 +109,10 @@ func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost,
 		}
 		t = r.win.join(tenant, weight)
 		d := r.win.decide(t, cost, r.grant, r.rule.WindowMs, g.Now)
-		// Ask again when the grant grew (the other tenants' shares grew
-		// with it) or when what was asked for is stale: other decisions
-		// spent in the meantime.
-		again := r.grant > before || (!d.Allowed && r.win.want(t, cost, r.grant, r.rule.Limit) > req.Want)
+		// Ask again only when the pool gave all that was asked and this
+		// check now needs more (checks deciding meanwhile spent it); a pool
+		// that gave less has no more for the region in this window.
+		again := !d.Allowed && g.Granted >= req.Want && r.win.want(t, cost, r.grant, r.rule.Limit) > req.Want
 		r.mu.Unlock()
 		if d.Allowed || !again || ask >= maxAsks {
 			return d, nil
@@ -108,16 +120,39 @@ func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost,
 	}
 }
 
+// local decides a check the grant already admits, in a window that has
+// not turned and whose weight it does not change; ok is false when the
+// pool must be asked.
+func (r *Region) local(tenant string, weight float64, cost, now int64) (engine.Decision, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.roll(now) || r.grant == 0 {
+		return engine.Decision{}, false
+	}
+	t, changed := r.win.joined(tenant, weight)
+	if changed {
+		return engine.Decision{}, false
+	}
+	if now == 0 {
+		now = r.clock() + r.skew
+	}
+	d := r.win.decide(t, cost, r.grant, r.rule.WindowMs, now)
+	return d, d.Allowed
+}
+
 // roll starts the next window locally when the store's clock (the local
 // one, corrected by the skew last seen) has passed the current one's end,
-// so the weight and want sent at a window's turn describe the new window.
-func (r *Region) roll(now int64) {
+// so the weight and want sent at a window's turn describe the new window;
+// it reports whether it did.
+func (r *Region) roll(now int64) bool {
 	if now == 0 {
 		now = r.clock() + r.skew
 	}
 	if ws := r.rule.windowStart(now); ws > r.win.start {
 		r.win, r.grant = NewWindow(ws, r.rule.MaxKeys), 0
+		return true
 	}
+	return false
 }
 
 // Standing implements Share.

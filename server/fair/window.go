@@ -81,14 +81,22 @@ func share(weight float64, limit int64, total float64) int64 {
 // change it), most recently used; a new tenant past maxKeys evicts the
 // least recently used one, whose use stays counted.
 func (w *Window) join(name string, weight float64) *tenant {
+	t, _ := w.joined(name, weight)
+	return t
+}
+
+// joined is join, reporting whether the window's weight changed (a tenant
+// joined, or its weight is new).
+func (w *Window) joined(name string, weight float64) (*tenant, bool) {
 	if t, ok := w.tenants[name]; ok {
-		if t.weight != weight {
+		changed := t.weight != weight
+		if changed {
 			w.leaveClass(t)
 			t.weight = weight
 			w.enterClass(t)
 		}
 		w.touch(t)
-		return t
+		return t, changed
 	}
 	if len(w.tenants) >= w.maxKeys && w.tail != nil {
 		w.evict(w.tail)
@@ -97,7 +105,7 @@ func (w *Window) join(name string, weight float64) *tenant {
 	w.tenants[name] = t
 	w.enterClass(t)
 	w.pushFront(t)
-	return t
+	return t, true
 }
 
 func (w *Window) evict(t *tenant) {
@@ -205,11 +213,43 @@ func (w *Window) decide(t *tenant, cost, limit, windowMs, now int64) engine.Deci
 	return engine.Decision{Allowed: true, Limit: ceiling, Remaining: ceiling - t.used, ResetAt: resetAt}
 }
 
-// want is what a region asks its pool for before deciding t's cost: its
-// use, the reserve its other tenants still hold within grant, and the cost,
-// at most limit.
+// admits reports whether t's cost fits within limit, as decide would say,
+// spending nothing.
+func (w *Window) admits(t *tenant, cost, limit int64) bool {
+	total := w.Weight()
+	g := share(t.weight, limit, total)
+	left := limit - w.Used()
+	switch {
+	case cost > left:
+		return false
+	case t.used+cost <= g:
+		return true
+	}
+	avail := max(0, left-w.reserve(limit, total, t))
+	return t.used+cost <= g+min(t.used+cost-g, cost, avail, left)
+}
+
+// want is what a region asks its pool for before deciding t's cost, at
+// most limit: its use, the reserve its other tenants still hold within
+// grant, and the cost (the ecosystem's ask) — and, when that would not yet
+// admit the cost (a larger grant raises the shares the other tenants keep),
+// the least grant that does, found by bisection. One ask then does what the
+// ecosystem's repeated asks converge to, in one round trip.
 func (w *Window) want(t *tenant, cost, grant, limit int64) int64 {
-	return min(limit, w.Used()+w.reserve(grant, w.Weight(), t)+cost)
+	want := min(limit, w.Used()+w.reserve(grant, w.Weight(), t)+cost)
+	if w.admits(t, cost, want) || !w.admits(t, cost, limit) {
+		return want
+	}
+	lo, hi := want, limit // lo does not admit; hi does
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if w.admits(t, cost, mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 func (w *Window) pushFront(t *tenant) {
