@@ -31,8 +31,8 @@ type Region struct {
 	win     *Window
 	grant   int64 // G_r in win
 	pending int64 // the costs of checks between their ask and their decision
-	free  int64 // the pool's free budget, as last seen
-	skew  int64 // the store's clock minus the local clock, as last seen
+	free    int64 // the pool's free budget, as last seen
+	skew    int64 // the store's clock minus the local clock, as last seen
 }
 
 // RegionOptions configures a Region.
