@@ -17,6 +17,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
+	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
 )
@@ -255,5 +256,70 @@ func TestReadmeQuotaExample(t *testing.T) {
 		if s != c.start.UnixMilli() || e != c.end.UnixMilli() {
 			t.Errorf("period of %v: [%d, %d), want [%v, %v)", c.at, s, e, c.start, c.end)
 		}
+	}
+}
+
+// TestReadmeFairExample: the README's LLM gateway is what it says — with
+// search, support and batch active, 60,000, 20,000 and 20,000 tokens are
+// guaranteed; a team alone borrows what no active team could still claim;
+// the minute never admits more than 100,000 — through a real server.
+func TestReadmeFairExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.Index(s, "## Fair shares")
+	if i < 0 {
+		t.Fatal("README has no Fair shares section")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```yaml\n")
+	if start < 0 {
+		t.Fatal("the Fair shares section has no yaml block")
+	}
+	s = s[start+len("```yaml\n"):]
+	// A test-clock server: every check at one instant, so a minute's turn
+	// during the test cannot start the window over.
+	srv := harness.Start(t, harness.Binary(t, true), "--config", harness.WriteFile(t, "p.yaml", s[:strings.Index(s, "```")]))
+	c, err := throttlekit.NewClient(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := atNow(context.Background(), fairT0+30_000)
+	spend := func(team string, chunk int64, most int) int64 {
+		var got int64
+		for range most {
+			d, err := c.Check(ctx, "llm-tokens", team, chunk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Allowed {
+				break
+			}
+			got += chunk
+		}
+		return got
+	}
+	// All three ask once: each holds its share from now on.
+	for _, team := range []string{"search", "support", "batch"} {
+		spend(team, 1, 1)
+	}
+	// batch, alone in spending, reaches its 20,000 and borrows what no
+	// active team could still claim: a cost's worth at most.
+	batch := 1 + spend("batch", 1000, 100)
+	if batch < 20_000 || batch > 21_000 {
+		t.Fatalf("batch got %d; want its 20,000 guaranteed and at most one chunk borrowed", batch)
+	}
+	search := 1 + spend("search", 1000, 100)
+	support := 1 + spend("support", 1000, 100)
+	if search < 59_000 || support < 19_000 {
+		t.Fatalf("search got %d of its 60,000, support %d of its 20,000: a share was not kept", search, support)
+	}
+	// A fourth team (weight 1) is guaranteed nothing left and may borrow
+	// nothing: the minute is spent.
+	if total := batch + search + support + spend("research", 1, 1000); total > 100_000 {
+		t.Fatalf("the minute admitted %d tokens of 100,000", total)
 	}
 }

@@ -216,3 +216,28 @@ def test_killed_client_slot_is_reclaimed(start_server: StartServer) -> None:
                 time.sleep(0.1)
     finally:
         holder.kill()
+
+
+FAIR = """version: 1
+limiters:
+  llm-tokens:
+    fairEscrow: { limit: 100, windowMs: 3650d, weights: { search: 3, support: 1 } }
+"""
+
+
+def test_a_fair_share(start_server: StartServer) -> None:
+    """A fairEscrow through ServiceBackend: both tenants active, search (3) and support (1) split 100 as
+    75 and 25; check_many decides key by key; peek and forecast are not served."""
+    srv = start_server(FAIR)
+    with ServiceBackend(srv.addr) as rl:
+        got = {"search": 0, "support": 0}
+        for _ in range(20):
+            for team in got:
+                if rl.check("llm-tokens", team, cost=5).allowed:
+                    got[team] += 5
+        assert got == {"search": 75, "support": 25}
+        assert [d.allowed for d in rl.check_many("llm-tokens", ["search", "support", "other"])] == [False, False, False]
+        with pytest.raises(OperationNotSupportedError):
+            rl.peek("llm-tokens", "search")
+        with pytest.raises(OperationNotSupportedError):
+            rl.forecast("llm-tokens", "search", 1)
