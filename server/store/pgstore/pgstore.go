@@ -223,6 +223,51 @@ func (s *Store) rollbackUnless(ctx context.Context, conn *pgxpool.Conn, committe
 // that the key was new and a concurrent decision inserted its row first:
 // nothing was written, and the caller decides again.
 func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, now int64, decide keybatch.Run) (lostRace bool, err error) {
+	return s.lockedOnce(ctx, key, func(text string, expiresAt int64, found bool, dbNow int64) (rowWrite, string, int64, error) {
+		explicit := now != 0
+		at := now
+		if !explicit {
+			at = dbNow
+		}
+		var state engine.State
+		var corrupt error
+		if found && expiresAt > at {
+			if state, corrupt = store.Decode(st, []byte(text), at); corrupt != nil {
+				s.warn.Warn(store.CorruptMsg, "key", key, "err", corrupt)
+			}
+		}
+		deadline, write := decide(&state, at)
+		if explicit {
+			deadline = max(deadline, dbNow+luascripts.OwnInstantTTLFloorMs)
+		}
+		switch {
+		case write:
+			newText, _ := state.MarshalText()
+			return rowPut, string(newText), deadline, nil
+		case corrupt != nil:
+			// A fresh key that denies writes nothing: the corrupt row goes.
+			return rowDelete, "", 0, nil
+		}
+		return rowKeep, "", 0, nil
+	})
+}
+
+// rowWrite is what a transaction does to the row it locked.
+type rowWrite int
+
+const (
+	rowKeep   rowWrite = iota // nothing
+	rowPut                    // UPDATE it, or INSERT a new one
+	rowDelete                 // DELETE it
+)
+
+// lockedOnce is one read-modify-write of key's row on one connection, in
+// two pipelined round trips: (BEGIN, SELECT … FOR UPDATE, the database
+// clock), then decide's write and COMMIT. A new row has no row to lock:
+// the insert is the lock, and lostRace reports that a concurrent
+// transaction inserted first (nothing was written; the caller goes again).
+// An error of decide itself comes back as an *updateError.
+func (s *Store) lockedOnce(ctx context.Context, key string, decide func(text string, expiresAt int64, found bool, dbNow int64) (rowWrite, string, int64, error)) (lostRace bool, err error) {
 	if !s.ready.Load() {
 		if err := s.ensureTable(ctx); err != nil {
 			return false, err
@@ -254,41 +299,22 @@ func (s *Store) applyOnce(ctx context.Context, st engine.Strategy, key string, n
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}
-	explicit := now != 0
-	if !explicit {
-		now = dbNow
+	what, next, until, err := decide(text, expiresAt, found, dbNow)
+	if err != nil {
+		return false, &updateError{err}
 	}
-	var state engine.State
-	var corrupt error
-	if found && expiresAt > now {
-		if state, corrupt = store.Decode(st, []byte(text), now); corrupt != nil {
-			s.warn.Warn(store.CorruptMsg, "key", key, "err", corrupt)
-		}
-	}
-	deadline, write := decide(&state, now)
-	if explicit {
-		deadline = max(deadline, dbNow+luascripts.OwnInstantTTLFloorMs)
-	}
-
 	b = &pgx.Batch{}
 	inserted := true
-	if !write && corrupt != nil {
-		// A fresh key that denies writes nothing: the corrupt row goes.
+	switch {
+	case what == rowDelete && found:
 		b.Queue(s.q.remove, key)
-	}
-	if write {
-		newText, _ := state.MarshalText()
-		if found {
-			b.Queue(s.q.update, key, string(newText), deadline)
-		} else {
-			// A new key has no row to lock: the insert is the lock. If a
-			// concurrent decision inserted first, this one writes nothing
-			// and is decided again on that row.
-			b.Queue(s.q.insert, key, string(newText), deadline).Exec(func(ct pgconn.CommandTag) error {
-				inserted = ct.RowsAffected() == 1
-				return nil
-			})
-		}
+	case what == rowPut && found:
+		b.Queue(s.q.update, key, next, until)
+	case what == rowPut:
+		b.Queue(s.q.insert, key, next, until).Exec(func(ct pgconn.CommandTag) error {
+			inserted = ct.RowsAffected() == 1
+			return nil
+		})
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {

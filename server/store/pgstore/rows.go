@@ -3,9 +3,6 @@ package pgstore
 import (
 	"context"
 	"errors"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // RowUpdate decides a row's next text from its current one: live reports
@@ -43,61 +40,15 @@ type updateError struct{ err error }
 func (e *updateError) Error() string { return e.err.Error() }
 
 func (s *Store) updateOnce(ctx context.Context, key string, fn RowUpdate) (lostRace bool, err error) {
-	if !s.ready.Load() {
-		if err := s.ensureTable(ctx); err != nil {
-			return false, err
+	return s.lockedOnce(ctx, key, func(text string, expiresAt int64, found bool, dbNow int64) (rowWrite, string, int64, error) {
+		live := found && expiresAt > dbNow
+		if !live {
+			text = ""
 		}
-		s.ready.Store(true)
-	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	committed := false
-	defer func() { s.rollbackUnless(ctx, conn, committed) }()
-
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	var text string
-	var expiresAt, dbNow int64
-	found := true
-	b.Queue(s.q.lock, key).QueryRow(func(r pgx.Row) error {
-		err := r.Scan(&text, &expiresAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			found = false
-			return nil
+		next, until, write, err := fn(text, live, dbNow)
+		if err != nil || !write {
+			return rowKeep, "", 0, err
 		}
-		return err
+		return rowPut, next, until, nil
 	})
-	b.Queue(s.q.clock).QueryRow(func(r pgx.Row) error { return r.Scan(&dbNow) })
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return false, err
-	}
-	live := found && expiresAt > dbNow
-	if !live {
-		text = ""
-	}
-	next, until, write, err := fn(text, live, dbNow)
-	if err != nil {
-		return false, &updateError{err}
-	}
-	b = &pgx.Batch{}
-	inserted := true
-	if write {
-		if found {
-			b.Queue(s.q.update, key, next, until)
-		} else {
-			b.Queue(s.q.insert, key, next, until).Exec(func(ct pgconn.CommandTag) error {
-				inserted = ct.RowsAffected() == 1
-				return nil
-			})
-		}
-	}
-	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return false, err
-	}
-	committed = true
-	return !inserted, nil
 }
