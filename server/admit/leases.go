@@ -50,7 +50,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Add records a lease over slot of limiter and returns it.
+// Add records a lease over slot of limiter and returns it. A lease of no
+// limiter (nil) holds no slot: a shadow policy's answer to a denied Admit.
 func (t *Table) Add(policy string, l *Limiter, slot Slot) *Lease {
 	now := t.clock()
 	lease := &Lease{ID: newID(), Policy: policy, acquiredAt: now, expiresAt: now.Add(t.ttl).UnixMilli(), slot: slot, limiter: l}
@@ -69,7 +70,7 @@ func (t *Table) Release(id string, dropped bool) {
 	lease, ok := t.live[id]
 	delete(t.live, id)
 	t.mu.Unlock()
-	if ok {
+	if ok && lease.limiter != nil {
 		lease.limiter.Release(lease.slot, float64(t.clock().Sub(lease.acquiredAt).Microseconds())/1000, dropped)
 	}
 }
@@ -107,7 +108,9 @@ func (t *Table) Sweep() []string {
 	t.mu.Unlock()
 	ids := make([]string, len(expired))
 	for i, lease := range expired {
-		lease.limiter.Release(lease.slot, float64(now.Sub(lease.acquiredAt).Microseconds())/1000, true)
+		if lease.limiter != nil {
+			lease.limiter.Release(lease.slot, float64(now.Sub(lease.acquiredAt).Microseconds())/1000, true)
+		}
 		ids[i] = lease.ID
 	}
 	return ids

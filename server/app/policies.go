@@ -37,6 +37,7 @@ func policyInfos(cfg *config.Config, serverFail config.FailMode) []telemetry.Pol
 			info.Quota = &telemetry.QuotaInfo{Zone: quotaZone(q), Period: q.Period}
 		}
 		info.Detail = describe(p, cfg.FailMode(p, serverFail))
+		info.Shadow = p.Shadow
 		out = append(out, info)
 	}
 	return out
@@ -88,6 +89,9 @@ func describe(p *config.Policy, fail config.FailMode) string {
 	}
 	if fail != "" {
 		parts = append(parts, "fail "+string(fail))
+	}
+	if p.Shadow {
+		parts = append(parts, "shadow: every request answered allowed")
 	}
 	return strings.Join(parts, "; ")
 }

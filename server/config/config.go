@@ -120,6 +120,10 @@ type Policy struct {
 	// budget shared between tenants (its keys) by weight.
 	Fair *Fair
 
+	// Shadow: the policy decides and counts as usual, but every request is
+	// answered allowed (shadow: true); telemetry keeps the real outcome.
+	Shadow bool
+
 	// KeyHash: the policy stores, meters and reports keys only as their
 	// keyed hash (keyHash: sha256, or defaults.keyHash).
 	KeyHash    bool

@@ -178,6 +178,7 @@ func TestParseErrors(t *testing.T) {
 		{"federated rolling quota", "limiters:\n  f: {strategy: quota, limit: 1, resetCadence: rolling, period: 1h, federated: {}}\n", "limiters.f.federated: needs strategy fixedWindow, slidingWindow or a quota with resetCadence fixed"},
 		{"yaml syntax", "limiters:\n  api: {strategy: gcra\n  b: [\n", "p.yaml:"},
 		{"buckets too many", "limiters:\n  api: {strategy: slidingWindow, limit: 3, period: 1s, buckets: 2000}\n", "limiters.api.buckets: must be at most 1000"},
+		{"shadow not a bool", "limiters:\n  api:\n    strategy: gcra\n    limit: 1\n    period: 1s\n    shadow: maybe\n", "p.yaml:6: limiters.api.shadow: must be true or false"},
 		{"merge key", "base: &b {strategy: gcra}\nlimiters:\n  api:\n    <<: *b\n", "p.yaml:4: limiters.api.<<: YAML aliases (*b) are not supported"},
 	}
 	for _, tc := range tests {

@@ -236,7 +236,7 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 	if err != nil {
 		return nil, err
 	}
-	valid := append([]string{"strategy", "prefix", "fail", "keyHash", "maxKeys"}, rateFieldNames...)
+	valid := append([]string{"strategy", "prefix", "fail", "keyHash", "maxKeys", "shadow"}, rateFieldNames...)
 	if err := m.allow(append(valid, blocks...)...); err != nil {
 		return nil, err
 	}
@@ -259,6 +259,9 @@ func (l *loader) policy(cfg *Config, name string, n *yaml.Node) (*Policy, error)
 		return nil, err
 	}
 	p.KeyHash = hash == "sha256" || (!hashSet && cfg.DefaultKeyHash)
+	if p.Shadow, _, err = m.boolean("shadow"); err != nil {
+		return nil, err
+	}
 	p.MaxKeys = DefaultMaxKeys
 	if maxKeys, ok, err := m.positiveInt("maxKeys"); err != nil {
 		return nil, err

@@ -133,8 +133,14 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 
 	combined := combine(decided)
 	r.record(ctx, start, p, "Admit", req.GetKey(), combined, failed, binding, 0)
-	resp := &tkv1.AdmitResponse{Decision: toProto(combined), BindingAxis: binding}
+	resp := &tkv1.AdmitResponse{Decision: toProto(shadowed(p, combined)), BindingAxis: binding}
 	switch {
+	case binding != "" && p.Shadow:
+		// Denied, answered allowed: the slots taken go back, and the lease
+		// holds none (its release and heartbeats are answered as any).
+		returnSlots()
+		lease := r.leases.Add(p.Name, nil, admit.Slot{})
+		resp.LeaseId, resp.LeaseExpiresAt, resp.BindingAxis = lease.ID, lease.ExpiresAt(), ""
 	case binding != "":
 		returnSlots() // a later axis denied: the slot was never used
 	case slot != nil:

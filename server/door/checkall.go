@@ -38,7 +38,7 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 			return nil, nil, false, err
 		}
 		ps[i], costs[i] = p, cost
-		if r.tiers[p.Name] != nil || p.Fair != nil {
+		if r.tiers[p.Name] != nil || p.Fair != nil || p.Shadow {
 			tiered = append(tiered, i)
 			continue
 		}
@@ -81,11 +81,13 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 			failed[i] = true
 		}
 		ds[i], known[i] = d, true
-		applied = applied && d.Allowed
+		// A shadow policy's denial refuses nothing: it is only counted.
+		applied = applied && shadowed(ps[i], d).Allowed
 	}
 	for i, a := range asks {
 		if known[i] {
 			r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0)
+			ds[i] = shadowed(ps[i], ds[i])
 		}
 	}
 	return ds, known, applied, nil

@@ -243,7 +243,7 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 		}
 	}
 	r.record(ctx, start, p, "Check", key, d, failed, "", 0)
-	return d, nil
+	return shadowed(p, d), nil
 }
 
 // begin is when a decision starts, read only when a tap will report it:
@@ -270,6 +270,9 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 		o = telemetry.FailClosed
 	case !d.Allowed:
 		o = telemetry.Denied
+		if p.Shadow {
+			o = telemetry.ShadowDenied
+		}
 		if axis == "" {
 			axis = axisRate
 		}
@@ -277,6 +280,16 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 	end := time.Now()
 	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: p.ID(key), Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
 		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
+}
+
+// shadowed is what the caller is told of d: under shadow: true, allowed
+// (with the real limit and remaining) whatever was decided; telemetry has
+// the real outcome.
+func shadowed(p *config.Policy, d engine.Decision) engine.Decision {
+	if p.Shadow && !d.Allowed {
+		d.Allowed, d.RetryAfterMs = true, 0
+	}
+	return d
 }
 
 // apply applies a rate policy to one request key: a fair policy by its
@@ -379,7 +392,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 	}
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
 	for i, d := range ds {
-		out.Decisions[i] = toProto(d)
+		out.Decisions[i] = toProto(shadowed(p, d))
 		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, decided != nil && !decided[i], "", 0)
 	}
 	return out, nil
@@ -472,7 +485,7 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 		spent = tokens
 	}
 	r.record(ctx, start, p, "Debit", req.GetKey(), d, failed, axisCost, spent)
-	return &tkv1.DebitResponse{Decision: toProto(d)}, nil
+	return &tkv1.DebitResponse{Decision: toProto(shadowed(p, d))}, nil
 }
 
 // budget returns where a policy's cost axis lives: a tokenBudget in this

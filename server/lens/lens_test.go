@@ -56,8 +56,9 @@ func fixture() telemetry.Snapshot {
 				PerSecond:    make([]int64, 60), DeniedPerSecond: make([]int64, 60),
 			},
 			{
-				PolicyInfo: telemetry.PolicyInfo{Name: "monthly", Kind: "limiter", Strategy: "quota", Limit: 1000, Detail: `rate: quota, limit 1000, prefix "monthly"; fail open`},
-				Allowed:    7, Denied: 1, DenialsByAxis: map[string]int64{"rate": 1},
+				PolicyInfo: telemetry.PolicyInfo{Name: "monthly", Kind: "limiter", Strategy: "quota", Limit: 1000, Shadow: true,
+					Detail: `rate: quota, limit 1000, prefix "monthly"; fail open; shadow: every request answered allowed`},
+				Allowed: 7, ShadowDenied: 1, DenialsByAxis: map[string]int64{"rate": 1},
 				// 2027-01-01 00:00 to 2027-02-01 00:00 in Berlin (CET, UTC+1).
 				Quota: &telemetry.QuotaSnapshot{Start: 1_798_758_000_000, End: 1_801_436_400_000, Zone: "Europe/Berlin", Allowed: 7, Denied: 1,
 					TopUsed: []telemetry.QuotaUse{{Key: "acme", Used: 1000, Limit: 1000}, {Key: "globex", Used: 12, Limit: 1000}}},
@@ -88,6 +89,7 @@ func fixture() telemetry.Snapshot {
 			{At: now - 2_000, Policy: "api", Key: "mallory", Axis: "rate", Limit: 5, RetryAfterMs: 719_000},
 			{At: now - 65_000, Policy: "checkout", Axis: "concurrency", Limit: 8, RetryAfterMs: 40},
 			{At: now - 90_000, Policy: "api", Key: "bob", Axis: "rate", Limit: 5, RetryAfterMs: 1_500},
+			{At: now - 95_000, Policy: "monthly", Key: "acme", Axis: "rate", Limit: 1000, RetryAfterMs: 86_400_000, Shadow: true},
 		},
 	}
 }

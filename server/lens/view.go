@@ -138,7 +138,7 @@ func (m Model) body() []string {
 }
 
 func allowed(p telemetry.PolicySnapshot) int64 { return p.Allowed + p.FailOpen }
-func denied(p telemetry.PolicySnapshot) int64  { return p.Denied + p.FailClosed }
+func denied(p telemetry.PolicySnapshot) int64  { return p.Denied + p.FailClosed + p.ShadowDenied }
 
 func (m Model) overview() []string {
 	var total, deny int64
@@ -168,7 +168,12 @@ func (m Model) overview() []string {
 		if !m.matches(p.Name, p.Kind) {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%-20s %-9s %10d %8d %7s  %s", trunc(p.Name, 20), p.Kind, allowed(p)+denied(p), denied(p),
+		name := trunc(p.Name, 20)
+		if p.Shadow {
+			// Its denials were answered allowed.
+			name = trunc(p.Name, 13) + " shadow"
+		}
+		out = append(out, fmt.Sprintf("%-20s %-9s %10d %8d %7s  %s", name, p.Kind, allowed(p)+denied(p), denied(p),
 			pct(denied(p), allowed(p)+denied(p)), sparkline(p.PerSecond, 20)))
 	}
 	out = append(out, "", fmt.Sprintf("Binding axis  rate %d · concurrency %d · cost %d", axes["rate"], axes["concurrency"], axes["cost"]))
@@ -412,6 +417,9 @@ func (m Model) replay() []string {
 }
 
 func (m Model) denialLine(d telemetry.DenialEvent) string {
+	if d.Shadow { // answered allowed
+		d.Axis = "shadow:" + orNone(d.Axis)
+	}
 	if d.Server != "" { // a fleet's: narrower columns leave room for the server
 		return fmt.Sprintf("%-10s %-16s %-16s %-12s %6d %12s  %s", ago(m.now().UnixMilli()-d.At), trunc(d.Policy, 16), trunc(d.Key, 16),
 			orNone(d.Axis), d.Limit, fmtDur(d.RetryAfterMs), d.Server)

@@ -80,7 +80,8 @@ func ToProto(s telemetry.Snapshot, raw string) *tkv1.Snapshot {
 	for _, p := range s.Policies {
 		out.Policies = append(out.Policies, &tkv1.PolicySummary{
 			Name: p.Name, Kind: p.Kind, Strategy: p.Strategy,
-			Allowed: p.Allowed + p.FailOpen, Denied: p.Denied + p.FailClosed, Limit: p.LastLimit,
+			// The real outcome: a shadow policy's denials are denials.
+			Allowed: p.Allowed + p.FailOpen, Denied: p.Denied + p.FailClosed + p.ShadowDenied, Limit: p.LastLimit,
 			Latency:      &tkv1.LatencySummary{AvgMs: p.Latency.AvgMs, P50Ms: p.Latency.P50Ms, P99Ms: p.Latency.P99Ms, MaxMs: p.Latency.MaxMs, N: p.Latency.N},
 			TopDenied:    keyCounts(p.TopDenied),
 			TopRequested: keyCounts(p.TopRequested),

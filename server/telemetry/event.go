@@ -15,6 +15,9 @@ const (
 	// FailOpen and FailClosed: the store failed and the fail mode decided.
 	FailOpen
 	FailClosed
+	// ShadowDenied: a shadow policy denied, and the request was answered
+	// allowed.
+	ShadowDenied
 )
 
 func (o Outcome) String() string {
@@ -27,12 +30,18 @@ func (o Outcome) String() string {
 		return "fail_open"
 	case FailClosed:
 		return "fail_closed"
+	case ShadowDenied:
+		return "shadow_denied"
 	}
 	return "unknown"
 }
 
 // permitted reports whether the request went ahead.
-func (o Outcome) permitted() bool { return o == Allowed || o == FailOpen }
+func (o Outcome) permitted() bool { return o == Allowed || o == FailOpen || o == ShadowDenied }
+
+// denial reports whether the decision was a denial, answered as one or
+// not (shadow).
+func (o Outcome) denial() bool { return o == Denied || o == FailClosed || o == ShadowDenied }
 
 // Axis names the axis that denied: "rate", "concurrency", "cost", or "" for
 // a decision that was allowed (or a plain rate limiter's denial, which is

@@ -42,6 +42,9 @@ type PolicyInfo struct {
 	Detail string `json:"detail"`
 	// Quota is set for a quota policy: its periods.
 	Quota *QuotaInfo `json:"-"`
+	// Shadow: the policy answers every request allowed; its denials are
+	// counted as ShadowDenied.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Options configures a Hub.
@@ -186,8 +189,9 @@ func (h *Hub) apply(ev Event) {
 		return // not a configured policy: the door refused it before deciding
 	}
 	ps.record(ev)
-	if ev.Outcome == Denied || ev.Outcome == FailClosed {
-		d := DenialEvent{At: ev.At, Policy: ev.Policy, Key: ev.Key, Axis: ev.Axis, Limit: ev.Limit, Remaining: ev.Remaining, RetryAfterMs: ev.RetryAfterMs}
+	if ev.Outcome.denial() {
+		d := DenialEvent{At: ev.At, Policy: ev.Policy, Key: ev.Key, Axis: ev.Axis, Limit: ev.Limit, Remaining: ev.Remaining,
+			RetryAfterMs: ev.RetryAfterMs, Shadow: ev.Outcome == ShadowDenied}
 		h.denials[h.nDenials%denialRing] = d
 		h.nDenials++
 		if len(h.subs) > 0 {
@@ -210,6 +214,9 @@ type DenialEvent struct {
 	Limit        int64  `json:"limit"`
 	Remaining    int64  `json:"remaining"`
 	RetryAfterMs int64  `json:"retryAfterMs"`
+	// Shadow marks a shadow policy's denial: the request was answered
+	// allowed.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Subscription is one Watch stream's feed of denials. Its queue grows

@@ -28,7 +28,7 @@ type Metrics struct {
 }
 
 type policyMetrics struct {
-	outcomes [4]prometheus.Counter // by Outcome
+	outcomes [5]prometheus.Counter // by Outcome
 	axes     map[string]prometheus.Counter
 	latency  prometheus.Observer
 }
@@ -88,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer, policies []string, guards func() []Gu
 	m.byPolicy = make(map[string]*policyMetrics, len(policies))
 	for _, p := range policies {
 		pm := &policyMetrics{axes: map[string]prometheus.Counter{}, latency: m.latency.WithLabelValues(p)}
-		for o := Allowed; o <= FailClosed; o++ {
+		for o := Allowed; o <= ShadowDenied; o++ {
 			pm.outcomes[o] = m.decisions.WithLabelValues(p, o.String())
 		}
 		for _, a := range axes {

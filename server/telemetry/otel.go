@@ -98,7 +98,7 @@ func (o *OTel) Record(ctx context.Context, ev Event) {
 		attribute.String("throttlekit.outcome", ev.Outcome.String()),
 		o.store,
 	}
-	if ev.Axis != "" && !ev.Outcome.permitted() {
+	if ev.Axis != "" && ev.Outcome.denial() {
 		attrs = append(attrs, attribute.String("throttlekit.axis", ev.Axis))
 	}
 	end := time.Now() // the door taps as the decision ends; ev.At is only ms

@@ -22,6 +22,7 @@ func axisIndex(a string) int {
 type bucket struct {
 	sec                                   int64
 	allowed, denied, failOpen, failClosed int64
+	shadowDenied                          int64
 	byAxis                                [len(axes)]int64
 	tokens                                int64
 }
@@ -78,6 +79,9 @@ func (ps *policyStats) record(ev Event) {
 		b.failOpen++
 	case FailClosed:
 		b.failClosed++
+	case ShadowDenied:
+		b.shadowDenied++
+		b.byAxis[axisIndex(ev.Axis)]++
 	}
 	b.tokens += ev.Tokens
 	if ev.Limit > 0 {
@@ -92,7 +96,7 @@ func (ps *policyStats) record(ev Event) {
 	ps.rotate(ev.At)
 	cur := int(ps.gen % 2)
 	ps.requested[cur].add(ev.Key, 1)
-	if !ev.Outcome.permitted() {
+	if ev.Outcome.denial() {
 		ps.denied[cur].add(ev.Key, 1)
 	}
 	if ev.Tokens > 0 {
@@ -163,10 +167,13 @@ type BudgetBurn struct {
 // PolicySnapshot is one policy's window.
 type PolicySnapshot struct {
 	PolicyInfo
-	Allowed       int64            `json:"allowed"`
-	Denied        int64            `json:"denied"`
-	FailOpen      int64            `json:"failOpen"`
-	FailClosed    int64            `json:"failClosed"`
+	Allowed    int64 `json:"allowed"`
+	Denied     int64 `json:"denied"`
+	FailOpen   int64 `json:"failOpen"`
+	FailClosed int64 `json:"failClosed"`
+	// ShadowDenied counts a shadow policy's denials, each answered
+	// allowed (not in Denied).
+	ShadowDenied  int64            `json:"shadowDenied"`
 	DenialsByAxis map[string]int64 `json:"denialsByAxis"`
 	LastLimit     int64            `json:"lastLimit"`
 	Latency       LatencySummary   `json:"latency"`
@@ -204,6 +211,7 @@ func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {
 		out.Denied += b.denied
 		out.FailOpen += b.failOpen
 		out.FailClosed += b.failClosed
+		out.ShadowDenied += b.shadowDenied
 		for j, a := range axes {
 			if b.byAxis[j] > 0 {
 				out.DenialsByAxis[a] += b.byAxis[j]
@@ -211,8 +219,8 @@ func (ps *policyStats) snapshot(nowMs int64) PolicySnapshot {
 		}
 		tokens += b.tokens
 		slot := ps.windowS - 1 - age
-		out.PerSecond[slot] = b.allowed + b.denied + b.failOpen + b.failClosed
-		out.DeniedPerSecond[slot] = b.denied + b.failClosed
+		out.PerSecond[slot] = b.allowed + b.denied + b.failOpen + b.failClosed + b.shadowDenied
+		out.DeniedPerSecond[slot] = b.denied + b.failClosed + b.shadowDenied
 	}
 	out.Latency = ps.latency(nowMs)
 	if ps.quota != nil {

@@ -48,7 +48,7 @@ func (q *quotaStats) record(ev Event) {
 	switch ev.Outcome {
 	case Allowed:
 		q.allowed++
-	case Denied:
+	case Denied, ShadowDenied:
 		q.denied++
 	}
 	if ev.Limit > 0 {
