@@ -265,13 +265,19 @@ func (s Suite) Engine() (engine.Strategy, error) {
 	if s.Strategy == nil {
 		return nil, fmt.Errorf("rateLimit suite without a strategy")
 	}
-	if s.Strategy.Kind == string(engine.KindQuota) {
-		return newQuota(s.Strategy)
+	return s.Strategy.Engine()
+}
+
+// Engine builds the rate strategy the spec describes (a quota from its text
+// options too).
+func (s StrategySpec) Engine() (engine.Strategy, error) {
+	if s.Kind == string(engine.KindQuota) {
+		return newQuota(&s)
 	}
-	if len(s.Strategy.Text) > 0 {
-		return nil, fmt.Errorf("%s takes no text options", s.Strategy.Kind)
+	if len(s.Text) > 0 {
+		return nil, fmt.Errorf("%s takes no text options", s.Kind)
 	}
-	return NewStrategy(s.Strategy.Kind, s.Strategy.Options)
+	return NewStrategy(s.Kind, s.Options)
 }
 
 // newQuota builds a quota from its options as the policy file names them.
