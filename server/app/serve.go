@@ -70,6 +70,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opti
 			return probe(ctx, args[1:], stdout, stderr)
 		case "dev-certs":
 			return devCerts(args[1:], stdout, stderr)
+		case "policy":
+			return policyCommand(args[1:], stdout, stderr)
 		}
 	}
 	sink := &logSink{w: stderr}

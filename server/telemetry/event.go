@@ -36,9 +36,6 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
-// permitted reports whether the request went ahead.
-func (o Outcome) permitted() bool { return o == Allowed || o == FailOpen || o == ShadowDenied }
-
 // denial reports whether the decision was a denial, answered as one or
 // not (shadow).
 func (o Outcome) denial() bool { return o == Denied || o == FailClosed || o == ShadowDenied }
