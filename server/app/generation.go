@@ -33,7 +33,10 @@ type generations struct {
 	// guarded describes the distributedConcurrency policies whose guards
 	// run (started with the server; they change only with a restart).
 	guarded map[string]string
-	current *door.Current
+	// captureStorage is the running capture's storage (captureStorage;
+	// "" before the first generation): it changes only with a restart.
+	captureStorage string
+	current        *door.Current
 }
 
 // install makes cfg the current generation, or refuses it with why and
@@ -77,6 +80,9 @@ func (g *generations) admit(cfg *config.Config) error {
 		if want := distributed(cfg); fmt.Sprint(want) != fmt.Sprint(g.guarded) {
 			return fmt.Errorf("%s: distributedConcurrency policies change only with a restart", cfg.Path)
 		}
+	}
+	if g.captureStorage != "" && captureStorage(cfg.Capture) != g.captureStorage {
+		return fmt.Errorf("%s: the capture block changes only with a restart (its policies may change)", cfg.Path)
 	}
 	for _, p := range cfg.Policies {
 		if p.Fair != nil && p.Fair.Federated && !holdsPools(g.store) {

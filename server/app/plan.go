@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/throttlekit/throttlekit-go/server/capture"
 	"github.com/throttlekit/throttlekit-go/server/plan"
 )
 
@@ -36,7 +37,7 @@ func (o *optionalInt) Set(s string) error {
 // printed), 2 on a usage or input error.
 func policyCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "plan" {
-		fmt.Fprintln(stderr, "usage: throttlekit-server policy plan --config CURRENT --candidate CANDIDATE --corpus FILE [--json] [--max-allow-deny N] [--max-deny-allow N] [--max-flips N] [--max-keys N] [--require-replayable]")
+		fmt.Fprintln(stderr, "usage: throttlekit-server policy plan --config CURRENT --candidate CANDIDATE (--corpus FILE | --from-capture) [--json] [--max-allow-deny N] [--max-deny-allow N] [--max-flips N] [--max-keys N] [--require-replayable]")
 		return 2
 	}
 	fs := flag.NewFlagSet("throttlekit-server policy plan", flag.ContinueOnError)
@@ -44,6 +45,7 @@ func policyCommand(args []string, stdout, stderr io.Writer) int {
 	current := fs.String("config", "", "the policy file in force (required)")
 	candidate := fs.String("candidate", "", "the policy file proposed (required)")
 	corpusPath := fs.String("corpus", "", "recorded traffic: a JSON object of policy name to a trace or a list of traces")
+	fromCapture := fs.Bool("from-capture", false, "replay the capture of --config's capture block (the operator credential in "+capture.CredentialEnv+"; every segment read is audited)")
 	asJSON := fs.Bool("json", false, "print the plan as one JSON object")
 	var gates plan.Gates
 	var maxAD, maxDA, maxFlips, maxKeys optionalInt
@@ -68,8 +70,8 @@ func policyCommand(args []string, stdout, stderr io.Writer) int {
 		return usage("unexpected argument %q", fs.Arg(0))
 	case *current == "" || *candidate == "":
 		return usage("--config and --candidate are required")
-	case *corpusPath == "":
-		return usage("--corpus is required")
+	case (*corpusPath == "") == !*fromCapture:
+		return usage("one of --corpus and --from-capture is required")
 	}
 	files := make([]plan.File, 2)
 	for i, path := range []string{*current, *candidate} {
@@ -81,13 +83,31 @@ func policyCommand(args []string, stdout, stderr io.Writer) int {
 			return usage("%v", err)
 		}
 	}
-	raw, err := os.ReadFile(*corpusPath)
-	if err != nil {
-		return usage("%v", err)
-	}
-	corpus, err := plan.ParseCorpus(raw)
-	if err != nil {
-		return usage("%s: %v", *corpusPath, err)
+	var corpus *plan.Corpus
+	if *fromCapture {
+		op, _, err := operator(*current)
+		if err != nil {
+			return usage("--from-capture: %v", err)
+		}
+		traces, err := op.Export("")
+		if err != nil {
+			return usage("--from-capture: %v", err)
+		}
+		corpus = plan.NewCorpus()
+		for name, ts := range traces {
+			for _, t := range ts {
+				corpus.Add(name, t)
+			}
+		}
+		corpus.Sort()
+	} else {
+		raw, err := os.ReadFile(*corpusPath)
+		if err != nil {
+			return usage("%v", err)
+		}
+		if corpus, err = plan.ParseCorpus(raw); err != nil {
+			return usage("%s: %v", *corpusPath, err)
+		}
 	}
 	pl := plan.Make(files[0], files[1], corpus)
 	failed := gates.Check(pl)

@@ -138,14 +138,6 @@ func guardSummaries(current func() *door.Current, guards map[string]*distconc.Gu
 	}
 }
 
-func policyNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Policies))
-	for i, p := range cfg.Policies {
-		names[i] = p.Name
-	}
-	return names
-}
-
 // domainDiff names the Envoy domains a reload added and removed.
 func domainDiff(old, next *config.Config) (added, removed []string) {
 	was, is := map[string]bool{}, map[string]bool{}

@@ -72,6 +72,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opti
 			return devCerts(args[1:], stdout, stderr)
 		case "policy":
 			return policyCommand(args[1:], stdout, stderr)
+		case "capture":
+			return captureCommand(args[1:], stdout, stderr)
 		}
 	}
 	sink := &logSink{w: stderr}
@@ -198,7 +200,13 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	if err != nil {
 		return err
 	}
-	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg)}
+	rec, stopCapture, err := startCapture(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopCapture()
+	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg),
+		captureStorage: captureStorage(cfg.Capture)}
 	currentGen := func() *door.Current { return gens.current }
 	tel, err := startTelemetry(f, cfg, st, guardSummaries(currentGen, guards), fairStandings(currentGen), otel, tlsCfg, log)
 	if err != nil {
@@ -207,7 +215,8 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	defer tel.stop()
 	gens.hub = tel.hub
 	gens.base = door.Options{Store: tel.decided, Meters: st.meters, Fail: config.FailMode(f.fail), Clock: opts.RequestClock,
-		Log: log, Leases: leases, Guards: guards, Tap: tel.tap, Pools: st.pools(), Region: region(f), NodeID: nodeID(f)}
+		Log: log, Leases: leases, Guards: guards, Tap: tel.tap, Pools: st.pools(), Region: region(f), NodeID: nodeID(f),
+		Capture: rec, OwnClock: st.mem != nil}
 	if err := gens.install(cfg); err != nil {
 		return err
 	}
@@ -284,7 +293,7 @@ func announce(stdout io.Writer, f *flags, cfg *config.Config, addr *net.TCPAddr,
 		monitorPosture = "loopback"
 	}
 	fmt.Fprintf(stdout, "throttlekit-server listening on %s store=%s security=%s fail=%s monitor=%s http=%s policies=%s\n",
-		addr, f.store, security, cfg.FailMode(nil, config.FailMode(f.fail)), monitorPosture, httpDoor, strings.Join(policyNames(cfg), ","))
+		addr, f.store, security, cfg.FailMode(nil, config.FailMode(f.fail)), monitorPosture, httpDoor, strings.Join(cfg.Names(), ","))
 }
 
 // sweepTiers forgets local two-tier credits of keys idle for a minute.

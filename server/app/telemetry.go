@@ -48,7 +48,7 @@ func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []te
 		if st.brk != nil {
 			reg.MustRegister(circuitGauge(st.brk, f.store))
 		}
-		m, err := telemetry.NewMetrics(reg, policyNames(cfg), guards, t.hub)
+		m, err := telemetry.NewMetrics(reg, cfg.Names(), guards, t.hub)
 		if err != nil {
 			t.stop()
 			return nil, fmt.Errorf("metrics: %w", err)

@@ -69,6 +69,8 @@ type Config struct {
 	// Shared lists the state two or more policies share on purpose (the same
 	// prefix, strategy and options), for the server to say so at startup.
 	Shared []Sharing
+	// Capture is the capture: block (nil when absent or not enabled).
+	Capture *Capture
 }
 
 // Sharing is state that several policies address on purpose.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -59,6 +60,52 @@ func TestFairRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tc.src))
+			assertError(t, err, tc.want)
+		})
+	}
+}
+
+func TestCaptureBlock(t *testing.T) {
+	base := "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 3, period: 1s }\n  gpu:\n    fairEscrow: { limit: 3, windowMs: 1s }\n"
+	full := base + `capture:
+  enabled: true
+  redaction: { mode: hmac, secretEnv: TK_HMAC }
+  tenant: { from: key-prefix, delimiter: ":" }
+  retention: { ttl: 1h, maxScopes: 10, ringSize: 100 }
+  durable: { dir: /var/lib/tk, encryptionKeyHexFile: /etc/tk/key }
+  auth: { operatorSecretEnv: TK_OP }
+`
+	cfg, err := Parse("p.yaml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Capture
+	if c == nil || fmt.Sprint(c.Policies) != "[api]" || c.Redaction != RedactHMAC || c.RedactionSecret.Env != "TK_HMAC" ||
+		c.TenantFrom != "key-prefix" || c.TTLMs != 3_600_000 || c.MaxScopes != 10 || c.RingSize != 100 ||
+		c.Dir != "/var/lib/tk" || c.EncryptionKey.File != "/etc/tk/key" || c.Operator.Env != "TK_OP" {
+		t.Fatalf("%+v", c)
+	}
+	if off, err := Parse("p.yaml", []byte(base+"capture: { enabled: false }\n")); err != nil || off.Capture != nil {
+		t.Fatalf("enabled: false: %+v %v", off, err)
+	}
+	durable := "  durable: { dir: /d, encryptionKeyHexEnv: K }\n  auth: { operatorSecretEnv: O }\n"
+	for _, tc := range []struct{ name, block, want string }{
+		{"no enabled", "capture: { redaction: { mode: drop } }\n", "p.yaml:6: capture.enabled: is required"},
+		{"no redaction", "capture:\n  enabled: true\n" + durable, "capture.redaction: is required"},
+		{"hmac without a secret", "capture:\n  enabled: true\n  redaction: { mode: hmac }\n" + durable, "capture.redaction.secretEnv: is required"},
+		{"drop with a secret", "capture:\n  enabled: true\n  redaction: { mode: drop, secretEnv: X }\n" + durable, "capture.redaction.mode: takes no secret"},
+		{"both secrets", "capture:\n  enabled: true\n  redaction: { mode: hmac, secretEnv: X, secretFile: /x }\n" + durable, "capture.redaction.secretFile: cannot be given with secretEnv"},
+		{"unknown mode", "capture:\n  enabled: true\n  redaction: { mode: hash }\n" + durable, "capture.redaction.mode: must be one of hmac, per-run-salt, drop"},
+		{"a fair policy", "capture:\n  enabled: true\n  policies: [gpu]\n  redaction: { mode: drop }\n" + durable, `p.yaml:8: capture.policies[0]: "gpu" is not a plain rate policy`},
+		{"an unknown policy", "capture:\n  enabled: true\n  policies: [apu]\n  redaction: { mode: drop }\n" + durable, `capture.policies[0]: no policy "apu" under limiters (did you mean "api"?)`},
+		{"no durable", "capture:\n  enabled: true\n  redaction: { mode: drop }\n  auth: { operatorSecretEnv: O }\n", "capture.durable: is required"},
+		{"no key", "capture:\n  enabled: true\n  redaction: { mode: drop }\n  durable: { dir: /d }\n  auth: { operatorSecretEnv: O }\n", "capture.durable.encryptionKeyHexEnv: is required"},
+		{"no auth", "capture:\n  enabled: true\n  redaction: { mode: drop }\n  durable: { dir: /d, encryptionKeyHexEnv: K }\n", "capture.auth: is required"},
+		{"prefix without a delimiter", "capture:\n  enabled: true\n  redaction: { mode: drop }\n  tenant: { from: key-prefix }\n" + durable, "capture.tenant.delimiter: is required for key-prefix"},
+		{"ring too big", "capture:\n  enabled: true\n  redaction: { mode: drop }\n  retention: { ringSize: 2000000 }\n" + durable, "capture.retention.ringSize: must be at most 1000000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(base+tc.block))
 			assertError(t, err, tc.want)
 		})
 	}

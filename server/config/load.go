@@ -134,7 +134,7 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := top.allow("version", "defaults", "limiters", "domains"); err != nil {
+	if err := top.allow("version", "defaults", "limiters", "domains", "capture"); err != nil {
 		return nil, err
 	}
 	cfg := &Config{Path: l.file, Version: 1}
@@ -199,6 +199,11 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	}
 	if dn, ok := top.values["domains"]; ok {
 		if err := l.domains(cfg, dn); err != nil {
+			return nil, err
+		}
+	}
+	if cn, ok := top.values["capture"]; ok {
+		if cfg.Capture, err = l.capture(cfg, cn); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/trace"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/store"
 )
@@ -48,6 +49,13 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 	ds, known = make([]engine.Decision, len(asks)), make([]bool, len(asks))
 	failed := make([]bool, len(asks))
 	now := r.clock(ctx)
+	clock := trace.Clock("")
+	for _, p := range ps {
+		if r.captured[p.Name] {
+			now, clock = r.instant(ctx, p)
+			break
+		}
+	}
 	applied = true
 	if len(charges) > 0 {
 		got, ok, err := store.CheckAll(ctx, r.rates, charges, now)
@@ -85,10 +93,16 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 		applied = applied && shadowed(ps[i], d).Allowed
 	}
 	for i, a := range asks {
-		if known[i] {
-			r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0)
-			ds[i] = shadowed(ps[i], ds[i])
+		if !known[i] {
+			continue
 		}
+		// A refused request charged nothing: only its denials happened,
+		// as far as each policy's trace goes.
+		if clock != "" && r.captured[ps[i].Name] && !failed[i] && (applied || !ds[i].Allowed) {
+			r.capture.Record(ps[i], ps[i].ID(a.Key), costs[i], captureAt(now), ds[i], clock)
+		}
+		r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0)
+		ds[i] = shadowed(ps[i], ds[i])
 	}
 	return ds, known, applied, nil
 }

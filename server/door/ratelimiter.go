@@ -8,7 +8,9 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
+	"github.com/throttlekit/throttlekit-go/sdk-go/trace"
 	"github.com/throttlekit/throttlekit-go/server/admit"
+	"github.com/throttlekit/throttlekit-go/server/capture"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/fair"
@@ -43,6 +45,9 @@ type RateLimiter struct {
 	leases   *admit.Table
 	tiers    map[string]*twotier.Tier // twoTier policies, by name
 	fairs    map[string]fair.Share    // fair policies, by name
+	capture  *capture.Recorder        // nil: no capture
+	captured map[string]bool          // the policies capture records
+	ownClock bool                     // the rate store's clock is this process's
 	guards   map[string]*distconc.Guard
 	tap      telemetry.Tap // nil: telemetry off
 }
@@ -83,6 +88,13 @@ type Options struct {
 	// Region is the server's region (--region; default DefaultRegion) and
 	// NodeID the server's id, for federated fair policies.
 	Region, NodeID string
+	// Capture records the decisions of Config.Capture's policies (nil:
+	// none are recorded).
+	Capture *capture.Recorder
+	// OwnClock reports that the rate store decides on this process's
+	// clock (the memory store): a recorded decision is then made at an
+	// instant read here, so its trace replays exactly.
+	OwnClock bool
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -100,6 +112,8 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		leases:   opts.Leases,
 		tiers:    map[string]*twotier.Tier{},
 		fairs:    map[string]fair.Share{},
+		captured: map[string]bool{},
+		ownClock: opts.OwnClock,
 		guards:   opts.Guards,
 		tap:      opts.Tap,
 	}
@@ -116,6 +130,12 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		r.log = slog.Default()
 	}
 	r.warn = ratelog.New(r.log, 0)
+	if c := opts.Config.Capture; c != nil && opts.Capture != nil {
+		r.capture = opts.Capture
+		for _, name := range c.Policies {
+			r.captured[name] = true
+		}
+	}
 	for _, d := range opts.Config.Domains {
 		r.domains[d.Name] = d
 	}
@@ -235,15 +255,45 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	d, err := r.apply(ctx, p, key, r.clock(ctx), cost)
+	now, clock := r.instant(ctx, p)
+	d, err := r.apply(ctx, p, key, now, cost)
 	failed := err != nil
 	if failed {
 		if d, err = r.outage(ctx, p, limitOf(p), "Check", err); err != nil {
 			return engine.Decision{}, err
 		}
+	} else if clock != "" {
+		r.capture.Record(p, p.ID(key), cost, captureAt(now), d, clock)
 	}
 	r.record(ctx, start, p, "Check", key, d, failed, "", 0)
 	return shadowed(p, d), nil
+}
+
+// instant is when p's request is decided (0: the store's clock) and, when
+// capture records p, the clock its trace is on: manual when the instant is
+// the decider's own (the request's, or this process's for the memory
+// store, read here and passed down), server when the store reads its own.
+func (r *RateLimiter) instant(ctx context.Context, p *config.Policy) (int64, trace.Clock) {
+	now := r.clock(ctx)
+	if !r.captured[p.Name] {
+		return now, ""
+	}
+	if now == 0 && r.ownClock {
+		now = time.Now().UnixMilli()
+	}
+	if now == 0 {
+		return 0, trace.ClockServer
+	}
+	return now, trace.ClockManual
+}
+
+// captureAt is the instant a recorded decision is stamped with: its own,
+// or this process's reading when the store read its own.
+func captureAt(now int64) int64 {
+	if now == 0 {
+		return time.Now().UnixMilli()
+	}
+	return now
 }
 
 // begin is when a decision starts, read only when a tap will report it:
@@ -362,12 +412,13 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		keys[i] = p.Key(k)
 	}
 	var ds []engine.Decision
+	now, clock := r.instant(ctx, p)
 	if p.Fair != nil {
-		ds, err = r.checkFairMany(ctx, p, req.GetKeys(), r.clock(ctx), cost)
+		ds, err = r.checkFairMany(ctx, p, req.GetKeys(), now, cost)
 	} else if t := r.tiers[p.Name]; t != nil {
-		ds, err = t.CheckMany(ctx, keys, r.clock(ctx), cost)
+		ds, err = t.CheckMany(ctx, keys, now, cost)
 	} else {
-		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, r.clock(ctx), cost)
+		ds, err = r.rates.CheckMany(ctx, p.Strategy, keys, now, cost)
 	}
 	// After a failure, decided[i] is false for a key the fail mode answers.
 	// Keys the store decided before it failed on others keep their
@@ -391,9 +442,14 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		}
 	}
 	out := &tkv1.CheckManyResponse{Decisions: make([]*tkv1.Decision, len(ds))}
+	at := captureAt(now)
 	for i, d := range ds {
 		out.Decisions[i] = toProto(shadowed(p, d))
-		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, decided != nil && !decided[i], "", 0)
+		failed := decided != nil && !decided[i]
+		if clock != "" && !failed {
+			r.capture.Record(p, p.ID(req.GetKeys()[i]), cost, at, d, clock)
+		}
+		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
 	}
 	return out, nil
 }

@@ -188,6 +188,9 @@ const topKeys = 5
 // replayable reports why p cannot be replayed ("" when it can): a policy
 // of any kind block, or without a strategy, is not a plain rate policy.
 func replayable(p *config.Policy) string {
+	if config.PlainRate(p) {
+		return ""
+	}
 	var blocks []string
 	for _, b := range []struct {
 		name string
@@ -204,13 +207,10 @@ func replayable(p *config.Policy) string {
 	if p.Fair != nil {
 		blocks = append(blocks, p.Fair.Block)
 	}
-	switch {
-	case len(blocks) > 0:
+	if len(blocks) > 0 {
 		return "it has " + strings.Join(blocks, " and ")
-	case p.Strategy == nil:
-		return "it has no strategy"
 	}
-	return ""
+	return "it has no strategy"
 }
 
 // Make plans candidate against current over the corpus.

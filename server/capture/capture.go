@@ -1,0 +1,335 @@
+// Package capture records the decisions of chosen policies for replay:
+// keys and tenants redacted (an HMAC, a salt per run, or dropped), kept per
+// (tenant, policy) in bounded rings, and flushed every few seconds as
+// AES-256-GCM-encrypted segments with a time-to-live. Recording never
+// blocks, slows or fails a decision: the door hands an event to a bounded
+// queue without waiting (a full queue counts the event as dropped), and
+// everything else happens off the decision path. The segments are read
+// back by `throttlekit-server capture list|export|sweep` and `policy plan
+// --from-capture`, with an operator's credential, each read audited.
+package capture
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/sdk-go/trace"
+	"github.com/throttlekit/throttlekit-go/server/config"
+)
+
+// Dropped is the key of a dropped key or tenant (redaction: drop).
+const Dropped = "__redacted__"
+
+// Defaults.
+const (
+	// FlushEvery is how often rings are written as segments.
+	FlushEvery = 5 * time.Second
+	// QueueSize bounds the events waiting for the recorder.
+	QueueSize = 65_536
+)
+
+// Options configures a Recorder.
+type Options struct {
+	// Config is the capture: block (required).
+	Config *config.Capture
+	// HMACSecret keys the redaction for mode hmac (required then).
+	HMACSecret []byte
+	// Vault stores the segments (required).
+	Vault *Vault
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
+	// FlushEvery is how often rings are flushed (default FlushEvery).
+	FlushEvery time.Duration
+	// QueueSize bounds the events waiting (default QueueSize).
+	QueueSize int
+	// Log receives flush failures (default slog.Default()).
+	Log *slog.Logger
+}
+
+// event is one decision handed over by the door.
+type event struct {
+	policy *config.Policy
+	key    string
+	cost   int64
+	at     int64
+	d      engine.Decision
+	clock  trace.Clock
+}
+
+// scope is one (tenant, policy) between flushes.
+type scope struct {
+	policy  *config.Policy
+	tenant  string // redacted
+	clock   trace.Clock
+	events  []trace.Step
+	counts  Counts
+	dropped int64
+}
+
+type scopeKey struct {
+	policy *config.Policy
+	tenant string
+}
+
+// Recorder records decisions. Create it with New and Run it.
+type Recorder struct {
+	cfg      *config.Capture
+	redact   func(string) string
+	vault    *Vault
+	now      func() time.Time
+	every    time.Duration
+	log      *slog.Logger
+	queue    chan event
+	lost     sync.Map // policy name -> *atomic.Int64: events lost before their scope was known
+	flushMu  sync.Mutex
+	mu       sync.Mutex // the recorder's state, held by the aggregator and a flush
+	scopes   map[scopeKey]*scope
+	counts   map[string]*Counts // by policy: everything seen, tenant rule or not
+	fingerpr map[*config.Policy]trace.Fingerprint
+}
+
+// New returns a recorder of opts.Config's policies.
+func New(o Options) (*Recorder, error) {
+	if o.Config == nil || o.Vault == nil {
+		return nil, fmt.Errorf("capture: a config and a vault are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = FlushEvery
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = QueueSize
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	r := &Recorder{cfg: o.Config, vault: o.Vault, now: o.Now, every: o.FlushEvery, log: o.Log,
+		queue: make(chan event, o.QueueSize), scopes: map[scopeKey]*scope{}, counts: map[string]*Counts{},
+		fingerpr: map[*config.Policy]trace.Fingerprint{}}
+	switch o.Config.Redaction {
+	case config.RedactHMAC:
+		if len(o.HMACSecret) == 0 {
+			return nil, fmt.Errorf("capture: redaction hmac needs its secret")
+		}
+		r.redact = hmacOf(o.HMACSecret)
+	case config.RedactSalt:
+		salt := make([]byte, 32)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		r.redact = hmacOf(salt)
+	default:
+		r.redact = func(string) string { return Dropped }
+	}
+	return r, nil
+}
+
+func hmacOf(secret []byte) func(string) string {
+	return func(s string) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(s))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+}
+
+// Record hands a decision of p over, at the instant it was decided at, on
+// clock (manual: that instant is the decider's own). It never waits: with
+// the queue full the event is counted as lost.
+func (r *Recorder) Record(p *config.Policy, key string, cost, at int64, d engine.Decision, clock trace.Clock) {
+	select {
+	case r.queue <- event{policy: p, key: key, cost: cost, at: at, d: d, clock: clock}:
+	default:
+		r.lose(p.Name, 1)
+	}
+}
+
+func (r *Recorder) lose(policy string, n int64) {
+	c, ok := r.lost.Load(policy)
+	if !ok {
+		c, _ = r.lost.LoadOrStore(policy, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(n)
+}
+
+// Run records until ctx ends, flushing every FlushEvery and once more at
+// the end.
+func (r *Recorder) Run(ctx context.Context) {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-r.queue:
+			r.add(ev)
+		case <-t.C:
+			r.drain()
+			r.flushLogged()
+		case <-ctx.Done():
+			r.drain()
+			r.flushLogged()
+			return
+		}
+	}
+}
+
+// drain takes every event waiting.
+func (r *Recorder) drain() {
+	for {
+		select {
+		case ev := <-r.queue:
+			r.add(ev)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Recorder) flushLogged() {
+	if err := r.Flush(); err != nil {
+		r.log.Warn("capture: a flush failed; its events are counted as lost", "err", err)
+	}
+}
+
+// tenantOf is the tenant of a key by the tenant rule ("" without one).
+func (r *Recorder) tenantOf(key string) string {
+	switch r.cfg.TenantFrom {
+	case "key":
+		return key
+	case "key-prefix":
+		if i := strings.Index(key, r.cfg.TenantDelimiter); i >= 0 {
+			return key[:i]
+		}
+		return key
+	}
+	return ""
+}
+
+// add files an event in its scope's ring.
+func (r *Recorder) add(ev event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.counts[ev.policy.Name]
+	if c == nil {
+		c = &Counts{}
+		r.counts[ev.policy.Name] = c
+	}
+	count(c, ev.d)
+	if r.cfg.TenantFrom == "" {
+		return // without a tenant rule capture only counts
+	}
+	k := scopeKey{ev.policy, r.redact(r.tenantOf(ev.key))}
+	s := r.scopes[k]
+	if s == nil {
+		if len(r.scopes) >= r.cfg.MaxScopes {
+			r.lose(ev.policy.Name, 1)
+			return
+		}
+		s = &scope{policy: ev.policy, tenant: k.tenant, clock: ev.clock}
+		r.scopes[k] = s
+	}
+	if ev.clock != trace.ClockManual {
+		s.clock = ev.clock // one instant not the decider's makes the scope's trace forensic
+	}
+	count(&s.counts, ev.d)
+	if len(s.events) >= r.cfg.RingSize {
+		s.dropped++
+		return
+	}
+	s.events = append(s.events, trace.Step{Key: r.redact(ev.key), Cost: ev.cost, At: ev.at, Decision: trace.Decision(ev.d)})
+}
+
+func count(c *Counts, d engine.Decision) {
+	c.Events++
+	if d.Allowed {
+		c.Allowed++
+	} else {
+		c.Denied++
+	}
+}
+
+// Flush writes every scope with events as a segment, empties the rings,
+// and deletes the segments past the time-to-live.
+func (r *Recorder) Flush() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	scopes := r.scopes
+	r.scopes = map[scopeKey]*scope{}
+	lost := map[string]int64{}
+	r.lost.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int64).Swap(0); n > 0 {
+			lost[k.(string)] = n
+		}
+		return true
+	})
+	r.mu.Unlock()
+	now := r.now().UnixMilli()
+	var firstErr error
+	for _, s := range scopes {
+		seg := &Segment{Policy: s.policy.Name, Kind: string(s.policy.Kind), Tenant: s.tenant, CreatedAt: now,
+			Redaction: r.cfg.Redaction, Clock: s.clock, Counts: s.counts, Dropped: s.dropped,
+			Truncated: s.dropped > 0 || lost[s.policy.Name] > 0, Fingerprint: r.fingerprint(s.policy, s.clock), Events: s.events}
+		if _, err := r.vault.Write(seg); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if _, err := r.vault.Sweep(now - r.cfg.TTLMs); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	// Fingerprints are kept for the policies still recorded: a reload's
+	// old generation's go.
+	r.mu.Lock()
+	for p := range r.fingerpr {
+		if !recorded(scopes, p) {
+			delete(r.fingerpr, p)
+		}
+	}
+	r.mu.Unlock()
+	return firstErr
+}
+
+// recorded reports whether p has a scope among scopes.
+func recorded(scopes map[scopeKey]*scope, p *config.Policy) bool {
+	for k := range scopes {
+		if k.policy == p {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint is p's, for a trace on clock.
+func (r *Recorder) fingerprint(p *config.Policy, clock trace.Clock) trace.Fingerprint {
+	r.mu.Lock()
+	f, ok := r.fingerpr[p]
+	if !ok {
+		f = trace.Fingerprint{Spec: trace.Spec(p.Strategy), Strategy: trace.Info(p.Strategy), Axis: "rate", Prefix: p.Prefix}
+		r.fingerpr[p] = f
+	}
+	r.mu.Unlock()
+	f.Clock = clock
+	return f
+}
+
+// Counts are the decisions seen per policy (tenant rule or not), and the
+// events lost so far (not yet flushed).
+func (r *Recorder) Counts() map[string]Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Counts, len(r.counts))
+	for name, c := range r.counts {
+		out[name] = *c
+	}
+	return out
+}
