@@ -33,7 +33,7 @@ import (
 )
 
 func main() {
-	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis, quota, fair, axes or envoy")
+	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis, quota, fair, capture, axes or envoy")
 	seconds := flag.Int("seconds", 5, "seconds per side and round for the envoy comparison")
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
@@ -54,6 +54,7 @@ func main() {
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
 	run("quota", func() { quotaVsFixedWindow(*redisURL, *calls/4) })
 	run("fair", func() { fairVsFixedWindow(*redisURL, *calls/4) })
+	run("capture", func() { captureOnVsOff(*calls) })
 	run("axes", func() { axesComparisons(*redisURL, *calls/4) })
 	run("envoy", func() { envoyComparison(*redisURL, *seconds) })
 }

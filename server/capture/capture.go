@@ -96,6 +96,25 @@ type Recorder struct {
 	scopes   map[scopeKey]*scope
 	counts   map[string]*Counts // by policy: everything seen, tenant rule or not
 	fingerpr map[*config.Policy]trace.Fingerprint
+	// redacted caches redactions (an HMAC costs a microsecond; keys repeat),
+	// cleared whenever it reaches maxRedacted entries.
+	redacted map[string]string
+}
+
+// maxRedacted bounds the redaction cache.
+const maxRedacted = 1 << 16
+
+// redactCached is redact through the cache (the aggregator's lock held).
+func (r *Recorder) redactCached(s string) string {
+	if v, ok := r.redacted[s]; ok {
+		return v
+	}
+	if len(r.redacted) >= maxRedacted {
+		clear(r.redacted)
+	}
+	v := r.redact(s)
+	r.redacted[s] = v
+	return v
 }
 
 // New returns a recorder of opts.Config's policies.
@@ -117,7 +136,7 @@ func New(o Options) (*Recorder, error) {
 	}
 	r := &Recorder{cfg: o.Config, vault: o.Vault, now: o.Now, every: o.FlushEvery, log: o.Log,
 		queue: make(chan event, o.QueueSize), scopes: map[scopeKey]*scope{}, counts: map[string]*Counts{},
-		fingerpr: map[*config.Policy]trace.Fingerprint{}}
+		fingerpr: map[*config.Policy]trace.Fingerprint{}, redacted: map[string]string{}}
 	switch o.Config.Redaction {
 	case config.RedactHMAC:
 		if len(o.HMACSecret) == 0 {
@@ -228,7 +247,7 @@ func (r *Recorder) add(ev event) {
 	if r.cfg.TenantFrom == "" {
 		return // without a tenant rule capture only counts
 	}
-	k := scopeKey{ev.policy, r.redact(r.tenantOf(ev.key))}
+	k := scopeKey{ev.policy, r.redactCached(r.tenantOf(ev.key))}
 	s := r.scopes[k]
 	if s == nil {
 		if len(r.scopes) >= r.cfg.MaxScopes {
@@ -246,7 +265,7 @@ func (r *Recorder) add(ev event) {
 		s.dropped++
 		return
 	}
-	s.events = append(s.events, trace.Step{Key: r.redact(ev.key), Cost: ev.cost, At: ev.at, Decision: trace.Decision(ev.d)})
+	s.events = append(s.events, trace.Step{Key: r.redactCached(ev.key), Cost: ev.cost, At: ev.at, Decision: trace.Decision(ev.d)})
 }
 
 func count(c *Counts, d engine.Decision) {
