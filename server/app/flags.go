@@ -54,6 +54,7 @@ type flags struct {
 	monitor           string
 	monitorSecret     string
 	tui               bool
+	planCandidate     string
 	secretFile        string
 	monitorSecretFile string
 	fleetSecret       string
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.keyHashSecretFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
 	fs.StringVar(&f.monitorSecretFile, "monitor-secret-file", "", "read --monitor-secret from this file")
+	fs.StringVar(&f.planCandidate, "plan-candidate", "", "with --tui: a candidate policy file Lens's Plan tab plans on the recent arrivals of every policy (read again at each plan)")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
 	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")
 	fs.IntVar(&f.maxWatches, "monitor-max-watches", telemetry.DefaultMaxWatches, "Monitor Watch streams served at once; more are refused RESOURCE_EXHAUSTED")

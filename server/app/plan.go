@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/throttlekit/throttlekit-go/server/capture"
+	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/plan"
 )
 
@@ -125,4 +127,34 @@ func policyCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// livePlanner is Lens's Plan tab with --plan-candidate: the recent arrivals
+// of every policy kept (a tap), and the plan of the candidate — read again
+// each time, so it may be edited while the server runs — on them against
+// the generation in force. The candidate is read once now: a bad file
+// stops the server as a bad policy file does. Without the flag, nothing.
+func livePlanner(f *flags, current func() *door.Current) (func(context.Context) (*plan.Plan, error), *plan.Live, error) {
+	if f.planCandidate == "" {
+		return nil, nil, nil
+	}
+	read := func() (plan.File, error) {
+		raw, err := os.ReadFile(f.planCandidate)
+		if err != nil {
+			return plan.File{}, fmt.Errorf("--plan-candidate: %w", err)
+		}
+		return plan.ParseFile(f.planCandidate, raw)
+	}
+	if _, err := read(); err != nil {
+		return nil, nil, err
+	}
+	live := plan.NewLive(0)
+	return func(context.Context) (*plan.Plan, error) {
+		cand, err := read()
+		if err != nil {
+			return nil, err
+		}
+		cfg := current().Load().Config()
+		return plan.Make(plan.File{Path: cfg.Path, Hash: "running", Cfg: cfg}, cand, live.Corpus()), nil
+	}, live, nil
 }

@@ -208,7 +208,15 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg),
 		captureStorage: captureStorage(cfg.Capture)}
 	currentGen := func() *door.Current { return gens.current }
-	tel, err := startTelemetry(f, cfg, st, guardSummaries(currentGen, guards), fairStandings(currentGen), otel, tlsCfg, log)
+	planner, live, err := livePlanner(f, currentGen)
+	if err != nil {
+		return err
+	}
+	var extraTaps []telemetry.Tap
+	if live != nil {
+		extraTaps = append(extraTaps, live)
+	}
+	tel, err := startTelemetry(f, cfg, st, guardSummaries(currentGen, guards), fairStandings(currentGen), otel, tlsCfg, log, extraTaps...)
 	if err != nil {
 		return err
 	}
@@ -258,7 +266,7 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	if f.tui {
-		lensDone := startLens(ctx, lens.Local{Hub: tel.hub, Door: current}, addr.String(), stdout, sink, log, quit)
+		lensDone := startLens(ctx, lens.Local{Hub: tel.hub, Door: current, Planner: planner}, addr.String(), stdout, sink, log, quit)
 		defer func() {
 			select { // give the terminal back before the process exits
 			case <-lensDone:

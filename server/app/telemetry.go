@@ -31,9 +31,9 @@ func (t *taps) stop() {
 	}
 }
 
-func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []telemetry.GuardSummary, fairs func() map[string]fair.Standing, otel *telemetry.OTel, tlsCfg *tls.Config, log *slog.Logger) (*taps, error) {
+func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []telemetry.GuardSummary, fairs func() map[string]fair.Standing, otel *telemetry.OTel, tlsCfg *tls.Config, log *slog.Logger, extra ...telemetry.Tap) (*taps, error) {
 	t := &taps{decided: st.rates}
-	var all telemetry.Taps
+	all := telemetry.Taps(extra)
 	if f.monitor == "on" || f.tui {
 		// Its policies are set by each generation.
 		t.hub = telemetry.New(nil, telemetry.Options{NodeID: nodeID(f), Guards: guards, Fairness: fairs, Store: storeStatus(f.store, st.brk),

@@ -132,7 +132,7 @@ func (r *RateLimiter) Admit(ctx context.Context, req *tkv1.AdmitRequest) (*tkv1.
 	}
 
 	combined := combine(decided)
-	r.record(ctx, start, p, "Admit", req.GetKey(), combined, failed, binding, 0)
+	r.record(ctx, start, p, "Admit", req.GetKey(), combined, failed, binding, 0, 0)
 	resp := &tkv1.AdmitResponse{Decision: toProto(shadowed(p, combined)), BindingAxis: binding}
 	switch {
 	case binding != "" && p.Shadow:

@@ -101,7 +101,7 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 		if clock != "" && r.captured[ps[i].Name] && !failed[i] && (applied || !ds[i].Allowed) {
 			r.capture.Record(ps[i], ps[i].ID(a.Key), costs[i], captureAt(now), ds[i], clock)
 		}
-		r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0)
+		r.record(ctx, start, ps[i], "Check", a.Key, ds[i], failed[i], "", 0, costs[i])
 		ds[i] = shadowed(ps[i], ds[i])
 	}
 	return ds, known, applied, nil

@@ -187,6 +187,9 @@ func sameTier(a, b *config.Policy) bool {
 		((a.Federated == nil && b.Federated == nil) || (a.Federated != nil && b.Federated != nil && *a.Federated == *b.Federated))
 }
 
+// Config is the policy file this generation serves.
+func (r *RateLimiter) Config() *config.Config { return r.cfg }
+
 // Policies are the policies this generation serves.
 func (r *RateLimiter) Policies() map[string]*config.Policy { return r.policies }
 
@@ -265,7 +268,7 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 	} else if clock != "" {
 		r.capture.Record(p, p.ID(key), cost, captureAt(now), d, clock)
 	}
-	r.record(ctx, start, p, "Check", key, d, failed, "", 0)
+	r.record(ctx, start, p, "Check", key, d, failed, "", 0, cost)
 	return shadowed(p, d), nil
 }
 
@@ -308,7 +311,7 @@ func (r *RateLimiter) begin() time.Time {
 // record reports a decision to the tap: O(1), never blocking. failed
 // marks a decision the fail mode made; axis names a denial's binding axis
 // ("" for a rate policy's own).
-func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Policy, op, key string, d engine.Decision, failed bool, axis string, tokens int64) {
+func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Policy, op, key string, d engine.Decision, failed bool, axis string, tokens, cost int64) {
 	if r.tap == nil {
 		return
 	}
@@ -329,7 +332,7 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 	}
 	end := time.Now()
 	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: p.ID(key), Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
-		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Latency: end.Sub(start), At: end.UnixMilli()})
+		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Cost: cost, Latency: end.Sub(start), At: end.UnixMilli()})
 }
 
 // shadowed is what the caller is told of d: under shadow: true, allowed
@@ -449,7 +452,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		if clock != "" && !failed {
 			r.capture.Record(p, p.ID(req.GetKeys()[i]), cost, at, d, clock)
 		}
-		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0)
+		r.record(ctx, start, p, "CheckMany", req.GetKeys()[i], d, failed, "", 0, cost)
 	}
 	return out, nil
 }
@@ -540,7 +543,7 @@ func (r *RateLimiter) Debit(ctx context.Context, req *tkv1.DebitRequest) (*tkv1.
 	if d.Allowed {
 		spent = tokens
 	}
-	r.record(ctx, start, p, "Debit", req.GetKey(), d, failed, axisCost, spent)
+	r.record(ctx, start, p, "Debit", req.GetKey(), d, failed, axisCost, spent, 0)
 	return &tkv1.DebitResponse{Decision: toProto(shadowed(p, d))}, nil
 }
 

@@ -1,4 +1,4 @@
-// Package lens is ThrottleKit Lens, the terminal dashboard: nine tabs
+// Package lens is ThrottleKit Lens, the terminal dashboard: ten tabs
 // drawn from the telemetry snapshot the Monitor door also serves, in the
 // server (--tui) or from afar (throttlekit-lens), for one server or a
 // fleet of them merged into one view (Fleet). It only reads.
@@ -11,6 +11,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/throttlekit/throttlekit-go/server/plan"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -29,8 +30,11 @@ type Forecast struct {
 	FullAt          int64
 }
 
-// The tabs, in key order 1 to 9.
-var tabs = []string{"Overview", "Latency", "Fairness", "Capacity", "Guarantee", "Cost", "Replay", "Config", "Servers"}
+// The tabs, in key order 1 to 9, then 0.
+var tabs = []string{"Overview", "Latency", "Fairness", "Capacity", "Guarantee", "Cost", "Replay", "Config", "Servers", "Plan"}
+
+// planTab is the Plan tab's index.
+const planTab = 9
 
 // Minimum size for the full layout; smaller terminals get a compact view.
 const minWidth, minHeight = 60, 12
@@ -49,10 +53,15 @@ type Model struct {
 	have          bool
 	err           error
 	forecasts     []forecastRow
-	paused        bool
-	filter        string
-	editing       bool // typing a filter
-	scroll        int
+	// The Plan tab: the last plan of the candidate, and when it was made.
+	planned   *plan.Plan
+	planErr   error
+	planning  bool
+	plannedAt time.Time
+	paused    bool
+	filter    string
+	editing   bool // typing a filter
+	scroll    int
 }
 
 type forecastRow struct {
@@ -92,6 +101,26 @@ type snapshotMsg struct {
 }
 
 type tickMsg struct{}
+
+type planMsg struct {
+	plan *plan.Plan
+	err  error
+}
+
+// makePlan asks the source for the candidate's plan (r on the Plan tab).
+func (m Model) makePlan() tea.Cmd {
+	src := m.src
+	return func() tea.Msg {
+		p, ok := src.(Planner)
+		if !ok {
+			return planMsg{err: errNoCandidate}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pl, err := p.Plan(ctx)
+		return planMsg{plan: pl, err: err}
+	}
+}
 
 // Init implements tea.Model.
 func (m Model) Init() tea.Cmd { return m.fetch() }
@@ -145,6 +174,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.snap, m.forecasts, m.have, m.err = msg.snap, msg.forecasts, true, nil
 		}
 		return m, m.tick()
+	case planMsg:
+		m.planning, m.planned, m.planErr, m.plannedAt = false, msg.plan, msg.err, m.now()
+		return m, nil
 	case tickMsg:
 		if m.paused {
 			return m, m.tick()
@@ -193,6 +225,13 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, tea.Quit
 	case "1", "2", "3", "4", "5", "6", "7", "8", "9":
 		m.tab, m.scroll = int(s[0]-'1'), 0
+	case "0":
+		m.tab, m.scroll = planTab, 0
+	case "r":
+		if m.tab == planTab && !m.planning {
+			m.planning = true
+			return m, m.makePlan()
+		}
 	case "tab", "right":
 		m.tab, m.scroll = (m.tab+1)%len(tabs), 0
 	case "shift+tab", "left":

@@ -14,6 +14,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/throttlekit/throttlekit-go/server/fair"
+	"github.com/throttlekit/throttlekit-go/server/plan"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -171,7 +172,7 @@ func golden(t *testing.T, name, got string) {
 func TestGoldenScreens(t *testing.T) {
 	for _, size := range [][2]int{{100, 30}, {72, 16}} {
 		for i, tab := range tabs {
-			m := keys(t, loaded(t, size[0], size[1]), fmt.Sprint(i+1))
+			m := keys(t, loaded(t, size[0], size[1]), fmt.Sprint((i+1)%10))
 			screen := m.View()
 			golden(t, fmt.Sprintf("%dx%d-%d-%s", size[0], size[1], i+1, strings.ToLower(tab)), screen)
 			if lines := strings.Split(screen, "\n"); len(lines) != size[1] {
@@ -187,8 +188,8 @@ func TestKeys(t *testing.T) {
 	if m = keys(t, m, "tab", "tab"); m.tab != 2 {
 		t.Fatalf("two Tabs: tab %d, want 2", m.tab)
 	}
-	if m = keys(t, m, "shift+tab", "shift+tab", "shift+tab"); m.tab != 8 {
-		t.Fatalf("Shift-Tab wraps: tab %d, want 8", m.tab)
+	if m = keys(t, m, "shift+tab", "shift+tab", "shift+tab"); m.tab != 9 {
+		t.Fatalf("Shift-Tab wraps: tab %d, want 9", m.tab)
 	}
 	m = keys(t, m, "7", "/", "m", "a", "l", "enter")
 	if m.filter != "mal" || m.editing {
@@ -246,5 +247,60 @@ func TestTailWarning(t *testing.T) {
 		if got := tailWarning(tc.l); got != tc.want {
 			t.Errorf("%+v: %v, want %v", tc.l, got, tc.want)
 		}
+	}
+}
+
+type plannerSource struct {
+	fakeSource
+	plan func() (*plan.Plan, error)
+}
+
+func (p plannerSource) Plan(context.Context) (*plan.Plan, error) { return p.plan() }
+
+// TestPlanTab: on the Plan tab, r asks the source for the candidate's plan
+// and draws it; a failed plan is shown, not fatal.
+func TestPlanTab(t *testing.T) {
+	parse := func(name, src string) plan.File {
+		f, err := plan.ParseFile(name, []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	cur := parse("policies.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 3, windowMs: 1000 }\n")
+	cand := parse("candidate.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 1, windowMs: 1000 }\n")
+	corpus, err := plan.ParseCorpus([]byte(`{"api": {"version": 1, "steps": [{"key": "alice", "cost": 1, "at": 1000}, {"key": "alice", "cost": 1, "at": 1001}, {"key": "alice", "cost": 1, "at": 1002}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := false
+	src := plannerSource{fakeSource{snap: fixture()}, func() (*plan.Plan, error) {
+		if fail {
+			return nil, errors.New("candidate.yaml:2: limiters.api.limit: must be a positive integer")
+		}
+		return plan.Make(cur, cand, corpus), nil
+	}}
+	m := New(src, Options{Title: "t", Now: func() time.Time { return time.UnixMilli(now) }})
+	m = step(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
+	m = step(t, m, m.fetch()())
+	m = keys(t, m, "0")
+	if v := m.View(); !strings.Contains(v, "no plan yet: press r") || !strings.Contains(v, "r plan") {
+		t.Fatalf("before r:\n%s", v)
+	}
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("r")})
+	m = next.(Model)
+	if cmd == nil || !strings.Contains(m.View(), "planning…") {
+		t.Fatal("r does not plan")
+	}
+	m = step(t, m, cmd())
+	golden(t, "plan-100x30", m.View())
+	if v := m.View(); !strings.Contains(v, "api: allow→deny 2, deny→allow 0, keys 1; top: alice(2)") {
+		t.Fatalf("the plan:\n%s", v)
+	}
+	fail = true
+	next, cmd = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("r")})
+	m = step(t, next.(Model), cmd())
+	if v := m.View(); !strings.Contains(v, "plan failed: candidate.yaml:2") {
+		t.Fatalf("a failed plan:\n%s", v)
 	}
 }

@@ -3,12 +3,14 @@ package lens
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	tea "github.com/charmbracelet/bubbletea"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/throttlekit"
+	"github.com/throttlekit/throttlekit-go/server/plan"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -17,6 +19,26 @@ import (
 type Local struct {
 	Hub  *telemetry.Hub
 	Door tkv1.RateLimiterServer
+	// Planner plans --plan-candidate on the recent arrivals (nil without
+	// one).
+	Planner func(context.Context) (*plan.Plan, error)
+}
+
+// Planner is a Source that can plan a candidate policy file on the recent
+// arrivals of every policy (the Plan tab).
+type Planner interface {
+	Plan(ctx context.Context) (*plan.Plan, error)
+}
+
+// errNoCandidate is the Plan tab's answer without a candidate.
+var errNoCandidate = errors.New("no candidate: start the server with --tui --plan-candidate FILE to plan a change on the recent arrivals")
+
+// Plan implements Planner.
+func (l Local) Plan(ctx context.Context) (*plan.Plan, error) {
+	if l.Planner == nil {
+		return nil, errNoCandidate
+	}
+	return l.Planner(ctx)
 }
 
 // Snapshot implements Source.

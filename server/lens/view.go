@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/throttlekit/throttlekit-go/server/fair"
+	"github.com/throttlekit/throttlekit-go/server/plan"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -71,19 +72,28 @@ func (m Model) header() string {
 }
 
 func (m Model) tabBar() string {
-	parts := make([]string, len(tabs))
+	labels := make([]string, len(tabs))
+	width := 0
 	for i, t := range tabs {
-		label := fmt.Sprintf(" %d %s ", i+1, t)
-		if i == m.tab {
-			label = activeTab.Render(label)
-		}
-		parts[i] = label
+		labels[i] = fmt.Sprintf(" %d %s ", (i+1)%10, t)
+		width += len(labels[i])
 	}
-	return clip(strings.Join(parts, ""), m.width)
+	for i := range labels {
+		if width > m.width { // narrow: one space between labels
+			labels[i] = strings.TrimPrefix(labels[i], " ")
+		}
+		if i == m.tab {
+			labels[i] = activeTab.Render(labels[i])
+		}
+	}
+	return clip(strings.Join(labels, ""), m.width)
 }
 
 func (m Model) footer() string {
-	f := "1-9/Tab tabs · ↑↓ PgUp PgDn scroll · / filter · p pause · q quit"
+	f := "0-9/Tab tabs · ↑↓ PgUp PgDn scroll · / filter · p pause · q quit"
+	if m.tab == planTab {
+		f = "r plan · " + f
+	}
 	switch {
 	case m.editing:
 		f = "filter: " + m.filter + "█  (Enter apply · Esc clear)"
@@ -133,8 +143,10 @@ func (m Model) body() []string {
 		return m.replay()
 	case 7:
 		return m.config()
+	case 8:
+		return m.servers()
 	}
-	return m.servers()
+	return m.planView()
 }
 
 func allowed(p telemetry.PolicySnapshot) int64 { return p.Allowed + p.FailOpen }
@@ -604,4 +616,32 @@ func clip(s string, width int) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// planView is the Plan tab: the candidate's plan on the recent arrivals of
+// every policy, made when r is pressed.
+func (m Model) planView() []string {
+	if _, ok := m.src.(Planner); !ok {
+		return []string{errNoCandidate.Error()}
+	}
+	out := []string{"The candidate vs the policies in force, on the last arrivals of each policy, replayed cold. r: plan."}
+	switch {
+	case m.planning:
+		return append(out, "", "planning…")
+	case m.planErr != nil:
+		return append(out, "", deniedStyle.Render("plan failed: "+m.planErr.Error()))
+	case m.planned == nil:
+		return append(out, "", "no plan yet: press r")
+	}
+	var b strings.Builder
+	if err := plan.WriteText(&b, m.planned, nil); err != nil {
+		return append(out, "", err.Error())
+	}
+	out = append(out, dimStyle.Render("planned "+ago(m.now().Sub(m.plannedAt).Milliseconds())), "")
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		if m.matches(line) {
+			out = append(out, line)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/trace"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
 func file(t testing.TB, name, src string) File {
@@ -206,5 +208,34 @@ func BenchmarkPlanMillion(b *testing.B) {
 		if pl := Make(current, candidate, corpus); pl.Summary.Replayable != 100 {
 			b.Fatalf("%+v", pl.Summary)
 		}
+	}
+}
+
+// Live keeps the last arrivals of each policy, bounded, in instant order,
+// and plans a candidate on them.
+func TestLive(t *testing.T) {
+	l := NewLive(4)
+	ctx := context.Background()
+	for i := range 10 {
+		l.Record(ctx, telemetry.Event{Policy: "api", Key: fmt.Sprint("k", i%2), Op: "Check", Cost: 1, At: int64(1000 + i)})
+	}
+	l.Record(ctx, telemetry.Event{Policy: "api", Key: "x", Op: "Debit", Tokens: 5, At: 2000})
+	l.Record(ctx, telemetry.Event{Policy: "other", Key: "y", Op: "CheckMany", Cost: 2, At: 999})
+	c := l.Corpus()
+	if got := fmt.Sprint(c.Arrivals["api"]); got != "[{k0 1 1006} {k1 1 1007} {k0 1 1008} {k1 1 1009}]" {
+		t.Fatalf("api's arrivals %s", got)
+	}
+	if len(c.Arrivals["other"]) != 1 {
+		t.Fatalf("other's arrivals %v", c.Arrivals["other"])
+	}
+	pl := Make(file(t, "c.yaml", window(3)), file(t, "d.yaml", window(1)), c)
+	if pl.Summary.AllowToDeny != 2 {
+		t.Fatalf("%+v", pl.Summary)
+	}
+	for i := range LivePolicies + 10 {
+		l.Record(ctx, telemetry.Event{Policy: fmt.Sprint("p", i), Key: "k", Op: "Check", Cost: 1})
+	}
+	if n := len(l.Corpus().Arrivals); n != LivePolicies {
+		t.Fatalf("%d policies kept, bound %d", n, LivePolicies)
 	}
 }

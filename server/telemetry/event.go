@@ -58,6 +58,8 @@ type Event struct {
 	RetryAfterMs int64
 	// Tokens is what a Debit metered (0 otherwise).
 	Tokens int64
+	// Cost is what a Check or CheckMany asked for (0 otherwise).
+	Cost int64
 	// Latency is the decision's time inside the server.
 	Latency time.Duration
 	// At is when it was decided, epoch ms (the wall clock).
