@@ -2,8 +2,11 @@ package trace
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +183,44 @@ func BenchmarkRun(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		Run(fw, arrivals)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/manual-gcra.json")
+
+// TestGoldenTraceFile pins the file Write makes of a manual-clock trace: the
+// Python client reads this very file (its tests), and its identity replay
+// passes here.
+func TestGoldenTraceFile(t *testing.T) {
+	g := must(engine.NewGCRA(3, 1000, 2))
+	var arrivals []Arrival
+	for i := range 8 {
+		arrivals = append(arrivals, Arrival{Key: []string{"alice", "bob"}[i%2], Cost: 1 + int64(i%2), At: 1_700_000_000_000 + int64(i*150)})
+	}
+	tr := record(g, arrivals)
+	tr.Fingerprint.Prefix = "api"
+	var buf bytes.Buffer
+	if err := Write(&buf, tr); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "manual-gcra.json")
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("Write changed the file:\n%s\nwant\n%s", buf.Bytes(), want)
+	}
+	back, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Identity(back); err != nil {
+		t.Fatal(err)
 	}
 }
