@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/redis/go-redis/v9"
+	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -321,5 +322,66 @@ func TestReadmeFairExample(t *testing.T) {
 	// nothing: the minute is spent.
 	if total := batch + search + support + spend("research", 1, 1000); total > 100_000 {
 		t.Fatalf("the minute admitted %d tokens of 100,000", total)
+	}
+}
+
+// TestReadmePlanWorkflow: the README's pull-request gate is a real job — its
+// last step is a `policy plan` command our server takes as it is (paths
+// aside), failing (exit 1) on a candidate that denies what is allowed today
+// and passing on one that does not.
+func TestReadmePlanWorkflow(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.Index(s, "## Changing a limit safely")
+	if i < 0 {
+		t.Fatal("README has no Changing a limit safely section")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```yaml\n")
+	s = s[start+len("```yaml\n"):]
+	var wf struct {
+		On   map[string]any `yaml:"on"`
+		Jobs map[string]struct {
+			Steps []struct {
+				Run string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal([]byte(s[:strings.Index(s, "```")]), &wf); err != nil {
+		t.Fatalf("the workflow is not YAML: %v", err)
+	}
+	steps := wf.Jobs["plan"].Steps
+	if wf.On["pull_request"] == nil || len(steps) == 0 {
+		t.Fatalf("the workflow: %+v", wf)
+	}
+	cmd := strings.Fields(steps[len(steps)-1].Run)
+	if len(cmd) < 3 || cmd[0] != "throttlekit-server" || cmd[1] != "policy" || cmd[2] != "plan" {
+		t.Fatalf("the last step is not a policy plan: %q", steps[len(steps)-1].Run)
+	}
+	current := harness.WriteFile(t, "current.yaml", "version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: 3, windowMs: 1000 }\n")
+	corpus := harness.WriteFile(t, "corpus.json", `{"api": {"version": 1, "steps": [{"key": "k", "cost": 1, "at": 1000}, {"key": "k", "cost": 1, "at": 1001}, {"key": "k", "cost": 1, "at": 1002}]}}`)
+	for _, c := range []struct {
+		limit, exit int
+	}{{2, 1}, {5, 0}} {
+		candidate := harness.WriteFile(t, "policies.yaml", fmt.Sprintf("version: 1\nlimiters:\n  api: { strategy: fixedWindow, limit: %d, windowMs: 1000 }\n", c.limit))
+		args := make([]string, 0, len(cmd)-1)
+		for _, a := range cmd[1:] {
+			switch a {
+			case "/tmp/current.yaml":
+				a = current
+			case "policies.yaml":
+				a = candidate
+			case "traffic/corpus.json":
+				a = corpus
+			}
+			args = append(args, a)
+		}
+		code, out, errOut := harness.Run(t, harness.Binary(t, false), args...)
+		if code != c.exit {
+			t.Fatalf("candidate limit %d: exit %d, want %d\n%s%s", c.limit, code, c.exit, out, errOut)
+		}
 	}
 }
