@@ -9,19 +9,41 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/vectors"
 )
 
-// Run decides arrivals in order with st on a fresh state per key, each at
-// its own instant (a manual clock, which may step back), and returns the
-// decisions: what a fresh memory store would have answered.
+// Run decides arrivals in order with st on fresh state, each at its own
+// instant (a manual clock, which may step back), and returns the decisions
+// a fresh memory store answers: a key's state lives until the deadline its
+// last decision set, and is absent from then on, even for an arrival whose
+// instant steps back before it.
 func Run(st engine.Strategy, arrivals []Arrival) []engine.Decision {
+	type slot struct {
+		s         engine.State
+		expiresAt int64
+	}
 	out := make([]engine.Decision, len(arrivals))
-	states := make(map[string]*engine.State, 64)
+	slots := make(map[string]*slot, 64)
+	var s engine.State
 	for i, a := range arrivals {
-		s := states[a.Key]
-		if s == nil {
-			s = &engine.State{}
-			states[a.Key] = s
+		sl := slots[a.Key]
+		s = engine.State{}
+		if sl != nil && a.At < sl.expiresAt {
+			s = sl.s
 		}
-		out[i], _ = st.Check(s, a.At, a.Cost)
+		if sl != nil && !engine.Sane(st, &s, a.At) {
+			s.Reset()
+		}
+		var ttl int64
+		out[i], ttl = st.Check(&s, a.At, a.Cost)
+		switch {
+		case sl == nil && ttl > 0:
+			slots[a.Key] = &slot{s: s, expiresAt: a.At + ttl}
+		case sl != nil:
+			if s.Present {
+				sl.s = s
+			}
+			if ttl > 0 {
+				sl.expiresAt = a.At + ttl
+			}
+		}
 	}
 	return out
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/trace"
+	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/store"
+	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -237,5 +240,45 @@ func TestLive(t *testing.T) {
 	}
 	if n := len(l.Corpus().Arrivals); n != LivePolicies {
 		t.Fatalf("%d policies kept, bound %d", n, LivePolicies)
+	}
+}
+
+// A replay on the engine alone (trace.Run) answers as a fresh memory store
+// would, arrival for arrival — clocks stepping back included — for every
+// plain rate strategy.
+func TestReplayIsAFreshMemoryStore(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte(`version: 1
+limiters:
+  g: { strategy: gcra, limit: 5, period: 1s, burst: 3 }
+  b: { strategy: tokenBucket, capacity: 4, refillPerSec: 3 }
+  f: { strategy: fixedWindow, limit: 4, windowMs: 700 }
+  s: { strategy: slidingWindow, limit: 6, windowMs: 1000, buckets: 5 }
+  l: { strategy: slidingWindowLog, limit: 3, windowMs: 500 }
+  q: { strategy: quota, limit: 7, resetCadence: calendar-day, timeZone: America/New_York }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, p := range cfg.Policies {
+		rng := rand.New(rand.NewPCG(7, uint64(len(p.Name))))
+		var arrivals []trace.Arrival
+		at := int64(1_772_946_000_000) // near New York's spring-forward day
+		for range 2000 {
+			at += rng.Int64N(300) - 30
+			arrivals = append(arrivals, trace.Arrival{Key: fmt.Sprint("k", rng.IntN(4)), Cost: 1 + rng.Int64N(2), At: at})
+		}
+		mem := memstore.New(memstore.WithSweep(0))
+		replayed := trace.Run(p.Strategy, arrivals)
+		for i, a := range arrivals {
+			d, err := mem.Check(ctx, p.Strategy, store.Key{Prefix: p.Name, ID: a.Key}, a.At, a.Cost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d != replayed[i] {
+				t.Fatalf("%s arrival %d %+v: the memory store %+v, the replay %+v", p.Name, i, a, d, replayed[i])
+			}
+		}
+		_ = mem.Close()
 	}
 }
