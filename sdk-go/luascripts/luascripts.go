@@ -46,7 +46,13 @@ const (
 	RoleNode    Role = "node"
 	// RoleGrant grows a region's grant in a federated fair share's pool.
 	RoleGrant Role = "grant"
+	// RoleCounters charges the descriptor counters of one
+	// envoyproxy/ratelimit-format request.
+	RoleCounters Role = "counters"
 )
+
+// EnvoyCounters is the script of envoyproxy/ratelimit-format counters.
+func EnvoyCounters() *Script { return byRole(RoleCounters) }
 
 // FairPool is the region pool's script (federatedFairEscrow).
 func FairPool() *Script { return byRole(RoleGrant) }

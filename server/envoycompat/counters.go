@@ -1,0 +1,179 @@
+package envoycompat
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
+	"github.com/throttlekit/throttlekit-go/server/store"
+)
+
+// Item is one descriptor's counter in a request.
+type Item struct {
+	Key  string
+	Hits uint64
+	// Limit is requests_per_unit; Enforcing reports that passing it
+	// refuses the request (not a shadow or quota-mode limit).
+	Limit     uint64
+	Enforcing bool
+	// Expire is the counter's time-to-live: one unit, plus jitter.
+	Expire time.Duration
+}
+
+// Counters hold the descriptor counters.
+type Counters interface {
+	// Charge adds each item's hits to its counter: all of them, or — with
+	// allOrNothing, when an enforcing counter would pass its limit — none.
+	// counts are the counts after the hits when applied, the counts found
+	// when refused.
+	Charge(ctx context.Context, items []Item, allOrNothing bool) (counts []uint64, applied bool, err error)
+}
+
+// RedisCounters are the counters on a Redis the fleet shares, at exactly
+// the keys envoyproxy/ratelimit uses: one script per request (Redis
+// Cluster: keys of several slots go one script per key, charged as
+// envoyproxy/ratelimit charges them — all, even when one is over).
+type RedisCounters struct {
+	Client  redis.UniversalClient
+	Timeout time.Duration
+}
+
+// Charge implements Counters.
+func (r RedisCounters) Charge(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
+	if len(items) == 0 {
+		return nil, true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	if _, cluster := r.Client.(*redis.ClusterClient); cluster && len(items) > 1 {
+		counts := make([]uint64, len(items))
+		for i := range items {
+			c, _, err := r.run(ctx, items[i:i+1], false)
+			if err != nil {
+				return nil, false, err
+			}
+			counts[i] = c[0]
+		}
+		return counts, true, nil
+	}
+	return r.run(ctx, items, allOrNothing)
+}
+
+func (r RedisCounters) run(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
+	keys := make([]string, len(items))
+	args := make([]any, 1, 1+4*len(items))
+	args[0] = 0
+	if allOrNothing {
+		args[0] = 1
+	}
+	for i, it := range items {
+		keys[i] = it.Key
+		enforcing := 0
+		if it.Enforcing {
+			enforcing = 1
+		}
+		args = append(args, it.Hits, it.Limit, enforcing, int64(it.Expire/time.Second))
+	}
+	reply, err := luascripts.EnvoyCounters().Redis.Run(ctx, r.Client, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, false, fmt.Errorf("redis envoy counters: %w: %w", store.ErrUnavailable, err)
+	}
+	if len(reply) != 1+len(items) {
+		return nil, false, fmt.Errorf("redis envoy counters: reply has %d fields, want %d", len(reply), 1+len(items))
+	}
+	counts := make([]uint64, len(items))
+	for i := range counts {
+		counts[i] = uint64(max(0, reply[i+1]))
+	}
+	return counts, reply[0] == 1, nil
+}
+
+// MemoryCounters are the counters in this process, bounded: past MaxKeys
+// live counters a new one is refused (the fail mode decides).
+type MemoryCounters struct {
+	MaxKeys int
+	Now     func() time.Time
+
+	mu       sync.Mutex
+	counters map[string]*counter
+}
+
+type counter struct {
+	n         uint64
+	expiresAt time.Time
+}
+
+// ErrFull is the error of a counter past MemoryCounters.MaxKeys.
+var ErrFull = fmt.Errorf("envoy counters: too many live counters: %w", store.ErrUnavailable)
+
+// Charge implements Counters.
+func (m *MemoryCounters) Charge(_ context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	t := now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counters == nil {
+		m.counters = map[string]*counter{}
+	}
+	counts := make([]uint64, len(items))
+	get := func(key string) uint64 {
+		if c := m.counters[key]; c != nil && t.Before(c.expiresAt) {
+			return c.n
+		}
+		return 0
+	}
+	if allOrNothing {
+		refused := false
+		for i, it := range items {
+			counts[i] = get(it.Key)
+			if it.Enforcing && counts[i]+it.Hits > it.Limit {
+				refused = true
+			}
+		}
+		if refused {
+			return counts, false, nil
+		}
+	}
+	for i, it := range items {
+		c := m.counters[it.Key]
+		if c == nil || !t.Before(c.expiresAt) {
+			if c == nil && len(m.counters) >= m.maxKeys() {
+				m.sweep(t)
+				if len(m.counters) >= m.maxKeys() {
+					return nil, false, ErrFull
+				}
+			}
+			c = &counter{}
+			m.counters[it.Key] = c
+		}
+		c.n += it.Hits
+		c.expiresAt = t.Add(it.Expire)
+		counts[i] = c.n
+	}
+	return counts, true, nil
+}
+
+// DefaultMaxKeys bounds MemoryCounters when MaxKeys is 0.
+const DefaultMaxKeys = 1_000_000
+
+func (m *MemoryCounters) maxKeys() int {
+	if m.MaxKeys > 0 {
+		return m.MaxKeys
+	}
+	return DefaultMaxKeys
+}
+
+func (m *MemoryCounters) sweep(t time.Time) {
+	for k, c := range m.counters {
+		if !t.Before(c.expiresAt) {
+			delete(m.counters, k)
+		}
+	}
+}
