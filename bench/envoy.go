@@ -20,12 +20,9 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-)
 
-// envoyproxyRatelimit is the peer measured against: envoyproxy/ratelimit,
-// built from the module proxy into .tools/peers (never a dependency of
-// any module here).
-const envoyproxyRatelimit = "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
+)
 
 // envoyComparison measures ShouldRateLimit throughput at 64 callers on the
 // same Redis: our server (a fixedWindow policy mapped from the domain)
@@ -52,16 +49,11 @@ func envoyComparison(redisURL string, seconds int) {
 		fmt.Fprintf(os.Stderr, "build throttlekit-server: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	peers := filepath.Join(root, ".tools", "peers")
-	theirs := filepath.Join(peers, "service_cmd")
-	if _, err := os.Stat(theirs); err != nil {
-		install := exec.Command("go", "install", envoyproxyRatelimit)
-		install.Env = append(os.Environ(), "GOWORK=off", "GOBIN="+peers, "GOFLAGS=-mod=mod")
-		install.Dir = dir
-		if out, err := install.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build envoyproxy/ratelimit: %v\n%s", err, out)
-			os.Exit(1)
-		}
+	// envoyproxy/ratelimit, the peer: built pinned from the module proxy.
+	theirs, err := testserver.BuildEnvoyproxyRatelimit()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 
 	// The same fixed window on the same Redis; a second server of ours

@@ -55,6 +55,13 @@ type flags struct {
 	monitorSecret     string
 	tui               bool
 	planCandidate     string
+	envoyConfig       string
+	envoyMerge        bool
+	envoyPrefix       string
+	envoyChargeOver   bool
+	envoyJitter       time.Duration
+	envoyHeaders      bool
+	envoyHeaderNames  [3]string
 	secretFile        string
 	monitorSecretFile string
 	fleetSecret       string
@@ -123,6 +130,15 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.keyHashSecretFile, "key-hash-secret-file", "", "read --key-hash-secret from this file")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read --secret from this file (keeps it out of ps and the environment)")
 	fs.StringVar(&f.monitorSecretFile, "monitor-secret-file", "", "read --monitor-secret from this file")
+	fs.StringVar(&f.envoyConfig, "envoy-config", "", "a directory of envoyproxy/ratelimit configuration files (its format, unchanged), served on the Envoy door and reloaded when the directory changes (default: envoyConfig: in the policy file)")
+	fs.BoolVar(&f.envoyMerge, "envoy-merge-domains", false, "merge a domain split across files of --envoy-config (envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG); without it that is an error")
+	fs.StringVar(&f.envoyPrefix, "envoy-cache-key-prefix", "", "the prefix of the Redis keys of --envoy-config's counters (envoyproxy/ratelimit's CACHE_KEY_PREFIX)")
+	fs.BoolVar(&f.envoyChargeOver, "envoy-charge-over-limit", false, "charge every descriptor of a request even when one is over its limit, as envoyproxy/ratelimit does (by default a request answered OVER_LIMIT charges nothing)")
+	fs.DurationVar(&f.envoyJitter, "envoy-expiration-jitter", 300*time.Second, "the most added at random to a counter's expiry (envoyproxy/ratelimit's EXPIRATION_JITTER_MAX_SECONDS)")
+	fs.BoolVar(&f.envoyHeaders, "envoy-response-headers", false, "add envoyproxy/ratelimit's RateLimit-Limit, -Remaining and -Reset headers to --envoy-config's answers (its LIMIT_RESPONSE_HEADERS_ENABLED)")
+	fs.StringVar(&f.envoyHeaderNames[0], "envoy-header-limit", "RateLimit-Limit", "the limit header's name (HEADER_RATELIMIT_LIMIT)")
+	fs.StringVar(&f.envoyHeaderNames[1], "envoy-header-remaining", "RateLimit-Remaining", "the remaining header's name (HEADER_RATELIMIT_REMAINING)")
+	fs.StringVar(&f.envoyHeaderNames[2], "envoy-header-reset", "RateLimit-Reset", "the reset header's name (HEADER_RATELIMIT_RESET)")
 	fs.StringVar(&f.planCandidate, "plan-candidate", "", "with --tui: a candidate policy file Lens's Plan tab plans on the recent arrivals of every policy (read again at each plan)")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
 	fs.StringVar(&f.monitor, "monitor", "on", "the Monitor door (snapshot and denial stream): on or off")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
@@ -36,13 +37,18 @@ type generations struct {
 	// captureStorage is the running capture's storage (captureStorage;
 	// "" before the first generation): it changes only with a restart.
 	captureStorage string
-	current        *door.Current
+	// envoyFlag is --envoy-config ("" to take the file's envoyConfig:);
+	// envoyMerge is --envoy-merge-domains.
+	envoyFlag  string
+	envoyMerge bool
+	current    *door.Current
 }
 
 // install makes cfg the current generation, or refuses it with why and
 // changes nothing. The first call (startup) creates current.
 func (g *generations) install(cfg *config.Config) error {
-	if err := g.admit(cfg); err != nil {
+	envoyCfg, err := g.check(cfg)
+	if err != nil {
 		return err
 	}
 	for _, b := range memoryBounds(cfg) {
@@ -55,6 +61,7 @@ func (g *generations) install(cfg *config.Config) error {
 	}
 	opts := g.base
 	opts.Config = cfg
+	opts.Envoy = envoyCfg
 	if g.current == nil {
 		g.current = door.NewCurrent(door.NewRateLimiter(opts))
 	} else {
@@ -65,6 +72,44 @@ func (g *generations) install(cfg *config.Config) error {
 		g.hub.SetPolicies(policyInfos(cfg, g.base.Fail))
 	}
 	return nil
+}
+
+// check refuses a generation the running server cannot serve (admit), and
+// reads the envoyproxy/ratelimit files it is served with.
+func (g *generations) check(cfg *config.Config) (*envoycompat.Config, error) {
+	if err := g.admit(cfg); err != nil {
+		return nil, err
+	}
+	return g.loadEnvoy(cfg)
+}
+
+// envoyDir is the directory of envoyproxy/ratelimit files cfg is served
+// with: --envoy-config, else the file's envoyConfig: ("" for none).
+func (g *generations) envoyDir(cfg *config.Config) string {
+	if g.envoyFlag != "" {
+		return g.envoyFlag
+	}
+	return cfg.EnvoyConfig
+}
+
+// loadEnvoy reads the envoyproxy/ratelimit files (nil without any), their
+// policy: names resolved in cfg; a domain both cfg's domains: and the
+// files configure is refused.
+func (g *generations) loadEnvoy(cfg *config.Config) (*envoycompat.Config, error) {
+	dir := g.envoyDir(cfg)
+	if dir == "" {
+		return nil, nil
+	}
+	ec, err := envoycompat.LoadDir(dir, envoycompat.Options{MergeDomains: g.envoyMerge, Policies: cfg})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range cfg.Domains {
+		if ec.Has(d.Name) {
+			return nil, &config.Error{File: cfg.Path, Line: d.Line, Field: "domains", Msg: fmt.Sprintf("domain %q is configured in %s too: a domain is served from one of them", d.Name, dir)}
+		}
+	}
+	return ec, nil
 }
 
 // admit refuses a generation the running server cannot serve; it keys the

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,7 +67,7 @@ func (r *reloader) run(ctx context.Context, hup chan os.Signal, watch bool, sett
 			}
 			_ = r.reload("SIGHUP")
 		case now := <-tick:
-			if s := fileStamp(r.path); s != seen {
+			if s := r.current(); s != seen {
 				seen, changedAt = s, now
 				continue
 			}
@@ -74,6 +76,15 @@ func (r *reloader) run(ctx context.Context, hup chan os.Signal, watch bool, sett
 			}
 		}
 	}
+}
+
+// current is the stamp of the policy file and of the envoyproxy/ratelimit
+// files served with the generation in force, as they are now.
+func (r *reloader) current() string {
+	r.mu.Lock()
+	dir := r.gens.envoyDir(r.cfg)
+	r.mu.Unlock()
+	return fileStamp(r.path) + dirStamp(dir)
 }
 
 // loaded is the stamp of the content last loaded.
@@ -103,6 +114,33 @@ func fileStamp(path string) string {
 	return contentStamp(raw)
 }
 
+// dirStamp identifies the envoyproxy/ratelimit files of dir ("" for no
+// directory): their names and contents, read through a link swapped to a
+// new directory.
+func dirStamp(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "|missing"
+	}
+	h := sha256.New()
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(raw))
+		h.Write(raw)
+	}
+	return "|" + hex.EncodeToString(h.Sum(nil))
+}
+
 func contentStamp(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
@@ -114,7 +152,13 @@ func (r *reloader) reload(reason string) error {
 	defer r.mu.Unlock()
 	cfg, stamp, err := loadPolicies(r.path)
 	if stamp != "" {
-		r.stamp = stamp // a rejected file is not tried again until it changes
+		// A rejected file is not tried again until it (or the envoy files)
+		// change.
+		dir := r.gens.envoyDir(r.cfg)
+		if cfg != nil {
+			dir = r.gens.envoyDir(cfg)
+		}
+		r.stamp = stamp + dirStamp(dir)
 	}
 	if err == nil {
 		err = r.gens.install(cfg)

@@ -90,7 +90,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opti
 	if err == nil {
 		// Refused here, before a store is opened or a port bound, as a
 		// reload would refuse it.
-		err = (&generations{keyHashSecret: f.keyHashSecret, store: f.store}).admit(cfg)
+		_, err = (&generations{keyHashSecret: f.keyHashSecret, store: f.store, envoyFlag: f.envoyConfig, envoyMerge: f.envoyMerge}).check(cfg)
 	}
 	if err == nil {
 		err = serve(ctx, f, opts, cfg, stamp, log, stdout, sink)
@@ -206,7 +206,7 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	}
 	defer stopCapture()
 	gens := &generations{keyHashSecret: f.keyHashSecret, store: f.store, mem: st.mem, meters: st.meters, guarded: distributed(cfg),
-		captureStorage: captureStorage(cfg.Capture)}
+		captureStorage: captureStorage(cfg.Capture), envoyFlag: f.envoyConfig, envoyMerge: f.envoyMerge}
 	currentGen := func() *door.Current { return gens.current }
 	planner, live, err := livePlanner(f, currentGen)
 	if err != nil {
@@ -235,7 +235,7 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	// them between two requests.
 	tkv1.RegisterRateLimiterServer(srv, current)
 	tkv1.RegisterFleetServer(srv, fleet.New(current, tel.decided, opts.RequestClock))
-	rlsv3.RegisterRateLimitServiceServer(srv, envoy.New(func() envoy.Generation { return current.Load() }))
+	rlsv3.RegisterRateLimitServiceServer(srv, envoy.New(func() envoy.Generation { return current.Load() }, envoyRuntime(f, st, opts.RequestClock)))
 	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(tel.hub))
 	}
@@ -254,14 +254,16 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 		defer stopHTTP()
 		httpDoor = hAddr.String()
 	}
-	re := &reloader{path: f.config, stamp: stamp, gens: gens, log: log, cfg: cfg}
+	re := &reloader{path: f.config, stamp: stamp + dirStamp(gens.envoyDir(cfg)), gens: gens, log: log, cfg: cfg}
 	lensOn := f.tui && terminal(stdout)
 	if lensOn {
 		re.hungUp = func() bool { return hungUp(stdout, log, quit) }
 	}
 
 	addr := lis.Addr().(*net.TCPAddr)
-	re.start(ctx, f.watchConfig, f.watchSettle)
+	// envoyproxy/ratelimit's files are watched as that service watches
+	// them: always (a deployment swaps a link to a new directory).
+	re.start(ctx, f.watchConfig || gens.envoyDir(cfg) != "", f.watchSettle)
 	announce(stdout, f, cfg, addr, tlsCfg != nil, auth.Posture(tlsCfg), httpDoor, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

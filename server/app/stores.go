@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/dynstore"
@@ -82,4 +85,31 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 		guards[p.Name] = g
 	}
 	return guards, nil
+}
+
+// envoyRuntime decides the domains of envoyproxy/ratelimit's files: their
+// counters on the Redis store (at exactly that service's keys, so both
+// can serve one fleet), else in this process; its switches from the flags.
+func envoyRuntime(f *flags, st *stores, clock door.Clock) *envoycompat.Runtime {
+	rt := &envoycompat.Runtime{
+		Clock:    clock,
+		Settings: envoycompat.Settings{Prefix: f.envoyPrefix, ChargeOverLimit: f.envoyChargeOver, JitterMax: f.envoyJitter},
+		Jitter: func(n time.Duration) time.Duration {
+			return time.Duration(rand.Int64N(int64(n)))
+		},
+		FailClosed: config.FailMode(f.fail) == config.FailClosed,
+	}
+	if f.envoyHeaders {
+		rt.Settings.Headers = &envoycompat.HeaderNames{Limit: f.envoyHeaderNames[0], Remaining: f.envoyHeaderNames[1], Reset: f.envoyHeaderNames[2]}
+	}
+	s := st.rates
+	if b, ok := s.(*breaker.Store); ok {
+		s = b.Unwrap()
+	}
+	if rs, ok := s.(*redisstore.Store); ok {
+		rt.Counters = envoycompat.RedisCounters{Client: rs.Client(), Timeout: f.redisTimeout}
+	} else {
+		rt.Counters = &envoycompat.MemoryCounters{}
+	}
+	return rt
 }

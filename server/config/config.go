@@ -71,6 +71,11 @@ type Config struct {
 	Shared []Sharing
 	// Capture is the capture: block (nil when absent or not enabled).
 	Capture *Capture
+	// EnvoyConfig is envoyConfig: a directory of envoyproxy/ratelimit
+	// configuration files (relative to the policy file's; "" when unset),
+	// and the line naming it.
+	EnvoyConfig     string
+	EnvoyConfigLine int
 }
 
 // Sharing is state that several policies address on purpose.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -134,7 +135,7 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := top.allow("version", "defaults", "limiters", "domains", "capture"); err != nil {
+	if err := top.allow("version", "defaults", "limiters", "domains", "capture", "envoyConfig"); err != nil {
 		return nil, err
 	}
 	cfg := &Config{Path: l.file, Version: 1}
@@ -201,6 +202,17 @@ func (l *loader) config(root *yaml.Node) (*Config, error) {
 		if err := l.domains(cfg, dn); err != nil {
 			return nil, err
 		}
+	}
+	if dir, ok, err := top.str("envoyConfig"); err != nil {
+		return nil, err
+	} else if ok {
+		if dir == "" {
+			return nil, top.errf("envoyConfig", "must name a directory of envoyproxy/ratelimit configuration files")
+		}
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(filepath.Dir(l.file), dir)
+		}
+		cfg.EnvoyConfig, cfg.EnvoyConfigLine = dir, top.values["envoyConfig"].Line
 	}
 	if cn, ok := top.values["capture"]; ok {
 		if cfg.Capture, err = l.capture(cfg, cn); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/capture"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/ratelog"
 	"github.com/throttlekit/throttlekit-go/server/store"
@@ -47,6 +48,7 @@ type RateLimiter struct {
 	fairs    map[string]fair.Share    // fair policies, by name
 	capture  *capture.Recorder        // nil: no capture
 	captured map[string]bool          // the policies capture records
+	envoy    *envoycompat.Config      // envoyproxy/ratelimit's files (nil: none)
 	ownClock bool                     // the rate store's clock is this process's
 	guards   map[string]*distconc.Guard
 	tap      telemetry.Tap // nil: telemetry off
@@ -95,6 +97,9 @@ type Options struct {
 	// clock (the memory store): a recorded decision is then made at an
 	// instant read here, so its trace replays exactly.
 	OwnClock bool
+	// Envoy is the envoyproxy/ratelimit configuration served with the
+	// policy file (nil: none).
+	Envoy *envoycompat.Config
 }
 
 // NewRateLimiter returns the decision door over opts.
@@ -114,6 +119,7 @@ func NewRateLimiter(opts Options) *RateLimiter {
 		fairs:    map[string]fair.Share{},
 		captured: map[string]bool{},
 		ownClock: opts.OwnClock,
+		envoy:    opts.Envoy,
 		guards:   opts.Guards,
 		tap:      opts.Tap,
 	}
@@ -186,6 +192,10 @@ func sameTier(a, b *config.Policy) bool {
 		((a.TwoTier == nil && b.TwoTier == nil) || (a.TwoTier != nil && b.TwoTier != nil && *a.TwoTier == *b.TwoTier)) &&
 		((a.Federated == nil && b.Federated == nil) || (a.Federated != nil && b.Federated != nil && *a.Federated == *b.Federated))
 }
+
+// EnvoyConfig is the envoyproxy/ratelimit configuration this generation
+// serves (nil: none).
+func (r *RateLimiter) EnvoyConfig() *envoycompat.Config { return r.envoy }
 
 // Config is the policy file this generation serves.
 func (r *RateLimiter) Config() *config.Config { return r.cfg }

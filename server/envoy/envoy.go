@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/ratelimitheader"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
+	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
@@ -33,13 +36,16 @@ type Door struct {
 	rlsv3.UnimplementedRateLimitServiceServer
 	current func() Generation
 	now     func() time.Time
+	compat  *envoycompat.Runtime
 }
 
 // New returns the door: each request is decided by the generation current
 // returns when it arrives (in the server, door.Current's), domains and
-// policies alike, so a reload never splits a request between two files.
-func New(current func() Generation) *Door {
-	return &Door{current: current, now: time.Now}
+// policies alike, so a reload never splits a request between two files. A
+// domain of the generation's envoyproxy/ratelimit files is decided by
+// compat (nil: the server has none).
+func New(current func() Generation, compat *envoycompat.Runtime) *Door {
+	return &Door{current: current, now: time.Now, compat: compat}
 }
 
 // Generation is one generation of the policies as this door uses it: its
@@ -47,6 +53,9 @@ func New(current func() Generation) *Door {
 // (door.RateLimiter).
 type Generation interface {
 	Domain(name string) *config.Domain
+	// EnvoyConfig is the envoyproxy/ratelimit configuration served (nil:
+	// none).
+	EnvoyConfig() *envoycompat.Config
 	CheckKey(ctx context.Context, policy, key string, cost int64) (engine.Decision, error)
 	CheckAll(ctx context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error)
 }
@@ -73,9 +82,12 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	if len(req.GetDescriptors()) > wireerr.MaxDescriptors {
 		return nil, wireerr.Invalid("%d descriptors in one request; the limit is %d", len(req.GetDescriptors()), wireerr.MaxDescriptors)
 	}
+	gen := d.current()
+	if ec := gen.EnvoyConfig(); d.compat != nil && ec.Has(req.GetDomain()) {
+		return d.decideCompat(ctx, gen, ec, req)
+	}
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK}
 	resp.Statuses = make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
-	gen := d.current()
 	dom := gen.Domain(req.GetDomain())
 	// One allocation each for the statuses and the matches of a request.
 	statuses := make([]rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))
@@ -152,6 +164,56 @@ func (d *Door) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest)
 	}
 	resp.ResponseHeadersToAdd = d.headers(ms)
 	return resp, nil
+}
+
+// decideCompat answers a domain of envoyproxy/ratelimit's files as that
+// service does. Its bounds are the door's: at most wireerr.MaxDescriptors
+// descriptors (checked above) of at most MaxEntries entries each (the
+// codec), every key and value within wireerr.MaxKeyBytes. A store that
+// fails answers by the server's fail mode: every descriptor OK (open), or
+// the request OVER_LIMIT (closed).
+func (d *Door) decideCompat(ctx context.Context, gen Generation, ec *envoycompat.Config, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	if len(req.GetDescriptors()) == 0 {
+		return nil, wireerr.Invalid("rate limit descriptor list must not be empty")
+	}
+	for _, desc := range req.GetDescriptors() {
+		for _, e := range desc.GetEntries() {
+			if len(e.GetKey())+len(e.GetValue()) > wireerr.MaxKeyBytes {
+				return nil, wireerr.Invalid("a descriptor entry is over %d bytes", wireerr.MaxKeyBytes)
+			}
+		}
+	}
+	resp, err := d.compat.Decide(ctx, ec, req, policyAsks{gen})
+	if err == nil {
+		return resp, nil
+	}
+	if ctx.Err() != nil && !errors.Is(err, store.ErrUnavailable) {
+		return nil, ctx.Err()
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		return nil, err
+	}
+	out := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK, Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))}
+	code := rlsv3.RateLimitResponse_OK
+	if d.compat.FailClosed {
+		code, out.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT, rlsv3.RateLimitResponse_OVER_LIMIT
+	}
+	for i := range out.Statuses {
+		out.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: code}
+	}
+	return out, nil
+}
+
+// policyAsks decides the descriptors of envoyproxy/ratelimit's files that
+// name a policy, through the generation's all-or-nothing CheckAll.
+type policyAsks struct{ gen Generation }
+
+func (p policyAsks) CheckAll(ctx context.Context, asks []envoycompat.Ask) ([]engine.Decision, []bool, bool, error) {
+	as := make([]door.Ask, len(asks))
+	for i, a := range asks {
+		as[i] = door.Ask(a)
+	}
+	return p.gen.CheckAll(ctx, as)
 }
 
 // fill records a decision in its descriptor's status.

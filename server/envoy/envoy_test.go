@@ -16,6 +16,7 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
@@ -54,7 +55,7 @@ func newDoor(t *testing.T) (*Door, *door.RateLimiter) {
 	mem := memstore.New(memstore.WithSweep(0))
 	t.Cleanup(func() { _ = mem.Close() })
 	rl := door.NewRateLimiter(door.Options{Config: cfg, Store: mem, Fail: config.FailOpen})
-	return New(func() Generation { return rl }), rl
+	return New(func() Generation { return rl }, nil), rl
 }
 
 func desc(kv ...string) *ratelimitv3.RateLimitDescriptor {
@@ -192,6 +193,8 @@ func (f fixedDecider) Domain(name string) *config.Domain {
 	return nil
 }
 
+func (f fixedDecider) EnvoyConfig() *envoycompat.Config { return nil }
+
 func (f fixedDecider) CheckKey(context.Context, string, string, int64) (engine.Decision, error) {
 	return f.dec, nil
 }
@@ -213,7 +216,7 @@ func TestStatusFields(t *testing.T) {
 	}
 	now := time.UnixMilli(1_700_000_000_000)
 	dec := engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: now.UnixMilli() + 1500}
-	d := New(fixed(cfg, dec))
+	d := New(fixed(cfg, dec), nil)
 	d.now = func() time.Time { return now }
 	for _, descs := range [][]*ratelimitv3.RateLimitDescriptor{
 		{desc("remote_address", "10.0.0.1")},
@@ -253,7 +256,7 @@ func BenchmarkShouldRateLimit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := New(fixed(cfg, engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: time.Now().UnixMilli() + 1500}))
+	d := New(fixed(cfg, engine.Decision{Allowed: true, Limit: 3, Remaining: 2, ResetAt: time.Now().UnixMilli() + 1500}), nil)
 	req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.1")}}
 	b.ReportAllocs()
 	for b.Loop() {

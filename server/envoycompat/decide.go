@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
-	"github.com/throttlekit/throttlekit-go/server/door"
 )
 
 // Settings are envoyproxy/ratelimit's switches that change what it
@@ -40,10 +39,16 @@ type HeaderNames struct{ Limit, Remaining, Reset string }
 // DefaultHeaders are envoyproxy/ratelimit's default header names.
 var DefaultHeaders = HeaderNames{Limit: "RateLimit-Limit", Remaining: "RateLimit-Remaining", Reset: "RateLimit-Reset"}
 
-// Policies decides the descriptors that name one of our policies (the
-// decision door's CheckAll).
+// Ask is a descriptor that names one of our policies: cost units on a key.
+type Ask struct {
+	Policy, Key string
+	Cost        int64
+}
+
+// Policies decides the descriptors that name one of our policies, all or
+// nothing (the decision door's CheckAll).
 type Policies interface {
-	CheckAll(ctx context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error)
+	CheckAll(ctx context.Context, asks []Ask) ([]engine.Decision, []bool, bool, error)
 }
 
 // Runtime decides envoyproxy/ratelimit-format requests: the server's
@@ -55,8 +60,14 @@ type Runtime struct {
 	// counts them: this server's, in whole seconds (default time.Now). A
 	// fleet mixing both services keeps its clocks in sync.
 	Now func() time.Time
+	// Clock, when set and not 0, is a request's own instant in epoch ms
+	// (the test-clock build's).
+	Clock func(ctx context.Context) int64
 	// Jitter returns a random duration in [0, n) (default: none).
 	Jitter func(n time.Duration) time.Duration
+	// FailClosed answers OVER_LIMIT when the counters' store fails (the
+	// server's --fail closed); else every descriptor is OK.
+	FailClosed bool
 }
 
 // descriptor is one request descriptor being decided.
@@ -77,6 +88,11 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 	now := time.Now()
 	if rt.Now != nil {
 		now = rt.Now()
+	}
+	if rt.Clock != nil {
+		if ms := rt.Clock(ctx); ms != 0 {
+			now = time.UnixMilli(ms)
+		}
 	}
 	nowSec := now.Unix()
 	ds := make([]descriptor, len(req.GetDescriptors()))
@@ -101,7 +117,7 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		}
 	}
 	var items []Item
-	var asks []door.Ask
+	var asks []Ask
 	for i := range ds {
 		l := ds[i].limit
 		if l == nil || (l.Name != "" && replacing[l.Name]) {
@@ -111,7 +127,7 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		enforcing := !l.ShadowMode && !l.QuotaMode && !rt.Settings.GlobalQuota
 		if l.Policy != nil {
 			ds[i].ask = len(asks)
-			asks = append(asks, door.Ask{Policy: l.Policy.Name, Key: descriptorKey(req.GetDomain(), req.GetDescriptors()[i].GetEntries()),
+			asks = append(asks, Ask{Policy: l.Policy.Name, Key: descriptorKey(req.GetDomain(), req.GetDescriptors()[i].GetEntries()),
 				Cost: int64(min(ds[i].hits, math.MaxInt64))})
 			continue
 		}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/config"
-	"github.com/throttlekit/throttlekit-go/server/door"
 )
 
 // example is envoyproxy/ratelimit's own example configuration's shape.
@@ -306,7 +305,7 @@ func TestHeaders(t *testing.T) {
 
 type policies struct{ allow bool }
 
-func (p policies) CheckAll(_ context.Context, asks []door.Ask) ([]engine.Decision, []bool, bool, error) {
+func (p policies) CheckAll(_ context.Context, asks []Ask) ([]engine.Decision, []bool, bool, error) {
 	ds := make([]engine.Decision, len(asks))
 	known := make([]bool, len(asks))
 	for i := range asks {

@@ -1,0 +1,169 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	"github.com/throttlekit/throttlekit-go/internal/testserver"
+)
+
+// migrationConfig is an envoyproxy/ratelimit configuration file, as a team
+// running that service has it.
+const migrationConfig = `domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit:
+      unit: day
+      requests_per_unit: 20
+`
+
+// theirService starts envoyproxy/ratelimit (its real binary, built pinned
+// from the module proxy) on redisURL with the configuration directory
+// runtime/ratelimit/config under root, and returns its gRPC address.
+func theirService(t *testing.T, root, redisURL string) (string, *exec.Cmd) {
+	t.Helper()
+	bin, err := testserver.BuildEnvoyproxyRatelimit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcPort, httpPort, debugPort := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(os.Environ(),
+		"USE_STATSD=false", "LOG_LEVEL=error", "REDIS_SOCKET_TYPE=tcp", "REDIS_URL="+strings.TrimPrefix(redisURL, "redis://"),
+		"RUNTIME_ROOT="+root, "RUNTIME_SUBDIRECTORY=ratelimit", "RUNTIME_WATCH_ROOT=false", "RUNTIME_IGNOREDOTFILES=true",
+		"GRPC_HOST=127.0.0.1", "GRPC_PORT="+strconv.Itoa(grpcPort), "HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort),
+		"DEBUG_HOST=127.0.0.1", "DEBUG_PORT="+strconv.Itoa(debugPort))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	c := rlsClient(t, addr)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := c.ShouldRateLimit(context.Background(), edgeRequest("warm-up")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("envoyproxy/ratelimit never answered")
+		}
+	}
+	return addr, cmd
+}
+
+func rlsClient(t *testing.T, addr string) rlsv3.RateLimitServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return rlsv3.NewRateLimitServiceClient(conn)
+}
+
+func edgeRequest(addr string) *rlsv3.RateLimitRequest {
+	return &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "remote_address", Value: addr}}},
+	}}
+}
+
+// clearOfTheDaysEnd waits, when the UTC day ends within two minutes, for
+// the next one: every request of the test falls in one window.
+func clearOfTheDaysEnd(t *testing.T) {
+	left := time.Until(time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour))
+	if left < 2*time.Minute {
+		t.Logf("waiting %s for the next UTC day", left)
+		time.Sleep(left + time.Second)
+	}
+}
+
+// TestMigrationFromEnvoyproxyRatelimit: envoyproxy/ratelimit's real binary
+// and our server, pointed at the same configuration directory and one
+// Redis, serve one fleet: traffic spread over both — concurrent — admits
+// exactly the limit of the window, the counter is at the very key that
+// service uses, and a replica replaced by ours mid-window loses no count.
+func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
+	clearOfTheDaysEnd(t)
+	r := harness.StartRedis(t)
+	root := t.TempDir()
+	confDir := filepath.Join(root, "ratelimit", "config")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "edge.yaml"), []byte(migrationConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	theirsAddr, theirs := theirService(t, root, r.URL)
+	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", r.URL, "--redis-timeout", "2s")
+	clients := []rlsv3.RateLimitServiceClient{rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)}
+
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := clients[g%2]
+			for range 10 {
+				resp, err := c.ShouldRateLimit(context.Background(), edgeRequest("10.0.0.1"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := ok.Load(); got != 20 {
+		t.Fatalf("60 requests over both services admitted %d of the window's 20", got)
+	}
+	day := time.Now().Unix() / 86_400 * 86_400
+	rc := r.Client(t)
+	key := fmt.Sprintf("edge_remote_address_10.0.0.1_%d", day)
+	if n, err := rc.Get(context.Background(), key).Int64(); err != nil || n < 20 {
+		t.Fatalf("the counter at %s: %d %v; keys: %v", key, n, err, rc.Keys(context.Background(), "edge_*").Val())
+	}
+
+	// A replica replaced mid-window: theirs admits 8, then is gone; ours
+	// admits the 12 left, and no more.
+	admitted := func(c rlsv3.RateLimitServiceClient, n int) int {
+		got := 0
+		for range n {
+			resp, err := c.ShouldRateLimit(context.Background(), edgeRequest("10.0.0.2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+				got++
+			}
+		}
+		return got
+	}
+	if got := admitted(clients[0], 8); got != 8 {
+		t.Fatalf("theirs admitted %d of 8", got)
+	}
+	_ = theirs.Process.Kill()
+	if got := admitted(clients[1], 30); got != 12 {
+		t.Fatalf("after the swap ours admitted %d; want the window's 12 left", got)
+	}
+}
