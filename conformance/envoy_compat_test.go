@@ -1,0 +1,221 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/throttlekit/throttlekit-go/conformance/harness"
+)
+
+// scenarioConfig holds the behaviours envoyproxy/ratelimit's own tests pin,
+// in its format, and a descriptor moved to one of our policies.
+const scenarioConfig = `domain: scenarios
+descriptors:
+  - key: basic
+    rate_limit: { unit: minute, requests_per_unit: 2 }
+  - key: source_cluster
+    value: proxy
+    descriptors:
+      - key: destination_cluster
+        value: mock
+        rate_limit: { unit: minute, requests_per_unit: 1 }
+  - key: category
+    value: account
+    rate_limit:
+      unit: minute
+      requests_per_unit: 4
+      replaces:
+        - name: banned
+  - key: banned
+    rate_limit: { name: banned, unit: minute, requests_per_unit: 0 }
+  - key: unlimited
+    rate_limit: { unlimited: true }
+  - key: shadowed
+    shadow_mode: true
+    rate_limit: { unit: minute, requests_per_unit: 1 }
+  - key: quota
+    quota_mode: true
+    rate_limit: { unit: minute, requests_per_unit: 1 }
+  - key: files
+    value: files/*
+    share_threshold: true
+    rate_limit: { unit: minute, requests_per_unit: 2 }
+  - key: user
+    policy: api
+`
+
+func entries(kv ...string) *ratelimitv3.RateLimitDescriptor {
+	d := &ratelimitv3.RateLimitDescriptor{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		d.Entries = append(d.Entries, &ratelimitv3.RateLimitDescriptor_Entry{Key: kv[i], Value: kv[i+1]})
+	}
+	return d
+}
+
+func summary(r *rlsv3.RateLimitResponse) string {
+	s := r.GetOverallCode().String() + ":"
+	for _, st := range r.GetStatuses() {
+		s += fmt.Sprintf(" %s/%d", st.GetCode(), st.GetLimitRemaining())
+	}
+	return s
+}
+
+// TestEnvoyproxyScenarios replays the behaviours envoyproxy/ratelimit's
+// integration tests pin — basic limits, nested descriptors, replaces,
+// unlimited, shadow mode, quota mode, share_threshold, hits_addend, the
+// window's turn — through a real server reading its configuration format,
+// on Redis and on the memory store; and a descriptor that names one of our
+// policies (a GCRA) decides beside them.
+func TestEnvoyproxyScenarios(t *testing.T) {
+	for name, args := range map[string]func(t *testing.T) []string{
+		"memory": func(*testing.T) []string { return nil },
+		"redis": func(t *testing.T) []string {
+			return []string{"--redis", harness.StartRedis(t).URL, "--redis-timeout", "2s"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "scenarios.yaml"), []byte(scenarioConfig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 2, period: 1h, burst: 2 }\n")
+			srv := harness.Start(t, harness.Binary(t, true), append([]string{"--config", policies, "--envoy-config", dir, "--envoy-response-headers"}, args(t)...)...)
+			c := rlsClient(t, srv.Addr)
+			now := int64(1_900_000_020_000) // a minute's start
+			ask := func(hits uint32, ds ...*ratelimitv3.RateLimitDescriptor) *rlsv3.RateLimitResponse {
+				t.Helper()
+				r, err := c.ShouldRateLimit(atNow(context.Background(), now), &rlsv3.RateLimitRequest{Domain: "scenarios", Descriptors: ds, HitsAddend: hits})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			expect := func(what, want string, r *rlsv3.RateLimitResponse) {
+				t.Helper()
+				if got := summary(r); got != want {
+					t.Fatalf("%s: %s, want %s", what, got, want)
+				}
+			}
+			expect("basic 1", "OK: OK/1", ask(0, entries("basic", "a")))
+			expect("basic 2", "OK: OK/0", ask(0, entries("basic", "a")))
+			r := ask(0, entries("basic", "a"))
+			expect("basic 3", "OVER_LIMIT: OVER_LIMIT/0", r)
+			headers := map[string]string{}
+			for _, h := range r.GetResponseHeadersToAdd() {
+				headers[h.GetKey()] = h.GetValue()
+			}
+			if fmt.Sprint(headers) != "map[RateLimit-Limit:2 RateLimit-Remaining:0 RateLimit-Reset:60]" {
+				t.Fatalf("headers %v", headers)
+			}
+			expect("another value", "OK: OK/1", ask(0, entries("basic", "b")))
+			expect("nested", "OK: OK/0", ask(0, entries("source_cluster", "proxy", "destination_cluster", "mock")))
+			expect("nested over", "OVER_LIMIT: OVER_LIMIT/0", ask(0, entries("source_cluster", "proxy", "destination_cluster", "mock")))
+			expect("nested, no such value", "OK: OK/0", ask(0, entries("source_cluster", "proxy", "destination_cluster", "other")))
+			expect("banned alone", "OVER_LIMIT: OVER_LIMIT/0", ask(0, entries("banned", "x")))
+			expect("replaced", "OK: OK/3 OK/0", ask(0, entries("category", "account"), entries("banned", "x")))
+			expect("unlimited", "OK: OK/4294967295", ask(0, entries("unlimited", "x")))
+			ask(0, entries("shadowed", "x"))
+			expect("shadow", "OK: OK/0", ask(0, entries("shadowed", "x")))
+			ask(0, entries("quota", "x"))
+			expect("quota", "OK: OK/0", ask(0, entries("quota", "x")))
+			expect("shared 1", "OK: OK/1", ask(0, entries("files", "files/a")))
+			expect("shared 2", "OK: OK/0", ask(0, entries("files", "files/b")))
+			expect("shared 3", "OVER_LIMIT: OVER_LIMIT/0", ask(0, entries("files", "files/c")))
+			hitsZero := entries("basic", "c")
+			hitsZero.HitsAddend = wrapperspb.UInt64(0)
+			expect("hits_addend", "OK: OK/0 OK/0", ask(2, entries("basic", "c"), hitsZero))
+			// Our policy: a GCRA of 2 per hour, burst 2.
+			expect("policy 1", "OK: OK/1", ask(0, entries("user", "alice")))
+			expect("policy 2", "OK: OK/0", ask(0, entries("user", "alice")))
+			expect("policy 3", "OVER_LIMIT: OVER_LIMIT/0", ask(0, entries("user", "alice")))
+			// A request over one limit charges none of the others.
+			expect("all or nothing", "OVER_LIMIT: OK/2 OVER_LIMIT/0", ask(0, entries("basic", "d"), entries("basic", "a")))
+			expect("uncharged", "OK: OK/1", ask(0, entries("basic", "d")))
+			// The next minute starts every counter over.
+			now += 60_000
+			expect("next minute", "OK: OK/1", ask(0, entries("basic", "a")))
+		})
+	}
+}
+
+// TestEnvoyConfigReloads: the directory is watched as envoyproxy/ratelimit
+// deployments change it — a link swapped to a new directory, a file edited
+// in place — and a bad file is refused with its file and line while the
+// last good configuration keeps serving.
+func TestEnvoyConfigReloads(t *testing.T) {
+	root := t.TempDir()
+	write := func(dir string, limit int) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		src := fmt.Sprintf("domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: %d }\n", limit)
+		if err := os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "v1"), 1)
+	write(filepath.Join(root, "v2"), 3)
+	current := filepath.Join(root, "current")
+	if err := os.Symlink(filepath.Join(root, "v1"), current); err != nil {
+		t.Fatal(err)
+	}
+	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", current, "--watch-settle", "200ms")
+	c := rlsClient(t, srv.Addr)
+	fresh := 0
+	limitNow := func() uint32 {
+		fresh++
+		r, err := c.ShouldRateLimit(context.Background(), edgeRequest(fmt.Sprint("10.9.9.", fresh)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetStatuses()[0].GetCurrentLimit().GetRequestsPerUnit()
+	}
+	waitLimit := func(what string, want uint32) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for limitNow() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the limit is still %d, want %d\n%s", what, limitNow(), want, srv.Stderr())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitLimit("at start", 1)
+	// The link swapped atomically (a new link renamed over the old one).
+	next := filepath.Join(root, "next")
+	if err := os.Symlink(filepath.Join(root, "v2"), next); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, current); err != nil {
+		t.Fatal(err)
+	}
+	waitLimit("after the link swap", 3)
+	// A file edited in place.
+	write(filepath.Join(root, "v2"), 7)
+	waitLimit("after an edit in place", 7)
+	// A bad file is refused, naming it; the last good one serves on.
+	if err := os.WriteFile(filepath.Join(root, "v2", "bad.yaml"), []byte("domain: other\ndescriptors:\n  - key: k\n    rate_limit: { unit: fortnight }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(srv.Stderr(), "bad.yaml:4: invalid rate limit unit 'fortnight'") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bad file was not refused:\n%s", srv.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := limitNow(); got != 7 {
+		t.Fatalf("after a refused file the limit is %d, want the last good 7", got)
+	}
+}
