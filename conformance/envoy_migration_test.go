@@ -167,3 +167,73 @@ func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
 		t.Fatalf("after the swap ours admitted %d; want the window's 12 left", got)
 	}
 }
+
+// TestSameAnswersAsEnvoyproxyRatelimit sends one sequence of requests to
+// envoyproxy/ratelimit's real binary and to our server (each on its own
+// Redis, both reading the same files, ours with --envoy-charge-over-limit,
+// its counting) and compares every answer: the overall code, each status's
+// code, limit, remaining and reset, and the response headers.
+func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
+	root := t.TempDir()
+	confDir := filepath.Join(root, "ratelimit", "config")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	theirsConfig := strings.ReplaceAll(scenarioConfig, "  - key: user\n    policy: api\n", "")
+	if err := os.WriteFile(filepath.Join(confDir, "scenarios.yaml"), []byte(theirsConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIMIT_RESPONSE_HEADERS_ENABLED", "true")
+	theirsAddr, _ := theirService(t, root, harness.StartRedis(t).URL)
+	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", harness.StartRedis(t).URL,
+		"--envoy-charge-over-limit", "--envoy-response-headers")
+	theirs, oursC := rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)
+	requests := [][]*ratelimitv3.RateLimitDescriptor{
+		{entries("basic", "a")}, {entries("basic", "a")}, {entries("basic", "a")}, {entries("basic", "a"), entries("basic", "b")},
+		{entries("source_cluster", "proxy", "destination_cluster", "mock")}, {entries("source_cluster", "proxy", "destination_cluster", "mock")},
+		{entries("source_cluster", "proxy", "destination_cluster", "other")}, {entries("banned", "x")},
+		{entries("category", "account"), entries("banned", "x")}, {entries("unlimited", "x")}, {entries("nothing", "x")},
+		{entries("shadowed", "x")}, {entries("shadowed", "x")}, {entries("quota", "x")}, {entries("quota", "x")},
+		{entries("files", "files/a")}, {entries("files", "files/b")}, {entries("files", "files/c")},
+		{entries("basic", "c"), entries("source_cluster", "proxy", "destination_cluster", "mock")},
+	}
+	// Clear of a minute's end: every pair of answers falls in one window.
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
+		time.Sleep(left + time.Second)
+	}
+	for i, ds := range requests {
+		req := &rlsv3.RateLimitRequest{Domain: "scenarios", Descriptors: ds, HitsAddend: uint32(1 + i%2)}
+		a, err := theirs.ShouldRateLimit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := oursC.ShouldRateLimit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := answer(b), answer(a); got != want {
+			t.Fatalf("request %d %v:\nours   %s\ntheirs %s", i, ds, got, want)
+		}
+	}
+}
+
+// answer renders what a client sees of a response, resets to the second.
+func answer(r *rlsv3.RateLimitResponse) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s", r.GetOverallCode())
+	for _, st := range r.GetStatuses() {
+		l := st.GetCurrentLimit()
+		reset := st.GetDurationUntilReset().GetSeconds()
+		fmt.Fprintf(&b, " [%s %d/%s %q left %d reset~%d]", st.GetCode(), l.GetRequestsPerUnit(), l.GetUnit(), l.GetName(), st.GetLimitRemaining(), reset/5)
+	}
+	for _, h := range r.GetResponseHeadersToAdd() {
+		v := h.GetValue()
+		if h.GetKey() == "RateLimit-Reset" {
+			n, _ := strconv.Atoi(v)
+			v = fmt.Sprint("~", n/5)
+		}
+		fmt.Fprintf(&b, " %s=%s", h.GetKey(), v)
+	}
+	return b.String()
+}
