@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,13 @@ descriptors:
       unit: hour
       requests_per_unit: 1000000000
 `), 0o600)
+	// Ours on their very files: the same configuration, counted at their
+	// keys, on the same Redis.
+	unused := filepath.Join(dir, "unused.yaml")
+	_ = os.WriteFile(unused, []byte("version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n"), 0o600)
+	compatCmd := exec.Command(ours, "--config", unused, "--envoy-config", cfgDir, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL, "--monitor", "off")
+	compatAddr := startAndRead(compatCmd, regexp.MustCompile(`listening on (\S+)`))
+	stops = append(stops, func() { _ = compatCmd.Process.Kill(); _ = compatCmd.Wait() })
 	grpcPort, httpPort, debugPort := freePort(), freePort(), freePort()
 	theirsCmd := exec.Command(theirs)
 	theirsCmd.Env = append(os.Environ(),
@@ -110,21 +118,39 @@ descriptors:
 	// of percent over a minute, and alternation spreads the drift over both.
 	d := time.Duration(seconds) * time.Second
 	const rounds = 6
-	var oursRate, leasedRate, theirsRate float64
+	var oursRate, leasedRate, theirsRate, compatRate float64
+	var compatP99, theirsP99 []time.Duration
 	lo, hi := math.Inf(1), 0.0
 	for round := 0; round < rounds; round++ {
-		o := shouldRateLimitRate(oursAddr, d)
-		th := shouldRateLimitRate(theirsAddr, d)
-		oursRate, theirsRate = oursRate+o/rounds, theirsRate+th/rounds
+		o, _ := shouldRateLimitRate(oursAddr, d)
+		th, thP99 := shouldRateLimitRate(theirsAddr, d)
+		co, coP99 := shouldRateLimitRate(compatAddr, d)
+		oursRate, theirsRate, compatRate = oursRate+o/rounds, theirsRate+th/rounds, compatRate+co/rounds
+		compatP99, theirsP99 = append(compatP99, coP99), append(theirsP99, thP99)
 		lo, hi = min(lo, o/th), max(hi, o/th)
 		if round < 2 {
-			leasedRate += shouldRateLimitRate(leasedAddr, d) / 2
+			l, _ := shouldRateLimitRate(leasedAddr, d)
+			leasedRate += l / 2
 		}
 	}
 	row(fmt.Sprintf("ShouldRateLimit on Redis, 64 callers: throttlekit-server (fixed window in Redis) vs envoyproxy/ratelimit (calls/s; %d alternating rounds of %s, per-round ratios %.2f–%.2f)", rounds, d, lo, hi),
 		fmt.Sprintf("%.0f/s", oursRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", oursRate/theirsRate), "≥ 1.5×")
 	row("the same, our fixed window leased in batches of 100 (two-tier, window-coupled) vs envoyproxy/ratelimit (calls/s)",
 		fmt.Sprintf("%.0f/s", leasedRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", leasedRate/theirsRate), "≥ 1.5×")
+	row(fmt.Sprintf("the same traffic on envoyproxy/ratelimit's own files (--envoy-config, its Redis keys) vs it (calls/s; p99 per round, median: ours %s, theirs %s)",
+		median(compatP99), median(theirsP99)),
+		fmt.Sprintf("%.0f/s", compatRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", compatRate/theirsRate), "≥ 1.5×, p99 ≤ theirs")
+}
+
+// median is the middle of ds.
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s[len(s)/2].Round(time.Microsecond)
 }
 
 func freePort() int {
@@ -155,8 +181,9 @@ func startAndRead(cmd *exec.Cmd, re *regexp.Regexp) string {
 }
 
 // shouldRateLimitRate drives addr with 64 callers for d (after a warm-up
-// until the service answers) and returns calls per second.
-func shouldRateLimitRate(addr string, d time.Duration) float64 {
+// until the service answers) and returns calls per second and the 99th
+// percentile of the calls' latencies.
+func shouldRateLimitRate(addr string, d time.Duration) (float64, time.Duration) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
@@ -181,19 +208,28 @@ func shouldRateLimitRate(addr string, d time.Duration) float64 {
 	var wg sync.WaitGroup
 	stop := time.Now().Add(d)
 	start := time.Now()
+	lat := make([][]time.Duration, 64)
 	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; time.Now().Before(stop); i += 64 {
+				began := time.Now()
 				resp, err := c.ShouldRateLimit(context.Background(), req(i%4096))
 				if err != nil || resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
 					panic(fmt.Sprintf("%s: %v %v", addr, resp, err))
 				}
+				lat[w] = append(lat[w], time.Since(began))
 				calls.Add(1)
 			}
 		}(w)
 	}
 	wg.Wait()
-	return float64(calls.Load()) / time.Since(start).Seconds()
+	rate := float64(calls.Load()) / time.Since(start).Seconds()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return rate, all[min(len(all)-1, len(all)*99/100)]
 }

@@ -107,7 +107,7 @@ func envoyRuntime(f *flags, st *stores, clock door.Clock) *envoycompat.Runtime {
 		s = b.Unwrap()
 	}
 	if rs, ok := s.(*redisstore.Store); ok {
-		rt.Counters = envoycompat.RedisCounters{Client: rs.Client(), Timeout: f.redisTimeout}
+		rt.Counters = envoycompat.RedisCounters{Client: rs.Client(), Timeout: f.redisTimeout, Runner: rs}
 	} else {
 		rt.Counters = &envoycompat.MemoryCounters{}
 	}

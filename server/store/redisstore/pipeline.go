@@ -30,6 +30,7 @@ type job struct {
 	deadline time.Time // not sent after this: its caller has stopped waiting
 	call     *luascripts.Call
 	keys     [1]string // an array, so sending it allocates no slice
+	many     []string  // a script of several keys (RunScript): sent instead
 	args     []any
 	reply    chan jobResult // capacity 1: a sender never blocks on it
 }
@@ -99,7 +100,12 @@ func (s *Store) run(batch []*job) {
 	}
 	cmds := evalShas(ctx, s.client, len(pending),
 		func(i int) *luascripts.Call { return pending[i].call },
-		func(i int) []string { return pending[i].keys[:] },
+		func(i int) []string {
+			if pending[i].many != nil {
+				return pending[i].many
+			}
+			return pending[i].keys[:]
+		},
 		func(i int) []any { return pending[i].args })
 	for i, j := range pending {
 		vals, err := cmds[i].Result()
@@ -113,6 +119,18 @@ func (s *Store) run(batch []*job) {
 func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
 	j := jobPool.Get().(*job)
 	j.ctx, j.deadline, j.call, j.keys[0], j.args = ctx, time.Now().Add(s.timeout), call, key, args
+	return s.enqueue(ctx, j)
+}
+
+// RunScript runs a script of several keys (all in one slot on a cluster)
+// through the same pipelines as the checks, under the store's timeout.
+func (s *Store) RunScript(ctx context.Context, call *luascripts.Call, keys []string, args []any) ([]int64, error) {
+	j := jobPool.Get().(*job)
+	j.ctx, j.deadline, j.call, j.many, j.args = ctx, time.Now().Add(s.timeout), call, keys, args
+	return s.enqueue(ctx, j)
+}
+
+func (s *Store) enqueue(ctx context.Context, j *job) ([]int64, error) {
 	select {
 	case s.jobs <- j:
 	default: // every sender is busy and the queue full: wait for room
