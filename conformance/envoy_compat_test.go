@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +12,12 @@ import (
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/throttlekit/throttlekit-go/conformance/harness"
+	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
 // scenarioConfig holds the behaviours envoyproxy/ratelimit's own tests pin,
@@ -49,6 +53,19 @@ descriptors:
     value: files/*
     share_threshold: true
     rate_limit: { unit: minute, requests_per_unit: 2 }
+  - key: detailed
+    detailed_metric: true
+    rate_limit: { unit: minute, requests_per_unit: 3 }
+  - key: valued
+    value_to_metric: true
+    rate_limit: { unit: minute, requests_per_unit: 3 }
+  - key: deep
+    value: a
+    descriptors:
+      - key: deeper
+        descriptors:
+          - key: deepest
+            rate_limit: { unit: minute, requests_per_unit: 2 }
   - key: user
     policy: api
 `
@@ -217,5 +234,110 @@ func TestEnvoyConfigReloads(t *testing.T) {
 	}
 	if got := limitNow(); got != 7 {
 		t.Fatalf("after a refused file the limit is %d, want the last good 7", got)
+	}
+}
+
+// TestEnvoyConfigTelemetry: decisions made on envoyproxy/ratelimit's files
+// are the server's decisions in its telemetry — throttlekit_decisions_total
+// and the Monitor's policies (Lens reads it), one policy per configured
+// limit, "envoy:" and its name — with shadow denials apart and, when the
+// Redis behind them is gone, the fail mode's outcome and their
+// redis_error statistic; their names for the statistics are bounded
+// whatever values the clients send.
+func TestEnvoyConfigTelemetry(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "scenarios.yaml"), []byte(scenarioConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := harness.StartRedis(t)
+	metrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	_, port, _ := strings.Cut(metrics, ":")
+	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 2, period: 1h, burst: 2 }\n")
+	srv := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", dir, "--redis", r.URL, "--redis-timeout", "500ms",
+		"--metrics-port", port, "--monitor", "on", "--envoy-stat-names")
+	c := rlsClient(t, srv.Addr)
+	ctx := context.Background()
+	ask := func(ds ...*ratelimitv3.RateLimitDescriptor) *rlsv3.RateLimitResponse {
+		t.Helper()
+		resp, err := c.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "scenarios", Descriptors: ds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// Clear of a minute's end: the counts below fall in one window.
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
+		time.Sleep(left + time.Second)
+	}
+	for range 3 {
+		ask(entries("basic", "a"))
+	}
+	ask(entries("shadowed", "x"))
+	ask(entries("shadowed", "x"))
+	ask(entries("user", "u1")) // one of our policies: recorded as api
+	// Values under detailed_metric: a series each (their bound is the
+	// envoycompat unit tests').
+	for i := range 50 {
+		ask(entries("detailed", fmt.Sprint("v", i)))
+	}
+	want := map[string]float64{
+		`throttlekit_decisions_total{outcome="allowed",policy="envoy:scenarios.basic"}`:          2,
+		`throttlekit_decisions_total{outcome="denied",policy="envoy:scenarios.basic"}`:           1,
+		`throttlekit_denials_total{axis="rate",policy="envoy:scenarios.basic"}`:                  1,
+		`throttlekit_decisions_total{outcome="allowed",policy="envoy:scenarios.shadowed"}`:       1,
+		`throttlekit_decisions_total{outcome="shadow_denied",policy="envoy:scenarios.shadowed"}`: 1,
+		`throttlekit_decisions_total{outcome="allowed",policy="api"}`:                            1,
+		`throttlekit_decisions_total{outcome="allowed",policy="envoy:scenarios.detailed"}`:       50,
+		`ratelimit_service_rate_limit_over_limit{domain="scenarios",key1="basic"}`:               1,
+		`ratelimit_service_rate_limit_total_hits{domain="scenarios",key1="detailed_v49"}`:        1,
+	}
+	for name, v := range want {
+		if got := harness.Metric(t, metrics, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mon := tkv1.NewMonitorClient(conn)
+	var snap struct {
+		Policies []struct {
+			Name            string
+			Limit           int64
+			Allowed, Denied int64
+			ShadowDenied    int64
+		}
+	}
+	waitFor(t, "the Monitor to count the decisions on envoyproxy/ratelimit's files", func() bool {
+		resp, err := mon.GetSnapshot(ctx, &tkv1.GetSnapshotRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(resp.GetSnapshot().GetRawJson()), &snap); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range snap.Policies {
+			switch {
+			case p.Name == "envoy:scenarios.basic" && p.Limit == 2 && p.Allowed == 2 && p.Denied == 1:
+				n++
+			case p.Name == "envoy:scenarios.shadowed" && p.ShadowDenied == 1:
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	r.Stop()
+	if resp := ask(entries("basic", "b")); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK {
+		t.Fatalf("Redis down, failing open: %v", resp)
+	}
+	if got := harness.Metric(t, metrics, `throttlekit_decisions_total{outcome="fail_open",policy="envoy:scenarios.basic"}`); got != 1 {
+		t.Errorf("fail_open decisions = %v, want 1", got)
+	}
+	if got := harness.Metric(t, metrics, `ratelimit_service_should_rate_limit_error{err_type="redis_error"}`); got != 1 {
+		t.Errorf("redis_error = %v, want 1", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,7 +173,11 @@ func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
 // envoyproxy/ratelimit's real binary and to our server (each on its own
 // Redis, both reading the same files, ours with --envoy-charge-over-limit,
 // its counting) and compares every answer: the overall code, each status's
-// code, limit, remaining and reset, and the response headers.
+// code, limit, remaining and reset, and the response headers; then both
+// services' statistics in Prometheus (theirs through its own exporter,
+// ours with --envoy-stat-names): every ratelimit_service_rate_limit_*
+// series, with detailed_metric, value_to_metric, names sanitized and
+// names deeper than the mapping's three levels sharing a series.
 func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
 	root := t.TempDir()
 	confDir := filepath.Join(root, "ratelimit", "config")
@@ -184,10 +189,14 @@ func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LIMIT_RESPONSE_HEADERS_ENABLED", "true")
+	theirsMetrics, oursMetrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), harness.FreePort(t)
+	t.Setenv("USE_PROMETHEUS", "true")
+	t.Setenv("PROMETHEUS_ADDR", theirsMetrics)
+	t.Setenv("STATS_FLUSH_INTERVAL", "500ms")
 	theirsAddr, _ := theirService(t, root, harness.StartRedis(t).URL)
 	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
 	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", harness.StartRedis(t).URL,
-		"--envoy-charge-over-limit", "--envoy-response-headers")
+		"--envoy-charge-over-limit", "--envoy-response-headers", "--metrics-port", strconv.Itoa(oursMetrics), "--envoy-stat-names")
 	theirs, oursC := rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)
 	requests := [][]*ratelimitv3.RateLimitDescriptor{
 		{entries("basic", "a")}, {entries("basic", "a")}, {entries("basic", "a")}, {entries("basic", "a"), entries("basic", "b")},
@@ -197,6 +206,10 @@ func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
 		{entries("shadowed", "x")}, {entries("shadowed", "x")}, {entries("quota", "x")}, {entries("quota", "x")},
 		{entries("files", "files/a")}, {entries("files", "files/b")}, {entries("files", "files/c")},
 		{entries("basic", "c"), entries("source_cluster", "proxy", "destination_cluster", "mock")},
+		{entries("detailed", "10.1.2.3")}, {entries("detailed", "10.1.2.3")}, {entries("detailed", "x:y|z")},
+		{entries("valued", "v1")}, {entries("valued", "v1"), entries("valued", "v2")}, {entries("valued", "v1")},
+		{entries("deep", "a", "deeper", "b", "deepest", "c")}, {entries("deep", "a", "deeper", "b2", "deepest", "c")},
+		{entries("deep", "a", "deeper", "b", "deepest", "c")}, {entries("shadowed", "x")},
 	}
 	// Clear of a minute's end: every pair of answers falls in one window.
 	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
@@ -216,6 +229,36 @@ func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
 			t.Fatalf("request %d %v:\nours   %s\ntheirs %s", i, ds, got, want)
 		}
 	}
+	// Theirs flushes its statistics to its exporter every 500ms: wait
+	// until the two agree, or show how they differ.
+	want := func() string { return rateLimitSeries(t, "http://"+theirsMetrics+"/metrics") }
+	got := rateLimitSeries(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", oursMetrics))
+	if !strings.Contains(got, `ratelimit_service_rate_limit_total_hits{domain="scenarios",key1="detailed_10_1_2_3"} 3`) {
+		t.Fatalf("our statistics lack a detailed_metric series:\n%s", got)
+	}
+	theirStats := want()
+	for deadline := time.Now().Add(60 * time.Second); theirStats != got && time.Now().Before(deadline); theirStats = want() {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if theirStats != got {
+		t.Fatalf("statistics differ:\nours\n%s\ntheirs\n%s", got, theirStats)
+	}
+}
+
+// rateLimitSeries are a /metrics page's ratelimit_service_rate_limit_*
+// lines, sorted — but for theirs' <domain>_domain_not_found, a metric
+// whose name a client chooses, which ours does not export.
+func rateLimitSeries(t *testing.T, url string) string {
+	t.Helper()
+	_, body := httpGet(t, url)
+	var lines []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "ratelimit_service_rate_limit_") && !strings.Contains(l, "_domain_not_found ") {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
 
 // answer renders what a client sees of a response, resets to the second.

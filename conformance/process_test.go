@@ -65,6 +65,8 @@ func TestBadInputStopsTheServer(t *testing.T) {
 		{"redis store without a URL", []string{"-c", bad, "--store", "redis"}, 2, "--store redis needs --redis URL"},
 		{"memory store with a redis URL", []string{"-c", bad, "--store", "memory", "--redis", "redis://127.0.0.1:1"}, 2, "--store memory conflicts with the redis connection flag"},
 		{"bad redis URL", []string{"-c", harness.WriteFile(t, "ok.yaml", wirePolicies), "--redis", "mongo://x"}, 1, "scheme must be redis"},
+		{"envoy stat names without a metrics port", []string{"-c", bad, "--envoy-stat-names"}, 2, "--envoy-stat-names needs --metrics-port"},
+		{"envoy near-limit ratio out of range", []string{"-c", bad, "--envoy-near-limit-ratio", "1.5"}, 2, "--envoy-near-limit-ratio must be in (0, 1]"},
 		{"negative breaker failures", []string{"-c", bad, "--breaker-failures", "-1"}, 2, "--breaker-failures must be 0 (no breaker) or more"},
 		{"breaker probe too fast", []string{"-c", bad, "--breaker-probe", "1ms"}, 2, "--breaker-probe must be at least 10ms"},
 		{"negative gc heap floor", []string{"-c", bad, "--gc-heap-floor", "-1"}, 2, "--gc-heap-floor must be 0 (off)"},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/server/config"
+	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/gcfloor"
 	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
@@ -62,6 +63,8 @@ type flags struct {
 	envoyJitter       time.Duration
 	envoyHeaders      bool
 	envoyHeaderNames  [3]string
+	envoyStatNames    bool
+	envoyNearRatio    float64
 	secretFile        string
 	monitorSecretFile string
 	fleetSecret       string
@@ -138,6 +141,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.envoyHeaders, "envoy-response-headers", false, "add envoyproxy/ratelimit's RateLimit-Limit, -Remaining and -Reset headers to --envoy-config's answers (its LIMIT_RESPONSE_HEADERS_ENABLED)")
 	fs.StringVar(&f.envoyHeaderNames[0], "envoy-header-limit", "RateLimit-Limit", "the limit header's name (HEADER_RATELIMIT_LIMIT)")
 	fs.StringVar(&f.envoyHeaderNames[1], "envoy-header-remaining", "RateLimit-Remaining", "the remaining header's name (HEADER_RATELIMIT_REMAINING)")
+	fs.BoolVar(&f.envoyStatNames, "envoy-stat-names", false, "also export --envoy-config's decisions under envoyproxy/ratelimit's Prometheus names (ratelimit_service_rate_limit_total_hits{domain,key1,key2} and the rest) on --metrics-port, so its dashboards and alerts read this server")
+	fs.Float64Var(&f.envoyNearRatio, "envoy-near-limit-ratio", envoycompat.DefaultNearLimitRatio, "the share of a limit past which --envoy-stat-names counts hits as near_limit (envoyproxy/ratelimit's NEAR_LIMIT_RATIO)")
 	fs.StringVar(&f.envoyHeaderNames[2], "envoy-header-reset", "RateLimit-Reset", "the reset header's name (HEADER_RATELIMIT_RESET)")
 	fs.StringVar(&f.planCandidate, "plan-candidate", "", "with --tui: a candidate policy file Lens's Plan tab plans on the recent arrivals of every policy (read again at each plan)")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
@@ -182,6 +187,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if _, ok := config.ParseFailMode(f.fail); !ok {
 		return nil, fmt.Errorf("--fail must be open or closed, not %q", f.fail)
+	}
+	if f.envoyStatNames && f.metricsPort == 0 {
+		return nil, errors.New("--envoy-stat-names needs --metrics-port: the names are exported there")
+	}
+	if !(f.envoyNearRatio > 0 && f.envoyNearRatio <= 1) {
+		return nil, fmt.Errorf("--envoy-near-limit-ratio must be in (0, 1], not %v", f.envoyNearRatio)
 	}
 	conns := map[string]bool{"redis": len(f.redis) > 0, "postgres": f.pgURL != "", "dynamodb": f.dynTable != ""}
 	given := []string{}

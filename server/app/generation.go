@@ -5,6 +5,7 @@ import (
 
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoy"
 	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
@@ -69,7 +70,7 @@ func (g *generations) install(cfg *config.Config) error {
 		g.current.Store(door.NewRateLimiter(opts))
 	}
 	if g.hub != nil {
-		g.hub.SetPolicies(policyInfos(cfg, g.base.Fail))
+		g.hub.SetPolicies(append(policyInfos(cfg, g.base.Fail), envoy.CompatInfos(envoyCfg)...))
 	}
 	return nil
 }

@@ -235,7 +235,11 @@ func serve(ctx context.Context, f *flags, opts Options, cfg *config.Config, stam
 	// them between two requests.
 	tkv1.RegisterRateLimiterServer(srv, current)
 	tkv1.RegisterFleetServer(srv, fleet.New(current, tel.decided, opts.RequestClock))
-	rlsv3.RegisterRateLimitServiceServer(srv, envoy.New(func() envoy.Generation { return current.Load() }, envoyRuntime(f, st, opts.RequestClock)))
+	compat, err := envoyRuntime(f, st, opts.RequestClock, tel)
+	if err != nil {
+		return err
+	}
+	rlsv3.RegisterRateLimitServiceServer(srv, envoy.New(func() envoy.Generation { return current.Load() }, compat))
 	if f.monitor == "on" {
 		tkv1.RegisterMonitorServer(srv, monitor.New(tel.hub))
 	}

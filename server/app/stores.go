@@ -10,6 +10,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/distconc"
 	"github.com/throttlekit/throttlekit-go/server/door"
+	"github.com/throttlekit/throttlekit-go/server/envoy"
 	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/breaker"
@@ -17,6 +18,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
 	"github.com/throttlekit/throttlekit-go/server/store/pgstore"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
+	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
 // openStore opens the shared state store the flags name.
@@ -90,7 +92,7 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 // envoyRuntime decides the domains of envoyproxy/ratelimit's files: their
 // counters on the Redis store (at exactly that service's keys, so both
 // can serve one fleet), else in this process; its switches from the flags.
-func envoyRuntime(f *flags, st *stores, clock door.Clock) *envoycompat.Runtime {
+func envoyRuntime(f *flags, st *stores, clock door.Clock, tel *taps) (*envoycompat.Runtime, error) {
 	rt := &envoycompat.Runtime{
 		Clock:    clock,
 		Settings: envoycompat.Settings{Prefix: f.envoyPrefix, ChargeOverLimit: f.envoyChargeOver, JitterMax: f.envoyJitter},
@@ -111,5 +113,19 @@ func envoyRuntime(f *flags, st *stores, clock door.Clock) *envoycompat.Runtime {
 	} else {
 		rt.Counters = &envoycompat.MemoryCounters{}
 	}
-	return rt
+	if tel.tap != nil {
+		fail := telemetry.FailOpen
+		if rt.FailClosed {
+			fail = telemetry.FailClosed
+		}
+		rt.Observers = append(rt.Observers, envoy.TapObserver(tel.tap, fail))
+	}
+	if f.envoyStatNames {
+		names := &envoycompat.StatNames{NearLimitRatio: float32(f.envoyNearRatio)}
+		if err := tel.reg.Register(names); err != nil {
+			return nil, fmt.Errorf("--envoy-stat-names: %w", err)
+		}
+		rt.Observers = append(rt.Observers, names)
+	}
+	return rt, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
@@ -22,7 +24,9 @@ type taps struct {
 	// decided is the rate store as the doors use it: timed per call when
 	// the metrics are served.
 	decided store.Store
-	stops   []func()
+	// reg is the Prometheus registry served (nil: no --metrics-port).
+	reg   *prometheus.Registry
+	stops []func()
 }
 
 func (t *taps) stop() {
@@ -45,6 +49,7 @@ func startTelemetry(f *flags, cfg *config.Config, st *stores, guards func() []te
 	}
 	if f.metricsPort != 0 {
 		reg := registry()
+		t.reg = reg
 		if st.brk != nil {
 			reg.MustRegister(circuitGauge(st.brk, f.store))
 		}

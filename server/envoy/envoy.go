@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"math"
 	"strings"
 	"time"
@@ -27,7 +26,6 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/config"
 	"github.com/throttlekit/throttlekit-go/server/door"
 	"github.com/throttlekit/throttlekit-go/server/envoycompat"
-	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/wireerr"
 )
 
@@ -183,25 +181,12 @@ func (d *Door) decideCompat(ctx context.Context, gen Generation, ec *envoycompat
 			}
 		}
 	}
+	// A store failure is answered by the fail mode inside Decide.
 	resp, err := d.compat.Decide(ctx, ec, req, policyAsks{gen})
-	if err == nil {
-		return resp, nil
-	}
-	if ctx.Err() != nil && !errors.Is(err, store.ErrUnavailable) {
+	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if !errors.Is(err, store.ErrUnavailable) {
-		return nil, err
-	}
-	out := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK, Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.GetDescriptors()))}
-	code := rlsv3.RateLimitResponse_OK
-	if d.compat.FailClosed {
-		code, out.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT, rlsv3.RateLimitResponse_OVER_LIMIT
-	}
-	for i := range out.Statuses {
-		out.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: code}
-	}
-	return out, nil
+	return resp, err
 }
 
 // policyAsks decides the descriptors of envoyproxy/ratelimit's files that

@@ -64,6 +64,9 @@ type Limit struct {
 	Policy *config.Policy
 	// FullKey names the limit in metrics: domain.key_value.key_value…
 	FullKey string
+	// Override is a limit a request carried (Envoy's limit override),
+	// not one of the files'.
+	Override bool
 	// File and Line are where it is configured.
 	File string
 	Line int
@@ -99,6 +102,28 @@ func (c *Config) Domains() []string {
 		out = append(out, d)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Limits are the files' rate limits (not unlimited, not a policy's), by
+// domain in name order, each domain's in FullKey order.
+func (c *Config) Limits() []*Limit {
+	var out []*Limit
+	for _, d := range c.Domains() {
+		var walk func(n *node)
+		var ls []*Limit
+		walk = func(n *node) {
+			if l := n.limit; l != nil && !l.Unlimited && l.Policy == nil {
+				ls = append(ls, l)
+			}
+			for _, ch := range n.children {
+				walk(ch)
+			}
+		}
+		walk(c.domains[d])
+		sort.Slice(ls, func(i, j int) bool { return ls[i].FullKey < ls[j].FullKey })
+		out = append(out, ls...)
+	}
 	return out
 }
 

@@ -2,6 +2,7 @@ package envoycompat
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
+	"github.com/throttlekit/throttlekit-go/server/store"
 )
 
 // Settings are envoyproxy/ratelimit's switches that change what it
@@ -68,6 +70,8 @@ type Runtime struct {
 	// FailClosed answers OVER_LIMIT when the counters' store fails (the
 	// server's --fail closed); else every descriptor is OK.
 	FailClosed bool
+	// Observers see every decided request (telemetry).
+	Observers []Observer
 }
 
 // descriptor is one request descriptor being decided.
@@ -85,7 +89,8 @@ type descriptor struct {
 // themselves); then the counters are charged — all or nothing unless
 // ChargeOverLimit — and none when a policy refused the request.
 func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRequest, policies Policies) (*rlsv3.RateLimitResponse, error) {
-	now := time.Now()
+	start := time.Now()
+	now := start
 	if rt.Now != nil {
 		now = rt.Now()
 	}
@@ -97,8 +102,9 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 	nowSec := now.Unix()
 	ds := make([]descriptor, len(req.GetDescriptors()))
 	replacing := map[string]bool{}
+	observed := len(rt.Observers) > 0
 	for i, d := range req.GetDescriptors() {
-		m, ok := c.Lookup(req.GetDomain(), d)
+		m, ok := c.lookup(req.GetDomain(), d, observed)
 		ds[i] = descriptor{item: -1, ask: -1, match: m}
 		if !ok {
 			continue
@@ -169,7 +175,10 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		}
 		var err error
 		if counts, applied, err = rt.Counters.Charge(ctx, charge, !rt.Settings.ChargeOverLimit); err != nil {
-			return nil, err
+			if !errors.Is(err, store.ErrUnavailable) {
+				return nil, err
+			}
+			return rt.failed(ctx, req, ds, start), nil
 		}
 		if policyRefused && !rt.Settings.ChargeOverLimit {
 			applied = false
@@ -236,6 +245,29 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 	if rt.Settings.GlobalShadow {
 		resp.OverallCode = rlsv3.RateLimitResponse_OK
 	}
+	if observed {
+		outs := make([]Outcome, 0, len(ds))
+		for i, d := range ds {
+			if d.limit == nil {
+				continue
+			}
+			o := rt.outcome(req, i, d)
+			o.Remaining = resp.Statuses[i].GetLimitRemaining()
+			o.Refused = resp.Statuses[i].GetCode() == rlsv3.RateLimitResponse_OVER_LIMIT
+			if d.ask >= 0 {
+				o.Policy = &decisions[d.ask]
+				o.Over = !o.Policy.Allowed
+			} else {
+				o.Before, o.After = counts[d.item], counts[d.item]+d.hits
+				if applied {
+					o.Before, o.After = counts[d.item]-min(d.hits, counts[d.item]), counts[d.item]
+				}
+				o.Over = o.After > uint64(d.limit.RequestsPerUnit)
+			}
+			outs = append(outs, o)
+		}
+		rt.observe(ctx, req.GetDomain(), outs, start)
+	}
 	if h := rt.Settings.Headers; h != nil && tightest != nil {
 		reset := int64(0)
 		if div := Divider(tightestUnit); div > 0 {
@@ -250,6 +282,45 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		}
 	}
 	return resp, nil
+}
+
+// failed answers a request whose counters' store failed, by the fail
+// mode: every descriptor OK, or — failing closed — OVER_LIMIT.
+func (rt *Runtime) failed(ctx context.Context, req *rlsv3.RateLimitRequest, ds []descriptor, start time.Time) *rlsv3.RateLimitResponse {
+	code := rlsv3.RateLimitResponse_OK
+	if rt.FailClosed {
+		code = rlsv3.RateLimitResponse_OVER_LIMIT
+	}
+	resp := &rlsv3.RateLimitResponse{OverallCode: code, Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(ds))}
+	for i := range resp.Statuses {
+		resp.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: code}
+	}
+	if len(rt.Observers) > 0 {
+		var outs []Outcome
+		for i, d := range ds {
+			if d.item >= 0 {
+				o := rt.outcome(req, i, d)
+				o.Failed = true
+				outs = append(outs, o)
+			}
+		}
+		rt.observe(ctx, req.GetDomain(), outs, start)
+	}
+	return resp
+}
+
+func (rt *Runtime) outcome(req *rlsv3.RateLimitRequest, i int, d descriptor) Outcome {
+	return Outcome{Limit: d.limit, StatKey: d.match.StatKey, Key: descriptorKey(req.GetDomain(), req.GetDescriptors()[i].GetEntries()), Hits: d.hits}
+}
+
+func (rt *Runtime) observe(ctx context.Context, domain string, outs []Outcome, start time.Time) {
+	if len(outs) == 0 {
+		return
+	}
+	elapsed := time.Since(start)
+	for _, o := range rt.Observers {
+		o.Observe(ctx, domain, outs, elapsed)
+	}
 }
 
 func clampU32(v int64) uint32 { return uint32(max(0, min(v, math.MaxUint32))) }
