@@ -280,3 +280,94 @@ func answer(r *rlsv3.RateLimitResponse) string {
 	}
 	return b.String()
 }
+
+// perSecondConfig has a limit per second, kept on the per-second Redis by
+// both services, and one per minute, kept on the main one.
+const perSecondConfig = `domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit: { unit: second, requests_per_unit: 1000 }
+  - key: user
+    rate_limit: { unit: minute, requests_per_unit: 20 }
+`
+
+// TestPerSecondRedisWithEnvoyproxyRatelimit: with a per-second Redis (its
+// REDIS_PERSECOND_URL, our --envoy-per-second-redis) both services keep
+// the per-second counters there and the rest on the main Redis, at the
+// same keys; concurrent traffic over both admits exactly the minute's
+// limit, and ours leaves no per-second hit behind for a request the main
+// Redis refused (all or nothing across the two).
+func TestPerSecondRedisWithEnvoyproxyRatelimit(t *testing.T) {
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 20*time.Second {
+		time.Sleep(left + time.Second)
+	}
+	main, fast := harness.StartRedis(t), harness.StartRedis(t)
+	root := t.TempDir()
+	confDir := filepath.Join(root, "ratelimit", "config")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "edge.yaml"), []byte(perSecondConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REDIS_PERSECOND", "true")
+	t.Setenv("REDIS_PERSECOND_SOCKET_TYPE", "tcp")
+	t.Setenv("REDIS_PERSECOND_URL", strings.TrimPrefix(fast.URL, "redis://"))
+	theirsAddr, _ := theirService(t, root, main.URL)
+	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", main.URL,
+		"--envoy-per-second-redis", fast.URL, "--redis-timeout", "2s")
+	clients := []rlsv3.RateLimitServiceClient{rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)}
+	request := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
+		entries("remote_address", "10.0.0.9"), entries("user", "u"),
+	}}
+	var ok [2]atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 8 {
+				resp, err := clients[g%2].ShouldRateLimit(context.Background(), request)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+					ok[g%2].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := ok[0].Load() + ok[1].Load(); got != 20 {
+		t.Fatalf("48 requests over both services admitted %d of the minute's 20", got)
+	}
+	ctx := context.Background()
+	mainKeys, fastKeys := main.Client(t).Keys(ctx, "*").Val(), fast.Client(t).Keys(ctx, "*").Val()
+	for _, k := range mainKeys {
+		if !strings.HasPrefix(k, "edge_user_u_") {
+			t.Errorf("main Redis holds %s", k)
+		}
+	}
+	perSecond := int64(0)
+	for _, k := range fastKeys {
+		if !strings.HasPrefix(k, "edge_remote_address_") {
+			t.Errorf("per-second Redis holds %s", k)
+		}
+		if strings.HasPrefix(k, "edge_remote_address_10.0.0.9_") {
+			n, _ := fast.Client(t).Get(ctx, k).Int64()
+			perSecond += n
+		}
+	}
+	if len(mainKeys) == 0 || len(fastKeys) == 0 {
+		t.Fatalf("keys: main %v, per-second %v", mainKeys, fastKeys)
+	}
+	// Theirs charges its 24 requests' per-second counters, admitted or
+	// not; ours only those it admitted. The counters live a second plus
+	// up to five minutes of jitter (both services' default), so one may
+	// already be gone — never more than charged.
+	if want := 24 + ok[1].Load(); perSecond > want {
+		t.Fatalf("the per-second counters hold %d hits; theirs charged 24 and ours admitted %d", perSecond, ok[1].Load())
+	}
+}

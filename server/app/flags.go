@@ -64,6 +64,7 @@ type flags struct {
 	envoyHeaders      bool
 	envoyHeaderNames  [3]string
 	envoyStatNames    bool
+	envoyPerSecond    stringList
 	envoyNearRatio    float64
 	secretFile        string
 	monitorSecretFile string
@@ -141,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.envoyHeaders, "envoy-response-headers", false, "add envoyproxy/ratelimit's RateLimit-Limit, -Remaining and -Reset headers to --envoy-config's answers (its LIMIT_RESPONSE_HEADERS_ENABLED)")
 	fs.StringVar(&f.envoyHeaderNames[0], "envoy-header-limit", "RateLimit-Limit", "the limit header's name (HEADER_RATELIMIT_LIMIT)")
 	fs.StringVar(&f.envoyHeaderNames[1], "envoy-header-remaining", "RateLimit-Remaining", "the remaining header's name (HEADER_RATELIMIT_REMAINING)")
+	fs.Var(&f.envoyPerSecond, "envoy-per-second-redis", "a Redis URL (as --redis; repeat for cluster seeds) for --envoy-config's limits whose unit is the second, the others staying on --redis (envoyproxy/ratelimit's REDIS_PERSECOND_URL)")
 	fs.BoolVar(&f.envoyStatNames, "envoy-stat-names", false, "also export --envoy-config's decisions under envoyproxy/ratelimit's Prometheus names (ratelimit_service_rate_limit_total_hits{domain,key1,key2} and the rest) on --metrics-port, so its dashboards and alerts read this server")
 	fs.Float64Var(&f.envoyNearRatio, "envoy-near-limit-ratio", envoycompat.DefaultNearLimitRatio, "the share of a limit past which --envoy-stat-names counts hits as near_limit (envoyproxy/ratelimit's NEAR_LIMIT_RATIO)")
 	fs.StringVar(&f.envoyHeaderNames[2], "envoy-header-reset", "RateLimit-Reset", "the reset header's name (HEADER_RATELIMIT_RESET)")
@@ -228,6 +230,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		}
 	default:
 		return nil, fmt.Errorf("--store must be memory, redis, postgres or dynamodb, not %q", f.store)
+	}
+	if len(f.envoyPerSecond) > 0 && f.store != "redis" {
+		return nil, errors.New("--envoy-per-second-redis needs the Redis store (--redis): the other counters are kept there")
 	}
 	if f.pgTimeout <= 0 {
 		return nil, fmt.Errorf("--postgres-timeout must be positive, not %s", f.pgTimeout)

@@ -40,6 +40,7 @@ import (
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/breaker"
 	"github.com/throttlekit/throttlekit-go/server/store/memstore"
+	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 	"github.com/throttlekit/throttlekit-go/server/telemetry"
 )
 
@@ -109,6 +110,9 @@ type stores struct {
 	brk    *breaker.Store  // nil: no breaker
 	mem    *memstore.Store // the rate store when it is the memory store
 	meters *memstore.Store
+	// perSecond holds --envoy-config's per-second counters (nil: they
+	// stay with the others).
+	perSecond *redisstore.Store
 }
 
 // openStores opens the store the flags name and the meters' memory store.
@@ -132,6 +136,14 @@ func openStores(ctx context.Context, f *flags, opts Options, log *slog.Logger) (
 		s.brk = breaker.New(rates, f.store, breaker.Options{Threshold: f.breakerFailures, Probe: f.breakerProbe, Log: log})
 		s.rates = s.brk
 	}
+	if len(f.envoyPerSecond) > 0 {
+		ps, err := redisstore.New(redisstore.Options{Targets: f.envoyPerSecond, Timeout: f.redisTimeout, Pipelines: f.redisPipelines, Log: log})
+		if err != nil {
+			_ = rates.Close()
+			return nil, fmt.Errorf("--envoy-per-second-redis: %w", err)
+		}
+		s.perSecond = ps
+	}
 	return s, nil
 }
 
@@ -151,6 +163,9 @@ func (s *stores) close(log *slog.Logger) {
 	_ = s.meters.Close()
 	began := time.Now()
 	_ = s.rates.Close()
+	if s.perSecond != nil {
+		_ = s.perSecond.Close()
+	}
 	log.Info("store closed", "took", time.Since(began).Round(time.Millisecond).String())
 }
 

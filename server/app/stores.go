@@ -110,6 +110,10 @@ func envoyRuntime(f *flags, st *stores, clock door.Clock, tel *taps) (*envoycomp
 	}
 	if rs, ok := s.(*redisstore.Store); ok {
 		rt.Counters = envoycompat.RedisCounters{Client: rs.Client(), Timeout: f.redisTimeout, Runner: rs}
+		if ps := st.perSecond; ps != nil {
+			rt.Counters = envoycompat.SplitCounters{Main: rt.Counters,
+				PerSecond: envoycompat.RedisCounters{Client: ps.Client(), Timeout: f.redisTimeout, Runner: ps}}
+		}
 	} else {
 		rt.Counters = &envoycompat.MemoryCounters{}
 	}

@@ -22,6 +22,9 @@ type Item struct {
 	Enforcing bool
 	// Expire is the counter's time-to-live: one unit, plus jitter.
 	Expire time.Duration
+	// PerSecond marks a limit whose unit is the second: it is counted on
+	// the per-second Redis when there is one.
+	PerSecond bool
 }
 
 // Counters hold the descriptor counters.
@@ -31,6 +34,9 @@ type Counters interface {
 	// counts are the counts after the hits when applied, the counts found
 	// when refused.
 	Charge(ctx context.Context, items []Item, allOrNothing bool) (counts []uint64, applied bool, err error)
+	// Refund takes back each item's hits from its live counter (never
+	// below 0): a request charged here and refused elsewhere.
+	Refund(ctx context.Context, items []Item) error
 }
 
 // RedisCounters are the counters on a Redis the fleet shares, at exactly
@@ -75,13 +81,44 @@ func (r RedisCounters) Charge(ctx context.Context, items []Item, allOrNothing bo
 	return r.run(ctx, items, allOrNothing)
 }
 
+// Refund implements Counters (key by key on a Redis Cluster).
+func (r RedisCounters) Refund(ctx context.Context, items []Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	if _, cluster := r.Client.(*redis.ClusterClient); cluster && len(items) > 1 {
+		for i := range items {
+			if _, _, err := r.script(ctx, items[i:i+1], modeRefund); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	_, _, err := r.script(ctx, items, modeRefund)
+	return err
+}
+
+// The script's modes (its ARGV[1]).
+const (
+	modeChargeAll    = 0
+	modeAllOrNothing = 1
+	modeRefund       = 2
+)
+
 func (r RedisCounters) run(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
+	mode := modeChargeAll
+	if allOrNothing {
+		mode = modeAllOrNothing
+	}
+	return r.script(ctx, items, mode)
+}
+
+func (r RedisCounters) script(ctx context.Context, items []Item, mode int) ([]uint64, bool, error) {
 	keys := make([]string, len(items))
 	args := make([]any, 1, 1+4*len(items))
-	args[0] = 0
-	if allOrNothing {
-		args[0] = 1
-	}
+	args[0] = mode
 	for i, it := range items {
 		keys[i] = it.Key
 		enforcing := 0
@@ -178,6 +215,23 @@ func (m *MemoryCounters) Charge(_ context.Context, items []Item, allOrNothing bo
 	return counts, true, nil
 }
 
+// Refund implements Counters.
+func (m *MemoryCounters) Refund(_ context.Context, items []Item) error {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	t := now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, it := range items {
+		if c := m.counters[it.Key]; c != nil && t.Before(c.expiresAt) {
+			c.n -= min(c.n, it.Hits)
+		}
+	}
+	return nil
+}
+
 // DefaultMaxKeys bounds MemoryCounters when MaxKeys is 0.
 const DefaultMaxKeys = 1_000_000
 
@@ -194,4 +248,91 @@ func (m *MemoryCounters) sweep(t time.Time) {
 			delete(m.counters, k)
 		}
 	}
+}
+
+// SplitCounters count limits whose unit is the second on their own Redis
+// (envoyproxy/ratelimit's REDIS_PERSECOND: the busiest, shortest-lived
+// counters apart from the rest), the others on Main. A request with
+// counters on both is still all or nothing: the per-second counters are
+// charged first, and when Main then refuses the request their hits are
+// taken back — so a concurrent request may, for that moment, see them
+// and be refused; none is ever admitted past a limit.
+type SplitCounters struct {
+	Main, PerSecond Counters
+}
+
+// Charge implements Counters.
+func (s SplitCounters) Charge(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
+	fast, slow := split(items)
+	switch {
+	case len(fast) == 0:
+		return s.Main.Charge(ctx, items, allOrNothing)
+	case len(slow) == 0:
+		return s.PerSecond.Charge(ctx, items, allOrNothing)
+	}
+	counts := make([]uint64, len(items))
+	merge := func(part []uint64, fastPart bool) {
+		j := 0
+		for i, it := range items {
+			if it.PerSecond == fastPart {
+				counts[i] = part[j]
+				j++
+			}
+		}
+	}
+	fc, fapplied, err := s.PerSecond.Charge(ctx, fast, allOrNothing)
+	if err != nil {
+		return nil, false, err
+	}
+	merge(fc, true)
+	if !fapplied {
+		// Refused on the per-second counters: read the others (hits 0).
+		read := make([]Item, len(slow))
+		for i, it := range slow {
+			it.Hits = 0
+			read[i] = it
+		}
+		sc, _, err := s.Main.Charge(ctx, read, true)
+		if err != nil {
+			return nil, false, err
+		}
+		merge(sc, false)
+		return counts, false, nil
+	}
+	sc, sapplied, err := s.Main.Charge(ctx, slow, allOrNothing)
+	if err != nil || !sapplied {
+		// Not charged on Main: take the per-second hits back.
+		if rerr := s.PerSecond.Refund(ctx, fast); rerr != nil && err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		for j := range fc {
+			fc[j] -= min(fc[j], fast[j].Hits) // the counts found
+		}
+		merge(fc, true)
+	}
+	merge(sc, false)
+	return counts, sapplied, nil
+}
+
+// Refund implements Counters.
+func (s SplitCounters) Refund(ctx context.Context, items []Item) error {
+	fast, slow := split(items)
+	if err := s.PerSecond.Refund(ctx, fast); err != nil {
+		return err
+	}
+	return s.Main.Refund(ctx, slow)
+}
+
+func split(items []Item) (fast, slow []Item) {
+	for _, it := range items {
+		if it.PerSecond {
+			fast = append(fast, it)
+		} else {
+			slow = append(slow, it)
+		}
+	}
+	return fast, slow
 }

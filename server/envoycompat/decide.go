@@ -143,7 +143,7 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		}
 		ds[i].item = len(items)
 		items = append(items, Item{Key: CacheKey(rt.Settings.Prefix, req.GetDomain(), req.GetDescriptors()[i], ds[i].match, nowSec),
-			Hits: ds[i].hits, Limit: uint64(l.RequestsPerUnit), Enforcing: enforcing, Expire: expire})
+			Hits: ds[i].hits, Limit: uint64(l.RequestsPerUnit), Enforcing: enforcing, Expire: expire, PerSecond: l.Unit == rlsv3.RateLimitResponse_RateLimit_SECOND})
 	}
 	var decisions []engine.Decision
 	policyRefused := false

@@ -216,3 +216,63 @@ func TestObservers(t *testing.T) {
 		t.Fatalf("the failed request observed as %+v", last)
 	}
 }
+
+// With a per-second store, a request's per-second counters go there and
+// the rest to the main one; the request stays all or nothing: refused by
+// either, it leaves neither charged. In envoyproxy/ratelimit's mode every
+// counter is charged, over or not.
+func TestSplitCounters(t *testing.T) {
+	clk := &clock{time.Unix(1_700_000_100, 0)}
+	fast, slow := &MemoryCounters{Now: clk.now}, &MemoryCounters{Now: clk.now}
+	sc := SplitCounters{Main: slow, PerSecond: fast}
+	ctx := context.Background()
+	sec := func(hits uint64) Item {
+		return Item{Key: "s", Hits: hits, Limit: 5, Enforcing: true, Expire: time.Second, PerSecond: true}
+	}
+	minute := func(hits uint64) Item {
+		return Item{Key: "m", Hits: hits, Limit: 3, Enforcing: true, Expire: time.Minute}
+	}
+	charge := func(allOrNothing bool, items ...Item) string {
+		t.Helper()
+		counts, applied, err := sc.Charge(ctx, items, allOrNothing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(counts, applied)
+	}
+	held := func() string {
+		f, _, _ := fast.Charge(ctx, []Item{sec(0)}, true)
+		s, _, _ := slow.Charge(ctx, []Item{minute(0)}, true)
+		return fmt.Sprint(f[0], s[0])
+	}
+	for _, step := range []struct{ got, want string }{
+		{charge(true, sec(2), minute(2)), "[2 2] true"},
+		{held(), "2 2"},
+		// Over on the main store: the per-second hits are taken back.
+		{charge(true, sec(2), minute(2)), "[2 2] false"},
+		{held(), "2 2"},
+		// Over on the per-second store: the main one is only read.
+		{charge(true, sec(4), minute(1)), "[2 2] false"},
+		{held(), "2 2"},
+		{charge(true, minute(1)), "[3] true"},
+		{charge(true, sec(3)), "[5] true"},
+		// Their way: both charged, over or not.
+		{charge(false, sec(1), minute(1)), "[6 4] true"},
+		{held(), "6 4"},
+	} {
+		if step.got != step.want {
+			t.Fatalf("got %s, want %s", step.got, step.want)
+		}
+	}
+	// A failed main store takes the per-second hits back too.
+	full := SplitCounters{Main: &MemoryCounters{Now: clk.now, MaxKeys: 1}, PerSecond: fast}
+	if _, _, err := full.Main.Charge(ctx, []Item{{Key: "other", Hits: 1, Expire: time.Minute}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := full.Charge(ctx, []Item{sec(1), minute(1)}, true); err == nil {
+		t.Fatal("a full main store: no error")
+	}
+	if got := held(); got != "6 4" {
+		t.Fatalf("after the main store failed: %s, want the per-second count back at 6", got)
+	}
+}
