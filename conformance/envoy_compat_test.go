@@ -167,8 +167,23 @@ func TestEnvoyproxyScenarios(t *testing.T) {
 // TestEnvoyConfigReloads: the directory is watched as envoyproxy/ratelimit
 // deployments change it — a link swapped to a new directory, a file edited
 // in place — and a bad file is refused with its file and line while the
-// last good configuration keeps serving.
+// last good configuration keeps serving; a window's count outlives a
+// reload that keeps its limit's key. On the memory store and on Redis.
 func TestEnvoyConfigReloads(t *testing.T) {
+	for name, args := range map[string]func(t *testing.T) []string{
+		"memory": func(*testing.T) []string { return nil },
+		"redis": func(t *testing.T) []string {
+			return []string{"--redis", harness.StartRedis(t).URL, "--redis-timeout", "2s"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) { envoyConfigReloads(t, args(t)) })
+	}
+}
+
+func envoyConfigReloads(t *testing.T, storeArgs []string) {
+	if left := time.Until(time.Now().Truncate(time.Hour).Add(time.Hour)); left < time.Minute {
+		time.Sleep(left + time.Second) // the hour's counts below fall in one window
+	}
 	root := t.TempDir()
 	write := func(dir string, limit int) {
 		t.Helper()
@@ -187,9 +202,17 @@ func TestEnvoyConfigReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
-	srv := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", current, "--watch-settle", "200ms")
+	srv := harness.Start(t, harness.Binary(t, false), append([]string{"--config", policies, "--envoy-config", current, "--watch-settle", "200ms"}, storeArgs...)...)
 	c := rlsClient(t, srv.Addr)
 	fresh := 0
+	code := func(addr string) string {
+		t.Helper()
+		r, err := c.ShouldRateLimit(context.Background(), edgeRequest(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetOverallCode().String()
+	}
 	limitNow := func() uint32 {
 		fresh++
 		r, err := c.ShouldRateLimit(context.Background(), edgeRequest(fmt.Sprint("10.9.9.", fresh)))
@@ -209,6 +232,9 @@ func TestEnvoyConfigReloads(t *testing.T) {
 		}
 	}
 	waitLimit("at start", 1)
+	if a, b := code("10.8.8.8"), code("10.8.8.8"); a != "OK" || b != "OVER_LIMIT" {
+		t.Fatalf("limit 1: %s then %s", a, b)
+	}
 	// The link swapped atomically (a new link renamed over the old one).
 	next := filepath.Join(root, "next")
 	if err := os.Symlink(filepath.Join(root, "v2"), next); err != nil {
@@ -218,6 +244,11 @@ func TestEnvoyConfigReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLimit("after the link swap", 3)
+	// 10.8.8.8's hour holds the request admitted before (the refused one
+	// charged nothing): two more now.
+	if got := code("10.8.8.8") + " " + code("10.8.8.8") + " " + code("10.8.8.8"); got != "OK OK OVER_LIMIT" {
+		t.Fatalf("limit 3 after the reload: %s", got)
+	}
 	// A file edited in place.
 	write(filepath.Join(root, "v2"), 7)
 	waitLimit("after an edit in place", 7)
