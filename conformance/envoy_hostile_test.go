@@ -6,8 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
@@ -164,30 +162,13 @@ func TestEnvoyAllOrNothing(t *testing.T) {
 			}
 			req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry("user", "alice"), entry(large, "acme")}}
 			largeFirst := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{entry(large, "acme"), entry("user", "alice")}}
-			var ok atomic.Int64
-			var wg sync.WaitGroup
-			for g := range 12 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					req := req
-					if g%2 == 1 {
-						req = largeFirst
-					}
-					for range 10 {
-						resp, err := rls.ShouldRateLimit(context.Background(), req)
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
-							ok.Add(1)
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			if got := ok.Load(); got != 10 {
+			ok := admittedConcurrently(t, 12, 10, func(g int) (rlsv3.RateLimitServiceClient, *rlsv3.RateLimitRequest) {
+				if g%2 == 1 {
+					return rls, largeFirst
+				}
+				return rls, req
+			})
+			if got := ok[0] + ok[1]; got != 10 {
 				t.Fatalf("%d of 120 requests admitted, want the user's 10", got)
 			}
 			c := dialAll(t, []*harness.Server{srv})[0]

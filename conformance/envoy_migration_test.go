@@ -115,27 +115,10 @@ func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
 	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", r.URL, "--redis-timeout", "2s")
 	clients := []rlsv3.RateLimitServiceClient{rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)}
 
-	var ok atomic.Int64
-	var wg sync.WaitGroup
-	for g := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := clients[g%2]
-			for range 10 {
-				resp, err := c.ShouldRateLimit(context.Background(), edgeRequest("10.0.0.1"))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if got := ok.Load(); got != 20 {
+	ok := admittedConcurrently(t, 6, 10, func(g int) (rlsv3.RateLimitServiceClient, *rlsv3.RateLimitRequest) {
+		return clients[g%2], edgeRequest("10.0.0.1")
+	})
+	if got := ok[0] + ok[1]; got != 20 {
 		t.Fatalf("60 requests over both services admitted %d of the window's 20", got)
 	}
 	day := time.Now().Unix() / 86_400 * 86_400
@@ -281,6 +264,34 @@ func answer(r *rlsv3.RateLimitResponse) string {
 	return b.String()
 }
 
+// admittedConcurrently runs goroutines at once, each sending the request
+// of call(g) through its client, each times in a row, and returns how
+// many were admitted by the even goroutines and by the odd ones.
+func admittedConcurrently(t *testing.T, goroutines, each int, call func(g int) (rlsv3.RateLimitServiceClient, *rlsv3.RateLimitRequest)) [2]int64 {
+	t.Helper()
+	var ok [2]atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, req := call(g)
+			for range each {
+				resp, err := c.ShouldRateLimit(context.Background(), req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
+					ok[g%2].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return [2]int64{ok[0].Load(), ok[1].Load()}
+}
+
 // perSecondConfig has a limit per second, kept on the per-second Redis by
 // both services, and one per minute, kept on the main one.
 const perSecondConfig = `domain: edge
@@ -321,26 +332,10 @@ func TestPerSecondRedisWithEnvoyproxyRatelimit(t *testing.T) {
 	request := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
 		entries("remote_address", "10.0.0.9"), entries("user", "u"),
 	}}
-	var ok [2]atomic.Int64
-	var wg sync.WaitGroup
-	for g := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 8 {
-				resp, err := clients[g%2].ShouldRateLimit(context.Background(), request)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if resp.GetOverallCode() == rlsv3.RateLimitResponse_OK {
-					ok[g%2].Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if got := ok[0].Load() + ok[1].Load(); got != 20 {
+	ok := admittedConcurrently(t, 6, 8, func(g int) (rlsv3.RateLimitServiceClient, *rlsv3.RateLimitRequest) {
+		return clients[g%2], request
+	})
+	if got := ok[0] + ok[1]; got != 20 {
 		t.Fatalf("48 requests over both services admitted %d of the minute's 20", got)
 	}
 	ctx := context.Background()
@@ -367,7 +362,7 @@ func TestPerSecondRedisWithEnvoyproxyRatelimit(t *testing.T) {
 	// not; ours only those it admitted. The counters live a second plus
 	// up to five minutes of jitter (both services' default), so one may
 	// already be gone — never more than charged.
-	if want := 24 + ok[1].Load(); perSecond > want {
-		t.Fatalf("the per-second counters hold %d hits; theirs charged 24 and ours admitted %d", perSecond, ok[1].Load())
+	if want := 24 + ok[1]; perSecond > want {
+		t.Fatalf("the per-second counters hold %d hits; theirs charged 24 and ours admitted %d", perSecond, ok[1])
 	}
 }

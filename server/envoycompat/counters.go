@@ -167,16 +167,8 @@ var ErrFull = fmt.Errorf("envoy counters: too many live counters: %w", store.Err
 
 // Charge implements Counters.
 func (m *MemoryCounters) Charge(_ context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
-	t := now()
-	m.mu.Lock()
+	t := m.lock()
 	defer m.mu.Unlock()
-	if m.counters == nil {
-		m.counters = map[string]*counter{}
-	}
 	counts := make([]uint64, len(items))
 	get := func(key string) uint64 {
 		if c := m.counters[key]; c != nil && t.Before(c.expiresAt) {
@@ -217,12 +209,7 @@ func (m *MemoryCounters) Charge(_ context.Context, items []Item, allOrNothing bo
 
 // Refund implements Counters.
 func (m *MemoryCounters) Refund(_ context.Context, items []Item) error {
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
-	t := now()
-	m.mu.Lock()
+	t := m.lock()
 	defer m.mu.Unlock()
 	for _, it := range items {
 		if c := m.counters[it.Key]; c != nil && t.Before(c.expiresAt) {
@@ -230,6 +217,19 @@ func (m *MemoryCounters) Refund(_ context.Context, items []Item) error {
 		}
 	}
 	return nil
+}
+
+// lock takes the counters' lock and reads the clock.
+func (m *MemoryCounters) lock() time.Time {
+	t := time.Now()
+	if m.Now != nil {
+		t = m.Now()
+	}
+	m.mu.Lock()
+	if m.counters == nil {
+		m.counters = map[string]*counter{}
+	}
+	return t
 }
 
 // DefaultMaxKeys bounds MemoryCounters when MaxKeys is 0.
