@@ -198,20 +198,7 @@ func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
 	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 15*time.Second {
 		time.Sleep(left + time.Second)
 	}
-	for i, ds := range requests {
-		req := &rlsv3.RateLimitRequest{Domain: "scenarios", Descriptors: ds, HitsAddend: uint32(1 + i%2)}
-		a, err := theirs.ShouldRateLimit(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := oursC.ShouldRateLimit(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := answer(b), answer(a); got != want {
-			t.Fatalf("request %d %v:\nours   %s\ntheirs %s", i, ds, got, want)
-		}
-	}
+	sameAnswers(t, theirs, oursC, requests)
 	// Theirs flushes its statistics to its exporter every 500ms: wait
 	// until the two agree, or show how they differ.
 	want := func() string { return rateLimitSeries(t, "http://"+theirsMetrics+"/metrics") }
@@ -242,6 +229,57 @@ func rateLimitSeries(t *testing.T, url string) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// sameAnswers sends each request (of domain scenarios, hits_addend 1 and
+// 2 in turn) to both services and fails at the first answer that differs.
+func sameAnswers(t *testing.T, theirs, ours rlsv3.RateLimitServiceClient, requests [][]*ratelimitv3.RateLimitDescriptor) {
+	t.Helper()
+	for i, ds := range requests {
+		req := &rlsv3.RateLimitRequest{Domain: "scenarios", Descriptors: ds, HitsAddend: uint32(1 + i%2)}
+		a, err := theirs.ShouldRateLimit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ours.ShouldRateLimit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := answer(b), answer(a); got != want {
+			t.Fatalf("request %d %v:\nours   %s\ntheirs %s", i, ds, got, want)
+		}
+	}
+}
+
+// TestGlobalModesAsEnvoyproxyRatelimit: its service-wide SHADOW_MODE and
+// QUOTA_MODE against our --envoy-shadow-mode and --envoy-quota-mode, answer
+// for answer.
+func TestGlobalModesAsEnvoyproxyRatelimit(t *testing.T) {
+	for env, flag := range map[string]string{"SHADOW_MODE": "--envoy-shadow-mode", "QUOTA_MODE": "--envoy-quota-mode"} {
+		t.Run(env, func(t *testing.T) {
+			root := t.TempDir()
+			confDir := filepath.Join(root, "ratelimit", "config")
+			if err := os.MkdirAll(confDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			theirsConfig := strings.ReplaceAll(scenarioConfig, "  - key: user\n    policy: api\n", "")
+			if err := os.WriteFile(filepath.Join(confDir, "scenarios.yaml"), []byte(theirsConfig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(env, "true")
+			theirsAddr, _ := theirService(t, root, harness.StartRedis(t).URL)
+			policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+			ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", harness.StartRedis(t).URL,
+				"--envoy-charge-over-limit", flag)
+			if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 10*time.Second {
+				time.Sleep(left + time.Second)
+			}
+			sameAnswers(t, rlsClient(t, theirsAddr), rlsClient(t, ours.Addr), [][]*ratelimitv3.RateLimitDescriptor{
+				{entries("basic", "a")}, {entries("basic", "a")}, {entries("basic", "a"), entries("quota", "x")},
+				{entries("quota", "x")}, {entries("shadowed", "x")}, {entries("shadowed", "x"), entries("basic", "b")},
+			})
+		})
+	}
 }
 
 // answer renders what a client sees of a response, resets to the second.

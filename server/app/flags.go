@@ -64,6 +64,8 @@ type flags struct {
 	envoyHeaders      bool
 	envoyHeaderNames  [3]string
 	envoyStatNames    bool
+	envoyShadow       bool
+	envoyQuota        bool
 	envoyPerSecond    stringList
 	envoyNearRatio    float64
 	secretFile        string
@@ -143,6 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.envoyHeaderNames[0], "envoy-header-limit", "RateLimit-Limit", "the limit header's name (HEADER_RATELIMIT_LIMIT)")
 	fs.StringVar(&f.envoyHeaderNames[1], "envoy-header-remaining", "RateLimit-Remaining", "the remaining header's name (HEADER_RATELIMIT_REMAINING)")
 	fs.Var(&f.envoyPerSecond, "envoy-per-second-redis", "a Redis URL (as --redis; repeat for cluster seeds) for --envoy-config's limits whose unit is the second, the others staying on --redis (envoyproxy/ratelimit's REDIS_PERSECOND_URL)")
+	fs.BoolVar(&f.envoyShadow, "envoy-shadow-mode", false, "answer every request of --envoy-config's domains OK, its statuses still saying which limit is over (envoyproxy/ratelimit's SHADOW_MODE)")
+	fs.BoolVar(&f.envoyQuota, "envoy-quota-mode", false, "treat every limit of --envoy-config as in quota_mode (envoyproxy/ratelimit's QUOTA_MODE)")
 	fs.BoolVar(&f.envoyStatNames, "envoy-stat-names", false, "also export --envoy-config's decisions under envoyproxy/ratelimit's Prometheus names (ratelimit_service_rate_limit_total_hits{domain,key1,key2} and the rest) on --metrics-port, so its dashboards and alerts read this server")
 	fs.Float64Var(&f.envoyNearRatio, "envoy-near-limit-ratio", envoycompat.DefaultNearLimitRatio, "the share of a limit past which --envoy-stat-names counts hits as near_limit (envoyproxy/ratelimit's NEAR_LIMIT_RATIO)")
 	fs.StringVar(&f.envoyHeaderNames[2], "envoy-header-reset", "RateLimit-Reset", "the reset header's name (HEADER_RATELIMIT_RESET)")

@@ -94,8 +94,9 @@ func startGuards(cfg *config.Config, f *flags, s store.Store, stop <-chan struct
 // can serve one fleet), else in this process; its switches from the flags.
 func envoyRuntime(f *flags, st *stores, clock door.Clock, tel *taps) (*envoycompat.Runtime, error) {
 	rt := &envoycompat.Runtime{
-		Clock:    clock,
-		Settings: envoycompat.Settings{Prefix: f.envoyPrefix, ChargeOverLimit: f.envoyChargeOver, JitterMax: f.envoyJitter},
+		Clock: clock,
+		Settings: envoycompat.Settings{Prefix: f.envoyPrefix, ChargeOverLimit: f.envoyChargeOver, JitterMax: f.envoyJitter,
+			GlobalShadow: f.envoyShadow, GlobalQuota: f.envoyQuota},
 		Jitter: func(n time.Duration) time.Duration {
 			return time.Duration(rand.Int64N(int64(n)))
 		},

@@ -325,6 +325,12 @@ func (l *loader) descriptors(parent *node, parentKey string, list *yaml.Node) er
 		}
 		finalKey := key
 		if v := scalar(dn, "value"); v != "" {
+			if i := strings.IndexByte(v, '*'); i >= 0 && i < len(v)-1 {
+				// Read as a literal by the release this drop-in answers as,
+				// as a wildcard by envoyproxy/ratelimit from 2026-03 on:
+				// refused rather than served one way silently.
+				return l.errf(valueNode(dn, "value"), "value '%s': a '*' before its end is not served (only a trailing '*' is a wildcard here)", v)
+			}
 			finalKey += "_" + v
 		}
 		fullKey := parentKey + finalKey

@@ -233,10 +233,12 @@ func (rt *Runtime) Decide(ctx context.Context, c *Config, req *rlsv3.RateLimitRe
 		}
 		quota := l.QuotaMode || rt.Settings.GlobalQuota
 		switch {
+		case over && l.ShadowMode:
+			// Answered OK as if within: shadow mode is decided first.
 		case over && quota:
 			// Over, answered OK: the quota's violation is the caller's to see.
 			st.DurationUntilReset = nil
-		case over && !l.ShadowMode:
+		case over:
 			st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
 			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 			tightest, tightestUnit, tightestLeft = st, unit, 0

@@ -142,6 +142,7 @@ func TestConfigErrors(t *testing.T) {
 		{"empty key", "domain: d\ndescriptors:\n  - value: v\n", "rl.yaml:3: descriptor has empty key"},
 		{"duplicate descriptor", "domain: d\ndescriptors:\n  - key: k\n  - key: k\n", "rl.yaml:4: duplicate descriptor composite key 'd.k'"},
 		{"bad unit", "domain: d\ndescriptors:\n  - key: k\n    rate_limit: { unit: fortnight, requests_per_unit: 1 }\n", "rl.yaml:4: invalid rate limit unit 'fortnight'"},
+		{"a wildcard mid-value", "domain: d\ndescriptors:\n  - key: k\n    value: a*b\n    rate_limit: { unit: second, requests_per_unit: 1 }\n", "rl.yaml:4: value 'a*b': a '*' before its end is not served"},
 		{"unit when unlimited", "domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unlimited: true\n      unit: second\n", "rl.yaml:6: should not specify rate limit unit when unlimited"},
 		{"empty replaces", "domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      replaces:\n        - name: \"\"\n", "rl.yaml:7: should not have an empty replaces entry"},
 		{"replaces itself", "domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      name: a\n      unit: second\n      replaces:\n        - name: a\n", "rl.yaml:8: replaces should not contain name of same descriptor"},
@@ -355,5 +356,34 @@ func TestMemoryCountersAreBounded(t *testing.T) {
 	}
 	if _, _, err := m.Charge(context.Background(), []Item{{Key: "new", Hits: 1, Limit: 5, Expire: time.Hour}}, true); err != ErrFull {
 		t.Fatalf("an eleventh live counter: %v", err)
+	}
+}
+
+// The service-wide switches: SHADOW_MODE answers every request OK (its
+// statuses still say which limit is over); QUOTA_MODE reports every
+// over-limit descriptor OK.
+func TestGlobalModes(t *testing.T) {
+	c := parse(t, example, Options{})
+	clk := &clock{time.Unix(1_700_000_100, 0)}
+	for _, tc := range []struct {
+		settings Settings
+		want     string
+	}{
+		{Settings{}, "OVER_LIMIT: OVER_LIMIT/0"},
+		{Settings{GlobalShadow: true}, "OK: OVER_LIMIT/0"},
+		{Settings{GlobalQuota: true}, "OK: OK/0"},
+	} {
+		rt := &Runtime{Counters: &MemoryCounters{Now: clk.now}, Now: clk.now, Settings: tc.settings}
+		var last *rlsv3.RateLimitResponse
+		for range 3 {
+			r, err := rt.Decide(context.Background(), c, req("rl", 0, desc("foo", "a")), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = r
+		}
+		if got := codes(last); got != tc.want {
+			t.Errorf("%+v: the third request of 2 per minute: %s, want %s", tc.settings, got, tc.want)
+		}
 	}
 }
