@@ -43,13 +43,7 @@ func envoyComparison(redisURL string, seconds int) {
 	dir, _ := os.MkdirTemp("", "tk-bench-envoy-")
 	defer os.RemoveAll(dir)
 
-	ours := filepath.Join(dir, "throttlekit-server")
-	build := exec.Command("go", "build", "-o", ours, "./cmd/throttlekit-server")
-	build.Dir = filepath.Join(root, "server")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build throttlekit-server: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	ours := buildCommand(dir, filepath.Join(root, "server"), "./cmd/throttlekit-server")
 	// envoyproxy/ratelimit, the peer: built pinned from the module proxy.
 	theirs, err := testserver.BuildEnvoyproxyRatelimit()
 	if err != nil {
@@ -140,6 +134,19 @@ descriptors:
 	row(fmt.Sprintf("the same traffic on envoyproxy/ratelimit's own files (--envoy-config, its Redis keys) vs it (calls/s; p99 per round, median: ours %s, theirs %s)",
 		median(compatP99), median(theirsP99)),
 		fmt.Sprintf("%.0f/s", compatRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", compatRate/theirsRate), "≥ 1.5×, p99 ≤ theirs")
+}
+
+// buildCommand builds the command package pkg of the module in moduleDir
+// into dir and returns the binary's path.
+func buildCommand(dir, moduleDir, pkg string) string {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = moduleDir
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+		os.Exit(1)
+	}
+	return bin
 }
 
 // median is the middle of ds.

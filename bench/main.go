@@ -33,8 +33,9 @@ import (
 )
 
 func main() {
-	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, memory, redis, quota, fair, capture, axes or envoy")
+	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, ceiling, memory, redis, quota, fair, capture, axes or envoy")
 	seconds := flag.Int("seconds", 5, "seconds per side and round for the envoy comparison")
+	ceilingSeconds := flag.Int("ceiling-seconds", 3, "seconds per side and round for the ceiling comparison")
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
@@ -50,6 +51,7 @@ func main() {
 	run("engine", engineVsXRate)
 	run("scaling", storeScaling)
 	run("grpc", func() { grpcVsNoop(*calls) })
+	run("ceiling", func() { ceilingComparison(*ceilingSeconds) })
 	run("memory", func() { memoryPerKey(*keys) })
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
 	run("quota", func() { quotaVsFixedWindow(*redisURL, *calls/4) })
