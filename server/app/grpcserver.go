@@ -33,32 +33,62 @@ func grpcServer(f *flags, tlsCfg *tls.Config, otel *telemetry.OTel, log *slog.Lo
 		opts = append(opts, grpc.StatsHandler(otel.ServerHandler()))
 	}
 	unary, stream := interceptors(f, log)
-	return grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))...)
+	return grpc.NewServer(append(opts, grpc.UnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream...))...)
 }
+
+// check is one of the checks every unary call passes before its handler:
+// it refuses the call with its error, or lets it on (nil).
+type check func(ctx context.Context, req any, method string) error
 
 // interceptors are the checks every call passes, in order: a panic is
 // answered INTERNAL; "$peer" keys become the client certificate's identity
 // (and are refused without one, rather than shared by every caller); each
 // door's secret (or, without one, loopback only for Monitor and Fleet);
 // then a request the codec refused (too many elements, nested too deep) is
-// answered, once the caller is known to be allowed to ask.
-func interceptors(f *flags, log *slog.Logger) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
-	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), auth.PeerKeys()}
+// answered, once the caller is known to be allowed to ask. The unary ones
+// run in one interceptor, one after another: a chain of interceptors costs
+// a closure per link per call.
+func interceptors(f *flags, log *slog.Logger) (grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	checks := []check{func(ctx context.Context, req any, _ string) error { return auth.ReplacePeerKeysOf(ctx, req) }}
 	var stream []grpc.StreamServerInterceptor
+	guard := func(g auth.Guard) check {
+		return func(ctx context.Context, _ any, method string) error { return g.Allow(ctx, method) }
+	}
 	if f.secret != "" {
 		// The decision door's secret guards Envoy's rate-limit service too.
 		for _, service := range []string{tkv1.RateLimiter_ServiceDesc.ServiceName, rlsv3.RateLimitService_ServiceDesc.ServiceName} {
-			g := auth.Guard{Prefix: "/" + service + "/", Header: auth.DecisionHeader, Secret: f.secret}
-			unary = append(unary, g.Unary())
+			checks = append(checks, guard(auth.Guard{Prefix: "/" + service + "/", Header: auth.DecisionHeader, Secret: f.secret}))
 		}
 	}
 	if f.monitor == "on" {
 		g := auth.Guard{Prefix: "/" + tkv1.Monitor_ServiceDesc.ServiceName + "/", Header: auth.MonitorHeader, Secret: f.monitorSecret, LoopbackOnly: true}
-		unary, stream = append(unary, g.Unary()), append(stream, g.Stream())
+		checks, stream = append(checks, guard(g)), append(stream, g.Stream())
 	}
-	fleetGuard := auth.Guard{Prefix: "/" + tkv1.Fleet_ServiceDesc.ServiceName + "/", Header: auth.FleetHeader, Secret: f.fleetSecret, LoopbackOnly: true}
-	unary = append(unary, fleetGuard.Unary())
-	return append(unary, wirebound.UnaryInterceptor), append(stream, wirebound.StreamInterceptor)
+	checks = append(checks, guard(auth.Guard{Prefix: "/" + tkv1.Fleet_ServiceDesc.ServiceName + "/", Header: auth.FleetHeader, Secret: f.fleetSecret, LoopbackOnly: true}))
+	checks = append(checks, func(_ context.Context, req any, _ string) error { return wirebound.Check(req) })
+	return unaryChecks(log, checks), append(stream, wirebound.StreamInterceptor)
+}
+
+// unaryChecks runs checks, then the handler; a panic in any of them is
+// answered INTERNAL.
+func unaryChecks(log *slog.Logger, checks []check) grpc.UnaryServerInterceptor {
+	// A panic that one request can trigger, every request can: the line is
+	// rate-limited like every per-request log line.
+	errs := ratelog.New(log, 0)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				errs.Error("panic in handler", "method", info.FullMethod, "panic", r)
+				err = wireerr.Internal(info.FullMethod)
+			}
+		}()
+		for _, c := range checks {
+			if err := c(ctx, req, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		return handler(ctx, req)
+	}
 }
 
 // serverLimits bounds what one client can hold of the server: streams per
@@ -90,18 +120,3 @@ func serverLimits(f *flags) []grpc.ServerOption {
 // decision waiting on a store holds its worker, so it covers the in-flight
 // decisions of a busy server rather than the cores.
 const streamWorkers = 256
-
-func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
-	// A panic that one request can trigger, every request can: the line is
-	// rate-limited like every per-request log line.
-	errs := ratelog.New(log, 0)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				errs.Error("panic in handler", "method", info.FullMethod, "panic", r)
-				err = wireerr.Internal(info.FullMethod)
-			}
-		}()
-		return handler(ctx, req)
-	}
-}

@@ -53,11 +53,16 @@ func Identity(state *tls.ConnectionState) (id string, ok bool) {
 // verified certificate is INVALID_ARGUMENT. Other keys pass untouched.
 func PeerKeys() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := ReplacePeerKeys(req, func() (string, bool) { return PeerIdentity(ctx) }); err != nil {
+		if err := ReplacePeerKeysOf(ctx, req); err != nil {
 			return nil, err
 		}
 		return handler(ctx, req)
 	}
+}
+
+// ReplacePeerKeysOf is ReplacePeerKeys with the identity of ctx's peer.
+func ReplacePeerKeysOf(ctx context.Context, req any) error {
+	return ReplacePeerKeys(req, func() (string, bool) { return PeerIdentity(ctx) })
 }
 
 // ReplacePeerKeys replaces "$peer" keys of a decision request with the

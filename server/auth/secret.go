@@ -54,7 +54,9 @@ type Guard struct {
 }
 
 // allow answers a call to method from ctx's peer with its metadata.
-func (g Guard) allow(ctx context.Context, method string) error {
+// Allow refuses a call to method the guard does not let through (nil: it
+// passes, or the guard does not cover method).
+func (g Guard) Allow(ctx context.Context, method string) error {
 	if !strings.HasPrefix(method, g.Prefix) {
 		return nil
 	}
@@ -77,7 +79,7 @@ func (g Guard) allow(ctx context.Context, method string) error {
 // Unary is the guard as a unary interceptor.
 func (g Guard) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := g.allow(ctx, info.FullMethod); err != nil {
+		if err := g.Allow(ctx, info.FullMethod); err != nil {
 			return nil, err
 		}
 		return handler(ctx, req)
@@ -87,7 +89,7 @@ func (g Guard) Unary() grpc.UnaryServerInterceptor {
 // Stream is the guard as a stream interceptor.
 func (g Guard) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := g.allow(ss.Context(), info.FullMethod); err != nil {
+		if err := g.Allow(ss.Context(), info.FullMethod); err != nil {
 			return err
 		}
 		return handler(srv, ss)

@@ -266,10 +266,19 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 
 // UnaryInterceptor answers a refused request INVALID_ARGUMENT.
 func UnaryInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if msg, ok := refusal(req); ok {
-		return nil, status.Error(codes.InvalidArgument, msg)
+	if err := Check(req); err != nil {
+		return nil, err
 	}
 	return handler(ctx, req)
+}
+
+// Check answers INVALID_ARGUMENT for a request the codec refused (nil for
+// the others).
+func Check(req any) error {
+	if msg, ok := refusal(req); ok {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return nil
 }
 
 // StreamInterceptor answers a refused message on a stream INVALID_ARGUMENT.
