@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,24 +39,34 @@ func ceilingComparison(seconds int) {
 	policy := filepath.Join(dir, "p.yaml")
 	_ = os.WriteFile(policy, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"), 0o600)
 	listening := regexp.MustCompile(`listening on (\S+)`)
-	start := func(cmd *exec.Cmd) (string, func()) {
+	start := func(cmd *exec.Cmd) (string, int, func()) {
 		addr := startAndRead(cmd, listening)
-		return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+		return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	}
-	oursAddr, stopOurs := start(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0"))
+	oursAddr, oursPid, stopOurs := start(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0"))
 	defer stopOurs()
-	noopAddr, stopNoop := start(exec.Command(noop))
+	noopAddr, noopPid, stopNoop := start(exec.Command(noop))
 	defer stopNoop()
+	// measure returns calls/s and the server's CPU time per call: the
+	// throughput of a 2-core machine shared with the callers drifts by
+	// tens of percent, the CPU a call costs the server much less.
+	measure := func(addr string, pid, callers int, hot bool) (float64, time.Duration) {
+		before := cpuTime(pid)
+		rate, calls := checkRate(addr, callers, hot, time.Duration(seconds)*time.Second)
+		return rate, (cpuTime(pid) - before) / time.Duration(max(calls, 1))
+	}
 
 	d := time.Duration(seconds) * time.Second
-	const rounds = 3
+	const rounds = 5
 	for _, hot := range []bool{false, true} {
 		for _, callers := range []int{1, 16, 64} {
 			var o, n float64
+			var oCPU, nCPU time.Duration
 			lo, hi := math.Inf(1), 0.0
 			for range rounds {
-				ro, rn := checkRate(oursAddr, callers, hot, d), checkRate(noopAddr, callers, hot, d)
-				o, n = o+ro/rounds, n+rn/rounds
+				ro, oc := measure(oursAddr, oursPid, callers, hot)
+				rn, nc := measure(noopAddr, noopPid, callers, hot)
+				o, n, oCPU, nCPU = o+ro/rounds, n+rn/rounds, oCPU+oc/rounds, nCPU+nc/rounds
 				lo, hi = min(lo, ro/rn), max(hi, ro/rn)
 			}
 			keys := "10,000 distinct keys"
@@ -65,16 +77,32 @@ func ceilingComparison(seconds int) {
 			if callers == 64 {
 				target = "≥ 0.9×"
 			}
-			row(fmt.Sprintf("server Check, memory store (the binary, its defaults) vs the tuned no-op server (256 stream workers, the GC floor), %d callers, %s (calls/s; %d alternating rounds of %s, per-round %.2f–%.2f)",
-				callers, keys, rounds, d, lo, hi),
+			row(fmt.Sprintf("server Check, memory store (the binary, its defaults) vs the tuned no-op server (256 stream workers, the GC floor), %d callers, %s (calls/s; %d alternating rounds of %s, per-round %.2f–%.2f; server CPU per call %s vs %s, %.2f×)",
+				callers, keys, rounds, d, lo, hi, oCPU.Round(10*time.Nanosecond), nCPU.Round(10*time.Nanosecond), float64(oCPU)/float64(nCPU)),
 				fmt.Sprintf("%.0f/s", o), fmt.Sprintf("%.0f/s", n), fmt.Sprintf("%.2f×", o/n), target)
 		}
 	}
 }
 
+// cpuTime is the user and system CPU time process pid has used
+// (/proc/<pid>/stat, in clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		panic(err)
+	}
+	// The fields after the command's ")" (which may hold spaces): utime
+	// and stime are the 14th and 15th of the whole line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // checkRate drives addr's Check with callers concurrent callers over one
-// connection for d, after a warm-up, and returns calls per second.
-func checkRate(addr string, callers int, hot bool, d time.Duration) float64 {
+// connection for d, after a warm-up, and returns calls per second and the
+// calls measured.
+func checkRate(addr string, callers int, hot bool, d time.Duration) (float64, int64) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
@@ -113,5 +141,5 @@ func checkRate(addr string, callers int, hot bool, d time.Duration) float64 {
 	run(d / 5) // warm-up: connections, workers, the heap
 	began := time.Now()
 	n := run(d)
-	return float64(n) / time.Since(began).Seconds()
+	return float64(n) / time.Since(began).Seconds(), n
 }
