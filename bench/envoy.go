@@ -19,6 +19,7 @@ import (
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -55,6 +56,8 @@ func envoyComparison(redisURL string, seconds int) {
 	// also leases it in batches of 100 (two-tier, window-coupled: still
 	// never more than the limit per window), which envoyproxy/ratelimit
 	// cannot do.
+	d := time.Duration(seconds) * time.Second
+	pids := map[string]int{} // by address: the server behind it
 	startOurs := func(name, twoTier string) string {
 		policy := filepath.Join(dir, name+".yaml")
 		_ = os.WriteFile(policy, []byte(`version: 1
@@ -69,6 +72,7 @@ domains:
 		cmd := exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL, "--monitor", "off")
 		addr := startAndRead(cmd, regexp.MustCompile(`listening on (\S+)`))
 		stops = append(stops, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		pids[addr] = cmd.Process.Pid
 		return addr
 	}
 	defer func() {
@@ -94,6 +98,7 @@ descriptors:
 	_ = os.WriteFile(unused, []byte("version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n"), 0o600)
 	compatCmd := exec.Command(ours, "--config", unused, "--envoy-config", cfgDir, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL, "--monitor", "off")
 	compatAddr := startAndRead(compatCmd, regexp.MustCompile(`listening on (\S+)`))
+	pids[compatAddr] = compatCmd.Process.Pid
 	stops = append(stops, func() { _ = compatCmd.Process.Kill(); _ = compatCmd.Wait() })
 	grpcPort, httpPort, debugPort := freePort(), freePort(), freePort()
 	theirsCmd := exec.Command(theirs)
@@ -107,23 +112,35 @@ descriptors:
 	}
 	defer func() { _ = theirsCmd.Process.Kill(); _ = theirsCmd.Wait() }()
 	theirsAddr := fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	pids[theirsAddr] = theirsCmd.Process.Pid
+	rc := redis.NewClient(mustParseRedisURL(redisURL))
+	defer rc.Close()
+	// measure drives addr for d and returns calls/s, the p99 latency and
+	// the CPU one decision cost the server and Redis together.
+	measure := func(addr string) (float64, time.Duration, time.Duration) {
+		server, store := cpuTime(pids[addr]), redisCPU(rc)
+		rate, p99, calls := shouldRateLimitRate(addr, d)
+		spent := cpuTime(pids[addr]) - server + redisCPU(rc) - store
+		return rate, p99, spent / time.Duration(max(calls, 1))
+	}
 
 	// Many short alternating rounds: a shared 2-core machine drifts by tens
 	// of percent over a minute, and alternation spreads the drift over both.
-	d := time.Duration(seconds) * time.Second
 	const rounds = 6
 	var oursRate, leasedRate, theirsRate, compatRate float64
 	var compatP99, theirsP99 []time.Duration
+	var oursCPU, theirsCPU, compatCPU time.Duration
 	lo, hi := math.Inf(1), 0.0
 	for round := 0; round < rounds; round++ {
-		o, _ := shouldRateLimitRate(oursAddr, d)
-		th, thP99 := shouldRateLimitRate(theirsAddr, d)
-		co, coP99 := shouldRateLimitRate(compatAddr, d)
+		o, _, oc := measure(oursAddr)
+		th, thP99, tc := measure(theirsAddr)
+		co, coP99, cc := measure(compatAddr)
 		oursRate, theirsRate, compatRate = oursRate+o/rounds, theirsRate+th/rounds, compatRate+co/rounds
+		oursCPU, theirsCPU, compatCPU = oursCPU+oc/rounds, theirsCPU+tc/rounds, compatCPU+cc/rounds
 		compatP99, theirsP99 = append(compatP99, coP99), append(theirsP99, thP99)
 		lo, hi = min(lo, o/th), max(hi, o/th)
 		if round < 2 {
-			l, _ := shouldRateLimitRate(leasedAddr, d)
+			l, _, _ := shouldRateLimitRate(leasedAddr, d)
 			leasedRate += l / 2
 		}
 	}
@@ -134,6 +151,36 @@ descriptors:
 	row(fmt.Sprintf("the same traffic on envoyproxy/ratelimit's own files (--envoy-config, its Redis keys) vs it (calls/s; p99 per round, median: ours %s, theirs %s)",
 		median(compatP99), median(theirsP99)),
 		fmt.Sprintf("%.0f/s", compatRate), fmt.Sprintf("%.0f/s", theirsRate), fmt.Sprintf("%.2f×", compatRate/theirsRate), "≥ 1.5×, p99 ≤ theirs")
+	row("CPU per decision, the server and Redis together (/proc and Redis's INFO cpu): ours on their files vs envoyproxy/ratelimit",
+		compatCPU.Round(10*time.Nanosecond).String(), theirsCPU.Round(10*time.Nanosecond).String(), fmt.Sprintf("%.2f×", float64(compatCPU)/float64(theirsCPU)), "≤ 0.6×")
+	row("the same, ours with a fixedWindow policy mapped from the domain vs envoyproxy/ratelimit",
+		oursCPU.Round(10*time.Nanosecond).String(), theirsCPU.Round(10*time.Nanosecond).String(), fmt.Sprintf("%.2f×", float64(oursCPU)/float64(theirsCPU)), "≤ 0.6×")
+}
+
+// redisCPU is the CPU time Redis has used (INFO cpu: used_cpu_sys and
+// used_cpu_user, its main thread and the others).
+func redisCPU(rc *redis.Client) time.Duration {
+	info, err := rc.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		panic(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+func mustParseRedisURL(url string) *redis.Options {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		panic(err)
+	}
+	return o
 }
 
 // buildCommand builds the command package pkg of the module in moduleDir
@@ -188,9 +235,9 @@ func startAndRead(cmd *exec.Cmd, re *regexp.Regexp) string {
 }
 
 // shouldRateLimitRate drives addr with 64 callers for d (after a warm-up
-// until the service answers) and returns calls per second and the 99th
-// percentile of the calls' latencies.
-func shouldRateLimitRate(addr string, d time.Duration) (float64, time.Duration) {
+// until the service answers) and returns calls per second, the 99th
+// percentile of the calls' latencies and the calls made.
+func shouldRateLimitRate(addr string, d time.Duration) (float64, time.Duration, int64) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
@@ -238,5 +285,5 @@ func shouldRateLimitRate(addr string, d time.Duration) (float64, time.Duration) 
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return rate, all[min(len(all)-1, len(all)*99/100)]
+	return rate, all[min(len(all)-1, len(all)*99/100)], calls.Load()
 }
