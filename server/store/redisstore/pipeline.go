@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -31,8 +32,12 @@ type job struct {
 	call     *luascripts.Call
 	keys     [1]string // an array, so sending it allocates no slice
 	many     []string  // a script of several keys (RunScript): sent instead
-	args     []any
-	reply    chan jobResult // capacity 1: a sender never blocks on it
+	// batchable is the call's many-key variant (nil: none, or a cluster):
+	// checks of one script with the same arguments waiting in one batch
+	// go as one run of it.
+	batchable *luascripts.Call
+	args      []any
+	reply     chan jobResult // capacity 1: a sender never blocks on it
 }
 
 // jobs are reused: at a busy server's rate, one job and one channel per
@@ -98,27 +103,118 @@ func (s *Store) run(batch []*job) {
 	if len(pending) == 0 {
 		return
 	}
-	cmds := evalShas(ctx, s.client, len(pending),
-		func(i int) *luascripts.Call { return pending[i].call },
-		func(i int) []string {
-			if pending[i].many != nil {
-				return pending[i].many
-			}
-			return pending[i].keys[:]
-		},
-		func(i int) []any { return pending[i].args })
-	for i, j := range pending {
+	units := coalesce(pending)
+	cmds := evalShas(ctx, s.client, len(units),
+		func(i int) *luascripts.Call { return units[i].call },
+		func(i int) []string { return units[i].keys },
+		func(i int) []any { return units[i].args })
+	for i, u := range units {
 		vals, err := cmds[i].Result()
-		j.reply <- jobResult{vals: vals, err: err}
+		if len(u.jobs) == 1 && u.call == u.jobs[0].call {
+			u.jobs[0].reply <- jobResult{vals: vals, err: err}
+			continue
+		}
+		if err == nil && len(vals) != len(u.jobs)*luascripts.ManyWidth {
+			err = fmt.Errorf("many-key reply has %d fields, want %d", len(vals), len(u.jobs)*luascripts.ManyWidth)
+		}
+		for j, jb := range u.jobs {
+			if err != nil {
+				jb.reply <- jobResult{err: err}
+				continue
+			}
+			jb.reply <- jobResult{vals: vals[j*luascripts.ManyWidth : (j+1)*luascripts.ManyWidth]}
+		}
 	}
+}
+
+// unit is one script run of a batch: one job's, or — coalesced — the
+// checks of several, each key's reply ManyWidth integers of it.
+type unit struct {
+	call *luascripts.Call
+	keys []string
+	args []any
+	jobs []*job
+}
+
+// coalesce turns a batch into its script runs: the checks of one script
+// with equal arguments run as one run of its many-key variant (Redis runs
+// the script once, not once per check, and they are decided one after
+// another as separate runs would be — a key twice sees its own first
+// charge); every other job runs alone. Runs keep the batch's order of
+// their first job.
+func coalesce(batch []*job) []unit {
+	units := make([]unit, 0, len(batch))
+	for _, j := range batch {
+		if j.batchable != nil {
+			found := false
+			for i := range units {
+				u := &units[i]
+				if u.call == j.batchable && sameArgs(u.args, j.args) {
+					u.keys, u.jobs = append(u.keys, j.keys[0]), append(u.jobs, j)
+					found = true
+					break
+				}
+			}
+			if found {
+				continue
+			}
+			units = append(units, unit{call: j.batchable, keys: []string{j.keys[0]}, args: j.args, jobs: []*job{j}})
+			continue
+		}
+		keys := j.keys[:]
+		if j.many != nil {
+			keys = j.many
+		}
+		units = append(units, unit{call: j.call, keys: keys, args: j.args, jobs: []*job{j}})
+	}
+	// A lone check goes as the plain check it is.
+	for i := range units {
+		if u := &units[i]; len(u.jobs) == 1 && u.jobs[0].batchable == u.call {
+			u.call = u.jobs[0].call
+		}
+	}
+	return units
+}
+
+// sameArgs reports whether two argument lists are equal: numbers and
+// strings, the only kinds the scripts take.
+func sameArgs(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch x := a[i].(type) {
+		case int64:
+			if y, ok := b[i].(int64); !ok || x != y {
+				return false
+			}
+		case int:
+			if y, ok := b[i].(int); !ok || x != y {
+				return false
+			}
+		case string:
+			if y, ok := b[i].(string); !ok || x != y {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // pipelined runs one check through the senders. It needs no timer of its
 // own: a job is answered at once when its deadline has passed before a
 // sender takes it, and a sent one within the run's timeout.
 func (s *Store) pipelined(ctx context.Context, call *luascripts.Call, key string, args []any) ([]int64, error) {
+	return s.pipelinedCheck(ctx, call, nil, key, args)
+}
+
+// pipelinedCheck is pipelined for a check whose many-key variant is
+// batchable (nil: none).
+func (s *Store) pipelinedCheck(ctx context.Context, call, batchable *luascripts.Call, key string, args []any) ([]int64, error) {
 	j := jobPool.Get().(*job)
-	j.ctx, j.deadline, j.call, j.keys[0], j.args = ctx, time.Now().Add(s.timeout), call, key, args
+	j.ctx, j.deadline, j.call, j.batchable, j.keys[0], j.args = ctx, time.Now().Add(s.timeout), call, batchable, key, args
 	return s.enqueue(ctx, j)
 }
 

@@ -138,7 +138,13 @@ func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, no
 		return engine.Decision{}, err
 	}
 	k := s.Key(key)
-	reply, err := s.pipelined(ctx, call, k, call.Args(now, cost))
+	var batchable *luascripts.Call
+	if _, cluster := s.client.(*redis.ClusterClient); !cluster {
+		// Keys of one run must share a slot on a cluster: there each
+		// check runs alone.
+		batchable, _ = s.prepare(st, luascripts.RoleCheckMany)
+	}
+	reply, err := s.pipelinedCheck(ctx, call, batchable, k, call.Args(now, cost))
 	if at, ok := luascripts.Outside(err); ok && now == 0 && call.Zoned() {
 		// This server's clock is a period or more off the Redis clock: the
 		// script refused before touching the key; send the periods around
