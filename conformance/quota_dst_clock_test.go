@@ -33,11 +33,13 @@ func redisAt(t *testing.T, when string) string {
 	port := harness.FreePort(t)
 	cmd := exec.Command(faketime, "-f", "@"+when, bins[0], "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "")
 	cmd.Env = append(os.Environ(), "TZ=UTC", "DONT_FAKE_MONOTONIC=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// faketime runs redis-server as its child: a process group of their
+	// own, killed whole at the end.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()

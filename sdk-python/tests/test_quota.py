@@ -8,6 +8,7 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import time
 import types
@@ -127,9 +128,18 @@ def _redis_at(when: str) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
+        # faketime runs redis-server as its child: a group of their own, so
+        # that killing it (_stop) takes the server too.
+        start_new_session=True,
     )
     wait_port(port, proc, "redis-server under faketime")
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kills a server of _redis_at with faketime, its parent."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def test_a_zoned_quota_on_the_redis_clock_at_a_dst_change() -> None:
@@ -161,5 +171,4 @@ def test_a_zoned_quota_on_the_redis_clock_at_a_dst_change() -> None:
         d = asyncio.run(run())
         assert d.allowed and d.remaining == 1 and d.reset_at == int(end.timestamp() * 1000)
     finally:
-        proc.kill()
-        proc.wait(10)
+        _stop(proc)
