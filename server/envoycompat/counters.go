@@ -62,41 +62,16 @@ var countersCall = &luascripts.Call{Script: luascripts.EnvoyCounters()}
 
 // Charge implements Counters.
 func (r RedisCounters) Charge(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
-	if len(items) == 0 {
-		return nil, true, nil
+	mode := modeChargeAll
+	if allOrNothing {
+		mode = modeAllOrNothing
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
-	if _, cluster := r.Client.(*redis.ClusterClient); cluster && len(items) > 1 {
-		counts := make([]uint64, len(items))
-		for i := range items {
-			c, _, err := r.run(ctx, items[i:i+1], false)
-			if err != nil {
-				return nil, false, err
-			}
-			counts[i] = c[0]
-		}
-		return counts, true, nil
-	}
-	return r.run(ctx, items, allOrNothing)
+	return r.apply(ctx, items, mode)
 }
 
-// Refund implements Counters (key by key on a Redis Cluster).
+// Refund implements Counters.
 func (r RedisCounters) Refund(ctx context.Context, items []Item) error {
-	if len(items) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
-	if _, cluster := r.Client.(*redis.ClusterClient); cluster && len(items) > 1 {
-		for i := range items {
-			if _, _, err := r.script(ctx, items[i:i+1], modeRefund); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	_, _, err := r.script(ctx, items, modeRefund)
+	_, _, err := r.apply(ctx, items, modeRefund)
 	return err
 }
 
@@ -107,12 +82,30 @@ const (
 	modeRefund       = 2
 )
 
-func (r RedisCounters) run(ctx context.Context, items []Item, allOrNothing bool) ([]uint64, bool, error) {
-	mode := modeChargeAll
-	if allOrNothing {
-		mode = modeAllOrNothing
+// apply runs the script in mode on items: in one run, or — on a Redis
+// Cluster, where one run's keys must share a slot — key by key, each
+// charged whatever the others do, as envoyproxy/ratelimit charges them.
+func (r RedisCounters) apply(ctx context.Context, items []Item, mode int) ([]uint64, bool, error) {
+	if len(items) == 0 {
+		return nil, true, nil
 	}
-	return r.script(ctx, items, mode)
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	if _, cluster := r.Client.(*redis.ClusterClient); !cluster || len(items) == 1 {
+		return r.script(ctx, items, mode)
+	}
+	if mode == modeAllOrNothing {
+		mode = modeChargeAll
+	}
+	counts := make([]uint64, len(items))
+	for i := range items {
+		c, _, err := r.script(ctx, items[i:i+1], mode)
+		if err != nil {
+			return nil, false, err
+		}
+		counts[i] = c[0]
+	}
+	return counts, true, nil
 }
 
 func (r RedisCounters) script(ctx context.Context, items []Item, mode int) ([]uint64, bool, error) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/throttlekit/throttlekit-go/server/envoycompat"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
 	"github.com/throttlekit/throttlekit-go/server/store/storetest/services"
@@ -108,5 +110,40 @@ func TestRedisCounters(t *testing.T) {
 	}
 	if client.Exists(context.Background(), "per-second").Val() != 0 || fast.Client(t).Exists(context.Background(), "per-minute").Val() != 0 {
 		t.Fatal("a counter on the wrong Redis")
+	}
+}
+
+// On a Redis Cluster a request's counters sit on several slots, which one
+// script run cannot touch: each is charged alone, all of them even when
+// one is over, as envoyproxy/ratelimit charges them; refunds go key by key.
+func TestRedisCountersOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server: run without -short")
+	}
+	cl := services.StartCluster(t, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	defer client.Close()
+	ctx := context.Background()
+	if client.ClusterKeySlot(ctx, "a").Val() == client.ClusterKeySlot(ctx, "b").Val() {
+		t.Fatal("a and b share a slot: the test needs two")
+	}
+	c := envoycompat.RedisCounters{Client: client, Timeout: 5 * time.Second}
+	item := func(key string, hits, limit uint64) envoycompat.Item {
+		return envoycompat.Item{Key: key, Hits: hits, Limit: limit, Enforcing: true, Expire: time.Minute}
+	}
+	for i, want := range []string{"[1 1] true", "[2 2] true"} {
+		counts, applied, err := c.Charge(ctx, []envoycompat.Item{item("a", 1, 5), item("b", 1, 1)}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(counts, applied); got != want {
+			t.Fatalf("request %d: %s, want %s (key by key, b charged over its limit)", i, got, want)
+		}
+	}
+	if err := c.Refund(ctx, []envoycompat.Item{item("a", 1, 5), item("b", 5, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := client.Get(ctx, "a").Val(), client.Get(ctx, "b").Val(); a != "1" || b != "0" {
+		t.Fatalf("after the refund a=%s b=%s, want 1 and 0", a, b)
 	}
 }
