@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +202,7 @@ func envoyConfigReloads(t *testing.T, storeArgs []string) {
 	if err := os.Symlink(filepath.Join(root, "v1"), current); err != nil {
 		t.Fatal(err)
 	}
-	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	policies := unusedPolicies(t)
 	srv := harness.Start(t, harness.Binary(t, false), append([]string{"--config", policies, "--envoy-config", current, "--watch-settle", "200ms"}, storeArgs...)...)
 	c := rlsClient(t, srv.Addr)
 	fresh := 0
@@ -268,8 +269,9 @@ func envoyConfigReloads(t *testing.T, storeArgs []string) {
 // limit, "envoy:" and its name — with shadow denials apart and, when the
 // Redis behind them is gone, the fail mode's outcome and their
 // redis_error statistic; their names for the statistics are bounded
-// whatever values the clients send.
+// (--envoy-stat-series) whatever values the clients send.
 func TestEnvoyConfigTelemetry(t *testing.T) {
+	const statSeries = 20
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "scenarios.yaml"), []byte(scenarioConfig), 0o644); err != nil {
 		t.Fatal(err)
@@ -279,7 +281,7 @@ func TestEnvoyConfigTelemetry(t *testing.T) {
 	_, port, _ := strings.Cut(metrics, ":")
 	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 2, period: 1h, burst: 2 }\n")
 	srv := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", dir, "--redis", r.URL, "--redis-timeout", "500ms",
-		"--metrics-port", port, "--monitor", "on", "--envoy-stat-names")
+		"--metrics-port", port, "--monitor", "on", "--envoy-stat-names", "--envoy-stat-series", strconv.Itoa(statSeries))
 	c := rlsClient(t, srv.Addr)
 	ctx := context.Background()
 	ask := func(ds ...*ratelimitv3.RateLimitDescriptor) *rlsv3.RateLimitResponse {
@@ -300,8 +302,7 @@ func TestEnvoyConfigTelemetry(t *testing.T) {
 	ask(entries("shadowed", "x"))
 	ask(entries("shadowed", "x"))
 	ask(entries("user", "u1")) // one of our policies: recorded as api
-	// Values under detailed_metric: a series each (their bound is the
-	// envoycompat unit tests').
+	// Values under detailed_metric: a series each, up to the bound.
 	for i := range 50 {
 		ask(entries("detailed", fmt.Sprint("v", i)))
 	}
@@ -314,12 +315,27 @@ func TestEnvoyConfigTelemetry(t *testing.T) {
 		`throttlekit_decisions_total{outcome="allowed",policy="api"}`:                            1,
 		`throttlekit_decisions_total{outcome="allowed",policy="envoy:scenarios.detailed"}`:       50,
 		`ratelimit_service_rate_limit_over_limit{domain="scenarios",key1="basic"}`:               1,
-		`ratelimit_service_rate_limit_total_hits{domain="scenarios",key1="detailed_v49"}`:        1,
+		`ratelimit_service_rate_limit_total_hits{domain="scenarios",key1="detailed_v0"}`:         1,
 	}
 	for name, v := range want {
 		if got := harness.Metric(t, metrics, name); got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
+	}
+	// Their names hold no more label sets than the bound; the rest are
+	// counted as dropped.
+	labelSets := map[string]bool{}
+	for line := range strings.SplitSeq(harness.Scrape(t, metrics), "\n") {
+		if name, labels, ok := strings.Cut(line, "{"); ok && strings.HasPrefix(name, "ratelimit_service_rate_limit_") {
+			labels, _, _ = strings.Cut(labels, "}")
+			labelSets[labels] = true
+		}
+	}
+	if len(labelSets) != statSeries {
+		t.Errorf("%d label sets under their names, want the bound %d: %v", len(labelSets), statSeries, labelSets)
+	}
+	if got := harness.Metric(t, metrics, "throttlekit_envoy_stat_series_dropped_total"); got < 50-statSeries {
+		t.Errorf("throttlekit_envoy_stat_series_dropped_total = %v, want at least %d", got, 50-statSeries)
 	}
 	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

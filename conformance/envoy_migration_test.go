@@ -34,6 +34,33 @@ descriptors:
       requests_per_unit: 20
 `
 
+// theirScenarios are the scenarios without the limit that names one of
+// our policies (policy: NAME), a key of ours envoyproxy/ratelimit refuses.
+var theirScenarios = strings.ReplaceAll(scenarioConfig, "  - key: user\n    policy: api\n", "")
+
+// theirConfigDir writes one file of envoyproxy/ratelimit's format where
+// its RUNTIME_ROOT layout expects it: root/ratelimit/config. Both
+// services read the same directory.
+func theirConfigDir(t *testing.T, name, content string) (root, confDir string) {
+	t.Helper()
+	root = t.TempDir()
+	confDir = filepath.Join(root, "ratelimit", "config")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, confDir
+}
+
+// unusedPolicies is a policy file whose one policy no Envoy request
+// reaches: the server needs a policy file, these tests need only its
+// Envoy door.
+func unusedPolicies(t *testing.T) string {
+	return harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+}
+
 // theirService starts envoyproxy/ratelimit (its real binary, built pinned
 // from the module proxy) on redisURL with the configuration directory
 // runtime/ratelimit/config under root, and returns its gRPC address.
@@ -102,16 +129,9 @@ func clearOfTheDaysEnd(t *testing.T) {
 func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
 	clearOfTheDaysEnd(t)
 	r := harness.StartRedis(t)
-	root := t.TempDir()
-	confDir := filepath.Join(root, "ratelimit", "config")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(confDir, "edge.yaml"), []byte(migrationConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, confDir := theirConfigDir(t, "edge.yaml", migrationConfig)
 	theirsAddr, theirs := theirService(t, root, r.URL)
-	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	policies := unusedPolicies(t)
 	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", r.URL, "--redis-timeout", "2s")
 	clients := []rlsv3.RateLimitServiceClient{rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)}
 
@@ -162,22 +182,14 @@ func TestMigrationFromEnvoyproxyRatelimit(t *testing.T) {
 // series, with detailed_metric, value_to_metric, names sanitized and
 // names deeper than the mapping's three levels sharing a series.
 func TestSameAnswersAsEnvoyproxyRatelimit(t *testing.T) {
-	root := t.TempDir()
-	confDir := filepath.Join(root, "ratelimit", "config")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	theirsConfig := strings.ReplaceAll(scenarioConfig, "  - key: user\n    policy: api\n", "")
-	if err := os.WriteFile(filepath.Join(confDir, "scenarios.yaml"), []byte(theirsConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, confDir := theirConfigDir(t, "scenarios.yaml", theirScenarios)
 	t.Setenv("LIMIT_RESPONSE_HEADERS_ENABLED", "true")
 	theirsMetrics, oursMetrics := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), harness.FreePort(t)
 	t.Setenv("USE_PROMETHEUS", "true")
 	t.Setenv("PROMETHEUS_ADDR", theirsMetrics)
 	t.Setenv("STATS_FLUSH_INTERVAL", "500ms")
 	theirsAddr, _ := theirService(t, root, harness.StartRedis(t).URL)
-	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	policies := unusedPolicies(t)
 	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", harness.StartRedis(t).URL,
 		"--envoy-charge-over-limit", "--envoy-response-headers", "--metrics-port", strconv.Itoa(oursMetrics), "--envoy-stat-names")
 	theirs, oursC := rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)
@@ -257,18 +269,10 @@ func sameAnswers(t *testing.T, theirs, ours rlsv3.RateLimitServiceClient, reques
 func TestGlobalModesAsEnvoyproxyRatelimit(t *testing.T) {
 	for env, flag := range map[string]string{"SHADOW_MODE": "--envoy-shadow-mode", "QUOTA_MODE": "--envoy-quota-mode"} {
 		t.Run(env, func(t *testing.T) {
-			root := t.TempDir()
-			confDir := filepath.Join(root, "ratelimit", "config")
-			if err := os.MkdirAll(confDir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			theirsConfig := strings.ReplaceAll(scenarioConfig, "  - key: user\n    policy: api\n", "")
-			if err := os.WriteFile(filepath.Join(confDir, "scenarios.yaml"), []byte(theirsConfig), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			root, confDir := theirConfigDir(t, "scenarios.yaml", theirScenarios)
 			t.Setenv(env, "true")
 			theirsAddr, _ := theirService(t, root, harness.StartRedis(t).URL)
-			policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+			policies := unusedPolicies(t)
 			ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", harness.StartRedis(t).URL,
 				"--envoy-charge-over-limit", flag)
 			if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 10*time.Second {
@@ -351,19 +355,12 @@ func TestPerSecondRedisWithEnvoyproxyRatelimit(t *testing.T) {
 		time.Sleep(left + time.Second)
 	}
 	main, fast := harness.StartRedis(t), harness.StartRedis(t)
-	root := t.TempDir()
-	confDir := filepath.Join(root, "ratelimit", "config")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(confDir, "edge.yaml"), []byte(perSecondConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, confDir := theirConfigDir(t, "edge.yaml", perSecondConfig)
 	t.Setenv("REDIS_PERSECOND", "true")
 	t.Setenv("REDIS_PERSECOND_SOCKET_TYPE", "tcp")
 	t.Setenv("REDIS_PERSECOND_URL", strings.TrimPrefix(fast.URL, "redis://"))
 	theirsAddr, _ := theirService(t, root, main.URL)
-	policies := harness.WriteFile(t, "p.yaml", "version: 1\nlimiters:\n  unused: { strategy: gcra, limit: 1, period: 1s }\n")
+	policies := unusedPolicies(t)
 	ours := harness.Start(t, harness.Binary(t, false), "--config", policies, "--envoy-config", confDir, "--redis", main.URL,
 		"--envoy-per-second-redis", fast.URL, "--redis-timeout", "2s")
 	clients := []rlsv3.RateLimitServiceClient{rlsClient(t, theirsAddr), rlsClient(t, ours.Addr)}

@@ -68,6 +68,7 @@ type flags struct {
 	envoyQuota        bool
 	envoyPerSecond    stringList
 	envoyNearRatio    float64
+	envoyStatSeries   int
 	secretFile        string
 	monitorSecretFile string
 	fleetSecret       string
@@ -149,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.envoyQuota, "envoy-quota-mode", false, "treat every limit of --envoy-config as in quota_mode (envoyproxy/ratelimit's QUOTA_MODE)")
 	fs.BoolVar(&f.envoyStatNames, "envoy-stat-names", false, "also export --envoy-config's decisions under envoyproxy/ratelimit's Prometheus names (ratelimit_service_rate_limit_total_hits{domain,key1,key2} and the rest) on --metrics-port, so its dashboards and alerts read this server")
 	fs.Float64Var(&f.envoyNearRatio, "envoy-near-limit-ratio", envoycompat.DefaultNearLimitRatio, "the share of a limit past which --envoy-stat-names counts hits as near_limit (envoyproxy/ratelimit's NEAR_LIMIT_RATIO)")
+	fs.IntVar(&f.envoyStatSeries, "envoy-stat-series", envoycompat.DefaultMaxStatSeries, "the most label sets --envoy-stat-names keeps: detailed_metric and value_to_metric put clients' values in the names, so past this many a new one's hits are counted in throttlekit_envoy_stat_series_dropped_total instead")
 	fs.StringVar(&f.envoyHeaderNames[2], "envoy-header-reset", "RateLimit-Reset", "the reset header's name (HEADER_RATELIMIT_RESET)")
 	fs.StringVar(&f.planCandidate, "plan-candidate", "", "with --tui: a candidate policy file Lens's Plan tab plans on the recent arrivals of every policy (read again at each plan)")
 	fs.BoolVar(&f.tui, "tui", false, "draw ThrottleKit Lens, the terminal dashboard, on stdout (needs a terminal; without one the server warns and serves headless); q shuts the server down gracefully")
@@ -196,6 +198,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.envoyStatNames && f.metricsPort == 0 {
 		return nil, errors.New("--envoy-stat-names needs --metrics-port: the names are exported there")
+	}
+	if f.envoyStatSeries < 1 {
+		return nil, fmt.Errorf("--envoy-stat-series must be at least 1, not %d", f.envoyStatSeries)
 	}
 	if !(f.envoyNearRatio > 0 && f.envoyNearRatio <= 1) {
 		return nil, fmt.Errorf("--envoy-near-limit-ratio must be in (0, 1], not %v", f.envoyNearRatio)

@@ -47,3 +47,25 @@ func TestStoreFlagNamesEveryStore(t *testing.T) {
 		t.Fatalf("an unknown store: %v", err)
 	}
 }
+
+// TestEnvoyFlagRefusals: the Envoy door's numeric flags refuse what has
+// no meaning, naming the flag.
+func TestEnvoyFlagRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--envoy-stat-series", "0"}, "--envoy-stat-series must be at least 1"},
+		{[]string{"--envoy-stat-series", "-5"}, "--envoy-stat-series must be at least 1"},
+		{[]string{"--envoy-near-limit-ratio", "0"}, "--envoy-near-limit-ratio must be in (0, 1]"},
+		{[]string{"--envoy-near-limit-ratio", "1.5"}, "--envoy-near-limit-ratio must be in (0, 1]"},
+	} {
+		_, err := parseFlags(append([]string{"--config", "p.yaml"}, tc.args...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := parseFlags([]string{"--config", "p.yaml", "--envoy-stat-series", "1"}, io.Discard); err != nil {
+		t.Errorf("--envoy-stat-series 1: %v", err)
+	}
+}

@@ -126,7 +126,7 @@ func envoyRuntime(f *flags, st *stores, clock door.Clock, tel *taps) (*envoycomp
 		rt.Observers = append(rt.Observers, envoy.TapObserver(tel.tap, fail))
 	}
 	if f.envoyStatNames {
-		names := &envoycompat.StatNames{NearLimitRatio: float32(f.envoyNearRatio)}
+		names := &envoycompat.StatNames{NearLimitRatio: float32(f.envoyNearRatio), MaxSeries: f.envoyStatSeries}
 		if err := tel.reg.Register(names); err != nil {
 			return nil, fmt.Errorf("--envoy-stat-names: %w", err)
 		}
