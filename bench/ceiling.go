@@ -15,19 +15,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
-// ceilingComparison measures throttlekit-server's Check on the memory
-// store — the real binary, every interceptor and tap it runs by default —
-// against the tuned no-op server (noopserver: the same stream workers and
-// garbage-collection floor, no decision), both separate processes on
-// loopback, at 1, 16 and 64 callers, on distinct keys and on one hot key,
-// in alternating rounds.
-func ceilingComparison(seconds int) {
+// ceilingComparison measures throttlekit-server's Check — the real
+// binary, every interceptor and tap it runs by default — against the tuned
+// no-op server (noopserver: the same stream workers and garbage-collection
+// floor, no decision), both separate processes on loopback, at 1, 16 and
+// 64 callers, on distinct keys and on one hot key, in alternating rounds.
+// Then the same on Redis: the binary on --redis against noopserver doing
+// one EVALSHA of `return 1` per call on the same Redis (the ceiling of a
+// store that makes one round trip per decision), at 64 callers, with the
+// CPU per call of the server and Redis together.
+func ceilingComparison(redisURL string, seconds int) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		panic(err)
@@ -38,50 +42,97 @@ func ceilingComparison(seconds int) {
 	noop := buildCommand(dir, filepath.Join(root, "bench"), "./noopserver")
 	policy := filepath.Join(dir, "p.yaml")
 	_ = os.WriteFile(policy, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"), 0o600)
+	d := time.Duration(seconds) * time.Second
+	const rounds = 5
+	for _, hot := range []bool{false, true} {
+		for _, callers := range []int{1, 16, 64} {
+			target := "(reference)"
+			if callers == 64 {
+				target = "≥ 0.9×"
+			}
+			versus(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0"), exec.Command(noop), nil,
+				callers, hot, rounds, d, func(r versusResult) {
+					row(fmt.Sprintf("server Check, memory store (the binary, its defaults) vs the tuned no-op server (256 stream workers, the GC floor), %d callers, %s (calls/s; %d alternating rounds of %s, per-round %.2f–%.2f; server CPU per call %s vs %s, %.2f×)",
+						callers, keysOf(hot), rounds, d, r.lo, r.hi, r.ours.cpu.Round(10*time.Nanosecond), r.base.cpu.Round(10*time.Nanosecond), float64(r.ours.cpu)/float64(r.base.cpu)),
+						fmt.Sprintf("%.0f/s", r.ours.rate), fmt.Sprintf("%.0f/s", r.base.rate), fmt.Sprintf("%.2f×", r.ours.rate/r.base.rate), target)
+				})
+		}
+	}
+
+	if redisURL == "" {
+		var stop func()
+		redisURL, stop = startRedis()
+		defer stop()
+	}
+	rc := redis.NewClient(mustParseRedisURL(redisURL))
+	defer rc.Close()
+	for _, hot := range []bool{false, true} {
+		versus(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL),
+			exec.Command(noop, "--redis", redisURL), rc, 64, hot, rounds, d, func(r versusResult) {
+				row(fmt.Sprintf("server Check, Redis store (the binary, its defaults) vs the tuned server doing one EVALSHA of `return 1` per call (64 connections), 64 callers, %s (calls/s; %d alternating rounds of %s, per-round %.2f–%.2f)",
+					keysOf(hot), rounds, d, r.lo, r.hi),
+					fmt.Sprintf("%.0f/s", r.ours.rate), fmt.Sprintf("%.0f/s", r.base.rate), fmt.Sprintf("%.2f×", r.ours.rate/r.base.rate), "≥ 1.2×")
+				row(fmt.Sprintf("the same, %s: CPU per call of the server and Redis together (/proc, INFO cpu)", keysOf(hot)),
+					fmt.Sprintf("%s (server %s, Redis %s)", (r.ours.cpu+r.ours.redis).Round(10*time.Nanosecond), r.ours.cpu.Round(10*time.Nanosecond), r.ours.redis.Round(10*time.Nanosecond)),
+					fmt.Sprintf("%s (server %s, Redis %s)", (r.base.cpu+r.base.redis).Round(10*time.Nanosecond), r.base.cpu.Round(10*time.Nanosecond), r.base.redis.Round(10*time.Nanosecond)),
+					fmt.Sprintf("%.2f×", float64(r.ours.cpu+r.ours.redis)/float64(r.base.cpu+r.base.redis)), "(reference)")
+			})
+	}
+}
+
+func keysOf(hot bool) string {
+	if hot {
+		return "one hot key"
+	}
+	return "10,000 distinct keys"
+}
+
+// sideResult is one side's mean over the rounds: calls/s, its server's
+// CPU per call and Redis's (when there is one).
+type sideResult struct {
+	rate       float64
+	cpu, redis time.Duration
+}
+
+type versusResult struct {
+	ours, base sideResult
+	lo, hi     float64 // the lowest and highest round's ratio
+}
+
+// versus starts both servers, drives each in turn for rounds alternating
+// rounds of d, and reports. The throughput of a 2-core machine shared
+// with the callers drifts by tens of percent; the CPU a call costs much
+// less — so both are reported.
+func versus(oursCmd, baseCmd *exec.Cmd, rc *redis.Client, callers int, hot bool, rounds int, d time.Duration, report func(versusResult)) {
 	listening := regexp.MustCompile(`listening on (\S+)`)
 	start := func(cmd *exec.Cmd) (string, int, func()) {
 		addr := startAndRead(cmd, listening)
 		return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	}
-	oursAddr, oursPid, stopOurs := start(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0"))
+	oursAddr, oursPid, stopOurs := start(oursCmd)
 	defer stopOurs()
-	noopAddr, noopPid, stopNoop := start(exec.Command(noop))
-	defer stopNoop()
-	// measure returns calls/s and the server's CPU time per call: the
-	// throughput of a 2-core machine shared with the callers drifts by
-	// tens of percent, the CPU a call costs the server much less.
-	measure := func(addr string, pid, callers int, hot bool) (float64, time.Duration) {
-		before := cpuTime(pid)
-		rate, calls := checkRate(addr, callers, hot, time.Duration(seconds)*time.Second)
-		return rate, (cpuTime(pid) - before) / time.Duration(max(calls, 1))
-	}
-
-	d := time.Duration(seconds) * time.Second
-	const rounds = 5
-	for _, hot := range []bool{false, true} {
-		for _, callers := range []int{1, 16, 64} {
-			var o, n float64
-			var oCPU, nCPU time.Duration
-			lo, hi := math.Inf(1), 0.0
-			for range rounds {
-				ro, oc := measure(oursAddr, oursPid, callers, hot)
-				rn, nc := measure(noopAddr, noopPid, callers, hot)
-				o, n, oCPU, nCPU = o+ro/rounds, n+rn/rounds, oCPU+oc/rounds, nCPU+nc/rounds
-				lo, hi = min(lo, ro/rn), max(hi, ro/rn)
-			}
-			keys := "10,000 distinct keys"
-			if hot {
-				keys = "one hot key"
-			}
-			target := "(reference)"
-			if callers == 64 {
-				target = "≥ 0.9×"
-			}
-			row(fmt.Sprintf("server Check, memory store (the binary, its defaults) vs the tuned no-op server (256 stream workers, the GC floor), %d callers, %s (calls/s; %d alternating rounds of %s, per-round %.2f–%.2f; server CPU per call %s vs %s, %.2f×)",
-				callers, keys, rounds, d, lo, hi, oCPU.Round(10*time.Nanosecond), nCPU.Round(10*time.Nanosecond), float64(oCPU)/float64(nCPU)),
-				fmt.Sprintf("%.0f/s", o), fmt.Sprintf("%.0f/s", n), fmt.Sprintf("%.2f×", o/n), target)
+	baseAddr, basePid, stopBase := start(baseCmd)
+	defer stopBase()
+	measure := func(addr string, pid int) sideResult {
+		before, redisBefore := cpuTime(pid), time.Duration(0)
+		if rc != nil {
+			redisBefore = redisCPU(rc)
 		}
+		rate, calls := checkRate(addr, callers, hot, d)
+		r := sideResult{rate: rate, cpu: (cpuTime(pid) - before) / time.Duration(max(calls, 1))}
+		if rc != nil {
+			r.redis = (redisCPU(rc) - redisBefore) / time.Duration(max(calls, 1))
+		}
+		return r
 	}
+	res := versusResult{lo: math.Inf(1)}
+	for range rounds {
+		o, b := measure(oursAddr, oursPid), measure(baseAddr, basePid)
+		res.ours.rate, res.ours.cpu, res.ours.redis = res.ours.rate+o.rate/float64(rounds), res.ours.cpu+o.cpu/time.Duration(rounds), res.ours.redis+o.redis/time.Duration(rounds)
+		res.base.rate, res.base.cpu, res.base.redis = res.base.rate+b.rate/float64(rounds), res.base.cpu+b.cpu/time.Duration(rounds), res.base.redis+b.redis/time.Duration(rounds)
+		res.lo, res.hi = min(res.lo, o.rate/b.rate), max(res.hi, o.rate/b.rate)
+	}
+	report(res)
 }
 
 // cpuTime is the user and system CPU time process pid has used

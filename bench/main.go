@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,18 @@ func main() {
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (callers, in-process servers, clients) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			panic(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Printf("# throttlekit-bench  %s  GOMAXPROCS=%d  %s/%s  %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Println("| comparison | ours | baseline | ratio | target |")
 	fmt.Println("|---|---|---|---|---|")
@@ -51,7 +63,7 @@ func main() {
 	run("engine", engineVsXRate)
 	run("scaling", storeScaling)
 	run("grpc", func() { grpcVsNoop(*calls) })
-	run("ceiling", func() { ceilingComparison(*ceilingSeconds) })
+	run("ceiling", func() { ceilingComparison(*redisURL, *ceilingSeconds) })
 	run("memory", func() { memoryPerKey(*keys) })
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
 	run("quota", func() { quotaVsFixedWindow(*redisURL, *calls/4) })

@@ -3,6 +3,11 @@
 // collection held back below the same heap floor) whose Check decides
 // nothing — it answers one constant decision. What separates
 // throttlekit-server's Check from it is the decision path itself.
+//
+// With --redis URL it is the ceiling of a store that makes one Redis round
+// trip per decision: each Check runs one EVALSHA of a script that does
+// nothing (`return 1`) on the call's key, through a go-redis client of
+// --pool connections, and answers the constant decision.
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
@@ -29,8 +35,24 @@ func (noop) Check(context.Context, *tkv1.CheckRequest) (*tkv1.CheckResponse, err
 	return constant, nil
 }
 
+// evalsha is the per-call Redis ceiling.
+type evalsha struct {
+	tkv1.UnimplementedRateLimiterServer
+	client *redis.Client
+	script *redis.Script
+}
+
+func (e evalsha) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
+	if err := e.script.Run(ctx, e.client, []string{req.GetKey()}).Err(); err != nil {
+		return nil, err
+	}
+	return constant, nil
+}
+
 func main() {
 	port := flag.Int("port", 0, "loopback port (0: any free one)")
+	redisURL := flag.String("redis", "", "run one EVALSHA of `return 1` per Check on this Redis")
+	pool := flag.Int("pool", 64, "with --redis, the client's connections")
 	flag.Parse()
 	defer gcfloor.Start(gcfloor.DefaultFloor).Stop()
 	lis, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
@@ -39,7 +61,19 @@ func main() {
 		os.Exit(1)
 	}
 	srv := grpc.NewServer(grpc.NumStreamWorkers(256))
-	tkv1.RegisterRateLimiterServer(srv, noop{})
+	var impl tkv1.RateLimiterServer = noop{}
+	if *redisURL != "" {
+		opt, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opt.PoolSize = *pool
+		client := redis.NewClient(opt)
+		defer client.Close()
+		impl = evalsha{client: client, script: redis.NewScript("return 1")}
+	}
+	tkv1.RegisterRateLimiterServer(srv, impl)
 	// The same first line as throttlekit-server's, so the benchmark reads
 	// both alike.
 	fmt.Printf("listening on %s\n", lis.Addr())
