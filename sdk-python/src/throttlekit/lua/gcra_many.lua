@@ -35,8 +35,7 @@ local function int(x)
   return x
 end
 local function reply(reset, allowed, lim, remaining, resetAt, retry)
-  if reset then return {allowed, int(lim), int(remaining), int(resetAt), int(retry), 1} end
-  return {allowed, int(lim), int(remaining), int(resetAt), int(retry)}
+  return allowed, int(lim), int(remaining), int(resetAt), int(retry), reset and 1 or 0
 end
 local periodMs = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -75,8 +74,7 @@ local function decide(key)
 end
 local out, n = {}, 0
 for i = 1, #KEYS do
-  local r = decide(KEYS[i])
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = r[1], r[2], r[3], r[4], r[5], r[6] or 0
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(KEYS[i])
   n = n + 6
 end
 return out
