@@ -55,8 +55,11 @@ func captureOnVsOff(calls int) {
 		panic(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go rec.Run(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); rec.Run(ctx) }()
+	// The recorder flushes its last segment as it stops: the directory
+	// goes only after it has.
+	defer func() { cancel(); <-ran }()
 	s := memstore.New()
 	defer s.Close()
 	doorOn := door.NewRateLimiter(door.Options{Config: on, Store: s, Meters: s, Capture: rec, OwnClock: true})
