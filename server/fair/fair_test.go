@@ -6,7 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 )
@@ -627,5 +629,96 @@ func TestOneAskPerCheck(t *testing.T) {
 	// asked for 225 each and got their share, within one cost.
 	if got["big"] != 225 || abs(int(got["a"]-125)) > 3 || abs(int(got["b"]-125)) > 3 || abs(int(got["c"]-125)) > 3 {
 		t.Fatalf("admitted %v", got)
+	}
+}
+
+// heldPools is memPools whose asks wait, while held, until released.
+type heldPools struct {
+	memPools
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (h *heldPools) Grant(ctx context.Context, key string, req GrantRequest) (Grant, error) {
+	if h.held.Load() {
+		<-h.release
+	}
+	return h.memPools.Grant(ctx, key, req)
+}
+
+// TestChecksWaitForTheAskInFlight: on a spent pool, checks that would ask
+// while an ask is in flight wait for it and decide on its grant — twenty-one
+// concurrent checks cost one ask, not twenty-one; while the pool has room
+// each asks at once, and every one is admitted.
+func TestChecksWaitForTheAskInFlight(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		limit     int64
+		wantAsks  func(int) bool
+		wantAdmit int
+	}{
+		{"a spent pool", 8, func(n int) bool { return n == 1 }, 0},
+		{"a pool with room", 100_000, func(n int) bool { return n == 21 }, 21},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &heldPools{release: make(chan struct{})}
+			r := newRegion(p, Rule{Limit: tc.limit, WindowMs: 60_000}, "us")
+			tenants := []string{"a", "b", "c", "d"}
+			// Every tenant joins the window and, on the small pool, the
+			// budget is spent.
+			for i := range 40 {
+				if _, err := r.Check(ctx, tenants[i%4], 1, 1, t0+10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.mu.Lock()
+			spentBefore := r.win.Used()
+			r.mu.Unlock()
+			p.held.Store(true)
+			p.mu.Lock()
+			before := p.calls
+			p.mu.Unlock()
+			var admitted atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 21 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// The window's use grows past the grant: each must ask.
+					d, err := r.Check(ctx, tenants[g%4], 1, 1_000, t0+10)
+					if err != nil {
+						t.Error(err)
+					}
+					if d.Allowed {
+						admitted.Add(1)
+					}
+				}()
+			}
+			// Release the pool once all 21 are between their ask and their
+			// decision: one asking, the rest waiting for it.
+			for {
+				r.mu.Lock()
+				waiting := r.pending
+				r.mu.Unlock()
+				if waiting == 21*1_000 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			p.held.Store(false)
+			close(p.release)
+			wg.Wait()
+			p.mu.Lock()
+			asks := p.calls - before
+			p.mu.Unlock()
+			if !tc.wantAsks(asks) || int(admitted.Load()) != tc.wantAdmit {
+				t.Fatalf("21 concurrent checks: %d asks, %d admitted; want %d admitted", asks, admitted.Load(), tc.wantAdmit)
+			}
+			s := r.Standing(1)
+			if s.Used > s.Budget || s.Used != spentBefore+admitted.Load()*1_000 {
+				t.Fatalf("the region used %d of its grant %d (%d before, %d admitted)", s.Used, s.Budget, spentBefore, admitted.Load())
+			}
+		})
 	}
 }

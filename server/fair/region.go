@@ -33,6 +33,21 @@ type Region struct {
 	pending int64 // the costs of checks between their ask and their decision
 	free    int64 // the pool's free budget, as last seen
 	skew    int64 // the store's clock minus the local clock, as last seen
+	flight  *flight
+}
+
+// flight is an ask in flight. A check that would ask while one is — its
+// tenant known at its weight, in the same window, the pool with nothing
+// free as last seen — waits for its answer and decides on the grant it
+// brings, asking itself only when that ask got all it wanted and still
+// falls short: on a busy region whose pool is spent one ask serves the
+// checks that arrive during its round trip, where each would have asked.
+type flight struct {
+	done  chan struct{}
+	start int64 // the window it was asked in
+	want  int64
+	g     Grant
+	err   error
 }
 
 // RegionOptions configures a Region.
@@ -73,35 +88,53 @@ func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost,
 	if d, ok := r.local(tenant, weight, cost, now); ok {
 		return d, nil
 	}
+	waited := false
 	for ask := 1; ; ask++ {
 		r.mu.Lock()
 		r.roll(now)
+		// Wait once at most: a check the flight did not cover then asks as
+		// any other would, maxAsks times at most. Only when the pool had
+		// nothing free as last seen: then its answer is most likely no
+		// more, and waiting saves an ask; while it has room, asks go at once
+		// (a wait and an ask would take two round trips where one does).
+		if f := r.flight; f != nil && f.start == r.win.start && !waited && r.free == 0 {
+			if _, changed := r.win.joined(tenant, weight); !changed {
+				waited, ask = true, ask-1
+				d, done, err := r.await(ctx, f, tenant, weight, cost, now)
+				if done || err != nil {
+					return d, err
+				}
+				continue
+			}
+		}
 		t := r.win.join(tenant, weight)
 		start := r.win.start
 		// The checks asking at the same time will spend too: ask for theirs.
 		req := GrantRequest{Now: now, WindowMs: r.rule.WindowMs, Limit: r.rule.Limit, Region: r.region, Node: r.node,
 			Weight: r.win.Weight(), Want: min(r.rule.Limit, r.win.want(t, cost, r.grant, r.rule.Limit)+r.pending)}
 		r.pending += cost
+		var mine *flight
+		if r.flight == nil {
+			mine = &flight{done: make(chan struct{}), start: start, want: req.Want}
+			r.flight = mine
+		}
 		r.mu.Unlock()
 
 		local := r.clock()
 		g, err := r.pools.Grant(ctx, r.key, req)
 		r.mu.Lock()
 		r.pending -= cost
+		if mine != nil {
+			mine.g, mine.err = g, err
+			r.flight = nil
+			close(mine.done)
+		}
 		if err != nil {
 			r.mu.Unlock()
 			return engine.Decision{}, err
 		}
-		r.skew = g.Now - local
-		if g.WindowStart > r.win.start {
-			r.win, r.grant = NewWindow(g.WindowStart, r.rule.MaxKeys), 0
-		}
+		r.absorb(g, local)
 		current := g.WindowStart == r.win.start
-		if current {
-			r.win.evictedUsed += g.Inherited
-			r.grant = max(r.grant, g.Granted)
-			r.free = g.Free
-		}
 		if (!current || start != g.WindowStart) && ask < maxAsks {
 			// What was sent described another window: ask again in this one.
 			r.mu.Unlock()
@@ -118,6 +151,58 @@ func (r *Region) Check(ctx context.Context, tenant string, weight float64, cost,
 			return d, nil
 		}
 	}
+}
+
+// absorb takes what a grant says about the window: a newer window, the
+// region's grant in it, the pool's free budget and the store's clock.
+// Called with r.mu held.
+func (r *Region) absorb(g Grant, local int64) {
+	r.skew = g.Now - local
+	if g.WindowStart > r.win.start {
+		r.win, r.grant = NewWindow(g.WindowStart, r.rule.MaxKeys), 0
+	}
+	if g.WindowStart == r.win.start {
+		r.win.evictedUsed += g.Inherited
+		r.grant = max(r.grant, g.Granted)
+		r.free = g.Free
+	}
+}
+
+// await waits, r.mu held and released on return, for the ask in flight f
+// and decides the check on the grant known then; done is false when the
+// check should ask for itself (f got all it asked for and this check needs
+// more, or f described a window that has ended).
+func (r *Region) await(ctx context.Context, f *flight, tenant string, weight float64, cost, now int64) (d engine.Decision, done bool, err error) {
+	r.pending += cost
+	r.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		r.mu.Lock()
+		r.pending -= cost
+		r.mu.Unlock()
+		return engine.Decision{}, true, ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending -= cost
+	if f.err != nil {
+		return engine.Decision{}, true, f.err
+	}
+	if f.g.WindowStart != r.win.start {
+		return engine.Decision{}, false, nil
+	}
+	at := now
+	if at == 0 {
+		at = f.g.Now
+	}
+	t := r.win.join(tenant, weight)
+	d = r.win.decide(t, cost, r.grant, r.rule.WindowMs, at)
+	// As for the asker: ask only when the pool gave all that was asked and
+	// this check needs more; a pool that gave less has no more for the
+	// region in this window.
+	again := !d.Allowed && f.g.Granted >= f.want && r.win.want(t, cost, r.grant, r.rule.Limit) > f.want
+	return d, !again, nil
 }
 
 // local decides a check the grant already admits, in a window that has
@@ -149,7 +234,8 @@ func (r *Region) roll(now int64) bool {
 		now = r.clock() + r.skew
 	}
 	if ws := r.rule.windowStart(now); ws > r.win.start {
-		r.win, r.grant = NewWindow(ws, r.rule.MaxKeys), 0
+		// The pool turns with the window: all of it is free again.
+		r.win, r.grant, r.free = NewWindow(ws, r.rule.MaxKeys), 0, r.rule.Limit
 		return true
 	}
 	return false
