@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/throttlekit/throttlekit-go/bench/ceilingsrv"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/config"
@@ -169,18 +170,8 @@ func storeScaling() {
 		fmt.Sprintf("%.2f M/s", two/1e6), fmt.Sprintf("%.2f M/s", one/1e6), fmt.Sprintf("%.2f×", two/one), "≥ 1.6×")
 }
 
-// noop answers every Check with a constant decision: the same gRPC stack
-// with no decision behind it.
-type noop struct {
-	tkv1.UnimplementedRateLimiterServer
-}
-
-var constant = &tkv1.CheckResponse{Decision: &tkv1.Decision{Allowed: true, Limit: 5, Remaining: 4, ResetAt: 1}}
-
-func (noop) Check(context.Context, *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	return constant, nil
-}
-
+// grpcVsNoop compares the decision door over the default gRPC server with
+// ceilingsrv.Noop behind the same: the same gRPC stack with no decision.
 func grpcVsNoop(calls int) {
 	cfg, err := config.Parse("bench.yaml", []byte("limiters:\n  api: {strategy: gcra, limit: 1000000, period: 1s, burst: 1000}\n"))
 	if err != nil {
@@ -189,7 +180,7 @@ func grpcVsNoop(calls int) {
 	s := memstore.New()
 	defer s.Close()
 	real := door.NewRateLimiter(door.Options{Config: cfg, Store: s, Meters: s, Fail: config.FailOpen})
-	base := grpcThroughput(noop{}, calls)
+	base := grpcThroughput(ceilingsrv.Noop{}, calls)
 	ours := grpcThroughput(real, calls)
 	row("server Check over loopback gRPC vs no-op unary RPC, 64 callers (calls/s)",
 		fmt.Sprintf("%.0f/s", ours), fmt.Sprintf("%.0f/s", base), fmt.Sprintf("%.2f×", ours/base), "≥ 0.7×")

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 
+	"github.com/throttlekit/throttlekit-go/bench/ceilingsrv"
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/sdk-go/luascripts"
@@ -196,7 +197,7 @@ func redisComparisons(url string, n int) {
 	var server, bare measured
 	ratios := make([]float64, 0, rounds)
 	for range rounds {
-		o, b := measure(newDoor()), measure(bareEvalsha{client: client, script: oneLine})
+		o, b := measure(newDoor()), measure(ceilingsrv.Evalsha{Client: client, Script: oneLine})
 		ratios = append(ratios, o.rate/b.rate)
 		server.rate, server.proc, server.rcpu = server.rate+o.rate/rounds, server.proc+o.proc/rounds, server.rcpu+o.rcpu/rounds
 		bare.rate, bare.proc, bare.rcpu = bare.rate+b.rate/rounds, bare.proc+b.proc/rounds, bare.rcpu+b.rcpu/rounds
@@ -276,19 +277,4 @@ func (c scriptCheck) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.C
 		return nil, err
 	}
 	return &tkv1.CheckResponse{Decision: &tkv1.Decision{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs}}, nil
-}
-
-// bareEvalsha is the per-call ceiling of a store that makes one Redis round
-// trip per decision: Check runs one EVALSHA of a script that does nothing.
-type bareEvalsha struct {
-	tkv1.UnimplementedRateLimiterServer
-	client *redis.Client
-	script *redis.Script
-}
-
-func (b bareEvalsha) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	if err := b.script.Run(ctx, b.client, []string{req.GetKey()}).Err(); err != nil {
-		return nil, err
-	}
-	return &tkv1.CheckResponse{Decision: &tkv1.Decision{Allowed: true}}, nil
 }

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -21,33 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
+	"github.com/throttlekit/throttlekit-go/bench/ceilingsrv"
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 	"github.com/throttlekit/throttlekit-go/server/gcfloor"
 )
-
-type noop struct {
-	tkv1.UnimplementedRateLimiterServer
-}
-
-var constant = &tkv1.CheckResponse{Decision: &tkv1.Decision{Allowed: true, Limit: 5, Remaining: 4, ResetAt: 1}}
-
-func (noop) Check(context.Context, *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	return constant, nil
-}
-
-// evalsha is the per-call Redis ceiling.
-type evalsha struct {
-	tkv1.UnimplementedRateLimiterServer
-	client *redis.Client
-	script *redis.Script
-}
-
-func (e evalsha) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.CheckResponse, error) {
-	if err := e.script.Run(ctx, e.client, []string{req.GetKey()}).Err(); err != nil {
-		return nil, err
-	}
-	return constant, nil
-}
 
 func main() {
 	port := flag.Int("port", 0, "loopback port (0: any free one)")
@@ -61,7 +37,7 @@ func main() {
 		os.Exit(1)
 	}
 	srv := grpc.NewServer(grpc.NumStreamWorkers(256))
-	var impl tkv1.RateLimiterServer = noop{}
+	var impl tkv1.RateLimiterServer = ceilingsrv.Noop{}
 	if *redisURL != "" {
 		opt, err := redis.ParseURL(*redisURL)
 		if err != nil {
@@ -71,7 +47,7 @@ func main() {
 		opt.PoolSize = *pool
 		client := redis.NewClient(opt)
 		defer client.Close()
-		impl = evalsha{client: client, script: redis.NewScript("return 1")}
+		impl = ceilingsrv.Evalsha{Client: client, Script: redis.NewScript("return 1")}
 	}
 	tkv1.RegisterRateLimiterServer(srv, impl)
 	// The same first line as throttlekit-server's, so the benchmark reads
