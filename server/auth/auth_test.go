@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -48,12 +47,9 @@ func TestPresented(t *testing.T) {
 }
 
 func TestGuardWithASecretGuardsOnlyItsService(t *testing.T) {
-	guard := Guard{Prefix: "/throttlekit.v1.RateLimiter/", Header: DecisionHeader, Secret: "s3"}.Unary()
-	ok := func(context.Context, any) (any, error) { return "ok", nil }
+	guard := Guard{Prefix: "/throttlekit.v1.RateLimiter/", Header: DecisionHeader, Secret: "s3"}
 	call := func(method string, md metadata.MD) error {
-		ctx := metadata.NewIncomingContext(context.Background(), md)
-		_, err := guard(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, ok)
-		return err
+		return guard.Allow(metadata.NewIncomingContext(context.Background(), md), method)
 	}
 	if err := call("/throttlekit.v1.RateLimiter/Check", metadata.MD{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("Check without the secret: %v; want UNAUTHENTICATED", err)
@@ -196,11 +192,9 @@ func TestLoopbackIsDecidedByThePeerAddress(t *testing.T) {
 // TestMonitorGuard: without a secret only loopback peers pass, whatever
 // their metadata claims; with one, every peer needs it.
 func TestMonitorGuard(t *testing.T) {
-	ok := func(context.Context, any) (any, error) { return "ok", nil }
 	call := func(g Guard, addr net.Addr, md metadata.MD) codes.Code {
 		ctx := peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: addr})
-		_, err := g.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/throttlekit.v1.Monitor/GetSnapshot"}, ok)
-		return status.Code(err)
+		return status.Code(g.Allow(ctx, "/throttlekit.v1.Monitor/GetSnapshot"))
 	}
 	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 	remote := &net.TCPAddr{IP: net.IPv4(203, 0, 113, 9), Port: 1}

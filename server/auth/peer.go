@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -47,20 +46,10 @@ func Identity(state *tls.ConnectionState) (id string, ok bool) {
 	return "", false
 }
 
-// PeerKeys replaces the key "$peer" in decision requests with the caller's
-// certificate identity (PeerIdentity), so a policy limits each mTLS client
-// by who it proved to be, whatever it claims. A "$peer" request without a
-// verified certificate is INVALID_ARGUMENT. Other keys pass untouched.
-func PeerKeys() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := ReplacePeerKeysOf(ctx, req); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-}
-
-// ReplacePeerKeysOf is ReplacePeerKeys with the identity of ctx's peer.
+// ReplacePeerKeysOf is ReplacePeerKeys with the identity of ctx's peer
+// (PeerIdentity), so a policy limits each mTLS client by who it proved to
+// be, whatever it claims; the server runs it on every unary call before
+// its handler.
 func ReplacePeerKeysOf(ctx context.Context, req any) error {
 	return ReplacePeerKeys(req, func() (string, bool) { return PeerIdentity(ctx) })
 }

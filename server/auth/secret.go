@@ -76,16 +76,6 @@ func (g Guard) Allow(ctx context.Context, method string) error {
 	return nil
 }
 
-// Unary is the guard as a unary interceptor.
-func (g Guard) Unary() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := g.Allow(ctx, info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-}
-
 // Stream is the guard as a stream interceptor.
 func (g Guard) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -9,7 +9,6 @@
 package wirebound
 
 import (
-	"context"
 	"fmt"
 	"sync"
 
@@ -264,16 +263,8 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 	return nil
 }
 
-// UnaryInterceptor answers a refused request INVALID_ARGUMENT.
-func UnaryInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := Check(req); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
 // Check answers INVALID_ARGUMENT for a request the codec refused (nil for
-// the others).
+// the others); the server runs it on every unary call, after the guards.
 func Check(req any) error {
 	if msg, ok := refusal(req); ok {
 		return status.Error(codes.InvalidArgument, msg)

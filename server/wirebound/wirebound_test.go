@@ -1,13 +1,11 @@
 package wirebound
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -31,8 +29,7 @@ func decode(t *testing.T, l Limits, in, out proto.Message) error {
 	if err := Codec(l).Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, out); err != nil {
 		t.Fatal(err)
 	}
-	_, err = UnaryInterceptor(context.Background(), out, &grpc.UnaryServerInfo{}, func(context.Context, any) (any, error) { return nil, nil })
-	return err
+	return Check(out)
 }
 
 func TestBounds(t *testing.T) {
