@@ -59,8 +59,8 @@ const DefaultMaxStatSeries = 10_000
 //
 // detailed_metric and value_to_metric put request values in the names,
 // so their number is the clients' to choose: past MaxSeries label sets a
-// new one is not created and its counts go to
-// throttlekit_envoy_stat_series_dropped_total instead.
+// new one is not created, and each descriptor decision it would have
+// counted is counted in throttlekit_envoy_stat_series_dropped_total.
 type StatNames struct {
 	// NearLimitRatio is the share of a limit past which hits are "near"
 	// (0: DefaultNearLimitRatio).

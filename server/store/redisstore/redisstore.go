@@ -51,6 +51,7 @@ type Store struct {
 	pipelines int
 	warn      *ratelog.Limiter
 	calls     sync.Map // callKey -> *luascripts.Call
+	checks    sync.Map // engine.Strategy -> checkPair
 
 	jobs        chan *job // Checks waiting for a sender (see pipeline.go)
 	stopped     chan struct{}
@@ -63,6 +64,28 @@ type Store struct {
 type callKey struct {
 	st   engine.Strategy
 	role luascripts.Role
+}
+
+// checkPair is a strategy's check script and — off a cluster, whose keys
+// of one run must share a slot — its many-key variant, which concurrent
+// checks of the same arguments share (nil on a cluster: each runs alone).
+type checkPair struct{ call, many *luascripts.Call }
+
+// checkCalls returns st's checkPair: one lookup per Check.
+func (s *Store) checkCalls(st engine.Strategy) (checkPair, error) {
+	if p, ok := s.checks.Load(st); ok {
+		return p.(checkPair), nil
+	}
+	call, err := s.prepare(st, luascripts.RoleCheck)
+	if err != nil {
+		return checkPair{}, err
+	}
+	p := checkPair{call: call}
+	if _, cluster := s.client.(*redis.ClusterClient); !cluster {
+		p.many, _ = s.prepare(st, luascripts.RoleCheckMany)
+	}
+	s.checks.Store(st, p)
+	return p, nil
 }
 
 // prepare returns the cached script invocation of st (strategies are
@@ -133,18 +156,12 @@ func unavailable(op string, err error) error {
 
 // Check implements store.Store with one EVALSHA.
 func (s *Store) Check(ctx context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
-	call, err := s.prepare(st, luascripts.RoleCheck)
+	p, err := s.checkCalls(st)
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	k := s.Key(key)
-	var batchable *luascripts.Call
-	if _, cluster := s.client.(*redis.ClusterClient); !cluster {
-		// Keys of one run must share a slot on a cluster: there each
-		// check runs alone.
-		batchable, _ = s.prepare(st, luascripts.RoleCheckMany)
-	}
-	reply, err := s.pipelinedCheck(ctx, call, batchable, k, call.Args(now, cost))
+	call, k := p.call, s.Key(key)
+	reply, err := s.pipelinedCheck(ctx, call, p.many, k, call.Args(now, cost))
 	if at, ok := luascripts.Outside(err); ok && now == 0 && call.Zoned() {
 		// This server's clock is a period or more off the Redis clock: the
 		// script refused before touching the key; send the periods around
