@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,12 +198,7 @@ func buildCommand(dir, moduleDir, pkg string) string {
 
 // median is the middle of ds.
 func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Sorted(slices.Values(ds))
 	return s[len(s)/2].Round(time.Microsecond)
 }
 
@@ -284,6 +279,6 @@ func shouldRateLimitRate(addr string, d time.Duration) (float64, time.Duration, 
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	slices.Sort(all)
 	return rate, all[min(len(all)-1, len(all)*99/100)], calls.Load()
 }
