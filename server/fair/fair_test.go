@@ -649,7 +649,7 @@ func (h *heldPools) Grant(ctx context.Context, key string, req GrantRequest) (Gr
 // TestChecksWaitForTheAskInFlight: on a spent pool, checks that would ask
 // while an ask is in flight wait for it and decide on its grant — twenty-one
 // concurrent checks cost one ask, not twenty-one; while the pool has room
-// each asks at once, and every one is admitted.
+// each sends its own ask at once, and every one is admitted.
 func TestChecksWaitForTheAskInFlight(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -659,7 +659,9 @@ func TestChecksWaitForTheAskInFlight(t *testing.T) {
 		wantAdmit int
 	}{
 		{"a spent pool", 8, func(n int) bool { return n == 1 }, 0},
-		{"a pool with room", 100_000, func(n int) bool { return n == 21 }, 21},
+		// Each sends its own ask (one may ask again when the others spent
+		// what it was granted before it decided).
+		{"a pool with room", 100_000, func(n int) bool { return n >= 21 }, 21},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &heldPools{release: make(chan struct{})}
