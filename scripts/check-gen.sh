@@ -41,6 +41,20 @@ if [ "$stale" = 1 ] || ! diff -u lua/manifest.json "$gen/lua/manifest.json" || !
   exit 1
 fi
 
+step "the generator refuses a check script that answers other than through reply"
+# The many-key variants swap reply for one returning values: a decide that
+# returned a table of its own would be copied wrong, so it must be refused.
+mut="$gen/mutated"
+mkdir -p "$mut/scripts" "$mut/lua"
+cp scripts/gen-lua.py "$mut/scripts/"
+cp lua/*.lua lua/manifest.json "$mut/lua/"
+sed -i 's/^  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))$/  return {0, limit, 0, resetAt, 1}/' "$mut/lua/fixed_window.lua"
+grep -q '^  return {0, limit, 0, resetAt, 1}$' "$mut/lua/fixed_window.lua" || { echo "test: the mutation of fixed_window.lua no longer applies; update it" >&2; exit 1; }
+if out="$(python3 "$mut/scripts/gen-lua.py" --root "$mut/out" 2>&1)" || [[ "$out" != *"decide must answer only with"* ]]; then
+  echo "test: gen-lua.py accepted a check script whose decide returns a table of its own: $out" >&2
+  exit 1
+fi
+
 step "Python stubs are up to date (scripts/gen-python.sh, pinned grpcio-tools)"
 ./scripts/gen-python.sh "$gen"
 if ! diff -ru sdk-python/src/throttlekit/v1 "$gen/sdk-python/src/throttlekit/v1"; then
