@@ -22,19 +22,29 @@ const DefaultFloor = 32 << 20
 // maxPercent bounds GOGC on a nearly empty heap.
 const maxPercent = 10_000
 
+// minHeap is the runtime's smallest heap target at GOGC=100, scaled by
+// GOGC/100 like the rest of the target (the Go GC guide: "a minimum total
+// heap size of 4 MiB"). On a small live heap it, not the live heap, sets
+// the target: a GOGC computed from the live heap alone put a 32 MiB
+// floor's next collection at 100 MiB and more.
+const minHeap = 4 << 20
+
 // Percent is the GOGC that puts the next collection at floor for a live
-// heap of live bytes: never below the default of 100.
-func Percent(live, floor uint64) int {
+// heap of live bytes and roots bytes of stacks and globals, as the runtime
+// sets its target: the larger of live + (live+roots)×GOGC/100 and
+// minHeap×GOGC/100. It is never below the default of 100.
+func Percent(live, roots, floor uint64) int {
 	if live == 0 || floor <= 2*live {
 		return 100
 	}
-	return int(min(maxPercent, (floor-live)*100/live))
+	p := min(maxPercent, (floor-live)*100/(live+roots), floor*100/minHeap)
+	return int(max(100, p))
 }
 
 // Tuner adjusts GOGC after every collection until stopped.
 type Tuner struct {
 	floor   uint64
-	live    []metrics.Sample // read by one goroutine at a time: Start, then the finalizers in turn
+	live    []metrics.Sample // the live heap, stacks and globals; read by one goroutine at a time: Start, then the finalizers in turn
 	stopped atomic.Bool
 	percent atomic.Int64
 	once    sync.Once
@@ -46,7 +56,7 @@ func Start(floor uint64) *Tuner {
 	if floor == 0 || os.Getenv("GOGC") != "" {
 		return nil
 	}
-	t := &Tuner{floor: floor, live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t := &Tuner{floor: floor, live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
 	t.percent.Store(100)
 	t.adjust()
 	t.arm()
@@ -70,10 +80,12 @@ func (t *Tuner) arm() {
 
 func (t *Tuner) adjust() {
 	metrics.Read(t.live)
-	if t.live[0].Value.Kind() != metrics.KindUint64 {
-		return
+	for _, s := range t.live {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return
+		}
 	}
-	p := Percent(t.live[0].Value.Uint64(), t.floor)
+	p := Percent(t.live[0].Value.Uint64(), t.live[1].Value.Uint64()+t.live[2].Value.Uint64(), t.floor)
 	// Small changes are not worth a new heap goal.
 	if old := int(t.percent.Load()); p != old && (p == 100 || p*10 < old*9 || p*10 > old*11) {
 		debug.SetGCPercent(p)
