@@ -44,7 +44,7 @@ func Percent(live, roots, floor uint64) int {
 // Tuner adjusts GOGC after every collection until stopped.
 type Tuner struct {
 	floor   uint64
-	live    []metrics.Sample // the live heap, stacks and globals; read by one goroutine at a time: Start, then the finalizers in turn
+	samples []metrics.Sample // the live heap, stacks and globals; read by one goroutine at a time: Start, then the finalizers in turn
 	stopped atomic.Bool
 	percent atomic.Int64
 	once    sync.Once
@@ -56,7 +56,7 @@ func Start(floor uint64) *Tuner {
 	if floor == 0 || os.Getenv("GOGC") != "" {
 		return nil
 	}
-	t := &Tuner{floor: floor, live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
+	t := &Tuner{floor: floor, samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
 	t.percent.Store(100)
 	t.adjust()
 	t.arm()
@@ -79,13 +79,13 @@ func (t *Tuner) arm() {
 }
 
 func (t *Tuner) adjust() {
-	metrics.Read(t.live)
-	for _, s := range t.live {
+	metrics.Read(t.samples)
+	for _, s := range t.samples {
 		if s.Value.Kind() != metrics.KindUint64 {
 			return
 		}
 	}
-	p := Percent(t.live[0].Value.Uint64(), t.live[1].Value.Uint64()+t.live[2].Value.Uint64(), t.floor)
+	p := Percent(t.samples[0].Value.Uint64(), t.samples[1].Value.Uint64()+t.samples[2].Value.Uint64(), t.floor)
 	// Small changes are not worth a new heap goal.
 	if old := int(t.percent.Load()); p != old && (p == 100 || p*10 < old*9 || p*10 > old*11) {
 		debug.SetGCPercent(p)
