@@ -52,7 +52,7 @@ func (r *RateLimiter) CheckAll(ctx context.Context, asks []Ask) (ds []engine.Dec
 	clock := trace.Clock("")
 	for _, p := range ps {
 		if r.captured[p.Name] {
-			now, clock = r.instant(ctx, p)
+			now, clock = r.instant(ctx, p, start)
 			break
 		}
 	}

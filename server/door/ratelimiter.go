@@ -256,7 +256,14 @@ func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.
 	if err != nil {
 		return nil, err
 	}
-	return &tkv1.CheckResponse{Decision: toProto(d)}, nil
+	// The response and its decision in one allocation: Check is the call
+	// a busy server answers most.
+	out := &struct {
+		resp tkv1.CheckResponse
+		d    tkv1.Decision
+	}{d: tkv1.Decision{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs}}
+	out.resp.Decision = &out.d
+	return &out.resp, nil
 }
 
 // CheckKey is Check for the doors in this process (Envoy's): the same
@@ -268,7 +275,7 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	now, clock := r.instant(ctx, p)
+	now, clock := r.instant(ctx, p, start)
 	d, err := r.apply(ctx, p, key, now, cost)
 	failed := err != nil
 	if failed {
@@ -286,8 +293,14 @@ func (r *RateLimiter) CheckKey(ctx context.Context, policy, key string, cost int
 // capture records p, the clock its trace is on: manual when the instant is
 // the decider's own (the request's, or this process's for the memory
 // store, read here and passed down), server when the store reads its own.
-func (r *RateLimiter) instant(ctx context.Context, p *config.Policy) (int64, trace.Clock) {
+// start is when the decision began, if it was read (begin): on this
+// process's clock it is the instant, and the store does not read the
+// clock again.
+func (r *RateLimiter) instant(ctx context.Context, p *config.Policy, start time.Time) (int64, trace.Clock) {
 	now := r.clock(ctx)
+	if now == 0 && r.ownClock && !start.IsZero() {
+		now = start.UnixMilli()
+	}
 	if !r.captured[p.Name] {
 		return now, ""
 	}
@@ -340,9 +353,11 @@ func (r *RateLimiter) record(ctx context.Context, start time.Time, p *config.Pol
 			axis = axisRate
 		}
 	}
-	end := time.Now()
+	// The monotonic clock alone: the wall clock at the end is start's and
+	// the latency, one clock read fewer per decision.
+	latency := time.Since(start)
 	r.tap.Record(ctx, telemetry.Event{Policy: p.Name, Key: p.ID(key), Op: op, Outcome: o, Axis: axis, Limit: d.Limit,
-		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Cost: cost, Latency: end.Sub(start), At: end.UnixMilli()})
+		Remaining: d.Remaining, RetryAfterMs: d.RetryAfterMs, Tokens: tokens, Cost: cost, Latency: latency, At: start.Add(latency).UnixMilli()})
 }
 
 // shadowed is what the caller is told of d: under shadow: true, allowed
@@ -425,7 +440,7 @@ func (r *RateLimiter) CheckMany(ctx context.Context, req *tkv1.CheckManyRequest)
 		keys[i] = p.Key(k)
 	}
 	var ds []engine.Decision
-	now, clock := r.instant(ctx, p)
+	now, clock := r.instant(ctx, p, start)
 	if p.Fair != nil {
 		ds, err = r.checkFairMany(ctx, p, req.GetKeys(), now, cost)
 	} else if t := r.tiers[p.Name]; t != nil {

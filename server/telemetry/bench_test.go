@@ -57,3 +57,45 @@ func BenchmarkWatchFlood(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAggregate is the aggregator's cost per decision: one hot key,
+// and 10,000 distinct keys in turn (every one a newcomer to the sketches,
+// the heavy-hitter summary's worst case).
+func BenchmarkAggregate(b *testing.B) {
+	keys := make([]string, 10000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user-%d", i)
+	}
+	for _, n := range []int{1, len(keys)} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			h := New([]PolicyInfo{{Name: "api"}}, Options{})
+			ev := Event{Policy: "api", Op: "Check", Outcome: Allowed, Limit: 10, Latency: time.Microsecond, At: time.Now().UnixMilli()}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ev.Key = keys[i%n]
+				i++
+				h.apply(ev)
+			}
+		})
+	}
+}
+
+// BenchmarkRecordParallel is the hand-off from many deciding goroutines to
+// the aggregator, and the aggregator's work, on every core: ns/op is the
+// machine's time per decision, dropped/op what the aggregator could not
+// keep up with.
+func BenchmarkRecordParallel(b *testing.B) {
+	h := New([]PolicyInfo{{Name: "api"}}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ev := Event{Policy: "api", Key: "alice", Op: "Check", Outcome: Allowed, Limit: 10, Latency: time.Microsecond, At: time.Now().UnixMilli()}
+		for pb.Next() {
+			h.Record(context.Background(), ev)
+		}
+	})
+	b.ReportMetric(float64(h.dropped.Load())/float64(b.N), "dropped/op")
+}

@@ -73,8 +73,22 @@ type Options struct {
 // Hub aggregates decisions for the Monitor door and Lens.
 type Hub struct {
 	windowS int64
-	events  chan Event
 	dropped atomic.Int64
+
+	// Decisions wait for the aggregator in pending (at most buffer of
+	// them). It wakes once a gatherFor and takes them all at once: woken
+	// for every decision, the wake-ups (a goroutine switch each, on the
+	// cores that decide) cost the server more than the aggregation did.
+	// wake has a value once pending has gone from empty to not; hurry when
+	// half the buffer is waiting (then it takes them at once).
+	inMu    sync.Mutex
+	pending []Event
+	spare   []Event // the batch the aggregator last took, emptied, for reuse
+	buffer  int
+	gather  time.Duration // gatherFor; tests set their own
+	wake    chan struct{}
+	hurry   chan struct{}
+	drainMu sync.Mutex // one batch at a time, in the order they were taken
 	nodeID  string
 	guards  func() []GuardSummary
 	fairs   func() map[string]fair.Standing
@@ -106,7 +120,10 @@ func New(policies []PolicyInfo, o Options) *Hub {
 	}
 	h := &Hub{
 		windowS:  int64(o.Window / time.Second),
-		events:   make(chan Event, o.Buffer),
+		buffer:   o.Buffer,
+		gather:   gatherFor,
+		wake:     make(chan struct{}, 1),
+		hurry:    make(chan struct{}, 1),
 		nodeID:   o.NodeID,
 		guards:   o.Guards,
 		fairs:    o.Fairness,
@@ -150,40 +167,95 @@ func (h *Hub) SetPolicies(policies []PolicyInfo) {
 // Record implements Tap: it hands ev to the aggregator, or drops and
 // counts it when the aggregator is behind. It never blocks.
 func (h *Hub) Record(_ context.Context, ev Event) {
-	select {
-	case h.events <- ev:
-	default:
+	h.inMu.Lock()
+	if len(h.pending) >= h.buffer {
+		h.inMu.Unlock()
 		h.dropped.Add(1)
+		return
+	}
+	h.pending = append(h.pending, ev)
+	n := len(h.pending)
+	h.inMu.Unlock()
+	switch n {
+	case 1:
+		signal(h.wake)
+	case h.buffer / 2:
+		signal(h.hurry)
 	}
 }
 
+// signal leaves a value in c, unless one is there already: the aggregator
+// takes every waiting event when it acts on it.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// gatherFor is how long the aggregator lets decisions gather once one is
+// waiting: what a Watch stream's denial may wait, at most; a snapshot
+// takes what is waiting first.
+const gatherFor = 10 * time.Millisecond
+
 // Run aggregates events until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
+	gather := time.NewTimer(h.gather)
+	defer gather.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-h.events:
-			h.apply(ev)
+		case <-h.wake:
 		}
+		gather.Reset(h.gather)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gather.C:
+		case <-h.hurry:
+		}
+		h.Drain()
 	}
 }
 
-// Drain applies every waiting event now (tests and benchmarks).
+// applyBatch bounds how long the aggregator holds the state at once, so a
+// snapshot or a Watch subscription never waits for a whole buffer.
+const applyBatch = 256
+
+// Drain applies every waiting event now (the aggregator, a snapshot,
+// tests).
 func (h *Hub) Drain() {
-	for {
-		select {
-		case ev := <-h.events:
-			h.apply(ev)
-		default:
-			return
+	h.drainMu.Lock()
+	defer h.drainMu.Unlock()
+	h.inMu.Lock()
+	batch := h.pending
+	h.pending, h.spare = h.spare, nil
+	h.inMu.Unlock()
+	for rest := batch; len(rest) > 0; {
+		n := min(len(rest), applyBatch)
+		h.mu.Lock()
+		for _, ev := range rest[:n] {
+			h.applyLocked(ev)
 		}
+		h.mu.Unlock()
+		rest = rest[n:]
 	}
+	// The keys go with the events: the sketches and the denial ring are
+	// the only places that keep them.
+	clear(batch)
+	h.inMu.Lock()
+	h.spare = batch[:0]
+	h.inMu.Unlock()
 }
 
 func (h *Hub) apply(ev Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.applyLocked(ev)
+}
+
+func (h *Hub) applyLocked(ev Event) {
 	ps := h.policies[ev.Policy]
 	if ps == nil {
 		return // not a configured policy: the door refused it before deciding

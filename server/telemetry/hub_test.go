@@ -323,3 +323,95 @@ func TestMergeLatency(t *testing.T) {
 		t.Fatalf("one summary changed in a merge: %+v", one)
 	}
 }
+
+// TestTheAggregatorTakesWhatGathered runs the aggregator as the server
+// does: a denial reaches a Watch subscription without anyone draining.
+func TestTheAggregatorTakesWhatGathered(t *testing.T) {
+	h := New([]PolicyInfo{{Name: "api"}}, Options{})
+	sub, err := h.Subscribe("", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	h.Record(ctx, Event{Policy: "api", Key: "mallory", Outcome: Denied, Axis: "rate", At: time.Now().UnixMilli()})
+	select {
+	case <-sub.Ready:
+	case <-time.After(time.Minute):
+		t.Fatal("the aggregator never took the denial")
+	}
+	if d := sub.Drain(); len(d) != 1 || d[0].Key != "mallory" {
+		t.Fatalf("denials %+v", d)
+	}
+}
+
+// TestHalfAFullBufferIsTakenAtOnce: the aggregator gathers for a long
+// time (an hour here), but not while the buffer fills — half of it waiting
+// is taken at once, so a burst is not dropped for the wait.
+func TestHalfAFullBufferIsTakenAtOnce(t *testing.T) {
+	h := New([]PolicyInfo{{Name: "api"}}, Options{Buffer: 64})
+	h.gather = time.Hour
+	sub, err := h.Subscribe("", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	now := time.Now().UnixMilli()
+	for i := range 32 {
+		h.Record(ctx, Event{Policy: "api", Key: fmt.Sprint("k", i), Outcome: Denied, Axis: "rate", At: now})
+	}
+	select {
+	case <-sub.Ready:
+	case <-time.After(time.Minute):
+		t.Fatal("half a buffer waited for the whole gathering time")
+	}
+	// Every one of them is taken, the 33rd waits for its time, none dropped.
+	h.Record(ctx, Event{Policy: "api", Key: "late", Outcome: Denied, Axis: "rate", At: now})
+	if got := len(sub.Drain()); got != 32 {
+		t.Fatalf("%d denials taken, want the 32 that filled half the buffer", got)
+	}
+	if h.dropped.Load() != 0 {
+		t.Fatalf("%d dropped", h.dropped.Load())
+	}
+}
+
+// TestSketchInvariants adds random weights to a small sketch and checks,
+// after every add, what space-saving promises: the heap is ordered, the
+// counts sum to the total, and every count is within its error of the
+// key's true weight (never under it).
+func TestSketchInvariants(t *testing.T) {
+	s := newSketch(16)
+	truth := map[string]int64{}
+	rnd := uint64(1)
+	next := func(n uint64) uint64 { rnd = rnd*6364136223846793005 + 1442695040888963407; return (rnd >> 33) % n }
+	for i := range 20_000 {
+		key := fmt.Sprint("k", next(40))
+		if i%5 == 0 {
+			key = fmt.Sprint("k", next(4)) // a few heavier keys
+		}
+		w := int64(next(7) + 1)
+		s.add(key, w)
+		truth[key] += w
+		var sum int64
+		for j, e := range s.heap {
+			if e.idx != j || s.entries[e.key] != e {
+				t.Fatalf("add %d: entry %q at %d thinks it is at %d", i, e.key, j, e.idx)
+			}
+			if j > 0 && s.heap[(j-1)/2].count > e.count {
+				t.Fatalf("add %d: heap out of order at %d", i, j)
+			}
+			if e.count < truth[e.key] || e.count-e.err > truth[e.key] {
+				t.Fatalf("add %d: %q counted %d (error %d), truly %d", i, e.key, e.count, e.err, truth[e.key])
+			}
+			sum += e.count
+		}
+		if sum != s.total || len(s.entries) != len(s.heap) {
+			t.Fatalf("add %d: counts sum to %d of %d; %d entries, %d in the heap", i, sum, s.total, len(s.entries), len(s.heap))
+		}
+	}
+}

@@ -1,15 +1,14 @@
 package telemetry
 
-import (
-	"container/heap"
-	"sort"
-)
+import "sort"
 
 // sketch is a space-saving heavy-hitter summary (Metwally et al.): at most
 // k counters, so memory is bounded however many distinct keys arrive. A
 // key's count is over-estimated by at most err, the count of the counter it
 // evicted; any key with a true weight above total/k is in the sketch. A
-// min-heap on the counts makes every add O(log k).
+// min-heap on the counts makes every add O(log k); it is sifted by hand
+// rather than through container/heap, whose interface calls were most of
+// an add's time when every key is a newcomer.
 type sketch struct {
 	k       int
 	entries map[string]*sketchEntry
@@ -31,40 +30,58 @@ func (s *sketch) add(key string, w int64) {
 	s.total += w
 	if e, ok := s.entries[key]; ok {
 		e.count += w
-		heap.Fix(&s.heap, e.idx)
+		s.heap.down(e.idx)
 		return
 	}
 	if len(s.entries) < s.k {
-		e := &sketchEntry{key: key, count: w}
+		e := &sketchEntry{key: key, count: w, idx: len(s.heap)}
 		s.entries[key] = e
-		heap.Push(&s.heap, e)
+		s.heap = append(s.heap, e)
+		s.heap.up(e.idx)
 		return
 	}
 	e := s.heap[0]
 	delete(s.entries, e.key)
 	e.key, e.err, e.count = key, e.count, e.count+w
 	s.entries[key] = e
-	heap.Fix(&s.heap, 0)
+	s.heap.down(0)
 }
 
+// minHeap orders the entries by count, smallest first. Counts only grow,
+// so an entry only ever moves down; a new one moves up from the end.
 type minHeap []*sketchEntry
 
-func (h minHeap) Len() int           { return len(h) }
-func (h minHeap) Less(i, j int) bool { return h[i].count < h[j].count }
-func (h minHeap) Swap(i, j int) {
+func (h minHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = i, j
 }
-func (h *minHeap) Push(x any) {
-	e := x.(*sketchEntry)
-	e.idx = len(*h)
-	*h = append(*h, e)
+
+func (h minHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].count <= h[i].count {
+			return
+		}
+		h.swap(i, parent)
+		i = parent
+	}
 }
-func (h *minHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+
+func (h minHeap) down(i int) {
+	for {
+		least := i
+		if l := 2*i + 1; l < len(h) && h[l].count < h[least].count {
+			least = l
+		}
+		if r := 2*i + 2; r < len(h) && h[r].count < h[least].count {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		h.swap(i, least)
+		i = least
+	}
 }
 
 // KeyCount is a key and its (estimated) weight.

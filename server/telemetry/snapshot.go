@@ -56,6 +56,7 @@ type ServerStatus struct {
 
 // Snapshot returns the window as of now.
 func (h *Hub) Snapshot() Snapshot {
+	h.Drain() // what has been decided, not what the aggregator has seen
 	now := h.now().UnixMilli()
 	guards := h.sortedGuards() // outside the lock: it reads the guards' own state
 	var fairs map[string]fair.Standing
