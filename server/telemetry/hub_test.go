@@ -324,24 +324,39 @@ func TestMergeLatency(t *testing.T) {
 	}
 }
 
-// TestTheAggregatorTakesWhatGathered runs the aggregator as the server
-// does: a denial reaches a Watch subscription without anyone draining.
-func TestTheAggregatorTakesWhatGathered(t *testing.T) {
-	h := New([]PolicyInfo{{Name: "api"}}, Options{})
+// watching subscribes to every denial of h and runs its aggregator until
+// the test ends.
+func watching(t *testing.T, h *Hub) *Subscription {
+	t.Helper()
 	sub, err := h.Subscribe("", "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Cancel()
+	t.Cleanup(sub.Cancel)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go h.Run(ctx)
-	h.Record(ctx, Event{Policy: "api", Key: "mallory", Outcome: Denied, Axis: "rate", At: time.Now().UnixMilli()})
+	return sub
+}
+
+// ready waits for sub to have denials queued, failing with msg after a
+// minute.
+func ready(t *testing.T, sub *Subscription, msg string) {
+	t.Helper()
 	select {
 	case <-sub.Ready:
 	case <-time.After(time.Minute):
-		t.Fatal("the aggregator never took the denial")
+		t.Fatal(msg)
 	}
+}
+
+// TestTheAggregatorTakesWhatGathered runs the aggregator as the server
+// does: a denial reaches a Watch subscription without anyone draining.
+func TestTheAggregatorTakesWhatGathered(t *testing.T) {
+	h := New([]PolicyInfo{{Name: "api"}}, Options{})
+	sub := watching(t, h)
+	h.Record(context.Background(), Event{Policy: "api", Key: "mallory", Outcome: Denied, Axis: "rate", At: time.Now().UnixMilli()})
+	ready(t, sub, "the aggregator never took the denial")
 	if d := sub.Drain(); len(d) != 1 || d[0].Key != "mallory" {
 		t.Fatalf("denials %+v", d)
 	}
@@ -353,25 +368,14 @@ func TestTheAggregatorTakesWhatGathered(t *testing.T) {
 func TestHalfAFullBufferIsTakenAtOnce(t *testing.T) {
 	h := New([]PolicyInfo{{Name: "api"}}, Options{Buffer: 64})
 	h.gather = time.Hour
-	sub, err := h.Subscribe("", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Cancel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.Run(ctx)
+	sub := watching(t, h)
 	now := time.Now().UnixMilli()
 	for i := range 32 {
-		h.Record(ctx, Event{Policy: "api", Key: fmt.Sprint("k", i), Outcome: Denied, Axis: "rate", At: now})
+		h.Record(context.Background(), Event{Policy: "api", Key: fmt.Sprint("k", i), Outcome: Denied, Axis: "rate", At: now})
 	}
-	select {
-	case <-sub.Ready:
-	case <-time.After(time.Minute):
-		t.Fatal("half a buffer waited for the whole gathering time")
-	}
+	ready(t, sub, "half a buffer waited for the whole gathering time")
 	// Every one of them is taken, the 33rd waits for its time, none dropped.
-	h.Record(ctx, Event{Policy: "api", Key: "late", Outcome: Denied, Axis: "rate", At: now})
+	h.Record(context.Background(), Event{Policy: "api", Key: "late", Outcome: Denied, Axis: "rate", At: now})
 	if got := len(sub.Drain()); got != 32 {
 		t.Fatalf("%d denials taken, want the 32 that filled half the buffer", got)
 	}
