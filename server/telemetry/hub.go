@@ -76,9 +76,10 @@ type Hub struct {
 	dropped atomic.Int64
 
 	// Decisions wait for the aggregator in pending (at most buffer of
-	// them). It wakes once a gatherFor and takes them all at once: woken
-	// for every decision, the wake-ups (a goroutine switch each, on the
-	// cores that decide) cost the server more than the aggregation did.
+	// them, held only while they wait: an idle hub holds none). It wakes
+	// at most once per gatherFor and takes them all at once: woken for
+	// every decision, the wake-ups (a goroutine switch each, on the cores
+	// that decide) cost the server more than the aggregation did.
 	// wake has a value once pending has gone from empty to not; hurry when
 	// half the buffer is waiting (then it takes them at once).
 	inMu    sync.Mutex
