@@ -76,7 +76,8 @@ type Hub struct {
 	dropped atomic.Int64
 
 	// Decisions wait for the aggregator in pending (at most buffer of
-	// them, held only while they wait: an idle hub holds none). It wakes
+	// them; the slices grow with what has waited, rather than a whole
+	// buffer being allocated up front). It wakes
 	// at most once per gatherFor and takes them all at once: woken for
 	// every decision, the wake-ups (a goroutine switch each, on the cores
 	// that decide) cost the server more than the aggregation did.
