@@ -261,7 +261,8 @@ func (r *RateLimiter) Check(ctx context.Context, req *tkv1.CheckRequest) (*tkv1.
 	out := &struct {
 		resp tkv1.CheckResponse
 		d    tkv1.Decision
-	}{d: tkv1.Decision{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, ResetAt: d.ResetAt, RetryAfterMs: d.RetryAfterMs}}
+	}{}
+	fillProto(&out.d, d)
 	out.resp.Decision = &out.d
 	return &out.resp, nil
 }
@@ -582,11 +583,12 @@ func (r *RateLimiter) budget(p *config.Policy) (store.Store, *config.Budget) {
 }
 
 func toProto(d engine.Decision) *tkv1.Decision {
-	return &tkv1.Decision{
-		Allowed:      d.Allowed,
-		Limit:        d.Limit,
-		Remaining:    d.Remaining,
-		ResetAt:      d.ResetAt,
-		RetryAfterMs: d.RetryAfterMs,
-	}
+	p := &tkv1.Decision{}
+	fillProto(p, d)
+	return p
+}
+
+// fillProto sets dst, a fresh message, to d.
+func fillProto(dst *tkv1.Decision, d engine.Decision) {
+	dst.Allowed, dst.Limit, dst.Remaining, dst.ResetAt, dst.RetryAfterMs = d.Allowed, d.Limit, d.Remaining, d.ResetAt, d.RetryAfterMs
 }

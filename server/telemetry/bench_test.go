@@ -80,22 +80,3 @@ func BenchmarkAggregate(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkRecordParallel is the hand-off from many deciding goroutines to
-// the aggregator, and the aggregator's work, on every core: ns/op is the
-// machine's time per decision, dropped/op what the aggregator could not
-// keep up with.
-func BenchmarkRecordParallel(b *testing.B) {
-	h := New([]PolicyInfo{{Name: "api"}}, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.Run(ctx)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		ev := Event{Policy: "api", Key: "alice", Op: "Check", Outcome: Allowed, Limit: 10, Latency: time.Microsecond, At: time.Now().UnixMilli()}
-		for pb.Next() {
-			h.Record(context.Background(), ev)
-		}
-	})
-	b.ReportMetric(float64(h.dropped.Load())/float64(b.N), "dropped/op")
-}

@@ -251,12 +251,7 @@ func (h *Hub) Drain() {
 	h.inMu.Unlock()
 }
 
-func (h *Hub) apply(ev Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.applyLocked(ev)
-}
-
+// applyLocked aggregates one event; h.mu is held.
 func (h *Hub) applyLocked(ev Event) {
 	ps := h.policies[ev.Policy]
 	if ps == nil {

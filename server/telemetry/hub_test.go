@@ -11,6 +11,14 @@ import (
 	"time"
 )
 
+// apply aggregates one event at once, as the aggregator does for each of
+// a batch.
+func (h *Hub) apply(ev Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.applyLocked(ev)
+}
+
 // clock is a settable wall clock.
 type clock struct{ ms int64 }
 
@@ -417,5 +425,20 @@ func TestSketchInvariants(t *testing.T) {
 		if sum != s.total || len(s.entries) != len(s.heap) {
 			t.Fatalf("add %d: counts sum to %d of %d; %d entries, %d in the heap", i, sum, s.total, len(s.entries), len(s.heap))
 		}
+	}
+}
+
+// TestASnapshotTakesWhatWaits: decisions recorded and not yet taken by
+// the aggregator (it is not running here) are in the snapshot.
+func TestASnapshotTakesWhatWaits(t *testing.T) {
+	c := &clock{ms: 1_000_000}
+	h := newTestHub(c)
+	for range 3 {
+		h.Record(context.Background(), Event{Policy: "api", Key: "alice", Outcome: Allowed, At: c.ms})
+	}
+	h.Record(context.Background(), Event{Policy: "api", Key: "bob", Outcome: Denied, Axis: "rate", At: c.ms})
+	s := h.Snapshot()
+	if p := policy(t, s, "api"); p.Allowed != 3 || p.Denied != 1 || len(s.RecentDenials) != 1 {
+		t.Fatalf("snapshot %+v, denials %+v", p, s.RecentDenials)
 	}
 }
