@@ -39,26 +39,36 @@ local cost = tonumber(ARGV[4])
 
 local start = math.floor(now / windowMs) * windowMs
 local resetAt = start + windowMs
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 's', 'c')
-  local count = 0
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
     local s, c = num(st[1]), num(st[2])
     if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
       redis.call('DEL', key)
-      reset = true
-    elseif s == start then
-      count = c
+      return true, nil, nil
     end
+    return false, s, c
   end
+  return false, nil, nil
+end
+local function save(key, ttl, s, c)
+  redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, s, c = load(key)
+  local count = 0
+  if s == start then count = c end
   if count + cost <= limit then
-    redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
+    save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
     return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
   end
   return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))

@@ -98,33 +98,67 @@ else
   end
   start, resetAt = start * D - off, resetAt * D - off
 end
--- decide runs the check on one key in the period above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 's', 'c')
-  local count = 0
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
     local s, c = num(st[1]), num(st[2])
     if not (s and c and s > -math.huge and s <= now + SKEW and c >= 0 and c < math.huge) then
       redis.call('DEL', key)
-      reset = true
-    elseif s == start then
-      count = c
+      return true, nil, nil
     end
+    return false, s, c
   end
+  return false, nil, nil
+end
+local function save(key, ttl, s, c)
+  redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key in the period above.
+local function decide(key)
+  local reset, s, c = load(key)
+  local count = 0
+  if s == start then count = c end
   if count + cost <= limit then
-    redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, resetAt - now))
+    save(key, math.max(ttlFloor, resetAt - now), start, count + cost)
     return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
   end
   return reply(reset, 0, limit, math.max(0, limit - count), resetAt, resetAt - now)
 end
+-- A key that comes again next in KEYS keeps its state in the run (what save
+-- was given) and is written once, when another key follows: load reads back
+-- exactly what save writes, so each check sees the one before it.
+local load0, save0 = load, save
+local nextKey, heldKey, held
+local function heldLoad(key)
+  if key == heldKey then return false, unpack(held, 3, held.n) end
+  return load0(key)
+end
+local function heldSave(key, ...)
+  if key == nextKey then
+    heldKey, held = key, {n = select('#', ...) + 1, key, ...}
+  else
+    heldKey = nil
+    save0(key, ...)
+  end
+end
 local out, n = {}, 0
 for i = 1, #KEYS do
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(KEYS[i])
+  local key = KEYS[i]
+  nextKey = KEYS[i + 1]
+  if key == nextKey or key == heldKey then load, save = heldLoad, heldSave else load, save = load0, save0 end
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(key)
   n = n + 6
+  if heldKey and heldKey ~= nextKey then
+    save0(unpack(held, 1, held.n))
+    heldKey = nil
+  end
 end
 return out

@@ -40,22 +40,32 @@ local refillPerSec = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
 local perMs = refillPerSec / 1000
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 't', 'l')
-  local tokens, last
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
-    tokens, last = num(st[1]), num(st[2])
+    local tokens, last = num(st[1]), num(st[2])
     if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tokens, last = nil, nil
+      return true, nil, nil
     end
+    return false, tokens, last
   end
+  return false, nil, nil
+end
+local function save(key, ttl, tokens, last)
+  redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tokens, last = load(key)
   tokens = tokens or capacity
   last = last or now
   local elapsed = math.max(0, now - last)
@@ -63,16 +73,39 @@ local function decide(key)
   local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
   if tokens >= cost then
     local newTokens = tokens - cost
-    redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
-    redis.call('PEXPIRE', key, ttl)
+    save(key, ttl, newTokens, now)
     return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
   end
   return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
     math.ceil((cost - tokens) / perMs))
 end
+-- A key that comes again next in KEYS keeps its state in the run (what save
+-- was given) and is written once, when another key follows: load reads back
+-- exactly what save writes, so each check sees the one before it.
+local load0, save0 = load, save
+local nextKey, heldKey, held
+local function heldLoad(key)
+  if key == heldKey then return false, unpack(held, 3, held.n) end
+  return load0(key)
+end
+local function heldSave(key, ...)
+  if key == nextKey then
+    heldKey, held = key, {n = select('#', ...) + 1, key, ...}
+  else
+    heldKey = nil
+    save0(key, ...)
+  end
+end
 local out, n = {}, 0
 for i = 1, #KEYS do
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(KEYS[i])
+  local key = KEYS[i]
+  nextKey = KEYS[i + 1]
+  if key == nextKey or key == heldKey then load, save = heldLoad, heldSave else load, save = load0, save0 end
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(key)
   n = n + 6
+  if heldKey and heldKey ~= nextKey then
+    save0(unpack(held, 1, held.n))
+    heldKey = nil
+  end
 end
 return out

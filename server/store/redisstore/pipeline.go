@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -181,13 +182,31 @@ func coalesce(batch []*job) []unit {
 		}
 		units = append(units, unit{call: j.call, keys: keys, args: j.args, jobs: []*job{j}})
 	}
-	// A lone check goes as the plain check it is.
 	for i := range units {
-		if u := &units[i]; len(u.jobs) == 1 && u.jobs[0].batchable == u.call {
+		u := &units[i]
+		// A lone check goes as the plain check it is.
+		if len(u.jobs) == 1 && u.jobs[0].batchable == u.call {
 			u.call = u.jobs[0].call
+		}
+		if len(u.jobs) > 2 {
+			sort.Stable(byKey(*u))
 		}
 	}
 	return units
+}
+
+// byKey orders a run's checks so that those of one key sit side by side,
+// each key's in the order they came: a run keeps a key that comes again
+// next in its state between its checks (one read and one write for all of
+// them), and checks of different keys, decided at one instant on state of
+// their own, answer the same in any order.
+type byKey unit
+
+func (u byKey) Len() int           { return len(u.keys) }
+func (u byKey) Less(i, j int) bool { return u.keys[i] < u.keys[j] }
+func (u byKey) Swap(i, j int) {
+	u.keys[i], u.keys[j] = u.keys[j], u.keys[i]
+	u.jobs[i], u.jobs[j] = u.jobs[j], u.jobs[i]
 }
 
 // sameArgs reports whether two argument lists are equal: numbers and

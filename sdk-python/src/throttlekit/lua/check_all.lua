@@ -56,22 +56,31 @@ local cost = tonumber(ARGV[5])
 local T = periodMs / limit
 local tau = T * burst
 local inc = T * cost
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local raw = redis.pcall('GET', key)
-  local tat
   if type(raw) == 'table' then
     redis.call('DEL', key)
-    reset = true
+    return true, nil
   elseif raw then
-    tat = num(raw)
+    local tat = num(raw)
     if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tat = nil
+      return true, nil
     end
+    return false, tat
   end
+  return false, nil
+end
+local function save(key, ttl, tat)
+  redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tat = load(key)
   tat = tat or now
   if tat < now then tat = now end
   local newTat = tat + inc
@@ -80,7 +89,7 @@ local function decide(key)
     return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
   end
   local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-  redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
+  save(key, ttl, newTat)
   return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
 end
 return decide(KEYS[1])
@@ -126,22 +135,32 @@ local refillPerSec = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
 local perMs = refillPerSec / 1000
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 't', 'l')
-  local tokens, last
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
-    tokens, last = num(st[1]), num(st[2])
+    local tokens, last = num(st[1]), num(st[2])
     if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tokens, last = nil, nil
+      return true, nil, nil
     end
+    return false, tokens, last
   end
+  return false, nil, nil
+end
+local function save(key, ttl, tokens, last)
+  redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tokens, last = load(key)
   tokens = tokens or capacity
   last = last or now
   local elapsed = math.max(0, now - last)
@@ -149,8 +168,7 @@ local function decide(key)
   local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
   if tokens >= cost then
     local newTokens = tokens - cost
-    redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
-    redis.call('PEXPIRE', key, ttl)
+    save(key, ttl, newTokens, now)
     return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
   end
   return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
@@ -200,26 +218,36 @@ local cost = tonumber(ARGV[4])
 
 local start = math.floor(now / windowMs) * windowMs
 local resetAt = start + windowMs
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 's', 'c')
-  local count = 0
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
     local s, c = num(st[1]), num(st[2])
     if not (s and c and s > -math.huge and s < math.huge and c >= 0 and c < math.huge) then
       redis.call('DEL', key)
-      reset = true
-    elseif s == start then
-      count = c
+      return true, nil, nil
     end
+    return false, s, c
   end
+  return false, nil, nil
+end
+local function save(key, ttl, s, c)
+  redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, s, c = load(key)
+  local count = 0
+  if s == start then count = c end
   if count + cost <= limit then
-    redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(resetAt - now)))
+    save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
     return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
   end
   return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
@@ -502,26 +530,36 @@ else
   end
   start, resetAt = start * D - off, resetAt * D - off
 end
--- decide runs the check on one key in the period above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 's', 'c')
-  local count = 0
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
     local s, c = num(st[1]), num(st[2])
     if not (s and c and s > -math.huge and s <= now + SKEW and c >= 0 and c < math.huge) then
       redis.call('DEL', key)
-      reset = true
-    elseif s == start then
-      count = c
+      return true, nil, nil
     end
+    return false, s, c
   end
+  return false, nil, nil
+end
+local function save(key, ttl, s, c)
+  redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key in the period above.
+local function decide(key)
+  local reset, s, c = load(key)
+  local count = 0
+  if s == start then count = c end
   if count + cost <= limit then
-    redis.call('HSET', key, 's', string.format('%.17g', start), 'c', string.format('%.17g', count + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, resetAt - now))
+    save(key, math.max(ttlFloor, resetAt - now), start, count + cost)
     return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
   end
   return reply(reset, 0, limit, math.max(0, limit - count), resetAt, resetAt - now)

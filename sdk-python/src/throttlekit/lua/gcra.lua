@@ -43,22 +43,31 @@ local cost = tonumber(ARGV[5])
 local T = periodMs / limit
 local tau = T * burst
 local inc = T * cost
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local raw = redis.pcall('GET', key)
-  local tat
   if type(raw) == 'table' then
     redis.call('DEL', key)
-    reset = true
+    return true, nil
   elseif raw then
-    tat = num(raw)
+    local tat = num(raw)
     if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tat = nil
+      return true, nil
     end
+    return false, tat
   end
+  return false, nil
+end
+local function save(key, ttl, tat)
+  redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tat = load(key)
   tat = tat or now
   if tat < now then tat = now end
   local newTat = tat + inc
@@ -67,7 +76,7 @@ local function decide(key)
     return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
   end
   local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-  redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
+  save(key, ttl, newTat)
   return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
 end
 return decide(KEYS[1])

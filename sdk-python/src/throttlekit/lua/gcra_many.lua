@@ -45,22 +45,31 @@ local cost = tonumber(ARGV[5])
 local T = periodMs / limit
 local tau = T * burst
 local inc = T * cost
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local raw = redis.pcall('GET', key)
-  local tat
   if type(raw) == 'table' then
     redis.call('DEL', key)
-    reset = true
+    return true, nil
   elseif raw then
-    tat = num(raw)
+    local tat = num(raw)
     if not (tat and tat > -math.huge and tat <= now + tau + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tat = nil
+      return true, nil
     end
+    return false, tat
   end
+  return false, nil
+end
+local function save(key, ttl, tat)
+  redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tat = load(key)
   tat = tat or now
   if tat < now then tat = now end
   local newTat = tat + inc
@@ -69,12 +78,36 @@ local function decide(key)
     return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
   end
   local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-  redis.call('SET', key, string.format('%.17g', newTat), 'PX', ttl)
+  save(key, ttl, newTat)
   return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
+end
+-- A key that comes again next in KEYS keeps its state in the run (what save
+-- was given) and is written once, when another key follows: load reads back
+-- exactly what save writes, so each check sees the one before it.
+local load0, save0 = load, save
+local nextKey, heldKey, held
+local function heldLoad(key)
+  if key == heldKey then return false, unpack(held, 3, held.n) end
+  return load0(key)
+end
+local function heldSave(key, ...)
+  if key == nextKey then
+    heldKey, held = key, {n = select('#', ...) + 1, key, ...}
+  else
+    heldKey = nil
+    save0(key, ...)
+  end
 end
 local out, n = {}, 0
 for i = 1, #KEYS do
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(KEYS[i])
+  local key = KEYS[i]
+  nextKey = KEYS[i + 1]
+  if key == nextKey or key == heldKey then load, save = heldLoad, heldSave else load, save = load0, save0 end
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = decide(key)
   n = n + 6
+  if heldKey and heldKey ~= nextKey then
+    save0(unpack(held, 1, held.n))
+    heldKey = nil
+  end
 end
 return out

@@ -38,22 +38,32 @@ local refillPerSec = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
 local perMs = refillPerSec / 1000
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
+-- load reads key's state: whether corrupt state was deleted, then the state
+-- (nils when there is none). save writes it with its TTL; load must read back
+-- exactly what save was given — the many-key variant relies on it to keep a
+-- key that repeats in KEYS in the run between its checks.
+local function load(key)
   local st = redis.pcall('HMGET', key, 't', 'l')
-  local tokens, last
   if st.err then
     redis.call('DEL', key)
-    reset = true
+    return true, nil, nil
   elseif st[1] or st[2] then
-    tokens, last = num(st[1]), num(st[2])
+    local tokens, last = num(st[1]), num(st[2])
     if not (tokens and last and tokens >= 0 and tokens < math.huge and last > -math.huge and last <= now + SKEW) then
       redis.call('DEL', key)
-      reset = true
-      tokens, last = nil, nil
+      return true, nil, nil
     end
+    return false, tokens, last
   end
+  return false, nil, nil
+end
+local function save(key, ttl, tokens, last)
+  redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
+  redis.call('PEXPIRE', key, ttl)
+end
+-- decide runs the check on one key at the instant above.
+local function decide(key)
+  local reset, tokens, last = load(key)
   tokens = tokens or capacity
   last = last or now
   local elapsed = math.max(0, now - last)
@@ -61,8 +71,7 @@ local function decide(key)
   local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
   if tokens >= cost then
     local newTokens = tokens - cost
-    redis.call('HSET', key, 't', string.format('%.17g', newTokens), 'l', string.format('%.17g', now))
-    redis.call('PEXPIRE', key, ttl)
+    save(key, ttl, newTokens, now)
     return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
   end
   return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
