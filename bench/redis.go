@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -251,6 +252,55 @@ func redisComparisons(url string, n int) {
 	}
 	row("a gRPC Check running the GCRA script: the Redis store's batching writer over go-redis vs rueidis auto-pipelining, 64 callers (calls/s)",
 		fmt.Sprintf("%.0f/s", ours2), fmt.Sprintf("%.0f/s", theirs), fmt.Sprintf("%.2f×", ours2/theirs), "(the choice)")
+
+	// A hot key's checks in one run of the many-key variant: the run keeps
+	// a key that comes again next in its state (one read and one write for
+	// all its checks), against as many distinct keys; time inside Redis.
+	manyCall, err := luascripts.Prepare(g, luascripts.RoleCheckMany)
+	if err != nil {
+		panic(err)
+	}
+	const batch, runs = 17, 20_000
+	hotKeys, coldKeys := make([]string, batch), make([]string, batch)
+	var hotUs, coldUs float64
+	for round := range 4 { // alternating, as the machine drifts
+		for i := range batch {
+			hotKeys[i] = "run:hot"
+			coldKeys[i] = fmt.Sprintf("run:cold:%d:%d", round, i)
+		}
+		hotUs += scriptRunMicros(ctx, client, manyCall, hotKeys, runs) / 4
+		coldUs += scriptRunMicros(ctx, client, manyCall, coldKeys, runs) / 4
+	}
+	row(fmt.Sprintf("one run of the GCRA many-key variant: %d checks of one key vs %d distinct keys (time inside Redis per run, INFO commandstats)", batch, batch),
+		fmt.Sprintf("%.1fµs", hotUs), fmt.Sprintf("%.1fµs", coldUs), fmt.Sprintf("%.2f×", hotUs/coldUs), "(reference)")
+}
+
+// scriptRunMicros runs call's script on keys runs times back to back and
+// returns the time Redis spent in each run (its commandstats).
+func scriptRunMicros(ctx context.Context, client *redis.Client, call *luascripts.Call, keys []string, runs int) float64 {
+	if err := client.ConfigResetStat(ctx).Err(); err != nil {
+		panic(err)
+	}
+	for range runs {
+		if err := call.Script.Redis.Run(ctx, client, keys, call.Args(0, 1)...).Err(); err != nil {
+			panic(err)
+		}
+	}
+	info := client.Info(ctx, "commandstats").Val()
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:"); ok {
+			for _, f := range strings.Split(rest, ",") {
+				if v, ok := strings.CutPrefix(f, "usec_per_call="); ok {
+					us, err := strconv.ParseFloat(v, 64)
+					if err != nil {
+						panic(err)
+					}
+					return us
+				}
+			}
+		}
+	}
+	panic("no evalsha in INFO commandstats")
 }
 
 // processCPU is the user and system CPU time this process has used.
