@@ -77,10 +77,10 @@ type Hub struct {
 
 	// Decisions wait for the aggregator in pending (at most buffer of
 	// them; the slices grow with what has waited, rather than a whole
-	// buffer being allocated up front). It wakes
-	// at most once per gatherFor and takes them all at once: woken for
-	// every decision, the wake-ups (a goroutine switch each, on the cores
-	// that decide) cost the server more than the aggregation did.
+	// buffer being allocated up front). It wakes at most once per
+	// gatherFor and takes them all at once: woken for every decision, the
+	// wake-ups (a goroutine switch each, on the cores that decide) cost the
+	// server more than the aggregation did.
 	// wake has a value once pending has gone from empty to not; hurry when
 	// half the buffer is waiting (then it takes them at once).
 	inMu    sync.Mutex

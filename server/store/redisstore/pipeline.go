@@ -156,7 +156,8 @@ type unit struct {
 // the script once, not once per check, and they are decided one after
 // another as separate runs would be — a key twice sees its own first
 // charge); every other job runs alone. Runs keep the batch's order of
-// their first job.
+// their first job; within a run each key's checks sit side by side
+// (byKey).
 func coalesce(batch []*job) []unit {
 	units := make([]unit, 0, len(batch))
 	for _, j := range batch {
