@@ -121,6 +121,10 @@ func New(opts Options) (*Store, error) {
 	uo.DialTimeout = max(timeout, 250*time.Millisecond)
 	uo.ReadTimeout, uo.WriteTimeout = timeout, timeout
 	uo.PoolTimeout = timeout
+	// RESP2: the store uses no push messages, and under RESP3 the client
+	// peeks for them before every pipeline (measured: 1.2% of the server's
+	// CPU on Redis at 64 callers).
+	uo.Protocol = 2
 	pipelines := opts.Pipelines
 	if pipelines <= 0 {
 		pipelines = DefaultPipelines

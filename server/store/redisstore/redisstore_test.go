@@ -1,11 +1,13 @@
 package redisstore_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/fair"
 	"github.com/throttlekit/throttlekit-go/server/store"
 	"github.com/throttlekit/throttlekit-go/server/store/redisstore"
@@ -61,4 +63,36 @@ func TestPools(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
+}
+
+// TestConnectionsSpeakRESP2: the store's connections use RESP2 (no push
+// messages to look for before each pipeline), and checks decide over it.
+func TestConnectionsSpeakRESP2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server: run without -short")
+	}
+	r := services.StartRedis(t)
+	s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: "resp", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	st, err := engine.NewGCRA(2, 1000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false} {
+		d, err := s.Check(ctx, st, store.Key{Prefix: "p", ID: "k"}, time.Now().UnixMilli(), 1)
+		if err != nil || d.Allowed != want {
+			t.Fatalf("check %d: %+v, %v; want allowed=%v", i, d, err, want)
+		}
+	}
+	info, err := s.Client().Do(ctx, "CLIENT", "INFO").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, " resp=2") {
+		t.Fatalf("CLIENT INFO %q: want resp=2", info)
+	}
 }
