@@ -65,18 +65,19 @@ end
 local function save(key, ttl, tat)
   redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, tat = load(key)
-  tat = tat or now
-  if tat < now then tat = now end
-  local newTat = tat + inc
-  local allowAt = newTat - tau
-  if now < allowAt then
-    return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
-  end
-  local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-  save(key, ttl, newTat)
-  return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, tat = load(key)
+tat = tat or now
+if tat < now then tat = now end
+local newTat = tat + inc
+local allowAt = newTat - tau
+if now < allowAt then
+  return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
 end
-return decide(KEYS[1])
+local ttl = math.max(ttlFloor, math.ceil(newTat - now))
+save(key, ttl, newTat)
+return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)

@@ -33,7 +33,10 @@ local windowMs = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
--- decide runs the check on one key at the instant above.
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
 local function decide(key)
   local reset = false
   local function scoreAt(i)

@@ -43,7 +43,10 @@ local cost = tonumber(ARGV[4])
 local S = tonumber(ARGV[5])
 
 local slots = S + 1
--- decide runs the check on one key at the instant above.
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
 local function decide(key)
   local reset = false
   local ring = {}

@@ -42,16 +42,24 @@ if [ "$stale" = 1 ] || ! diff -u lua/manifest.json "$gen/lua/manifest.json" || !
 fi
 
 step "the generator refuses a check script that answers other than through reply"
-# The many-key variants swap reply for one returning values: a decide that
+# The many-key variants swap reply for one returning values: a check that
 # returned a table of its own would be copied wrong, so it must be refused.
 mut="$gen/mutated"
 mkdir -p "$mut/scripts" "$mut/lua"
 cp scripts/gen-lua.py "$mut/scripts/"
 cp lua/*.lua lua/manifest.json "$mut/lua/"
-sed -i 's/^  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))$/  return {0, limit, 0, resetAt, 1}/' "$mut/lua/fixed_window.lua"
-grep -q '^  return {0, limit, 0, resetAt, 1}$' "$mut/lua/fixed_window.lua" || { echo "test: the mutation of fixed_window.lua no longer applies; update it" >&2; exit 1; }
-if out="$(python3 "$mut/scripts/gen-lua.py" --root "$mut/out" 2>&1)" || [[ "$out" != *"decide must answer only with"* ]]; then
-  echo "test: gen-lua.py accepted a check script whose decide returns a table of its own: $out" >&2
+sed -i 's/^return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))$/return {0, limit, 0, resetAt, 1}/' "$mut/lua/fixed_window.lua"
+grep -q '^return {0, limit, 0, resetAt, 1}$' "$mut/lua/fixed_window.lua" || { echo "test: the mutation of fixed_window.lua no longer applies; update it" >&2; exit 1; }
+if out="$(python3 "$mut/scripts/gen-lua.py" --root "$mut/out" 2>&1)" || [[ "$out" != *"its check must answer only with"* ]]; then
+  echo "test: gen-lua.py accepted a check script that returns a table of its own: $out" >&2
+  exit 1
+fi
+# A check script whose check on one key is not marked cannot be derived.
+cp lua/fixed_window.lua "$mut/lua/"
+sed -i 's/^local key = KEYS\[1\]$/local key = KEYS[1] or ""/' "$mut/lua/fixed_window.lua"
+grep -q '^local key = KEYS\[1\] or ""$' "$mut/lua/fixed_window.lua" || { echo "test: the second mutation of fixed_window.lua no longer applies; update it" >&2; exit 1; }
+if out="$(python3 "$mut/scripts/gen-lua.py" --root "$mut/out" 2>&1)" || [[ "$out" != *"must hold its check on one key"* ]]; then
+  echo "test: gen-lua.py accepted a check script with no check on one key: $out" >&2
   exit 1
 fi
 

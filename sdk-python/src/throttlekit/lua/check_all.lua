@@ -78,21 +78,22 @@ end
 local function save(key, ttl, tat)
   redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, tat = load(key)
-  tat = tat or now
-  if tat < now then tat = now end
-  local newTat = tat + inc
-  local allowAt = newTat - tau
-  if now < allowAt then
-    return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
-  end
-  local ttl = math.max(ttlFloor, math.ceil(newTat - now))
-  save(key, ttl, newTat)
-  return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, tat = load(key)
+tat = tat or now
+if tat < now then tat = now end
+local newTat = tat + inc
+local allowAt = newTat - tau
+if now < allowAt then
+  return reply(reset, 0, burst, math.max(0, math.floor((tau - (tat - now)) / T)), math.ceil(tat), math.ceil(allowAt - now))
 end
-return decide(KEYS[1])
+local ttl = math.max(ttlFloor, math.ceil(newTat - now))
+save(key, ttl, newTat)
+return reply(reset, 1, burst, math.max(0, math.floor((tau - (newTat - now)) / T)), math.ceil(newTat), 0)
 end
 checks["tokenBucket"] = function(KEYS, ARGV)
 -- ThrottleKit tokenBucket check. KEYS[1] = state key (hash: t = tokens, l = last).
@@ -158,23 +159,24 @@ local function save(key, ttl, tokens, last)
   redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, tokens, last = load(key)
-  tokens = tokens or capacity
-  last = last or now
-  local elapsed = math.max(0, now - last)
-  tokens = math.min(capacity, tokens + elapsed * perMs)
-  local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
-  if tokens >= cost then
-    local newTokens = tokens - cost
-    save(key, ttl, newTokens, now)
-    return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
-  end
-  return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
-    math.ceil((cost - tokens) / perMs))
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, tokens, last = load(key)
+tokens = tokens or capacity
+last = last or now
+local elapsed = math.max(0, now - last)
+tokens = math.min(capacity, tokens + elapsed * perMs)
+local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
+if tokens >= cost then
+  local newTokens = tokens - cost
+  save(key, ttl, newTokens, now)
+  return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
 end
-return decide(KEYS[1])
+return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
+  math.ceil((cost - tokens) / perMs))
 end
 checks["fixedWindow"] = function(KEYS, ARGV)
 -- ThrottleKit fixedWindow check. KEYS[1] = state key (hash: s = window start, c = count).
@@ -241,18 +243,19 @@ local function save(key, ttl, s, c)
   redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, s, c = load(key)
-  local count = 0
-  if s == start then count = c end
-  if count + cost <= limit then
-    save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
-    return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
-  end
-  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, s, c = load(key)
+local count = 0
+if s == start then count = c end
+if count + cost <= limit then
+  save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
+  return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
 end
-return decide(KEYS[1])
+return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
 end
 checks["slidingWindow"] = function(KEYS, ARGV)
 -- ThrottleKit slidingWindow check. KEYS[1] = state key: a hash whose field is
@@ -298,67 +301,68 @@ local cost = tonumber(ARGV[4])
 local S = tonumber(ARGV[5])
 
 local slots = S + 1
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
-  local ring = {}
-  local raw = redis.pcall('HGETALL', key)
-  if raw.err then
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset = false
+local ring = {}
+local raw = redis.pcall('HGETALL', key)
+if raw.err then
+  redis.call('DEL', key)
+  reset = true
+  raw = {}
+end
+-- ring maps a slot's field to {tick, count}; every slot must parse.
+for i = 1, #raw, 2 do
+  -- A slot's field is its index as the script writes it: digits, no sign
+  -- or leading zero.
+  local slot = string.find(raw[i], '^%d+$') and tonumber(raw[i])
+  if slot and string.format('%d', slot) ~= raw[i] then slot = nil end
+  local v = raw[i + 1]
+  local sep = string.find(v, ':', 1, true)
+  local tick = sep and num(string.sub(v, 1, sep - 1))
+  local n = sep and num(string.sub(v, sep + 1))
+  if not (slot and slot >= 0 and slot < slots and slot == math.floor(slot)
+      and tick and tick > -math.huge and tick < math.huge and n and n >= 0 and n < math.huge) then
     redis.call('DEL', key)
     reset = true
-    raw = {}
+    ring = {}
+    break
   end
-  -- ring maps a slot's field to {tick, count}; every slot must parse.
-  for i = 1, #raw, 2 do
-    -- A slot's field is its index as the script writes it: digits, no sign
-    -- or leading zero.
-    local slot = string.find(raw[i], '^%d+$') and tonumber(raw[i])
-    if slot and string.format('%d', slot) ~= raw[i] then slot = nil end
-    local v = raw[i + 1]
-    local sep = string.find(v, ':', 1, true)
-    local tick = sep and num(string.sub(v, 1, sep - 1))
-    local n = sep and num(string.sub(v, sep + 1))
-    if not (slot and slot >= 0 and slot < slots and slot == math.floor(slot)
-        and tick and tick > -math.huge and tick < math.huge and n and n >= 0 and n < math.huge) then
-      redis.call('DEL', key)
-      reset = true
-      ring = {}
-      break
-    end
-    ring[raw[i]] = {tick, n}
-  end
-  local function count(tick)
-    local v = ring[string.format('%d', tick % slots)]
-    if not v or v[1] ~= tick then return 0 end
-    return v[2]
-  end
-
-  local w = windowMs / S
-  local c = math.floor(now / w)
-  local elapsed = math.max(0, now - c * w)
-  local weight = math.min(1, math.max(0, (w - elapsed) / w))
-  local full = 0
-  for tick = c - S + 1, c do full = full + count(tick) end
-  local oldest = count(c - S)
-  local estimate = full + oldest * weight
-  local projected = estimate + cost
-  local resetAt = math.ceil((c + 1) * w + windowMs)
-  if projected <= limit then
-    redis.call('HSET', key, string.format('%d', c % slots),
-      string.format('%.17g', c) .. ':' .. string.format('%.17g', count(c) + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs + w)))
-    return reply(reset, 1, limit, math.max(0, math.floor(limit - projected)), resetAt, 0)
-  end
-  local D = projected - limit
-  local retry
-  if oldest > 0 and D <= oldest * weight then
-    retry = math.ceil(D * w / oldest)
-  else
-    retry = math.ceil((c + 1) * w - now)
-  end
-  return reply(reset, 0, limit, math.max(0, math.floor(limit - estimate)), resetAt, math.max(1, retry))
+  ring[raw[i]] = {tick, n}
 end
-return decide(KEYS[1])
+local function count(tick)
+  local v = ring[string.format('%d', tick % slots)]
+  if not v or v[1] ~= tick then return 0 end
+  return v[2]
+end
+
+local w = windowMs / S
+local c = math.floor(now / w)
+local elapsed = math.max(0, now - c * w)
+local weight = math.min(1, math.max(0, (w - elapsed) / w))
+local full = 0
+for tick = c - S + 1, c do full = full + count(tick) end
+local oldest = count(c - S)
+local estimate = full + oldest * weight
+local projected = estimate + cost
+local resetAt = math.ceil((c + 1) * w + windowMs)
+if projected <= limit then
+  redis.call('HSET', key, string.format('%d', c % slots),
+    string.format('%.17g', c) .. ':' .. string.format('%.17g', count(c) + cost))
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs + w)))
+  return reply(reset, 1, limit, math.max(0, math.floor(limit - projected)), resetAt, 0)
+end
+local D = projected - limit
+local retry
+if oldest > 0 and D <= oldest * weight then
+  retry = math.ceil(D * w / oldest)
+else
+  retry = math.ceil((c + 1) * w - now)
+end
+return reply(reset, 0, limit, math.max(0, math.floor(limit - estimate)), resetAt, math.max(1, retry))
 end
 checks["slidingWindowLog"] = function(KEYS, ARGV)
 -- ThrottleKit slidingWindowLog check. KEYS[1] = state key: a sorted set of
@@ -394,42 +398,43 @@ local windowMs = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
-  local function scoreAt(i)
-    local e = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
-    return tonumber(e[2])
-  end
-  local dropped = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now - windowMs))
-  if type(dropped) == 'table' then redis.call('DEL', key); reset = true end
-  local count = redis.call('ZCARD', key)
-  -- An entry stamped further ahead than SKEW would never age out.
-  if count > 0 and not (scoreAt(-1) <= now + SKEW) then
-    redis.call('DEL', key)
-    reset = true
-    count = 0
-  end
-  if count + cost <= limit then
-    local nowText = string.format('%.17g', now)
-    for n = count + 1, count + cost do
-      redis.call('ZADD', key, nowText, nowText .. '-' .. string.format('%d', n))
-    end
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs)))
-    return reply(reset, 1, limit, math.max(0, limit - (count + cost)), math.ceil(scoreAt(0) + windowMs), 0)
-  end
-  local first = now
-  if count > 0 then first = scoreAt(0) end
-  local retry
-  if count == 0 then
-    retry = math.ceil(windowMs)
-  else
-    local k = math.min(count, math.max(1, count + cost - limit))
-    retry = math.max(1, math.ceil(scoreAt(k - 1) + windowMs - now))
-  end
-  return reply(reset, 0, limit, math.max(0, limit - count), math.ceil(first + windowMs), retry)
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset = false
+local function scoreAt(i)
+  local e = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
+  return tonumber(e[2])
 end
-return decide(KEYS[1])
+local dropped = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now - windowMs))
+if type(dropped) == 'table' then redis.call('DEL', key); reset = true end
+local count = redis.call('ZCARD', key)
+-- An entry stamped further ahead than SKEW would never age out.
+if count > 0 and not (scoreAt(-1) <= now + SKEW) then
+  redis.call('DEL', key)
+  reset = true
+  count = 0
+end
+if count + cost <= limit then
+  local nowText = string.format('%.17g', now)
+  for n = count + 1, count + cost do
+    redis.call('ZADD', key, nowText, nowText .. '-' .. string.format('%d', n))
+  end
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs)))
+  return reply(reset, 1, limit, math.max(0, limit - (count + cost)), math.ceil(scoreAt(0) + windowMs), 0)
+end
+local first = now
+if count > 0 then first = scoreAt(0) end
+local retry
+if count == 0 then
+  retry = math.ceil(windowMs)
+else
+  local k = math.min(count, math.max(1, count + cost - limit))
+  retry = math.max(1, math.ceil(scoreAt(k - 1) + windowMs - now))
+end
+return reply(reset, 0, limit, math.max(0, limit - count), math.ceil(first + windowMs), retry)
 end
 checks["quota"] = function(KEYS, ARGV)
 -- ThrottleKit quota check: a limit that resets on the calendar.
@@ -553,18 +558,19 @@ local function save(key, ttl, s, c)
   redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key in the period above.
-local function decide(key)
-  local reset, s, c = load(key)
-  local count = 0
-  if s == start then count = c end
-  if count + cost <= limit then
-    save(key, math.max(ttlFloor, resetAt - now), start, count + cost)
-    return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
-  end
-  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, resetAt - now)
+-- The check on one key: KEYS[1] here, in the period above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, s, c = load(key)
+local count = 0
+if s == start then count = c end
+if count + cost <= limit then
+  save(key, math.max(ttlFloor, resetAt - now), start, count + cost)
+  return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
 end
-return decide(KEYS[1])
+return reply(reset, 0, limit, math.max(0, limit - count), resetAt, resetAt - now)
 end
 local now = tonumber(ARGV[1])
 if now == 0 then

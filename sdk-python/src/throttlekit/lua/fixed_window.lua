@@ -62,15 +62,16 @@ local function save(key, ttl, s, c)
   redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, s, c = load(key)
-  local count = 0
-  if s == start then count = c end
-  if count + cost <= limit then
-    save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
-    return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
-  end
-  return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, s, c = load(key)
+local count = 0
+if s == start then count = c end
+if count + cost <= limit then
+  save(key, math.max(ttlFloor, math.ceil(resetAt - now)), start, count + cost)
+  return reply(reset, 1, limit, limit - (count + cost), resetAt, 0)
 end
-return decide(KEYS[1])
+return reply(reset, 0, limit, math.max(0, limit - count), resetAt, math.ceil(resetAt - now))

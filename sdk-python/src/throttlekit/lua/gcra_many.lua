@@ -67,7 +67,10 @@ end
 local function save(key, ttl, tat)
   redis.call('SET', key, string.format('%.17g', tat), 'PX', ttl)
 end
--- decide runs the check on one key at the instant above.
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
 local function decide(key)
   local reset, tat = load(key)
   tat = tat or now

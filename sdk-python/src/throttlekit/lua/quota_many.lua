@@ -121,7 +121,10 @@ local function save(key, ttl, s, c)
   redis.call('HSET', key, 's', string.format('%.17g', s), 'c', string.format('%.17g', c))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key in the period above.
+-- The check on one key: KEYS[1] here, in the period above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
 local function decide(key)
   local reset, s, c = load(key)
   local count = 0

@@ -41,64 +41,65 @@ local cost = tonumber(ARGV[4])
 local S = tonumber(ARGV[5])
 
 local slots = S + 1
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
-  local ring = {}
-  local raw = redis.pcall('HGETALL', key)
-  if raw.err then
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset = false
+local ring = {}
+local raw = redis.pcall('HGETALL', key)
+if raw.err then
+  redis.call('DEL', key)
+  reset = true
+  raw = {}
+end
+-- ring maps a slot's field to {tick, count}; every slot must parse.
+for i = 1, #raw, 2 do
+  -- A slot's field is its index as the script writes it: digits, no sign
+  -- or leading zero.
+  local slot = string.find(raw[i], '^%d+$') and tonumber(raw[i])
+  if slot and string.format('%d', slot) ~= raw[i] then slot = nil end
+  local v = raw[i + 1]
+  local sep = string.find(v, ':', 1, true)
+  local tick = sep and num(string.sub(v, 1, sep - 1))
+  local n = sep and num(string.sub(v, sep + 1))
+  if not (slot and slot >= 0 and slot < slots and slot == math.floor(slot)
+      and tick and tick > -math.huge and tick < math.huge and n and n >= 0 and n < math.huge) then
     redis.call('DEL', key)
     reset = true
-    raw = {}
+    ring = {}
+    break
   end
-  -- ring maps a slot's field to {tick, count}; every slot must parse.
-  for i = 1, #raw, 2 do
-    -- A slot's field is its index as the script writes it: digits, no sign
-    -- or leading zero.
-    local slot = string.find(raw[i], '^%d+$') and tonumber(raw[i])
-    if slot and string.format('%d', slot) ~= raw[i] then slot = nil end
-    local v = raw[i + 1]
-    local sep = string.find(v, ':', 1, true)
-    local tick = sep and num(string.sub(v, 1, sep - 1))
-    local n = sep and num(string.sub(v, sep + 1))
-    if not (slot and slot >= 0 and slot < slots and slot == math.floor(slot)
-        and tick and tick > -math.huge and tick < math.huge and n and n >= 0 and n < math.huge) then
-      redis.call('DEL', key)
-      reset = true
-      ring = {}
-      break
-    end
-    ring[raw[i]] = {tick, n}
-  end
-  local function count(tick)
-    local v = ring[string.format('%d', tick % slots)]
-    if not v or v[1] ~= tick then return 0 end
-    return v[2]
-  end
-
-  local w = windowMs / S
-  local c = math.floor(now / w)
-  local elapsed = math.max(0, now - c * w)
-  local weight = math.min(1, math.max(0, (w - elapsed) / w))
-  local full = 0
-  for tick = c - S + 1, c do full = full + count(tick) end
-  local oldest = count(c - S)
-  local estimate = full + oldest * weight
-  local projected = estimate + cost
-  local resetAt = math.ceil((c + 1) * w + windowMs)
-  if projected <= limit then
-    redis.call('HSET', key, string.format('%d', c % slots),
-      string.format('%.17g', c) .. ':' .. string.format('%.17g', count(c) + cost))
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs + w)))
-    return reply(reset, 1, limit, math.max(0, math.floor(limit - projected)), resetAt, 0)
-  end
-  local D = projected - limit
-  local retry
-  if oldest > 0 and D <= oldest * weight then
-    retry = math.ceil(D * w / oldest)
-  else
-    retry = math.ceil((c + 1) * w - now)
-  end
-  return reply(reset, 0, limit, math.max(0, math.floor(limit - estimate)), resetAt, math.max(1, retry))
+  ring[raw[i]] = {tick, n}
 end
-return decide(KEYS[1])
+local function count(tick)
+  local v = ring[string.format('%d', tick % slots)]
+  if not v or v[1] ~= tick then return 0 end
+  return v[2]
+end
+
+local w = windowMs / S
+local c = math.floor(now / w)
+local elapsed = math.max(0, now - c * w)
+local weight = math.min(1, math.max(0, (w - elapsed) / w))
+local full = 0
+for tick = c - S + 1, c do full = full + count(tick) end
+local oldest = count(c - S)
+local estimate = full + oldest * weight
+local projected = estimate + cost
+local resetAt = math.ceil((c + 1) * w + windowMs)
+if projected <= limit then
+  redis.call('HSET', key, string.format('%d', c % slots),
+    string.format('%.17g', c) .. ':' .. string.format('%.17g', count(c) + cost))
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs + w)))
+  return reply(reset, 1, limit, math.max(0, math.floor(limit - projected)), resetAt, 0)
+end
+local D = projected - limit
+local retry
+if oldest > 0 and D <= oldest * weight then
+  retry = math.ceil(D * w / oldest)
+else
+  retry = math.ceil((c + 1) * w - now)
+end
+return reply(reset, 0, limit, math.max(0, math.floor(limit - estimate)), resetAt, math.max(1, retry))

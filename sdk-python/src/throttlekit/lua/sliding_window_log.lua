@@ -31,39 +31,40 @@ local windowMs = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset = false
-  local function scoreAt(i)
-    local e = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
-    return tonumber(e[2])
-  end
-  local dropped = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now - windowMs))
-  if type(dropped) == 'table' then redis.call('DEL', key); reset = true end
-  local count = redis.call('ZCARD', key)
-  -- An entry stamped further ahead than SKEW would never age out.
-  if count > 0 and not (scoreAt(-1) <= now + SKEW) then
-    redis.call('DEL', key)
-    reset = true
-    count = 0
-  end
-  if count + cost <= limit then
-    local nowText = string.format('%.17g', now)
-    for n = count + 1, count + cost do
-      redis.call('ZADD', key, nowText, nowText .. '-' .. string.format('%d', n))
-    end
-    redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs)))
-    return reply(reset, 1, limit, math.max(0, limit - (count + cost)), math.ceil(scoreAt(0) + windowMs), 0)
-  end
-  local first = now
-  if count > 0 then first = scoreAt(0) end
-  local retry
-  if count == 0 then
-    retry = math.ceil(windowMs)
-  else
-    local k = math.min(count, math.max(1, count + cost - limit))
-    retry = math.max(1, math.ceil(scoreAt(k - 1) + windowMs - now))
-  end
-  return reply(reset, 0, limit, math.max(0, limit - count), math.ceil(first + windowMs), retry)
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset = false
+local function scoreAt(i)
+  local e = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
+  return tonumber(e[2])
 end
-return decide(KEYS[1])
+local dropped = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now - windowMs))
+if type(dropped) == 'table' then redis.call('DEL', key); reset = true end
+local count = redis.call('ZCARD', key)
+-- An entry stamped further ahead than SKEW would never age out.
+if count > 0 and not (scoreAt(-1) <= now + SKEW) then
+  redis.call('DEL', key)
+  reset = true
+  count = 0
+end
+if count + cost <= limit then
+  local nowText = string.format('%.17g', now)
+  for n = count + 1, count + cost do
+    redis.call('ZADD', key, nowText, nowText .. '-' .. string.format('%d', n))
+  end
+  redis.call('PEXPIRE', key, math.max(ttlFloor, math.ceil(windowMs)))
+  return reply(reset, 1, limit, math.max(0, limit - (count + cost)), math.ceil(scoreAt(0) + windowMs), 0)
+end
+local first = now
+if count > 0 then first = scoreAt(0) end
+local retry
+if count == 0 then
+  retry = math.ceil(windowMs)
+else
+  local k = math.min(count, math.max(1, count + cost - limit))
+  retry = math.max(1, math.ceil(scoreAt(k - 1) + windowMs - now))
+end
+return reply(reset, 0, limit, math.max(0, limit - count), math.ceil(first + windowMs), retry)

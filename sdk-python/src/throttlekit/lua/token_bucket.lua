@@ -61,20 +61,21 @@ local function save(key, ttl, tokens, last)
   redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key at the instant above.
-local function decide(key)
-  local reset, tokens, last = load(key)
-  tokens = tokens or capacity
-  last = last or now
-  local elapsed = math.max(0, now - last)
-  tokens = math.min(capacity, tokens + elapsed * perMs)
-  local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
-  if tokens >= cost then
-    local newTokens = tokens - cost
-    save(key, ttl, newTokens, now)
-    return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
-  end
-  return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
-    math.ceil((cost - tokens) / perMs))
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
+local key = KEYS[1]
+local reset, tokens, last = load(key)
+tokens = tokens or capacity
+last = last or now
+local elapsed = math.max(0, now - last)
+tokens = math.min(capacity, tokens + elapsed * perMs)
+local ttl = math.max(ttlFloor, math.ceil(capacity / perMs))
+if tokens >= cost then
+  local newTokens = tokens - cost
+  save(key, ttl, newTokens, now)
+  return reply(reset, 1, capacity, math.max(0, math.floor(newTokens)), now + math.ceil((capacity - newTokens) / perMs), 0)
 end
-return decide(KEYS[1])
+return reply(reset, 0, capacity, math.max(0, math.floor(tokens)), now + math.ceil((capacity - tokens) / perMs),
+  math.ceil((cost - tokens) / perMs))

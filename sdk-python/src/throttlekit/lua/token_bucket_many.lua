@@ -63,7 +63,10 @@ local function save(key, ttl, tokens, last)
   redis.call('HSET', key, 't', string.format('%.17g', tokens), 'l', string.format('%.17g', last))
   redis.call('PEXPIRE', key, ttl)
 end
--- decide runs the check on one key at the instant above.
+-- The check on one key: KEYS[1] here, at the instant above. The many-key variant
+-- (scripts/gen-lua.py) makes these lines decide(key) and runs it for each key
+-- of KEYS; here, at the top level, they build no function (a function built
+-- on every run costs Redis time).
 local function decide(key)
   local reset, tokens, last = load(key)
   tokens = tokens or capacity
