@@ -9,6 +9,7 @@ mkdir -p "$GOBIN"
 BUF_VERSION=v1.75.0
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_GO_VTPROTO_VERSION=v0.6.1-0.20240319094008-0393e58bdf10
 STATICCHECK_VERSION=v0.8.2
 GOIMPORTS_VERSION=v0.45.0
 
@@ -50,5 +51,6 @@ install_buf() {
 install_buf
 install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
 install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+install protoc-gen-go-vtproto "github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$PROTOC_GEN_GO_VTPROTO_VERSION"
 install staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 install goimports "golang.org/x/tools/cmd/goimports@$GOIMPORTS_VERSION"

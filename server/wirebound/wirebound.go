@@ -5,12 +5,26 @@
 // bytes against the message's descriptor first (no allocation) and
 // refuses a message with more elements in a repeated field, or deeper
 // nesting, than a request can need; the refusal reaches the caller as
-// INVALID_ARGUMENT, naming the field and the bound.
+// INVALID_ARGUMENT, naming the field and the bound. The same scan holds
+// each string field to UTF-8, as proto3 asks, and bytes that do not decode
+// as the message are refused INVALID_ARGUMENT too.
+//
+// The contract's messages are sized, encoded and decoded by the methods
+// vtprotobuf generates rather than by reflection: a Check's decode and its
+// answer's encode cost a third as much. Those methods do not check UTF-8,
+// so the scan does it for them — on a request's bytes before decoding, on
+// an answer's after encoding — and a well-formed message is accepted,
+// decoded and sent as the proto codec would. (Malformed bytes are refused
+// by both; a known field in the wrong wire type, which reflection keeps as
+// an unknown field, the generated decoder refuses.)
 package wirebound
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,7 +59,7 @@ type Limits struct {
 // scanner holds the limits and the plans worked out from them.
 type scanner struct {
 	Limits
-	plans sync.Map // protoreflect.FullName -> *plan
+	plans sync.Map // protoreflect.MessageDescriptor -> *plan
 }
 
 // Codec returns the server codec: the proto codec, after the scan.
@@ -66,7 +80,60 @@ type codec struct {
 
 func (c *codec) Name() string { return c.base.Name() }
 
-func (c *codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+// The methods vtprotobuf generates. (Envoy's module has them for its own
+// types only under a build tag; those go through the proto codec.)
+type (
+	vtMarshaler interface {
+		proto.Message
+		SizeVT() int
+		MarshalToSizedBufferVT([]byte) (int, error)
+	}
+	vtUnmarshaler interface {
+		proto.Message
+		UnmarshalVT([]byte) error
+	}
+)
+
+func (c *codec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(vtMarshaler)
+	if !ok {
+		return c.base.Marshal(v)
+	}
+	size := m.SizeVT()
+	// As the proto codec does: a small message in a buffer of its own,
+	// a large one in a pooled buffer the transport frees once written.
+	var (
+		b    []byte
+		out  mem.Buffer
+		pool mem.BufferPool
+		held *[]byte
+	)
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b = make([]byte, size)
+		out = mem.SliceBuffer(b)
+	} else {
+		pool = mem.DefaultBufferPool()
+		held = pool.Get(size)
+		b = (*held)[:size]
+	}
+	n, err := m.MarshalToSizedBufferVT(b)
+	if err == nil && n != size {
+		err = fmt.Errorf("%s encoded to %d bytes, sized %d", m.ProtoReflect().Descriptor().FullName(), n, size)
+	}
+	if err == nil {
+		err = c.limits.valid(b, m.ProtoReflect().Descriptor())
+	}
+	if err != nil {
+		if held != nil {
+			pool.Put(held)
+		}
+		return nil, err
+	}
+	if held != nil {
+		out = mem.NewBuffer(held, pool)
+	}
+	return mem.BufferSlice{out}, nil
+}
 
 func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(proto.Message)
@@ -82,7 +149,21 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		m.ProtoReflect().SetUnknown(mark(err.Error()))
 		return nil
 	}
-	return proto.Unmarshal(raw, m)
+	var err error
+	if vm, ok := m.(vtUnmarshaler); ok {
+		// gRPC hands over a new message each time; UnmarshalVT merges
+		// where proto.Unmarshal resets, which is the same into an empty one.
+		err = vm.UnmarshalVT(raw)
+	} else {
+		err = proto.Unmarshal(raw, m)
+	}
+	if err != nil {
+		// Bytes that are not the message are the caller's error, not the
+		// server's: refused like an unbounded one (gRPC would say INTERNAL).
+		proto.Reset(m)
+		m.ProtoReflect().SetUnknown(mark(fmt.Sprintf("the request is not a valid %s: %v", m.ProtoReflect().Descriptor().FullName(), err)))
+	}
+	return nil
 }
 
 // markField is the field number of the refusal mark: the largest there is,
@@ -121,10 +202,11 @@ func refusal(m any) (string, bool) {
 }
 
 // plan is what the scan needs of a message type, worked out once: the
-// fields it counts or descends into, by number. A type with neither (a
-// Check request) is not scanned at all.
+// fields it counts, holds to UTF-8 or descends into, by number. A type
+// with none (a decision) is not scanned at all.
 type plan struct {
-	scan   bool // some field is repeated or a message, at any depth
+	scan   bool // some field is repeated, a string or a message, at any depth
+	nested bool // some field is repeated or a message
 	fields map[protowire.Number]*fieldPlan
 }
 
@@ -132,17 +214,22 @@ type fieldPlan struct {
 	name  protoreflect.FullName
 	list  bool  // counted
 	bound int   // its bound when counted
+	text  bool  // a string held to UTF-8 (a map's key or value, for a map)
 	sub   *plan // the message it holds (a map's value), if any
 	isMap bool
+	// For a map: which of its entry's key (1) and value (2) are strings.
+	keyText, valueText bool
 }
 
 // planFor returns md's plan, from the cache or built now.
 func (l *scanner) planFor(md protoreflect.MessageDescriptor) *plan {
-	if p, ok := l.plans.Load(md.FullName()); ok {
+	// Keyed by the descriptor itself, one per type: hashing its pointer
+	// costs less than hashing its name on every call.
+	if p, ok := l.plans.Load(md); ok {
 		return p.(*plan)
 	}
 	p := l.build(md, map[protoreflect.FullName]*plan{})
-	l.plans.Store(md.FullName(), p)
+	l.plans.Store(md, p)
 	return p
 }
 
@@ -164,10 +251,15 @@ func (l *scanner) build(md protoreflect.MessageDescriptor, seen map[protoreflect
 			if v := fd.MapValue(); v.Kind() == protoreflect.MessageKind {
 				fp.sub = l.build(v.Message(), seen)
 			}
+			fp.keyText, fp.valueText = utf8Enforced(fd.MapKey()), utf8Enforced(fd.MapValue())
+			fp.text = fp.keyText || fp.valueText
 		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
 			fp.sub = l.build(fd.Message(), seen)
+		default:
+			fp.text = utf8Enforced(fd)
 		}
-		if fp.list || fp.sub != nil {
+		p.nested = p.nested || fp.list || fp.sub != nil
+		if fp.list || fp.sub != nil || fp.text {
 			p.fields[fd.Number()] = fp
 			p.scan = true
 		}
@@ -175,18 +267,57 @@ func (l *scanner) build(md protoreflect.MessageDescriptor, seen map[protoreflect
 	return p
 }
 
-// scan walks raw as a message of plan p, counting the elements of each
-// repeated field and descending into message fields.
-func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
-	p := l.planFor(md)
-	if !p.scan {
-		return nil
-	}
-	return l.walk(raw, p, md.FullName(), depth)
+// utf8Enforced reports whether the proto codec holds fd's values to UTF-8:
+// string fields, but for proto2's.
+func utf8Enforced(fd protoreflect.FieldDescriptor) bool {
+	return fd.Kind() == protoreflect.StringKind && fd.ParentFile().Syntax() != protoreflect.Proto2
 }
 
-func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth int) error {
-	if depth > l.Depth {
+// scan walks raw as a request of type md: counting the elements of each
+// repeated field, holding strings to UTF-8, descending into message fields.
+func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
+	p := l.planFor(md)
+	if !p.scan || (!p.nested && ascii(raw)) {
+		return nil
+	}
+	return l.walk(raw, p, md.FullName(), depth, true)
+}
+
+// valid walks raw, an answer of type md the server encoded, holding its
+// strings to UTF-8: an answer is neither counted nor bounded in depth.
+func (l *scanner) valid(raw []byte, md protoreflect.MessageDescriptor) error {
+	p := l.planFor(md)
+	if !p.scan || (!p.nested && ascii(raw)) {
+		return nil
+	}
+	return l.walk(raw, p, md.FullName(), 0, false)
+}
+
+// ascii reports whether every byte of b is below 0x80. Then so is every
+// string in it: a flat message of short ASCII strings and small numbers
+// (a Check) needs no walk to hold its strings to UTF-8.
+func ascii(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// errText is the error walk returns for a string that is not UTF-8.
+var errText = errors.New("is not valid UTF-8")
+
+// walk walks raw as a message of plan p; bound says whether it is a
+// request, whose counts and depth are bounded.
+func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth int, bound bool) error {
+	if bound && depth > l.Depth {
 		return fmt.Errorf("%s is nested more than %d deep", name, l.Depth)
 	}
 	// Few messages have many repeated fields: count in a small array.
@@ -208,7 +339,7 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 		if fp == nil {
 			continue
 		}
-		if fp.list {
+		if fp.list && bound {
 			var c int
 			if i := int(num); i < len(counts) {
 				counts[i]++
@@ -224,19 +355,27 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 				return fmt.Errorf("%s has more than %d elements; the limit is %d", fp.name, fp.bound, fp.bound)
 			}
 		}
-		if typ != protowire.BytesType || fp.sub == nil {
-			continue
-		}
-		if depth+1 > l.Depth {
-			return fmt.Errorf("%s is nested more than %d deep", fp.name, l.Depth)
-		}
-		if !fp.sub.scan {
-			continue // nothing inside to count or descend into
+		if typ != protowire.BytesType {
+			continue // a mismatched wire type: the decoder's to judge
 		}
 		b, _ := protowire.ConsumeBytes(value)
+		if fp.text && !fp.isMap {
+			if !utf8.Valid(b) {
+				return fmt.Errorf("%s %w", fp.name, errText)
+			}
+			continue
+		}
+		if fp.sub == nil && !fp.text {
+			continue
+		}
+		if bound && fp.sub != nil && depth+1 > l.Depth {
+			return fmt.Errorf("%s is nested more than %d deep", fp.name, l.Depth)
+		}
 		if !fp.isMap {
-			if err := l.walk(b, fp.sub, fp.name, depth+1); err != nil {
-				return err
+			if fp.sub.scan {
+				if err := l.walk(b, fp.sub, fp.name, depth+1, bound); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -251,10 +390,17 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 			if m < 0 {
 				break
 			}
-			if en == 2 && et == protowire.BytesType {
+			if et == protowire.BytesType {
 				v, _ := protowire.ConsumeBytes(b[:m])
-				if err := l.walk(v, fp.sub, fp.name, depth+1); err != nil {
-					return err
+				switch {
+				case (en == 1 && fp.keyText) || (en == 2 && fp.valueText):
+					if !utf8.Valid(v) {
+						return fmt.Errorf("%s %w", fp.name, errText)
+					}
+				case en == 2 && fp.sub != nil && fp.sub.scan:
+					if err := l.walk(v, fp.sub, fp.name, depth+1, bound); err != nil {
+						return err
+					}
 				}
 			}
 			b = b[m:]

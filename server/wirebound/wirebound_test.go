@@ -133,3 +133,38 @@ func BenchmarkUnmarshal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMarshal is an answer's encoding: the proto codec against the
+// server's, for a Check's answer and a CheckMany's of 100 decisions.
+func BenchmarkMarshal(b *testing.B) {
+	d := func(i int) *tkv1.Decision {
+		return &tkv1.Decision{Allowed: true, Limit: 1_000_000_000, Remaining: 999_999_999 - int64(i), ResetAt: 1_765_065_600_123}
+	}
+	many := &tkv1.CheckManyResponse{}
+	for i := range 100 {
+		many.Decisions = append(many.Decisions, d(i))
+	}
+	plain := encoding.GetCodecV2("proto")
+	ours := Codec(Limits{})
+	for _, c := range []struct {
+		name  string
+		codec encoding.CodecV2
+		msg   proto.Message
+	}{
+		{"check/proto", plain, &tkv1.CheckResponse{Decision: d(0)}},
+		{"check/server", ours, &tkv1.CheckResponse{Decision: d(0)}},
+		{"many/proto", plain, many},
+		{"many/server", ours, many},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := c.codec.Marshal(c.msg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out.Free()
+			}
+		})
+	}
+}
