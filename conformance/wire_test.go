@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -133,6 +134,19 @@ func TestErrorCodes(t *testing.T) {
 		{"reserve with negative wants", func() error {
 			_, err := tkv1.NewFleetClient(conn).Reserve(ctx, &tkv1.ReserveRequest{Policy: "api", Wants: -1})
 			return err
+		}, codes.InvalidArgument},
+		// Bytes no proto library writes: the check runs before any handler.
+		{"key not UTF-8", func() error {
+			return invokeRaw(ctx, conn, "/throttlekit.v1.RateLimiter/Check", "\x0a\x03api\x12\x02k\xff")
+		}, codes.InvalidArgument},
+		{"CheckMany key not UTF-8", func() error {
+			return invokeRaw(ctx, conn, "/throttlekit.v1.RateLimiter/CheckMany", "\x0a\x03api\x12\x01a\x12\x02\xc3\x28")
+		}, codes.InvalidArgument},
+		{"truncated request", func() error {
+			return invokeRaw(ctx, conn, "/throttlekit.v1.RateLimiter/Check", "\x0a\x03api\x12\x09tenant")
+		}, codes.InvalidArgument},
+		{"cost as a string", func() error {
+			return invokeRaw(ctx, conn, "/throttlekit.v1.RateLimiter/Check", "\x0a\x03api\x12\x01k\x1a\x011")
 		}, codes.InvalidArgument},
 	}
 	for _, tc := range tests {
@@ -258,4 +272,21 @@ func TestHealthAndReflection(t *testing.T) {
 			t.Errorf("reflection lists %v, missing %s", names, want)
 		}
 	}
+}
+
+// rawCodec sends a request's bytes as given and discards the answer.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(mem.BufferSlice, any) error { return nil }
+
+// invokeRaw calls method with raw as the request's wire bytes.
+func invokeRaw(ctx context.Context, conn *grpc.ClientConn, method, raw string) error {
+	var out []byte
+	return conn.Invoke(ctx, method, []byte(raw), &out, grpc.ForceCodecV2(rawCodec{}))
 }
