@@ -207,6 +207,8 @@ func refusal(m any) (string, bool) {
 type plan struct {
 	scan   bool // some field is repeated, a string or a message, at any depth
 	nested bool // some field is repeated or a message
+	text   bool // some field is a string, at any depth (or may be: a recursive type)
+	built  bool
 	fields map[protowire.Number]*fieldPlan
 }
 
@@ -259,11 +261,13 @@ func (l *scanner) build(md protoreflect.MessageDescriptor, seen map[protoreflect
 			fp.text = utf8Enforced(fd)
 		}
 		p.nested = p.nested || fp.list || fp.sub != nil
+		p.text = p.text || fp.text || (fp.sub != nil && (fp.sub.text || !fp.sub.built))
 		if fp.list || fp.sub != nil || fp.text {
 			p.fields[fd.Number()] = fp
 			p.scan = true
 		}
 	}
+	p.built = true
 	return p
 }
 
@@ -287,15 +291,15 @@ func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, depth int)
 // strings to UTF-8: an answer is neither counted nor bounded in depth.
 func (l *scanner) valid(raw []byte, md protoreflect.MessageDescriptor) error {
 	p := l.planFor(md)
-	if !p.scan || (!p.nested && ascii(raw)) {
-		return nil
+	if !p.text || ascii(raw) {
+		return nil // no string, or none but ASCII
 	}
 	return l.walk(raw, p, md.FullName(), 0, false)
 }
 
 // ascii reports whether every byte of b is below 0x80. Then so is every
-// string in it: a flat message of short ASCII strings and small numbers
-// (a Check) needs no walk to hold its strings to UTF-8.
+// string in it: a message of short ASCII strings and small numbers (a
+// Check) needs no walk to hold its strings to UTF-8.
 func ascii(b []byte) bool {
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
