@@ -180,7 +180,9 @@ func TestRequestUTF8(t *testing.T) {
 		{"check policy", rawString(1, []byte("a\xc3")), &tkv1.CheckRequest{}, "throttlekit.v1.CheckRequest.policy is not valid UTF-8"},
 		{"a surrogate", rawString(2, []byte("\xed\xa0\x80")), &tkv1.CheckRequest{}, "CheckRequest.key is not valid UTF-8"},
 		{"third of many keys", append(append(rawString(2, []byte("a")), rawString(2, []byte("b"))...), rawString(2, bad)...), &tkv1.CheckManyRequest{}, "throttlekit.v1.CheckManyRequest.keys is not valid UTF-8"},
-		{"envoy entry value", append(rawString(1, []byte("edge")), rawString(2, descriptor)...), &rlsv3.RateLimitRequest{}, "RateLimitDescriptor.Entry.value is not valid UTF-8"},
+		{"reserve's caller region", append(rawString(1, []byte("api")), rawString(2, rawString(3, []byte("eu-\xff")))...), &tkv1.ReserveRequest{}, "throttlekit.v1.Caller.region is not valid UTF-8"},
+		// Envoy's types are decoded by reflection, which checks for itself.
+		{"envoy entry value", append(rawString(1, []byte("edge")), rawString(2, descriptor)...), &rlsv3.RateLimitRequest{}, "invalid UTF-8"},
 		{"every width", rawString(2, []byte("k é 界 🚦")), &tkv1.CheckRequest{}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -143,14 +143,16 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	raw := buf.ReadOnlyData()
-	if err := c.limits.scan(raw, m.ProtoReflect().Descriptor(), 0); err != nil {
+	// The generated decoder does not hold strings to UTF-8; reflection does.
+	vm, generated := m.(vtUnmarshaler)
+	if err := c.limits.scan(raw, m.ProtoReflect().Descriptor(), generated); err != nil {
 		// The message stays empty but for a mark the interceptors turn
 		// into INVALID_ARGUMENT before any handler runs.
 		m.ProtoReflect().SetUnknown(mark(err.Error()))
 		return nil
 	}
 	var err error
-	if vm, ok := m.(vtUnmarshaler); ok {
+	if generated {
 		// gRPC hands over a new message each time; UnmarshalVT merges
 		// where proto.Unmarshal resets, which is the same into an empty one.
 		err = vm.UnmarshalVT(raw)
@@ -205,8 +207,7 @@ func refusal(m any) (string, bool) {
 // fields it counts, holds to UTF-8 or descends into, by number. A type
 // with none (a decision) is not scanned at all.
 type plan struct {
-	scan   bool // some field is repeated, a string or a message, at any depth
-	nested bool // some field is repeated or a message
+	nested bool // some field is repeated or a message: a request's walk counts or descends
 	text   bool // some field is a string, at any depth (or may be: a recursive type)
 	built  bool
 	fields map[protowire.Number]*fieldPlan
@@ -264,7 +265,6 @@ func (l *scanner) build(md protoreflect.MessageDescriptor, seen map[protoreflect
 		p.text = p.text || fp.text || (fp.sub != nil && (fp.sub.text || !fp.sub.built))
 		if fp.list || fp.sub != nil || fp.text {
 			p.fields[fd.Number()] = fp
-			p.scan = true
 		}
 	}
 	p.built = true
@@ -278,13 +278,15 @@ func utf8Enforced(fd protoreflect.FieldDescriptor) bool {
 }
 
 // scan walks raw as a request of type md: counting the elements of each
-// repeated field, holding strings to UTF-8, descending into message fields.
-func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, depth int) error {
+// repeated field, descending into message fields and, when text is set,
+// holding strings to UTF-8.
+func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, text bool) error {
 	p := l.planFor(md)
-	if !p.scan || (!p.nested && ascii(raw)) {
+	text = text && p.text && !ascii(raw)
+	if !p.nested && !text {
 		return nil
 	}
-	return l.walk(raw, p, md.FullName(), depth, true)
+	return l.walk(raw, p, md.FullName(), 0, mode{bound: true, text: text})
 }
 
 // valid walks raw, an answer of type md the server encoded, holding its
@@ -294,7 +296,7 @@ func (l *scanner) valid(raw []byte, md protoreflect.MessageDescriptor) error {
 	if !p.text || ascii(raw) {
 		return nil // no string, or none but ASCII
 	}
-	return l.walk(raw, p, md.FullName(), 0, false)
+	return l.walk(raw, p, md.FullName(), 0, mode{text: true})
 }
 
 // ascii reports whether every byte of b is below 0x80. Then so is every
@@ -318,10 +320,21 @@ func ascii(b []byte) bool {
 // errText is the error walk returns for a string that is not UTF-8.
 var errText = errors.New("is not valid UTF-8")
 
-// walk walks raw as a message of plan p; bound says whether it is a
-// request, whose counts and depth are bounded.
-func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth int, bound bool) error {
-	if bound && depth > l.Depth {
+// mode is what a walk checks.
+type mode struct {
+	bound bool // counts and depth: a request's
+	text  bool // strings are UTF-8: for the generated methods, which do not check
+}
+
+// into reports whether a walk has anything to check inside a message of
+// plan sub.
+func (how mode) into(sub *plan) bool {
+	return (how.bound && sub.nested) || (how.text && sub.text)
+}
+
+// walk walks raw as a message of plan p.
+func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth int, how mode) error {
+	if how.bound && depth > l.Depth {
 		return fmt.Errorf("%s is nested more than %d deep", name, l.Depth)
 	}
 	// Few messages have many repeated fields: count in a small array.
@@ -343,7 +356,7 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 		if fp == nil {
 			continue
 		}
-		if fp.list && bound {
+		if fp.list && how.bound {
 			var c int
 			if i := int(num); i < len(counts) {
 				counts[i]++
@@ -364,7 +377,7 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 		}
 		b, _ := protowire.ConsumeBytes(value)
 		if fp.text && !fp.isMap {
-			if !utf8.Valid(b) {
+			if how.text && !utf8.Valid(b) {
 				return fmt.Errorf("%s %w", fp.name, errText)
 			}
 			continue
@@ -372,12 +385,12 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 		if fp.sub == nil && !fp.text {
 			continue
 		}
-		if bound && fp.sub != nil && depth+1 > l.Depth {
+		if how.bound && fp.sub != nil && depth+1 > l.Depth {
 			return fmt.Errorf("%s is nested more than %d deep", fp.name, l.Depth)
 		}
 		if !fp.isMap {
-			if fp.sub.scan {
-				if err := l.walk(b, fp.sub, fp.name, depth+1, bound); err != nil {
+			if how.into(fp.sub) {
+				if err := l.walk(b, fp.sub, fp.name, depth+1, how); err != nil {
 					return err
 				}
 			}
@@ -398,11 +411,11 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 				v, _ := protowire.ConsumeBytes(b[:m])
 				switch {
 				case (en == 1 && fp.keyText) || (en == 2 && fp.valueText):
-					if !utf8.Valid(v) {
+					if how.text && !utf8.Valid(v) {
 						return fmt.Errorf("%s %w", fp.name, errText)
 					}
-				case en == 2 && fp.sub != nil && fp.sub.scan:
-					if err := l.walk(v, fp.sub, fp.name, depth+1, bound); err != nil {
+				case en == 2 && fp.sub != nil && how.into(fp.sub):
+					if err := l.walk(v, fp.sub, fp.name, depth+1, how); err != nil {
 						return err
 					}
 				}
