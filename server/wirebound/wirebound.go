@@ -10,13 +10,14 @@
 // as the message are refused INVALID_ARGUMENT too.
 //
 // The contract's messages are sized, encoded and decoded by the methods
-// vtprotobuf generates rather than by reflection: a Check's decode and its
-// answer's encode cost a third as much. Those methods do not check UTF-8,
-// so the scan does it for them — on a request's bytes before decoding, on
-// an answer's after encoding — and a well-formed message is accepted,
-// decoded and sent as the proto codec would. (Malformed bytes are refused
-// by both; a known field in the wrong wire type, which reflection keeps as
-// an unknown field, the generated decoder refuses.)
+// vtprotobuf generates rather than by reflection: a Check's answer encodes
+// in half the time, its request decodes (scan included) in 0.7 of it.
+// Those methods do not check UTF-8, so the scan does it for them — on a
+// request's bytes before decoding, on an answer's after encoding — and a
+// well-formed message is accepted, decoded and sent as the proto codec
+// would. (Malformed bytes are refused by both; a known field in the wrong
+// wire type, which reflection keeps as an unknown field, the generated
+// decoder refuses.)
 package wirebound
 
 import (
