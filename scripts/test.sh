@@ -125,6 +125,7 @@ fuzz . FuzzDecodeState ./sdk-go/engine
 fuzz . FuzzParseState ./sdk-go/luascripts
 fuzz server FuzzRequests ./door
 fuzz server FuzzDecodeItem ./store/dynstore
+fuzz server FuzzDecode ./wirebound
 
 step "benchmarks compile and run once"
 go test -run '^$' -bench . -benchtime 1x ./...

@@ -278,3 +278,72 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecode sends arbitrary bytes as requests through the codec, as the
+// server does: it never panics, a refusal is INVALID_ARGUMENT, and what it
+// accepts the proto codec decodes to the same message (it refuses more: a
+// known field in the wrong wire type, which reflection keeps as unknown).
+func FuzzDecode(f *testing.F) {
+	f.Add(uint8(0), []byte("\x0a\x03api\x12\x05alice\x18\x01"))
+	f.Add(uint8(1), []byte("\x0a\x03api\x12\x01a\x12\x02\xc3\x28"))
+	f.Add(uint8(2), []byte("\x0a\x03api\x12\x05\x1a\x03eu\xff"))
+	f.Add(uint8(3), []byte("\x0a\x04edge\x12\x08\x0a\x06\x0a\x01k\x12\x01v"))
+	f.Add(uint8(0), []byte{0x18, 0x80})
+	types := []func() proto.Message{
+		func() proto.Message { return &tkv1.CheckRequest{} },
+		func() proto.Message { return &tkv1.CheckManyRequest{} },
+		func() proto.Message { return &tkv1.ReserveRequest{} },
+		func() proto.Message { return &rlsv3.RateLimitRequest{} },
+	}
+	c := Codec(Limits{})
+	f.Fuzz(func(t *testing.T, kind uint8, raw []byte) {
+		ours := types[int(kind)%len(types)]()
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, ours); err != nil {
+			t.Fatalf("the codec returned %v: a refusal must be a mark, answered INVALID_ARGUMENT", err)
+		}
+		if err := Check(ours); err != nil {
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("refused with %v, want INVALID_ARGUMENT", err)
+			}
+			return
+		}
+		theirs := types[int(kind)%len(types)]()
+		if err := proto.Unmarshal(raw, theirs); err != nil {
+			t.Fatalf("accepted bytes the proto codec refuses (%v): %x", err, raw)
+		}
+		// Unknown fields are kept as sent where reflection re-encodes a
+		// tag written longer than it need be: compare the known fields,
+		// and that both kept unknown ones or neither did.
+		ru, tu := dropUnknown(ours.ProtoReflect()), dropUnknown(theirs.ProtoReflect())
+		if !proto.Equal(ours, theirs) || ru != tu {
+			t.Fatalf("decoded %v (%d with unknown fields), the proto codec %v (%d)", ours, ru, theirs, tu)
+		}
+	})
+}
+
+// dropUnknown clears the unknown fields of m and the messages in it, and
+// returns how many of them had any.
+func dropUnknown(m protoreflect.Message) int {
+	n := 0
+	if len(m.GetUnknown()) > 0 {
+		n++
+		m.SetUnknown(nil)
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				n += dropUnknown(v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+				n += dropUnknown(e.Message())
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			n += dropUnknown(v.Message())
+		}
+		return true
+	})
+	return n
+}

@@ -156,7 +156,9 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if generated {
 		// gRPC hands over a new message each time; UnmarshalVT merges
 		// where proto.Unmarshal resets, which is the same into an empty one.
-		err = vm.UnmarshalVT(raw)
+		if err = vm.UnmarshalVT(raw); err == nil {
+			err = wellFormed(m.ProtoReflect().GetUnknown())
+		}
 	} else {
 		err = proto.Unmarshal(raw, m)
 	}
@@ -165,6 +167,24 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 		// server's: refused like an unbounded one (gRPC would say INTERNAL).
 		proto.Reset(m)
 		m.ProtoReflect().SetUnknown(mark(fmt.Sprintf("the request is not a valid %s: %v", m.ProtoReflect().Descriptor().FullName(), err)))
+	}
+	return nil
+}
+
+// wellFormed checks unknown fields as reflection's decoder does and the
+// generated one does not: a group must end with its own number, a tag's
+// number must be in range. A request rarely has any.
+func wellFormed(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
 	}
 	return nil
 }
@@ -283,11 +303,18 @@ func utf8Enforced(fd protoreflect.FieldDescriptor) bool {
 // holding strings to UTF-8.
 func (l *scanner) scan(raw []byte, md protoreflect.MessageDescriptor, text bool) error {
 	p := l.planFor(md)
-	text = text && p.text && !ascii(raw)
-	if !p.nested && !text {
+	if text && (p.nested || !ascii(raw)) {
+		// For the generated decoder, which reads a tag's number modulo
+		// 2^32, checks no string and skips a malformed unknown group: the
+		// walk judges the wire form too. A flat message of all-ASCII bytes
+		// holds only one-byte tags and ASCII strings (its unknown fields
+		// are checked after decoding): a Check needs no walk.
+		return l.walk(raw, p, md.FullName(), 0, mode{bound: true, text: true, strict: true})
+	}
+	if !p.nested {
 		return nil
 	}
-	return l.walk(raw, p, md.FullName(), 0, mode{bound: true, text: text})
+	return l.walk(raw, p, md.FullName(), 0, mode{bound: true})
 }
 
 // valid walks raw, an answer of type md the server encoded, holding its
@@ -323,14 +350,24 @@ var errText = errors.New("is not valid UTF-8")
 
 // mode is what a walk checks.
 type mode struct {
-	bound bool // counts and depth: a request's
-	text  bool // strings are UTF-8: for the generated methods, which do not check
+	bound  bool // counts and depth: a request's
+	text   bool // strings are UTF-8: for the generated methods, which do not check
+	strict bool // the wire form, every message of it: for the generated decoder
 }
 
 // into reports whether a walk has anything to check inside a message of
 // plan sub.
 func (how mode) into(sub *plan) bool {
-	return (how.bound && sub.nested) || (how.text && sub.text)
+	return (how.bound && sub.nested) || (how.text && sub.text) || how.strict
+}
+
+// malformed is what a walk says of bytes that are not a message: nothing
+// when a decoder that judges them comes next (reflection's), else why.
+func (how mode) malformed(name protoreflect.FullName, n int) error {
+	if !how.strict {
+		return nil
+	}
+	return fmt.Errorf("the request is not a valid %s: %w", name, protowire.ParseError(n))
 }
 
 // walk walks raw as a message of plan p.
@@ -343,13 +380,16 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 	var more map[protowire.Number]int
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
+		if n >= 0 && num > protowire.MaxValidNumber {
+			n = -1 // a number reflection refuses (protowire reads up to 2^31-1)
+		}
 		if n < 0 {
-			return nil // malformed: the proto decoder says so
+			return how.malformed(name, n)
 		}
 		raw = raw[n:]
 		n = protowire.ConsumeFieldValue(num, typ, raw)
 		if n < 0 {
-			return nil
+			return how.malformed(name, n)
 		}
 		value := raw[:n]
 		raw = raw[n:]
@@ -400,12 +440,21 @@ func (l *scanner) walk(raw []byte, p *plan, name protoreflect.FullName, depth in
 		// A map entry is a message of key (1) and value (2).
 		for len(b) > 0 {
 			en, et, m := protowire.ConsumeTag(b)
+			if m >= 0 && en > protowire.MaxValidNumber {
+				m = -1
+			}
 			if m < 0 {
+				if err := how.malformed(fp.name, m); err != nil {
+					return err
+				}
 				break
 			}
 			b = b[m:]
 			m = protowire.ConsumeFieldValue(en, et, b)
 			if m < 0 {
+				if err := how.malformed(fp.name, m); err != nil {
+					return err
+				}
 				break
 			}
 			if et == protowire.BytesType {
