@@ -25,7 +25,7 @@ func TestARunGroupsEachKeysChecks(t *testing.T) {
 			add("hot", one, many, 2)      // another cost: a run of its own
 		}
 	}
-	units := coalesce(batch)
+	units := new(runs).coalesce(batch)
 	if len(units) != 3 {
 		t.Fatalf("%d runs, want 3", len(units))
 	}

@@ -445,6 +445,7 @@ func (s *Store) Close() error {
 		s.closeNow()
 		err = s.client.Close()
 		s.sendersDone.Wait()
+		s.drain()
 	})
 	if err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("close redis: %w", err)

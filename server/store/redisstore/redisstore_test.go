@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +96,57 @@ func TestConnectionsSpeakRESP2(t *testing.T) {
 	}
 	if !strings.Contains(info, " resp=2") {
 		t.Fatalf("CLIENT INFO %q: want resp=2", info)
+	}
+}
+
+// TestCloseAnswersEveryCheck: checks in flight and queued when the store
+// closes, and checks that arrive after, all return — a decision or an
+// error — rather than wait for ever on a job no sender will take. Their
+// contexts never end, so only the store can answer them.
+func TestCloseAnswersEveryCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server: run without -short")
+	}
+	r := services.StartRedis(t)
+	st, err := engine.NewGCRA(1_000_000, 1000, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		s, err := redisstore.New(redisstore.Options{Targets: []string{r.URL}, Prefix: fmt.Sprint("close", round), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const callers = 64
+		busy := make(chan struct{}) // closed once the pipeline is busy
+		var once sync.Once
+		var done sync.WaitGroup
+		var checks atomic.Int64
+		for c := range callers {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				for i := 0; ; i++ {
+					_, err := s.Check(context.Background(), st, store.Key{Prefix: "p", ID: fmt.Sprint(c, "-", i%50)}, 0, 1)
+					if checks.Add(1) >= callers*10 {
+						once.Do(func() { close(busy) })
+					}
+					if err != nil {
+						return // closed: the store answered
+					}
+				}
+			}()
+		}
+		<-busy
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		finished := make(chan struct{})
+		go func() { done.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("round %d: checks still waiting two minutes after Close", round)
+		}
 	}
 }
