@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -50,5 +51,39 @@ func TestARunGroupsEachKeysChecks(t *testing.T) {
 	}
 	if units[1].call != other || units[2].call != one || units[2].keys[0] != "hot" {
 		t.Fatalf("the lone runs: %+v", units[1:])
+	}
+}
+
+// A sender's buffers, reused, give each batch the runs a fresh coalesce
+// gives it: nothing of the batch before (its runs, counts, keys) stays,
+// even before the buffers are cleared.
+func TestReusedBuffersHoldNothingOfTheBatchBefore(t *testing.T) {
+	one, many := &luascripts.Call{}, &luascripts.Call{}
+	other := &luascripts.Call{}
+	mk := func(key string, call, batchable *luascripts.Call, cost int64) *job {
+		j := &job{call: call, batchable: batchable, args: []any{cost}}
+		j.keys[0] = key
+		return j
+	}
+	var big []*job
+	for i := range 40 {
+		big = append(big, mk(fmt.Sprint("k", i%7), one, many, int64(i%3)))
+		if i%5 == 0 {
+			big = append(big, mk("x", other, nil, 1))
+		}
+	}
+	small := []*job{mk("b", one, many, 1), mk("a", one, many, 1), mk("y", other, nil, 1), mk("a", one, many, 1)}
+	var r runs
+	for round, batch := range [][]*job{big, small, big, small} {
+		got, want := r.coalesce(batch), new(runs).coalesce(batch)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d runs, want %d", round, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.call != w.call || !slices.Equal(g.keys, w.keys) || !slices.Equal(g.jobs, w.jobs) || !sameArgs(g.args, w.args) {
+				t.Fatalf("round %d, run %d: %+v, want %+v", round, i, g, w)
+			}
+		}
 	}
 }
