@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/server/store"
@@ -46,18 +47,22 @@ type partition struct {
 
 type shard struct {
 	mu         sync.Mutex
-	m          map[string]*entry
+	m          index
 	head, tail *entry // most and least recently used; linked only when max > 0
 	max        int    // keys held at most (0: unbounded)
 	// scratch is the state handed to the engine, kept here (guarded by mu)
 	// because a local would escape through the Strategy interface and cost
 	// an allocation per decision.
 	scratch engine.State
-	_       [40]byte // pad to two cache lines: neighbouring shards share none
+	_       [8]byte // pad to two cache lines: neighbouring shards share none
 }
 
-// entry is one key's state, laid out to fit a 64-byte allocation: the
-// scalar strategies (most keys) need no Series, so it sits behind a pointer.
+// A shard fills whole cache lines (a compile-time check of the padding).
+var _ [0]struct{} = [unsafe.Sizeof(shard{}) % 64]struct{}{}
+
+// entry is one key's state, laid out in 64 bytes (with a short ID's bytes
+// after it in the same allocation: newEntry): the scalar strategies (most
+// keys) need no Series, so it sits behind a pointer.
 type entry struct {
 	id         string
 	v0, v1     float64

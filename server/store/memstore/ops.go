@@ -3,7 +3,6 @@ package memstore
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"time"
 
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
@@ -23,7 +22,7 @@ func (s *Store) partition(prefix string) *partition {
 	}
 	p := &partition{}
 	for i := range p.shards {
-		p.shards[i].m = map[string]*entry{}
+		p.shards[i].m.seed = s.seed
 	}
 	p.setBound(prefix, s.bounds[prefix])
 	next := make(map[string]*partition, len(old)+1)
@@ -51,7 +50,7 @@ func (p *partition) setBound(prefix string, maxKeys int) {
 		sh.mu.Lock()
 		switch {
 		case perShard > 0 && sh.max == 0:
-			for _, e := range sh.m {
+			for _, e := range sh.m.entries() {
 				sh.pushFront(e)
 			}
 		case perShard == 0 && sh.max > 0:
@@ -69,7 +68,7 @@ func (p *partition) setBound(prefix string, maxKeys int) {
 
 func (s *Store) shard(key store.Key) *shard {
 	p := s.partition(key.Prefix)
-	return &p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)]
+	return &p.shards[hashOf(s.seed, key.ID)&(shardCount-1)]
 }
 
 func (s *Store) now(now int64) int64 {
@@ -83,7 +82,8 @@ func (s *Store) now(now int64) int64 {
 func (s *Store) Check(_ context.Context, st engine.Strategy, key store.Key, now, cost int64) (engine.Decision, error) {
 	now = s.now(now)
 	p := s.partition(key.Prefix)
-	return p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
+	h := hashOf(s.seed, key.ID)
+	return p.check(&p.shards[h&(shardCount-1)], st, key.ID, h, now, cost)
 }
 
 // CheckMany implements store.Store. Every key is decided at the same now;
@@ -95,7 +95,8 @@ func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Ke
 	var partial *store.PartialError
 	for i, key := range keys {
 		p := s.partition(key.Prefix)
-		d, err := p.check(&p.shards[maphash.String(s.seed, key.ID)&(shardCount-1)], st, key.ID, now, cost)
+		h := hashOf(s.seed, key.ID)
+		d, err := p.check(&p.shards[h&(shardCount-1)], st, key.ID, h, now, cost)
 		if err != nil {
 			if partial == nil {
 				partial = &store.PartialError{Decisions: out, Decided: make([]bool, len(keys)), Err: err}
@@ -116,13 +117,13 @@ func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Ke
 	return out, nil
 }
 
-func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost int64) (engine.Decision, error) {
+func (p *partition) check(sh *shard, st engine.Strategy, id string, h uint64, now, cost int64) (engine.Decision, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[id]
+	e := sh.m.get(id, h)
 	s := &sh.scratch
 	if e == nil {
-		if sh.max > 0 && len(sh.m) >= sh.max && !sh.evictSettled(now) {
+		if sh.max > 0 && sh.m.n >= sh.max && !sh.evictSettled(now) {
 			// Every key held is live: evicting one would hand its owner a
 			// fresh budget. The new key is not stored, and the policy's
 			// fail mode decides it.
@@ -134,9 +135,10 @@ func (p *partition) check(sh *shard, st engine.Strategy, id string, now, cost in
 		*s = engine.State{}
 		d, ttl := st.Check(s, now, cost)
 		if ttl > 0 {
-			e = &entry{id: id, expiresAt: now + ttl}
+			e = newEntry(id)
+			e.expiresAt = now + ttl
 			e.set(s)
-			sh.m[id] = e
+			sh.m.put(e, h)
 			if sh.max > 0 {
 				sh.pushFront(e)
 			}
@@ -191,7 +193,7 @@ func (s *Store) Load(_ context.Context, st engine.Strategy, key store.Key, now i
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key.ID]
+	e := sh.m.get(key.ID, hashOf(s.seed, key.ID))
 	if e == nil {
 		return engine.State{}, now, nil
 	}
@@ -210,7 +212,7 @@ func (s *Store) Len(prefix string) int {
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.m.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -244,7 +246,7 @@ func (s *Store) Sweep(now int64) int {
 		for i := range p.shards {
 			sh := &p.shards[i]
 			sh.mu.Lock()
-			for _, e := range sh.m {
+			for _, e := range sh.m.entries() {
 				if now >= e.expiresAt {
 					sh.evict(e)
 					removed++
@@ -295,7 +297,7 @@ func (sh *shard) evict(e *entry) {
 	if sh.head == e || e.prev != nil { // linked: the partition is bounded
 		sh.unlink(e)
 	}
-	delete(sh.m, e.id)
+	sh.m.del(e.id, hashOf(sh.m.seed, e.id))
 }
 
 // CheckAll implements store.AllOrNothing: every shard the charges touch
@@ -324,7 +326,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 	for _, c := range charges {
 		if byKey[c.Key] == nil {
 			p := s.partition(c.Key.Prefix)
-			w := &work{place: place{p, &p.shards[maphash.String(s.seed, c.Key.ID)&(shardCount-1)], c.Key.ID}}
+			w := &work{place: place{p, &p.shards[hashOf(s.seed, c.Key.ID)&(shardCount-1)], c.Key.ID}}
 			byKey[c.Key] = w
 			order = append(order, w)
 		}
@@ -348,7 +350,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 		w := byKey[c.Key]
 		if !loaded[w] {
 			loaded[w] = true
-			if e := w.sh.m[w.id]; e != nil {
+			if e := w.sh.m.get(w.id, hashOf(s.seed, w.id)); e != nil {
 				e.load(&w.state, now)
 				w.state = w.state.Clone()
 				if !engine.Sane(c.Strategy, &w.state, now) {
@@ -366,7 +368,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 	}
 	// Room for every new key first: all or nothing holds for the bound too.
 	for _, w := range order {
-		if w.sh.m[w.id] == nil && w.sh.max > 0 && len(w.sh.m) >= w.sh.max && !w.sh.evictSettled(now) {
+		if w.sh.m.get(w.id, hashOf(s.seed, w.id)) == nil && w.sh.max > 0 && w.sh.m.n >= w.sh.max && !w.sh.evictSettled(now) {
 			if full := w.p.full.Load(); full != nil {
 				return nil, false, *full
 			}
@@ -374,10 +376,11 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 		}
 	}
 	for _, w := range order {
-		e := w.sh.m[w.id]
+		h := hashOf(s.seed, w.id)
+		e := w.sh.m.get(w.id, h)
 		if e == nil {
-			e = &entry{id: w.id}
-			w.sh.m[w.id] = e
+			e = newEntry(w.id)
+			w.sh.m.put(e, h)
 			if w.sh.max > 0 {
 				w.sh.pushFront(e)
 			}
