@@ -14,7 +14,7 @@ import (
 // cache miss.
 type index struct {
 	seed  maphash.Seed
-	slots []slot // a power of two long, or nil while empty
+	slots []slot // a power of two long (nil until the first key)
 	n     int
 }
 
@@ -29,6 +29,8 @@ type slot struct {
 func hashOf(seed maphash.Seed, id string) uint64 { return maphash.String(seed, id) }
 
 const shardBits = 6 // log2(shardCount)
+
+var _ [0]struct{} = [shardCount ^ 1<<shardBits]struct{}{} // shardBits follows shardCount
 
 func (x *index) home(h uint64) int { return int(h>>shardBits) & (len(x.slots) - 1) }
 
@@ -78,25 +80,26 @@ func (x *index) grow() {
 	}
 }
 
-// del removes the entry of id (hash h), if held. The slots after it that
-// probed past it move back (no tombstones: a probe still ends at the first
-// empty slot), and a table far larger than its keys shrinks.
+// del removes the entry of id (hash h), if held.
 func (x *index) del(id string, h uint64) {
 	if x.n == 0 {
 		return
 	}
 	mask := len(x.slots) - 1
-	i := x.home(h)
-	for {
-		s := &x.slots[i]
-		if s.e == nil {
+	for i := x.home(h); x.slots[i].e != nil; i = (i + 1) & mask {
+		if s := &x.slots[i]; s.hash == h && s.e.id == id {
+			x.delAt(i)
 			return
 		}
-		if s.hash == h && s.e.id == id {
-			break
-		}
-		i = (i + 1) & mask
 	}
+}
+
+// delAt empties slot i. The slots after it that probed past it move back
+// (no tombstones: a probe still ends at the first empty slot). The table
+// keeps its size, as a Go map does: a shard's keys come and go (the sweep
+// removes expired ones that come back), and the bound caps its peak.
+func (x *index) delAt(i int) {
+	mask := len(x.slots) - 1
 	for j := (i + 1) & mask; x.slots[j].e != nil; j = (j + 1) & mask {
 		// The entry at j may fill the hole at i when its home is not in
 		// the cyclic range (i, j]: its probe passed i to reach j.
@@ -107,21 +110,22 @@ func (x *index) del(id string, h uint64) {
 	}
 	x.slots[i] = slot{}
 	x.n--
-	if x.n == 0 {
-		x.slots = nil
-	} else if len(x.slots) > 64 && x.n*8 < len(x.slots) {
-		old := x.slots
-		x.slots = make([]slot, len(old)/2)
-		for _, s := range old {
-			if s.e != nil {
-				x.place(s)
-			}
+}
+
+// sweep removes every entry drop reports true for, calling it once or
+// more for each entry held (an entry that a removal moves back past the
+// table's end is seen again).
+func (x *index) sweep(drop func(*entry) bool) {
+	for i := 0; i < len(x.slots); {
+		if e := x.slots[i].e; e != nil && drop(e) {
+			x.delAt(i) // another entry may move into i: look at it again
+			continue
 		}
+		i++
 	}
 }
 
-// entries returns the entries held, for a caller that may delete while it
-// walks them.
+// entries returns the entries held.
 func (x *index) entries() []*entry {
 	out := make([]*entry, 0, x.n)
 	for _, s := range x.slots {

@@ -10,10 +10,10 @@ import (
 )
 
 // TestIndexAgreesWithAMap runs random puts, gets and deletes against the
-// index and a Go map side by side. The hashes are narrowed so that many
-// IDs share a home slot — long clusters, probes that wrap past the table's
-// end, deletions that move entries back across it, growing and shrinking —
-// and every ID held is looked up after every step.
+// index and a Go map side by side, with sweeps that remove a random part.
+// The hashes are narrowed so that many IDs share a home slot — long
+// clusters, probes that wrap past the table's end, removals that move
+// entries back across it — and every ID is looked up after every step.
 func TestIndexAgreesWithAMap(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -60,12 +60,29 @@ func TestIndexAgreesWithAMap(t *testing.T) {
 				case op < 9:
 					x.del(id, h)
 					delete(ref, id)
-				default: // now and then empty the index (shrinking to nothing)
-					if rng.IntN(50) == 0 {
-						for k := range ref {
-							x.del(k, hash(k))
+				default: // a sweep removes some: each exactly once
+					gone := map[string]bool{}
+					for k := range ref {
+						if rng.IntN(3) == 0 {
+							gone[k] = true
 						}
-						clear(ref)
+					}
+					removed := map[*entry]int{}
+					x.sweep(func(e *entry) bool {
+						if gone[e.id] {
+							removed[e]++
+							return true
+						}
+						return false
+					})
+					for k := range gone {
+						if removed[ref[k]] != 1 {
+							t.Fatalf("step %d: the sweep removed %q %d times", step, k, removed[ref[k]])
+						}
+						delete(ref, k)
+					}
+					if len(removed) != len(gone) {
+						t.Fatalf("step %d: the sweep removed %d entries, want %d", step, len(removed), len(gone))
 					}
 				}
 				if x.n != len(ref) {

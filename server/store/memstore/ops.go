@@ -246,12 +246,14 @@ func (s *Store) Sweep(now int64) int {
 		for i := range p.shards {
 			sh := &p.shards[i]
 			sh.mu.Lock()
-			for _, e := range sh.m.entries() {
-				if now >= e.expiresAt {
-					sh.evict(e)
-					removed++
+			sh.m.sweep(func(e *entry) bool {
+				if now < e.expiresAt {
+					return false
 				}
-			}
+				sh.unlinkIfLinked(e)
+				removed++
+				return true
+			})
 			sh.mu.Unlock()
 		}
 	}
@@ -294,10 +296,14 @@ func (sh *shard) touch(e *entry) {
 }
 
 func (sh *shard) evict(e *entry) {
+	sh.unlinkIfLinked(e)
+	sh.m.del(e.id, hashOf(sh.m.seed, e.id))
+}
+
+func (sh *shard) unlinkIfLinked(e *entry) {
 	if sh.head == e || e.prev != nil { // linked: the partition is bounded
 		sh.unlink(e)
 	}
-	sh.m.del(e.id, hashOf(sh.m.seed, e.id))
 }
 
 // CheckAll implements store.AllOrNothing: every shard the charges touch
