@@ -136,11 +136,13 @@ func versus(oursCmd, baseCmd *exec.Cmd, rc *redis.Client, callers int, hot bool,
 	baseAddr, basePid, stopBase := start(baseCmd)
 	defer stopBase()
 	measure := func(addr string, pid int) sideResult {
-		before, redisBefore := cpuTime(pid), time.Duration(0)
-		if rc != nil {
-			redisBefore = redisCPU(rc)
-		}
-		rate, calls := checkRate(addr, callers, hot, d)
+		var before, redisBefore time.Duration
+		rate, calls := checkRate(addr, callers, hot, d, func() {
+			before = cpuTime(pid)
+			if rc != nil {
+				redisBefore = redisCPU(rc)
+			}
+		})
 		r := sideResult{rate: rate, cpu: (cpuTime(pid) - before) / time.Duration(max(calls, 1))}
 		if rc != nil {
 			r.redis = (redisCPU(rc) - redisBefore) / time.Duration(max(calls, 1))
@@ -175,8 +177,9 @@ func cpuTime(pid int) time.Duration {
 
 // checkRate drives addr's Check with callers concurrent callers over one
 // connection for d, after a warm-up, and returns calls per second and the
-// calls measured.
-func checkRate(addr string, callers int, hot bool, d time.Duration) (float64, int64) {
+// calls measured. measuring is called between the warm-up and the calls
+// measured (to read the CPU used so far).
+func checkRate(addr string, callers int, hot bool, d time.Duration, measuring func()) (float64, int64) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
@@ -213,6 +216,7 @@ func checkRate(addr string, callers int, hot bool, d time.Duration) (float64, in
 		return calls.Load()
 	}
 	run(d / 5) // warm-up: connections, workers, the heap
+	measuring()
 	began := time.Now()
 	n := run(d)
 	return float64(n) / time.Since(began).Seconds(), n

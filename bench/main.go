@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,7 +43,29 @@ func main() {
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (callers, in-process servers, clients) to this file")
+	atOnceBins := flag.String("at-once", "", "instead of the comparisons: two throttlekit-server binaries A,B, compared by CPU per call with both driven at the same time")
+	atOnceStore := flag.String("at-once-store", "memory", "with -at-once: memory or redis (both servers on one Redis: -redis, or a fresh redis-server)")
+	atOnceHot := flag.Bool("at-once-hot", false, "with -at-once: one hot key (default: 10,000 distinct keys)")
+	atOnceRounds := flag.Int("at-once-rounds", 8, "with -at-once: rounds")
 	flag.Parse()
+	if *atOnceBins != "" {
+		bins := strings.Split(*atOnceBins, ",")
+		if len(bins) != 2 {
+			fmt.Fprintln(os.Stderr, "-at-once takes two binaries: A,B")
+			os.Exit(2)
+		}
+		var args []string
+		if *atOnceStore == "redis" {
+			if *redisURL == "" {
+				var stop func()
+				*redisURL, stop = startRedis()
+				defer stop()
+			}
+			args = []string{"--redis", *redisURL}
+		}
+		atOnce(bins[0], bins[1], args, 64, *atOnceRounds, *atOnceHot, time.Duration(*ceilingSeconds)*time.Second)
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
