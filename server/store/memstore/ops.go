@@ -68,8 +68,12 @@ func (p *partition) setBound(prefix string, maxKeys int) {
 
 func (s *Store) shard(key store.Key) *shard {
 	p := s.partition(key.Prefix)
-	return &p.shards[hashOf(s.seed, key.ID)&(shardCount-1)]
+	return p.shardOf(hashOf(s.seed, key.ID))
 }
+
+// shardOf is the shard of an ID of hash h (its low bits; the index uses
+// the bits above them).
+func (p *partition) shardOf(h uint64) *shard { return &p.shards[h&(shardCount-1)] }
 
 func (s *Store) now(now int64) int64 {
 	if now == 0 {
@@ -83,7 +87,7 @@ func (s *Store) Check(_ context.Context, st engine.Strategy, key store.Key, now,
 	now = s.now(now)
 	p := s.partition(key.Prefix)
 	h := hashOf(s.seed, key.ID)
-	return p.check(&p.shards[h&(shardCount-1)], st, key.ID, h, now, cost)
+	return p.check(p.shardOf(h), st, key.ID, h, now, cost)
 }
 
 // CheckMany implements store.Store. Every key is decided at the same now;
@@ -96,7 +100,7 @@ func (s *Store) CheckMany(_ context.Context, st engine.Strategy, keys []store.Ke
 	for i, key := range keys {
 		p := s.partition(key.Prefix)
 		h := hashOf(s.seed, key.ID)
-		d, err := p.check(&p.shards[h&(shardCount-1)], st, key.ID, h, now, cost)
+		d, err := p.check(p.shardOf(h), st, key.ID, h, now, cost)
 		if err != nil {
 			if partial == nil {
 				partial = &store.PartialError{Decisions: out, Decided: make([]bool, len(keys)), Err: err}
@@ -319,6 +323,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 		p  *partition
 		sh *shard
 		id string
+		h  uint64 // id's hash
 	}
 	type work struct {
 		place
@@ -332,7 +337,8 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 	for _, c := range charges {
 		if byKey[c.Key] == nil {
 			p := s.partition(c.Key.Prefix)
-			w := &work{place: place{p, &p.shards[hashOf(s.seed, c.Key.ID)&(shardCount-1)], c.Key.ID}}
+			h := hashOf(s.seed, c.Key.ID)
+			w := &work{place: place{p, p.shardOf(h), c.Key.ID, h}}
 			byKey[c.Key] = w
 			order = append(order, w)
 		}
@@ -356,7 +362,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 		w := byKey[c.Key]
 		if !loaded[w] {
 			loaded[w] = true
-			if e := w.sh.m.get(w.id, hashOf(s.seed, w.id)); e != nil {
+			if e := w.sh.m.get(w.id, w.h); e != nil {
 				e.load(&w.state, now)
 				w.state = w.state.Clone()
 				if !engine.Sane(c.Strategy, &w.state, now) {
@@ -374,7 +380,7 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 	}
 	// Room for every new key first: all or nothing holds for the bound too.
 	for _, w := range order {
-		if w.sh.m.get(w.id, hashOf(s.seed, w.id)) == nil && w.sh.max > 0 && w.sh.m.n >= w.sh.max && !w.sh.evictSettled(now) {
+		if w.sh.m.get(w.id, w.h) == nil && w.sh.max > 0 && w.sh.m.n >= w.sh.max && !w.sh.evictSettled(now) {
 			if full := w.p.full.Load(); full != nil {
 				return nil, false, *full
 			}
@@ -382,11 +388,10 @@ func (s *Store) CheckAll(_ context.Context, charges []store.Charge, now int64) (
 		}
 	}
 	for _, w := range order {
-		h := hashOf(s.seed, w.id)
-		e := w.sh.m.get(w.id, h)
+		e := w.sh.m.get(w.id, w.h)
 		if e == nil {
 			e = newEntry(w.id)
-			w.sh.m.put(e, h)
+			w.sh.m.put(e, w.h)
 			if w.sh.max > 0 {
 				w.sh.pushFront(e)
 			}
