@@ -47,7 +47,13 @@ func main() {
 	atOnceStore := flag.String("at-once-store", "memory", "with -at-once: memory or redis (both servers on one Redis: -redis, or a fresh redis-server)")
 	atOnceHot := flag.Bool("at-once-hot", false, "with -at-once: one hot key (default: 10,000 distinct keys)")
 	atOnceRounds := flag.Int("at-once-rounds", 8, "with -at-once: rounds")
+	pgoOut := flag.String("pgo-profile", "", "instead of the comparisons: write the profile the server is built with to this file (server/cmd/throttlekit-server/default.pgo)")
+	pgoSeconds := flag.Int("pgo-seconds", 20, "with -pgo-profile: seconds of profile under each load")
 	flag.Parse()
+	if *pgoOut != "" {
+		pgoProfile(*pgoOut, *redisURL, time.Duration(*pgoSeconds)*time.Second)
+		return
+	}
 	if *atOnceBins != "" {
 		bins := strings.Split(*atOnceBins, ",")
 		if len(bins) != 2 {
