@@ -32,10 +32,7 @@ import (
 // store that makes one round trip per decision), at 64 callers, with the
 // CPU per call of the server and Redis together.
 func ceilingComparison(redisURL string, seconds int) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		panic(err)
-	}
+	root := repoRoot()
 	dir, _ := os.MkdirTemp("", "tk-bench-ceiling-")
 	defer os.RemoveAll(dir)
 	ours := buildCommand(dir, filepath.Join(root, "server"), "./cmd/throttlekit-server")

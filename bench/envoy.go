@@ -37,10 +37,7 @@ func envoyComparison(redisURL string, seconds int) {
 		redisURL, stop = startRedis()
 		defer stop()
 	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		panic(err)
-	}
+	root := repoRoot()
 	dir, _ := os.MkdirTemp("", "tk-bench-envoy-")
 	defer os.RemoveAll(dir)
 
@@ -200,6 +197,15 @@ func buildCommand(dir, moduleDir, pkg string) string {
 func median(ds []time.Duration) time.Duration {
 	s := slices.Sorted(slices.Values(ds))
 	return s[len(s)/2].Round(time.Microsecond)
+}
+
+// repoRoot is the repository's root: the benchmark runs in bench/.
+func repoRoot() string {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	return root
 }
 
 func freePort() int {

@@ -27,10 +27,7 @@ func pgoProfile(out, redisURL string, d time.Duration) {
 		redisURL, stop = startRedis()
 		defer stop()
 	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		panic(err)
-	}
+	root := repoRoot()
 	dir, _ := os.MkdirTemp("", "tk-bench-pgo-")
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "throttlekit-server")
