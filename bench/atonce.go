@@ -24,7 +24,7 @@ func atOnce(a, b string, args []string, callers, rounds int, hot bool, d time.Du
 	dir, _ := os.MkdirTemp("", "tk-bench-atonce-")
 	defer os.RemoveAll(dir)
 	policy := dir + "/p.yaml"
-	_ = os.WriteFile(policy, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"), 0o600)
+	_ = os.WriteFile(policy, []byte(checkPolicy), 0o600)
 	listening := regexp.MustCompile(`listening on (\S+)`)
 	type server struct {
 		addr string

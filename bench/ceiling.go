@@ -22,6 +22,11 @@ import (
 	tkv1 "github.com/throttlekit/throttlekit-go/sdk-go/gen/throttlekit/v1"
 )
 
+// checkPolicy is the policy file of every comparison that drives the
+// server binary's Check (policy "api"): a limit no run reaches, so every
+// call is allowed and decided.
+const checkPolicy = "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"
+
 // ceilingComparison measures throttlekit-server's Check — the real
 // binary, every interceptor and tap it runs by default — against the tuned
 // no-op server (noopserver: the same stream workers and garbage-collection
@@ -38,7 +43,7 @@ func ceilingComparison(redisURL string, seconds int) {
 	ours := buildCommand(dir, filepath.Join(root, "server"), "./cmd/throttlekit-server")
 	noop := buildCommand(dir, filepath.Join(root, "bench"), "./noopserver")
 	policy := filepath.Join(dir, "p.yaml")
-	_ = os.WriteFile(policy, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"), 0o600)
+	_ = os.WriteFile(policy, []byte(checkPolicy), 0o600)
 	d := time.Duration(seconds) * time.Second
 	// The rows with a target (64 callers) take as many rounds as the Redis
 	// rows: a run's median of five 3-s rounds moved by ±0.05 on this VM

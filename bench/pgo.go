@@ -38,13 +38,15 @@ func pgoProfile(out, redisURL string, d time.Duration) {
 		os.Exit(1)
 	}
 	policy := filepath.Join(dir, "p.yaml")
-	_ = os.WriteFile(policy, []byte("version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000000000, period: 1s, burst: 1000000000 }\n"), 0o600)
+	_ = os.WriteFile(policy, []byte(checkPolicy), 0o600)
 	envoyDir := filepath.Join(dir, "envoy")
 	_ = os.MkdirAll(envoyDir, 0o755)
-	_ = os.WriteFile(filepath.Join(envoyDir, "edge.yaml"), []byte("domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit:\n      unit: hour\n      requests_per_unit: 1000000000\n"), 0o600)
+	_ = os.WriteFile(filepath.Join(envoyDir, "edge.yaml"), []byte(edgeConfig), 0o600)
 
-	// Each load runs for longer than its profile: its warm-up first (a
-	// fifth of the run, or until the service answers), then the profile.
+	// Each load runs for longer than its profile: a warm-up first (Check's
+	// is a fifth of its run; ShouldRateLimit runs as long, counted from its
+	// first answer), then the profile, which starts a second after the
+	// warm-up and ends two seconds before the load does.
 	run := d + 2*time.Second
 	check := func(hot bool) func(string) {
 		return func(addr string) { checkRate(addr, 64, hot, run, func() {}) }
@@ -59,7 +61,7 @@ func pgoProfile(out, redisURL string, d time.Duration) {
 		{"Check, Redis store, 10,000 distinct keys", []string{"--redis", redisURL}, check(false)},
 		{"Check, Redis store, one hot key", []string{"--redis", redisURL}, check(true)},
 		{"ShouldRateLimit on envoyproxy/ratelimit's files, Redis", []string{"--envoy-config", envoyDir, "--redis", redisURL},
-			func(addr string) { shouldRateLimitRate(addr, run) }},
+			func(addr string) { shouldRateLimitRate(addr, run+run/5) }},
 	}
 	args := []string{"tool", "pprof", "-proto"}
 	for i, l := range loads {
