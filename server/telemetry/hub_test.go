@@ -382,10 +382,21 @@ func TestHalfAFullBufferIsTakenAtOnce(t *testing.T) {
 		h.Record(context.Background(), Event{Policy: "api", Key: fmt.Sprint("k", i), Outcome: Denied, Axis: "rate", At: now})
 	}
 	ready(t, sub, "half a buffer waited for the whole gathering time")
+	// Ready comes with the first denial the aggregator offers; it offers
+	// the rest while it holds drainMu, so the batch is whole once it lets go.
+	h.drainMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for it is the point
+	h.drainMu.Unlock()
 	// Every one of them is taken, the 33rd waits for its time, none dropped.
 	h.Record(context.Background(), Event{Policy: "api", Key: "late", Outcome: Denied, Axis: "rate", At: now})
 	if got := len(sub.Drain()); got != 32 {
 		t.Fatalf("%d denials taken, want the 32 that filled half the buffer", got)
+	}
+	h.inMu.Lock()
+	waiting := len(h.pending)
+	h.inMu.Unlock()
+	if waiting != 1 {
+		t.Fatalf("%d events waiting, want the late one", waiting)
 	}
 	if h.dropped.Load() != 0 {
 		t.Fatalf("%d dropped", h.dropped.Load())
