@@ -102,7 +102,7 @@ func TestOverlappingPrefixesStopTheServer(t *testing.T) {
 	// Identical policies may share on purpose; the server says so.
 	same := harness.WriteFile(t, "same.yaml", "version: 1\nlimiters:\n  a: { strategy: gcra, limit: 5, period: 1h, prefix: shared }\n  b: { strategy: gcra, limit: 5, period: 1h, prefix: shared }\n")
 	srv := harness.Start(t, harness.Binary(t, false), "--config", same)
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.Stderr(), "share state on purpose") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(srv.Stderr(), "share state on purpose") && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !strings.Contains(srv.Stderr(), "policies share state on purpose") || !strings.Contains(srv.Stderr(), "policies=a,b") {
@@ -311,7 +311,7 @@ func TestPoisonedKeyThroughTheServer(t *testing.T) {
 			}
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.Stderr(), "corrupt or foreign") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(srv.Stderr(), "corrupt or foreign") && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !strings.Contains(srv.Stderr(), "corrupt or foreign") {

@@ -34,7 +34,7 @@ func TestStartupLine(t *testing.T) {
 func TestTestClockBuildWarnsLoudly(t *testing.T) {
 	srv := harness.Start(t, harness.Binary(t, true), "--config", harness.WriteFile(t, "p.yaml", wirePolicies))
 	// stderr is copied by its own goroutine: give it a moment to arrive.
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(srv.Stderr(), "TEST CLOCK BUILD") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(srv.Stderr(), "TEST CLOCK BUILD") && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !strings.Contains(srv.Stderr(), "TEST CLOCK BUILD") {
