@@ -22,8 +22,10 @@ func TestStoreSuite(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
+		// The suite tests decisions, not deadlines: moto answers slowly on a
+		// loaded machine, and contended transactions retry.
 		s, err := dynstore.New(context.Background(), dynstore.Options{Table: "suite", Endpoint: d.Endpoint,
-			Prefix: fmt.Sprint("suite", n), CreateTable: true, Timeout: 10 * time.Second, Retries: 1000})
+			Prefix: fmt.Sprint("suite", n), CreateTable: true, Timeout: time.Minute, Retries: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

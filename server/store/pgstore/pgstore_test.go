@@ -24,7 +24,7 @@ func TestStoreSuite(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
-		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("suite", n), Timeout: 5 * time.Second})
+		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("suite", n), Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestPools(t *testing.T) {
 	n := 0
 	storetest.RunPools(t, func(t *testing.T) fair.Pools {
 		n++
-		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("pools", n), Timeout: 5 * time.Second})
+		s, err := pgstore.New(context.Background(), pgstore.Options{URL: pg.URL, Prefix: fmt.Sprint("pools", n), Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func TestStoreSuite(t *testing.T) {
 	}
 	t.Run("cluster", func(t *testing.T) {
 		cl := services.StartCluster(t, 3)
-		suite(t, redisstore.Options{Targets: []string{"redis+cluster://" + strings.Join(cl.Addrs, ",")}, Timeout: 2 * time.Second})
+		suite(t, redisstore.Options{Targets: []string{"redis+cluster://" + strings.Join(cl.Addrs, ",")}, Timeout: 30 * time.Second})
 	})
 }
 
