@@ -106,13 +106,16 @@ func TestEnvoyHostileRequests(t *testing.T) {
 	})
 }
 
+// Thirty-day periods: on a loaded machine the requests below can take
+// seconds, and a budget of 1000 an hour gets one back every 3.6 s (or its
+// window ends) — the counts would then be the clock's, not the door's.
 const envoyTenantPolicies = `version: 1
 limiters:
-  user: { strategy: fixedWindow, limit: 10, period: 1h }
-  tenant: { strategy: gcra, limit: 1000, period: 1h, burst: 1000 }
+  user: { strategy: fixedWindow, limit: 10, period: 720h }
+  tenant: { strategy: gcra, limit: 1000, period: 720h, burst: 1000 }
   # On a cluster a refused request's charges are refunded; a window's
   # refund is exact, a gcra's is short by the time since its charge.
-  org: { strategy: slidingWindow, limit: 1000, period: 1h }
+  org: { strategy: slidingWindow, limit: 1000, period: 720h }
 domains:
   - domain: edge
     descriptors:
@@ -125,7 +128,7 @@ domains:
 `
 
 // TestEnvoyAllOrNothing: 120 concurrent requests, each with a user
-// descriptor (10/h) and a large budget's (1000/h), half of them naming the
+// descriptor (10 a period) and a large budget's (1000), half of them naming the
 // large one first, admit exactly 10 and charge the large budget exactly
 // 10, on every store — in one atomic step, or on a Redis Cluster (keys in
 // several slots) by refunding a refused request's charges; on a Redis node
