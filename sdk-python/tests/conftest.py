@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
 import re
 import shutil
 import signal
@@ -22,10 +23,33 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "sdk-go" / "vectors" / "golden-vectors.json"
 
 
+_handed_out: set[int] = set()
+
+
+def _below_ephemeral() -> range:
+    """Ports from 10000 to the start of the kernel's ephemeral range (empty when unknown): an outgoing
+    connection can take an ephemeral port as its source before the process we start binds it."""
+    try:
+        start = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(10000, start) if start >= 11000 else range(0)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that was free a moment ago, never the same one twice in this process."""
+    candidates = _below_ephemeral()
+    for _ in range(1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", random.choice(candidates) if candidates else 0))
+            except OSError:
+                continue  # in use
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port")
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:

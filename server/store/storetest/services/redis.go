@@ -3,12 +3,14 @@ package services
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,15 +28,54 @@ type Redis struct {
 	args []string
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago, for a
+// process the test starts to listen on. It is chosen below the kernel's
+// ephemeral range when there is room: a port from that range (what
+// listening on port 0 gives) can be taken as the source port of any
+// outgoing connection before the process binds it, which on a busy suite
+// happens. A port is handed out once per test binary.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := belowEphemeral()
+	for range 1000 {
+		port := 0
+		if hi > lo {
+			port = lo + rand.IntN(hi-lo)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // in use
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, given := handedOut.LoadOrStore(port, true); !given {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port")
+	return 0
+}
+
+// handedOut holds the ports FreePort returned in this process.
+var handedOut sync.Map
+
+// belowEphemeral is the range FreePort picks from: from 10000 to the start
+// of the kernel's ephemeral ports, or an empty range (any free port) when
+// that start is unknown or too low to leave a thousand.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(fields[0])
+	if err != nil || start < 11000 {
+		return 0, 0
+	}
+	return 10000, start
 }
 
 // redisServerBinary finds redis-server. A missing binary fails the test:
