@@ -33,10 +33,11 @@ const checkPolicy = "version: 1\nlimiters:\n  api: { strategy: gcra, limit: 1000
 // floor, no decision), both separate processes on loopback, at 1, 16 and
 // 64 callers, on distinct keys and on one hot key, in alternating slices;
 // then the no-op against a second instance of itself, which reads the
-// comparison's own error in the same run. Then the same on Redis: the binary on --redis against noopserver doing
-// one EVALSHA of `return 1` per call on the same Redis (the ceiling of a
-// store that makes one round trip per decision), at 64 callers, with the
-// CPU per call of the server and Redis together.
+// comparison's own error in the same run. Then the same on Redis: the
+// binary on --redis against noopserver doing one EVALSHA of `return 1` per
+// call on the same Redis (the ceiling of a store that makes one round trip
+// per decision), at 64 callers, with the CPU per call of the server and
+// Redis together.
 func ceilingComparison(redisURL string, seconds int) {
 	root := repoRoot()
 	dir, _ := os.MkdirTemp("", "tk-bench-ceiling-")
@@ -58,7 +59,7 @@ func ceilingComparison(redisURL string, seconds int) {
 			versus(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0"), exec.Command(noop), nil,
 				callers, hot, measured, func(r versusResult) {
 					row(fmt.Sprintf("server Check, memory store (the binary, its defaults) vs the tuned no-op server (256 stream workers, the GC floor), %d callers, %s (calls/s; %s; server CPU per call %s vs %s, %.2f×)",
-						callers, keysOf(hot), r.rounds(), r.ours.cpu.Round(10*time.Nanosecond), r.base.cpu.Round(10*time.Nanosecond), float64(r.ours.cpu)/float64(r.base.cpu)),
+						callers, keysOf(hot), r.measured(), r.ours.cpu.Round(10*time.Nanosecond), r.base.cpu.Round(10*time.Nanosecond), float64(r.ours.cpu)/float64(r.base.cpu)),
 						fmt.Sprintf("%.0f/s", r.ours.rate), fmt.Sprintf("%.0f/s", r.base.rate), fmt.Sprintf("%.2f×", r.median()), target)
 				})
 		}
@@ -67,7 +68,7 @@ func ceilingComparison(redisURL string, seconds int) {
 	// second instance of itself, measured as the rows with a target are.
 	versus(exec.Command(noop), exec.Command(noop), nil, 64, false, 9*d, func(r versusResult) {
 		row(fmt.Sprintf("the comparison's own error: the tuned no-op server vs a second instance of it, 64 callers, %s (calls/s; %s; server CPU per call %.2f×)",
-			keysOf(false), r.rounds(), float64(r.ours.cpu)/float64(r.base.cpu)),
+			keysOf(false), r.measured(), float64(r.ours.cpu)/float64(r.base.cpu)),
 			fmt.Sprintf("%.0f/s", r.ours.rate), fmt.Sprintf("%.0f/s", r.base.rate), fmt.Sprintf("%.3f×", r.median()), "(reference: 1)")
 	})
 
@@ -82,7 +83,7 @@ func ceilingComparison(redisURL string, seconds int) {
 		versus(exec.Command(ours, "--config", policy, "--host", "127.0.0.1", "--port", "0", "--redis", redisURL),
 			exec.Command(noop, "--redis", redisURL), rc, 64, hot, 9*d, func(r versusResult) {
 				row(fmt.Sprintf("server Check, Redis store (the binary, its defaults) vs the tuned server doing one EVALSHA of `return 1` per call (64 connections), 64 callers, %s (calls/s; %s)",
-					keysOf(hot), r.rounds()),
+					keysOf(hot), r.measured()),
 					fmt.Sprintf("%.0f/s", r.ours.rate), fmt.Sprintf("%.0f/s", r.base.rate), fmt.Sprintf("%.2f×", r.median()), "≥ 1.2×")
 				row(fmt.Sprintf("the same, %s: CPU per call of the server and Redis together (/proc, INFO cpu)", keysOf(hot)),
 					fmt.Sprintf("%s (server %s, Redis %s)", (r.ours.cpu+r.ours.redis).Round(10*time.Nanosecond), r.ours.cpu.Round(10*time.Nanosecond), r.ours.redis.Round(10*time.Nanosecond)),
@@ -124,20 +125,20 @@ func (r versusResult) median() float64 {
 	return (r.ratios[n/2-1] + r.ratios[n/2]) / 2
 }
 
-// rounds describes the measurement for a row: how many pairs of slices,
+// measured describes the measurement for a row: how many pairs of slices,
 // how long, the median to three places (the ratio column rounds it to
 // two, which reads 1.20× for 1.196), the middle 80% of the pairs' ratios
 // and the ratio of the mean rates.
-func (r versusResult) rounds() string {
+func (r versusResult) measured() string {
 	n := len(r.ratios)
 	return fmt.Sprintf("%d alternating pairs of %s slices, median pair's ratio %.3f; middle 80%% of pairs %.2f–%.2f, of the mean rates %.2f×",
 		n, r.slice, r.median(), r.ratios[n/10], r.ratios[n-1-n/10], r.ours.rate/r.base.rate)
 }
 
 // versusSlice is how long one side is driven at a time. The VM's speed
-// moves within seconds: two servers driven one after the other in 3-s
-// rounds differed by up to ±0.38 for the same binary, and a run's median
-// of nine such rounds by ±0.06; in half-second slices, taken in pairs
+// moves within seconds: two instances of one binary driven one after the
+// other in 3-s rounds read ratios of 0.76–1.38, and a run's median of nine
+// such rounds 0.94–1.06; in half-second slices, taken in pairs
 // whose order alternates, a median of as much measured time moved by about
 // half that (the no-op against itself, 2026-12-07).
 const versusSlice = 500 * time.Millisecond
