@@ -3,6 +3,9 @@
 // It works over any go-redis client (single node, cluster, ring, or anything
 // satisfying redis.Scripter), addresses "prefix:key" exactly as the server
 // and the other languages' clients do, and so shares one budget with them.
+//
+// On a single-node client (*redis.Client) concurrent checks on the Redis
+// clock share script runs, as the server's checks do (see WithoutBatching).
 package redisdoor
 
 import (
@@ -27,6 +30,11 @@ type Backend struct {
 	prefix     string
 	hashSecret []byte
 	hashing    bool // keys are stored as their keyed hash
+	// many is the check's many-key variant when concurrent checks share
+	// runs of it (nil: every check runs alone).
+	many    *luascripts.Call
+	noBatch bool
+	batch   batcher
 }
 
 // An Option configures New.
@@ -43,6 +51,18 @@ func (f optionFunc) apply(b *Backend) { f(b) }
 // such a policy's budget, use the server's secret.
 func WithKeyHash(secret []byte) Option {
 	return optionFunc(func(b *Backend) { b.hashSecret, b.hashing = append([]byte(nil), secret...), true })
+}
+
+// WithoutBatching runs every check as its own script call. By default, on
+// a single-node client (*redis.Client), checks on the Redis clock that
+// arrive while one is in flight wait for it and then go together, as one
+// run of the strategy's many-key script (the same decisions, one after
+// another, at one instant of the Redis clock): at a busy client's rate
+// Redis then decides several times as many checks per second, and a lone
+// check still goes at once. Cluster and ring clients, checks at an
+// explicit instant and quotas in a time zone never batch.
+func WithoutBatching() Option {
+	return optionFunc(func(b *Backend) { b.noBatch = true })
 }
 
 // New returns a backend running st's script on client, storing state under
@@ -66,6 +86,13 @@ func New(client redis.Scripter, st engine.Strategy, prefix string, opts ...Optio
 	}
 	if b.hashing && len(b.hashSecret) == 0 {
 		return nil, fmt.Errorf("redisdoor: WithKeyHash needs a non-empty secret")
+	}
+	// A many-key run goes to one node: only a single-node client's keys
+	// all live there.
+	if _, single := client.(*redis.Client); single && !b.noBatch && !call.Zoned() && luascripts.For(st.Kind(), luascripts.RoleCheckMany) != nil {
+		if b.many, err = luascripts.Prepare(st, luascripts.RoleCheckMany); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -92,6 +119,9 @@ func (b *Backend) CheckAt(ctx context.Context, key string, cost, now int64) (eng
 	}
 	if cost == 0 {
 		cost = 1
+	}
+	if now == 0 && b.many != nil {
+		return b.batched(ctx, b.Key(key), cost)
 	}
 	keys := []string{b.Key(key)}
 	reply, err := b.call.Script.Redis.Run(ctx, b.client, keys, b.call.Args(now, cost)...).Int64Slice()

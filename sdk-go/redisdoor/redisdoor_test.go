@@ -2,6 +2,7 @@ package redisdoor_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -13,8 +14,10 @@ import (
 )
 
 // The door's decisions on a real Redis are proven by the conformance
-// suite (the engine and Lua agree op for op, Peek and Forecast included);
-// these need no Redis: what New refuses and which key a request addresses.
+// suite (the engine and Lua agree op for op, Peek and Forecast included,
+// and batched checks admit exactly a budget); these need no Redis: what
+// New refuses, which key a request addresses, and that a caller that has
+// gone sends nothing.
 
 func TestNewRefusesBadOptions(t *testing.T) {
 	g, _ := engine.NewGCRA(5, 1000, 5)
@@ -51,5 +54,23 @@ func TestKeys(t *testing.T) {
 	hashed, _ := redisdoor.New(client, g, "prod:api", redisdoor.WithKeyHash(secret))
 	if got, want := hashed.Key("alice"), keyspace.Join("prod:api", keyspace.Hash(secret, "alice")); got != want || strings.Contains(got, "alice") {
 		t.Errorf("hashed key %q, want %q (never the key itself)", got, want)
+	}
+}
+
+// A check whose caller has already gone is not sent (so not charged): the
+// batching door answers it with the context's error before anything is
+// dialled.
+func TestGoneCallerSendsNothing(t *testing.T) {
+	g, _ := engine.NewGCRA(5, 1000, 5)
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}) // refused if ever dialled
+	defer client.Close()
+	door, err := redisdoor.New(client, g, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := door.Check(ctx, "k", 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("a check whose caller had gone: %v, want context.Canceled", err)
 	}
 }
