@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,25 +15,6 @@ import (
 	"github.com/throttlekit/throttlekit-go/sdk-go/engine"
 	"github.com/throttlekit/throttlekit-go/sdk-go/redisdoor"
 )
-
-// scriptCalls is how many script calls (EVALSHA and EVAL) Redis has run.
-func scriptCalls(t *testing.T, c *redis.Client) int64 {
-	t.Helper()
-	stats, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, line := range strings.Split(stats, "\n") {
-		for _, prefix := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(line, prefix); ok {
-				calls, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
-				n += calls
-			}
-		}
-	}
-	return n
-}
 
 // TestDirectDoorBatchesExactly: 32 goroutines spend four keys' budgets
 // through one direct door on a single-node client, whose concurrent checks
@@ -68,7 +47,7 @@ func TestDirectDoorBatchesExactly(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before := scriptCalls(t, client)
+				before := commandCalls(t, client, "evalsha", "eval")
 				var admitted [keys]atomic.Int64
 				var wg sync.WaitGroup
 				for w := range workers {
@@ -94,7 +73,7 @@ func TestDirectDoorBatchesExactly(t *testing.T) {
 						t.Errorf("k%d: %d admitted of 200 checks, want exactly %d", k, got, limit)
 					}
 				}
-				calls := scriptCalls(t, client) - before
+				calls := commandCalls(t, client, "evalsha", "eval") - before
 				const checks = workers * perWorker
 				switch {
 				case batching && calls >= checks:

@@ -16,19 +16,26 @@ import (
 )
 
 // evalshaCalls reads how many EVALSHA calls Redis has served.
-func evalshaCalls(t *testing.T, c *redis.Client) int64 {
+func evalshaCalls(t *testing.T, c *redis.Client) int64 { return commandCalls(t, c, "evalsha") }
+
+// commandCalls reads how many calls of the commands named Redis has
+// served, in all.
+func commandCalls(t *testing.T, c *redis.Client, names ...string) int64 {
 	t.Helper()
 	info, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var n int64
 	for _, line := range strings.Split(info, "\n") {
-		if strings.HasPrefix(line, "cmdstat_evalsha:calls=") {
-			n, _ := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(line, "cmdstat_evalsha:calls="), ",", 2)[0], 10, 64)
-			return n
+		for _, name := range names {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
+				calls, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+				n += calls
+			}
 		}
 	}
-	return 0
+	return n
 }
 
 func dialAll(t *testing.T, servers []*harness.Server) []*throttlekit.Client {
