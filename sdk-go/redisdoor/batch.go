@@ -16,8 +16,10 @@ import (
 // wait for it, and the next run takes them all (up to maxRun) in one
 // round trip and one script call. Redis spends most of a lone check on the
 // call around the script rather than on the decision, so at a busy
-// client's rate this decides several times as many checks per second of
-// Redis; an idle client loses nothing, as a lone check goes at once.
+// client's rate this decides nearly twice as many checks a second (32
+// callers: 1.01× Redis's rate of EVALSHAs of `return 1`, against 0.59×
+// one call per check); an idle client loses nothing, as a lone check goes
+// at once.
 //
 // There is no goroutine of its own: the caller that finds no run in
 // flight sends one, and on its way out hands the next run to the first
