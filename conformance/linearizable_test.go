@@ -1,9 +1,11 @@
 package conformance
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,8 +49,27 @@ type linearInput struct {
 	now, cost   int64
 }
 
+// linearState is a key's state as a store may hold it: the engine's state
+// and the instant (epoch ms) it expires at.
+type linearState struct {
+	s        engine.State
+	deadline int64
+}
+
+func sameLinearState(x, y linearState) bool {
+	return x.deadline == y.deadline && x.s.Present == y.s.Present && x.s.V0 == y.s.V0 && x.s.V1 == y.s.V1 &&
+		fmt.Sprint(x.s.Series) == fmt.Sprint(y.s.Series)
+}
+
 // linearModel is the engine as porcupine's sequential model: one
-// partition per policy and key, the state an engine.State.
+// partition per policy and key. Its state is every state a store may hold
+// after the operations so far. Past its deadline a key's state may read as
+// absent (the memory, Postgres and DynamoDB stores expire it at the
+// request's instant) or still be held (Redis keys live on Redis's own
+// clock, at least a minute for a request with its own instant): the two
+// decide alike at every later instant, but not always at an earlier one
+// that reaches the store after a later one — a sliding window keeps its
+// past buckets, which the absent state does not have.
 func linearModel(strategies map[string]engine.Strategy) porcupine.Model {
 	return porcupine.Model{
 		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
@@ -68,16 +89,38 @@ func linearModel(strategies map[string]engine.Strategy) porcupine.Model {
 			}
 			return out
 		},
-		Init: func() any { return engine.State{} },
+		Init: func() any { return []linearState{{}} },
 		Step: func(state, input, output any) (bool, any) {
 			in := input.(linearInput)
-			s := state.(engine.State).Clone()
-			d, _ := strategies[in.policy].Check(&s, in.now, in.cost)
-			return d == output.(engine.Decision), s
+			var next []linearState
+			keep := func(n linearState) {
+				if !slices.ContainsFunc(next, func(x linearState) bool { return sameLinearState(x, n) }) {
+					next = append(next, n)
+				}
+			}
+			for _, held := range state.([]linearState) {
+				reads := []engine.State{held.s}
+				if held.s.Present && held.deadline <= in.now {
+					reads = append(reads, engine.State{})
+				}
+				for i, read := range reads {
+					s := read.Clone()
+					d, ttl := strategies[in.policy].Check(&s, in.now, in.cost)
+					switch {
+					case d != output.(engine.Decision):
+					case ttl > 0:
+						keep(linearState{s, in.now + ttl})
+					case i == 0:
+						keep(linearState{s, held.deadline})
+					default: // a denial of the state read as absent writes nothing
+						keep(held)
+					}
+				}
+			}
+			return len(next) > 0, next
 		},
 		Equal: func(a, b any) bool {
-			x, y := a.(engine.State), b.(engine.State)
-			return x.Present == y.Present && x.V0 == y.V0 && x.V1 == y.V1 && fmt.Sprint(x.Series) == fmt.Sprint(y.Series)
+			return slices.EqualFunc(a.([]linearState), b.([]linearState), sameLinearState)
 		},
 		DescribeOperation: func(input, output any) string {
 			in, d := input.(linearInput), output.(engine.Decision)
@@ -179,10 +222,23 @@ func checkLinearizable(t *testing.T, storeArgs ...string) {
 			if !porcupine.CheckOperations(model, part) {
 				in := part[0].Input.(linearInput)
 				bad = append(bad, in.policy+"/"+in.key)
+				logOperations(t, model, part)
 			}
 		}
 		t.Fatalf("the decisions of %d servers are not linearizable against the engine on %v", servers, bad)
 	}
+}
+
+// logOperations logs a key's operations in the order they were invoked,
+// for reading a history no order explains.
+func logOperations(t *testing.T, model porcupine.Model, part []porcupine.Operation) {
+	ops := slices.Clone(part)
+	slices.SortFunc(ops, func(x, y porcupine.Operation) int { return cmp.Compare(x.Call, y.Call) })
+	var b strings.Builder
+	for _, op := range ops {
+		fmt.Fprintf(&b, "\n  client %2d  %9.3f–%9.3f ms  %s", op.ClientId, float64(op.Call)/1e6, float64(op.Return)/1e6, model.DescribeOperation(op.Input, op.Output))
+	}
+	t.Logf("%d operations, by invocation:%s", len(ops), b.String())
 }
 
 func TestLinearizableMemory(t *testing.T) { checkLinearizable(t) }
@@ -239,5 +295,47 @@ func TestLinearCheckerCatchesWhatCountsMiss(t *testing.T) {
 	stale := engine.Decision{Allowed: false, Limit: 1, Remaining: 1, ResetAt: 1000, RetryAfterMs: 990}
 	if porcupine.CheckOperations(model, []porcupine.Operation{op(0, 10, 0, 1, allow), op(1, 10, 2, 3, stale)}) {
 		t.Fatal("a deny reporting a unit left after the unit was spent was accepted")
+	}
+}
+
+// TestLinearModelAllowsExpiry: a sliding window's state read past its
+// deadline may be absent (the memory, Postgres and DynamoDB stores) or
+// still held (Redis); an earlier instant reaching the store after that
+// read is then decided on the one or the other, and the model accepts
+// both — but not a decision neither gives.
+func TestLinearModelAllowsExpiry(t *testing.T) {
+	st, err := engine.NewSlidingWindow(2, 1000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := linearModel(map[string]engine.Strategy{"p": st})
+	op := func(c int, now, cost, call, ret int64, d engine.Decision) porcupine.Operation {
+		return porcupine.Operation{ClientId: c, Input: linearInput{policy: "p", key: "k", now: now, cost: cost}, Call: call, Return: ret, Output: d}
+	}
+	var held engine.State
+	d1, ttl := st.Check(&held, 0, 2) // the window spent, kept ttl ms
+	at := ttl + 100                  // past the deadline, in a bucket whose slot is not tick 0's
+	fresh := engine.State{}
+	d2, _ := st.Check(&fresh, at, 1) // read as absent
+	kept := held.Clone()
+	d2kept, _ := st.Check(&kept, at, 1) // or still held
+	late := int64(950)                  // an earlier instant, after both
+	d3, _ := st.Check(&fresh, late, 1)
+	d3kept, _ := st.Check(&kept, late, 1)
+	if d3 == d3kept {
+		t.Fatalf("the absent and the held state decide alike at %d (%+v): the case proves nothing", late, d3)
+	}
+	for name, h := range map[string][]porcupine.Operation{
+		"expired": {op(0, 0, 2, 0, 1, d1), op(1, at, 1, 2, 3, d2), op(2, late, 1, 4, 5, d3)},
+		"held":    {op(0, 0, 2, 0, 1, d1), op(1, at, 1, 2, 3, d2kept), op(2, late, 1, 4, 5, d3kept)},
+	} {
+		if !porcupine.CheckOperations(model, h) {
+			t.Errorf("%s: a store's history was refused", name)
+		}
+	}
+	wrong := d3
+	wrong.Remaining++
+	if porcupine.CheckOperations(model, []porcupine.Operation{op(0, 0, 2, 0, 1, d1), op(1, at, 1, 2, 3, d2), op(2, late, 1, 4, 5, wrong)}) {
+		t.Error("a decision neither the absent nor the held state gives was accepted")
 	}
 }
