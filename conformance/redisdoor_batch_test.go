@@ -131,8 +131,9 @@ func TestDirectDoorBatchCallerGivesUp(t *testing.T) {
 	}
 	decided := map[string]chan result{}
 	check := func(key string) { // in the background, answered into decided[key]
-		decided[key] = make(chan result, 1)
-		go func() { d, err := door.Check(ctx, key, 1); decided[key] <- result{d, err} }()
+		answered := make(chan result, 1)
+		decided[key] = answered
+		go func() { d, err := door.Check(ctx, key, 1); answered <- result{d, err} }()
 	}
 	givesUp := func(key string) { // waits 50ms, then gives up
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

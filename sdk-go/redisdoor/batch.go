@@ -41,10 +41,10 @@ type batcher struct {
 type waiting struct {
 	key  string // the Redis key
 	cost int64
-	// ready gets a value when the check was answered (reply, err) or was
+	// ready gets a value when the check was answered (d, err) or was
 	// handed the next run to send (lead).
 	ready chan struct{}
-	reply []int64
+	d     engine.Decision
 	err   error
 	// Guarded by batcher.mu:
 	lead bool // it sends the next run
@@ -80,14 +80,14 @@ func (b *Backend) batched(ctx context.Context, key string, cost int64) (engine.D
 			return engine.Decision{}, fmt.Errorf("redisdoor: %s check of %q: %w", b.call.Script.Name, key, ctx.Err())
 		}
 		if !w.lead {
-			return b.answer(w)
+			return w.d, w.err
 		}
 	} else {
 		q.sending = true
 		q.mu.Unlock()
 	}
 	b.sendRun(ctx)
-	return b.answer(w)
+	return w.d, w.err
 }
 
 // sendRun sends the next run (the sender's own check is at the head of the
@@ -150,9 +150,12 @@ func (b *Backend) decideSame(ctx context.Context, run []*waiting) {
 	cost := run[0].cost
 	if len(run) == 1 {
 		w := run[0]
-		w.reply, w.err = b.call.Script.Redis.Run(ctx, b.client, []string{w.key}, b.call.Args(0, cost)...).Int64Slice()
-		if w.err != nil {
-			w.err = fmt.Errorf("redisdoor: %s check of %q: %w", b.call.Script.Name, w.key, w.err)
+		reply, err := b.call.Script.Redis.Run(ctx, b.client, []string{w.key}, b.call.Args(0, cost)...).Int64Slice()
+		if err == nil {
+			w.d, _, err = luascripts.Reply(reply)
+		}
+		if err != nil {
+			w.err = fmt.Errorf("redisdoor: %s check of %q: %w", b.call.Script.Name, w.key, err)
 		}
 		w.ready <- struct{}{}
 		return
@@ -161,25 +164,17 @@ func (b *Backend) decideSame(ctx context.Context, run []*waiting) {
 	for i, w := range run {
 		keys[i] = w.key
 	}
+	var ds []engine.Decision
 	reply, err := b.many.Script.Redis.Run(ctx, b.client, keys, b.many.Args(0, cost)...).Int64Slice()
-	if err == nil && len(reply) != len(run)*luascripts.ManyWidth {
-		err = fmt.Errorf("many-key reply has %d fields, want %d", len(reply), len(run)*luascripts.ManyWidth)
+	if err == nil {
+		ds, _, err = luascripts.Replies(reply, len(run))
 	}
 	for i, w := range run {
 		if err != nil {
 			w.err = fmt.Errorf("redisdoor: %s check of %q (one run of %d keys): %w", b.many.Script.Name, w.key, len(run), err)
 		} else {
-			w.reply = reply[i*luascripts.ManyWidth : (i+1)*luascripts.ManyWidth]
+			w.d = ds[i]
 		}
 		w.ready <- struct{}{}
 	}
-}
-
-// answer is a check's decision once its run has answered it.
-func (b *Backend) answer(w *waiting) (engine.Decision, error) {
-	if w.err != nil {
-		return engine.Decision{}, w.err
-	}
-	d, _, err := luascripts.Reply(w.reply)
-	return d, err
 }
