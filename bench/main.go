@@ -98,7 +98,7 @@ func main() {
 	run("redis", func() { redisComparisons(*redisURL, *calls/4) })
 	run("quota", func() { quotaVsFixedWindow(*redisURL, *calls/4) })
 	run("fair", func() { fairVsFixedWindow(*redisURL, *calls/4) })
-	run("capture", func() { captureOnVsOff(*calls) })
+	run("capture", func() { captureOnVsOff(*calls, time.Duration(*ceilingSeconds)*time.Second) })
 	run("axes", func() { axesComparisons(*redisURL, *calls/4) })
 	run("envoy", func() { envoyComparison(*redisURL, *seconds) })
 }
