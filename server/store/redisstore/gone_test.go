@@ -39,18 +39,7 @@ func TestGoneCallerIsNotSent(t *testing.T) {
 	sending := make(chan struct{}, 16)
 	s.Client().AddHook(pipelineHook{sending})
 
-	asleep := make(chan error, 1)
-	go func() { asleep <- ctl.Do(ctx, "DEBUG", "SLEEP", "2").Err() }()
-	// Redis is asleep once it stops answering within 100ms.
-	probe := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
-	defer probe.Close()
-	for probe.Ping(ctx).Err() == nil {
-		select {
-		case err := <-asleep:
-			t.Fatalf("DEBUG SLEEP ended before Redis was seen asleep: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	asleep := r.Sleep(t, 2)
 
 	decided := map[string]chan error{}
 	check := func(c context.Context, id string) {

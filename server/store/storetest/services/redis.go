@@ -235,6 +235,27 @@ func (r *Redis) Pause() error { return r.cmd.Process.Signal(syscall.SIGSTOP) }
 // Resume undoes Pause.
 func (r *Redis) Resume() error { return r.cmd.Process.Signal(syscall.SIGCONT) }
 
+// Sleep holds Redis busy for seconds (DEBUG SLEEP; the server needs
+// --enable-debug-command yes) and returns once it is: when it stops
+// answering within 100ms. The channel delivers DEBUG SLEEP's result.
+func (r *Redis) Sleep(t testing.TB, seconds int) <-chan error {
+	t.Helper()
+	ctx := context.Background()
+	ctl := r.Client(t)
+	asleep := make(chan error, 1)
+	go func() { asleep <- ctl.Do(ctx, "DEBUG", "SLEEP", strconv.Itoa(seconds)).Err() }()
+	probe := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer probe.Close()
+	for probe.Ping(ctx).Err() == nil {
+		select {
+		case err := <-asleep:
+			t.Fatalf("DEBUG SLEEP ended before Redis was seen asleep: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return asleep
+}
+
 // StartSentinel starts a redis-server in sentinel mode monitoring master
 // under the name masterName, and returns its address once it knows the master.
 func StartSentinel(t testing.TB, master *Redis, masterName string) string {
