@@ -38,7 +38,7 @@ import (
 func main() {
 	only := flag.String("only", "", "run one comparison: engine, scaling, grpc, ceiling, memory, redis, quota, fair, capture, axes or envoy")
 	seconds := flag.Int("seconds", 5, "seconds per side and round for the envoy comparison")
-	ceilingSeconds := flag.Int("ceiling-seconds", 3, "the ceiling comparison measures each side for 9 times this at 64 callers, 5 times at fewer (-at-once: seconds per round)")
+	ceilingSeconds := flag.Int("ceiling-seconds", 3, "the ceiling comparison measures each side for 9 times this at 64 callers, 5 times at fewer (-at-once and capture's servers driven at once: seconds per round)")
 	redisURL := flag.String("redis", "", "Redis for the redis comparisons (default: start redis-server on a free port)")
 	keys := flag.Int("keys", 1_000_000, "keys for the memory comparison")
 	calls := flag.Int("calls", 200_000, "calls per side for the grpc comparison")
