@@ -113,10 +113,10 @@ func captureOnVsOff(calls int, d time.Duration) {
 }
 
 // captureAtOnce: the server binary with capture recording every decision
-// (capturedPolicies, segments in a directory of its own) against the same binary without, both driven at once,
-// half the callers each, and compared by the CPU a call costs each: both
-// see the same machine in every round, where rounds one after the other
-// see its speed move by tens of percent.
+// (capturedPolicies, segments in a directory of its own) against the same
+// binary without, both driven at once, half the callers each, and compared
+// by the CPU a call costs each: both see the same machine in every round,
+// where rounds one after the other see its speed move by tens of percent.
 func captureAtOnce(d time.Duration) {
 	dir, _ := os.MkdirTemp("", "tk-bench-capture-atonce-")
 	defer os.RemoveAll(dir)
