@@ -132,6 +132,10 @@ func captureAtOnce(d time.Duration) {
 		cmd.Env = append(os.Environ(), "BENCH_HMAC=bench-hmac-secret", "BENCH_KEY="+strings.Repeat("ab", 32), "BENCH_OP=bench-operator-secret")
 		return cmd
 	}
+	// A round spans two of the recorder's flushes, so that every round
+	// carries the same share of its work: in rounds of 3 s, some held a
+	// flush and some none, and rounds read 1.02–1.37×.
+	d = max(d, 2*capture.FlushEvery)
 	const rounds = 8
 	var offCPU, onCPU []time.Duration
 	ratios := driveAtOnce(server(off), server(on), 64, rounds, false, d, func(_ int, _ [2]float64, cpu [2]time.Duration) {

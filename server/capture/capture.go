@@ -2,9 +2,9 @@
 // keys and tenants redacted (an HMAC, a salt per run, or dropped), kept per
 // (tenant, policy) in bounded rings, and flushed every few seconds as
 // AES-256-GCM-encrypted segments with a time-to-live. Recording never
-// blocks, slows or fails a decision: the door hands an event to a bounded
-// queue without waiting (a full queue counts the event as dropped), and
-// everything else happens off the decision path. The segments are read
+// blocks or fails a decision: the door appends an event to a bounded
+// batch under a lock held for that append alone (a full batch counts the
+// event as lost), and everything else happens off the decision path. The segments are read
 // back by `throttlekit-server capture list|export|sweep` and `policy plan
 // --from-capture`, with an operator's credential, each read audited.
 package capture
@@ -36,6 +36,16 @@ const (
 	FlushEvery = 5 * time.Second
 	// QueueSize bounds the events waiting for the recorder.
 	QueueSize = 65_536
+	// TakeEvery is how often the recorder takes the events waiting, at
+	// the latest: it wakes sooner once takeAt are waiting.
+	TakeEvery = 100 * time.Millisecond
+	// takeAt is the batch that wakes the recorder early. Taking events in
+	// batches, not one by one through a channel, spares the decision path
+	// a wake-up of the recorder per event.
+	takeAt = 4096
+	// keepBatch bounds the capacity of a batch kept for reuse: one grown
+	// by a burst goes back to the collector.
+	keepBatch = 4 * takeAt
 )
 
 // Options configures a Recorder.
@@ -52,6 +62,9 @@ type Options struct {
 	FlushEvery time.Duration
 	// QueueSize bounds the events waiting (default QueueSize).
 	QueueSize int
+	// TakeEvery is how often the events waiting are taken at the latest
+	// (default TakeEvery).
+	TakeEvery time.Duration
 	// Log receives flush failures (default slog.Default()).
 	Log *slog.Logger
 }
@@ -69,9 +82,10 @@ type event struct {
 // scope is one (tenant, policy) between flushes.
 type scope struct {
 	policy  *config.Policy
-	tenant  string // redacted
+	total   *Counts // the policy's, every scope's decisions
+	tenant  string  // redacted
 	clock   trace.Clock
-	events  []trace.Step
+	events  ring
 	counts  Counts
 	dropped int64
 }
@@ -83,17 +97,33 @@ type scopeKey struct {
 
 // Recorder records decisions. Create it with New and Run it.
 type Recorder struct {
-	cfg      *config.Capture
-	redact   func(string) string
-	vault    *Vault
-	now      func() time.Time
-	every    time.Duration
-	log      *slog.Logger
-	queue    chan event
-	lost     sync.Map // policy name -> *atomic.Int64: events lost before their scope was known
-	flushMu  sync.Mutex
-	mu       sync.Mutex // the recorder's state, held by the aggregator and a flush
-	scopes   map[scopeKey]*scope
+	cfg    *config.Capture
+	redact func(string) string
+	vault  *Vault
+	now    func() time.Time
+	every  time.Duration
+	take   time.Duration
+	log    *slog.Logger
+	// pending are the events handed over and not yet taken (at most
+	// limit); wake tells the recorder a batch is waiting.
+	pendMu  sync.Mutex
+	pending []event
+	limit   int
+	wake    chan struct{}
+	lost    sync.Map // policy name -> *atomic.Int64: events lost before their scope was known
+	flushMu sync.Mutex
+	mu      sync.Mutex // the recorder's state, held by the aggregator and a flush
+	spare   []event    // the last batch taken, emptied, for the next
+	// buf is a flush's buffer, kept for the next (flushMu held): every
+	// flush encodes and encrypts each decision captured since the last,
+	// and buffers made afresh each time were most of the garbage capture
+	// made.
+	buf    []byte
+	scopes map[scopeKey]*scope // by the redacted tenant
+	// byTenant finds a scope by its tenant as the key gave it, sparing a
+	// redaction and the redacted tenant's hash each event; emptied with
+	// the scopes, and when it reaches maxRedacted entries.
+	byTenant map[scopeKey]*scope
 	counts   map[string]*Counts // by policy: everything seen, tenant rule or not
 	fingerpr map[*config.Policy]trace.Fingerprint
 	// redacted caches redactions (an HMAC costs a microsecond; keys repeat),
@@ -131,11 +161,14 @@ func New(o Options) (*Recorder, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = QueueSize
 	}
+	if o.TakeEvery <= 0 {
+		o.TakeEvery = min(TakeEvery, o.FlushEvery)
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	r := &Recorder{cfg: o.Config, vault: o.Vault, now: o.Now, every: o.FlushEvery, log: o.Log,
-		queue: make(chan event, o.QueueSize), scopes: map[scopeKey]*scope{}, counts: map[string]*Counts{},
+	r := &Recorder{cfg: o.Config, vault: o.Vault, now: o.Now, every: o.FlushEvery, take: o.TakeEvery, log: o.Log,
+		limit: o.QueueSize, wake: make(chan struct{}, 1), scopes: map[scopeKey]*scope{}, byTenant: map[scopeKey]*scope{}, counts: map[string]*Counts{},
 		fingerpr: map[*config.Policy]trace.Fingerprint{}, redacted: map[string]string{}}
 	switch o.Config.Redaction {
 	case config.RedactHMAC:
@@ -164,13 +197,23 @@ func hmacOf(secret []byte) func(string) string {
 }
 
 // Record hands a decision of p over, at the instant it was decided at, on
-// clock (manual: that instant is the decider's own). It never waits: with
-// the queue full the event is counted as lost.
+// clock (manual: that instant is the decider's own). It never waits for
+// the recorder: with QueueSize events waiting the event is counted as lost.
 func (r *Recorder) Record(p *config.Policy, key string, cost, at int64, d engine.Decision, clock trace.Clock) {
-	select {
-	case r.queue <- event{policy: p, key: key, cost: cost, at: at, d: d, clock: clock}:
-	default:
+	r.pendMu.Lock()
+	n := len(r.pending)
+	if n >= r.limit {
+		r.pendMu.Unlock()
 		r.lose(p.Name, 1)
+		return
+	}
+	r.pending = append(r.pending, event{policy: p, key: key, cost: cost, at: at, d: d, clock: clock})
+	r.pendMu.Unlock()
+	if n+1 == takeAt {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -182,36 +225,47 @@ func (r *Recorder) lose(policy string, n int64) {
 	c.(*atomic.Int64).Add(n)
 }
 
-// Run records until ctx ends, flushing every FlushEvery and once more at
-// the end.
+// Run records until ctx ends, taking the events waiting every TakeEvery
+// (at once when takeAt are), flushing every FlushEvery and once more at the
+// end.
 func (r *Recorder) Run(ctx context.Context) {
-	t := time.NewTicker(r.every)
-	defer t.Stop()
+	flush := time.NewTicker(r.every)
+	defer flush.Stop()
+	take := time.NewTicker(r.take)
+	defer take.Stop()
 	for {
 		select {
-		case ev := <-r.queue:
-			r.add(ev)
-		case <-t.C:
+		case <-r.wake:
 			r.drain()
+		case <-take.C:
+			r.drain()
+		case <-flush.C:
 			r.flushLogged()
 		case <-ctx.Done():
-			r.drain()
 			r.flushLogged()
 			return
 		}
 	}
 }
 
-// drain takes every event waiting.
+// drain takes every event waiting and files it. The recorder's lock is
+// held throughout, so batches are filed in the order they were handed
+// over.
 func (r *Recorder) drain() {
-	for {
-		select {
-		case ev := <-r.queue:
-			r.add(ev)
-		default:
-			return
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pendMu.Lock()
+	batch := r.pending
+	r.pending = r.spare
+	r.pendMu.Unlock()
+	for i := range batch {
+		r.add(&batch[i])
 	}
+	clear(batch) // keys and policies go with their events
+	if cap(batch) > keepBatch {
+		batch = nil
+	}
+	r.spare = batch[:0]
 }
 
 func (r *Recorder) flushLogged() {
@@ -234,38 +288,60 @@ func (r *Recorder) tenantOf(key string) string {
 	return ""
 }
 
-// add files an event in its scope's ring.
-func (r *Recorder) add(ev event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.counts[ev.policy.Name]
-	if c == nil {
-		c = &Counts{}
-		r.counts[ev.policy.Name] = c
-	}
-	count(c, ev.d)
+// add files an event in its scope's ring (the recorder's lock held).
+func (r *Recorder) add(ev *event) {
 	if r.cfg.TenantFrom == "" {
-		return // without a tenant rule capture only counts
+		count(r.countsOf(ev.policy), ev.d) // without a tenant rule capture only counts
+		return
 	}
-	k := scopeKey{ev.policy, r.redactCached(r.tenantOf(ev.key))}
-	s := r.scopes[k]
+	raw := scopeKey{ev.policy, r.tenantOf(ev.key)}
+	s := r.byTenant[raw]
 	if s == nil {
-		if len(r.scopes) >= r.cfg.MaxScopes {
+		if s = r.scopeOf(raw); s == nil {
+			count(r.countsOf(ev.policy), ev.d)
 			r.lose(ev.policy.Name, 1)
 			return
 		}
-		s = &scope{policy: ev.policy, tenant: k.tenant, clock: ev.clock}
-		r.scopes[k] = s
 	}
+	count(s.total, ev.d)
 	if ev.clock != trace.ClockManual {
 		s.clock = ev.clock // one instant not the decider's makes the scope's trace forensic
 	}
 	count(&s.counts, ev.d)
-	if len(s.events) >= r.cfg.RingSize {
+	if s.events.n >= r.cfg.RingSize {
 		s.dropped++
 		return
 	}
-	s.events = append(s.events, trace.Step{Key: r.redactCached(ev.key), Cost: ev.cost, At: ev.at, Decision: trace.Decision(ev.d)})
+	s.events.add(ev.key, r.redactCached, ev.cost, ev.at, trace.Decision(ev.d))
+}
+
+// countsOf are the counts of p's name.
+func (r *Recorder) countsOf(p *config.Policy) *Counts {
+	c := r.counts[p.Name]
+	if c == nil {
+		c = &Counts{}
+		r.counts[p.Name] = c
+	}
+	return c
+}
+
+// scopeOf is the scope of raw, a policy and its tenant as the key gave it:
+// found by the redacted tenant, or made (nil: no room for another).
+func (r *Recorder) scopeOf(raw scopeKey) *scope {
+	k := scopeKey{raw.policy, r.redactCached(raw.tenant)}
+	s := r.scopes[k]
+	if s == nil {
+		if len(r.scopes) >= r.cfg.MaxScopes {
+			return nil
+		}
+		s = &scope{policy: raw.policy, tenant: k.tenant, total: r.countsOf(raw.policy), clock: trace.ClockManual}
+		r.scopes[k] = s
+	}
+	if len(r.byTenant) >= maxRedacted {
+		clear(r.byTenant)
+	}
+	r.byTenant[raw] = s
+	return s
 }
 
 func count(c *Counts, d engine.Decision) {
@@ -278,13 +354,16 @@ func count(c *Counts, d engine.Decision) {
 }
 
 // Flush writes every scope with events as a segment, empties the rings,
-// and deletes the segments past the time-to-live.
+// and deletes the segments past the time-to-live. The events waiting are
+// taken first.
 func (r *Recorder) Flush() error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	r.drain()
 	r.mu.Lock()
 	scopes := r.scopes
 	r.scopes = map[scopeKey]*scope{}
+	clear(r.byTenant)
 	lost := map[string]int64{}
 	r.lost.Range(func(k, v any) bool {
 		if n := v.(*atomic.Int64).Swap(0); n > 0 {
@@ -295,14 +374,21 @@ func (r *Recorder) Flush() error {
 	r.mu.Unlock()
 	now := r.now().UnixMilli()
 	var firstErr error
+	buf, largest := r.buf, 0
 	for _, s := range scopes {
 		seg := &Segment{Policy: s.policy.Name, Kind: string(s.policy.Kind), Tenant: s.tenant, CreatedAt: now,
 			Redaction: r.cfg.Redaction, Clock: s.clock, Counts: s.counts, Dropped: s.dropped,
-			Truncated: s.dropped > 0 || lost[s.policy.Name] > 0, Fingerprint: r.fingerprint(s.policy, s.clock), Events: s.events}
-		if _, err := r.vault.Write(seg); err != nil && firstErr == nil {
+			Truncated: s.dropped > 0 || lost[s.policy.Name] > 0, Fingerprint: r.fingerprint(s.policy, s.clock)}
+		var err error
+		if buf, err = appendSegment(append(buf[:0], make([]byte, sealRoom)...), seg, &s.events); err == nil {
+			_, buf, err = r.vault.write(now, buf)
+		}
+		largest = max(largest, len(buf))
+		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
+	r.buf = keep(buf, largest)
 	if _, err := r.vault.Sweep(now - r.cfg.TTLMs); err != nil && firstErr == nil {
 		firstErr = err
 	}
@@ -316,6 +402,16 @@ func (r *Recorder) Flush() error {
 	}
 	r.mu.Unlock()
 	return firstErr
+}
+
+// keep is a flush's buffer b to keep for the next, whose largest segment
+// took largest bytes of it: nil when that was less than half of it (a
+// burst's buffer goes back to the collector once the segments shrink).
+func keep(b []byte, largest int) []byte {
+	if cap(b) > 2*largest+(64<<10) {
+		return nil
+	}
+	return b[:0]
 }
 
 // recorded reports whether p has a scope among scopes.

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,7 +200,7 @@ func TestBoundedUnderAFlood(t *testing.T) {
 	}
 	r.drain()
 	// drop redacts every tenant alike: one scope; now with hmac, 500.
-	if len(r.scopes) != 1 || len(r.scopes[scopeKey{p, Dropped}].events) != 20 || r.scopes[scopeKey{p, Dropped}].dropped != 100_000-20 {
+	if len(r.scopes) != 1 || r.scopes[scopeKey{p, Dropped}].events.n != 20 || r.scopes[scopeKey{p, Dropped}].dropped != 100_000-20 {
 		t.Fatalf("scopes %d", len(r.scopes))
 	}
 	r2 := recorder(t, config.Capture{Redaction: config.RedactHMAC, TenantFrom: "key", MaxScopes: 50, RingSize: 20}, v, &now)
@@ -212,7 +213,7 @@ func TestBoundedUnderAFlood(t *testing.T) {
 	r2.drain()
 	held := 0
 	for _, s := range r2.scopes {
-		held += len(s.events)
+		held += s.events.n
 	}
 	if len(r2.scopes) != 50 || held > 50*20 {
 		t.Fatalf("%d scopes holding %d events; bounds 50 and 20 each", len(r2.scopes), held)
@@ -279,5 +280,57 @@ func TestRecordNeverBlocks(t *testing.T) {
 func TestAuthorize(t *testing.T) {
 	if Authorize("", "x") == nil || Authorize("y", "x") == nil || Authorize("x", "x") != nil {
 		t.Fatal("Authorize")
+	}
+}
+
+// A running recorder takes the events handed over between flushes — on
+// its own clock when few are waiting, at once when a batch is — and
+// flushes what it holds as it stops.
+func TestRunTakesEventsBetweenFlushes(t *testing.T) {
+	t.Run("on its clock", func(t *testing.T) { runTakes(t, 0, []int{3, 40, takeAt}) })
+	// Taking only on its clock, an hour away, it takes whole batches.
+	t.Run("a batch at once", func(t *testing.T) { runTakes(t, time.Hour, []int{takeAt, takeAt, takeAt}) })
+}
+
+func runTakes(t *testing.T, takeEvery time.Duration, batches []int) {
+	now := int64(1_700_000_000_000)
+	v := vault(t)
+	c := config.Capture{Redaction: config.RedactHMAC, TenantFrom: "key-prefix", TenantDelimiter: ":", MaxScopes: 10, RingSize: 100_000,
+		TTLMs: 24 * 3600 * 1000}
+	r, err := New(Options{Config: &c, HMACSecret: []byte("s"), Vault: v, FlushEvery: time.Hour, TakeEvery: takeEvery,
+		Now: func() time.Time { return time.UnixMilli(now) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); r.Run(ctx) }()
+	p := policy(t)
+	handed := 0
+	for _, n := range batches {
+		for i := range n {
+			r.Record(p, fmt.Sprint("acme:user-", i%50), 1, now+int64(handed+i), engine.Decision{Allowed: true}, trace.ClockManual)
+		}
+		handed += n
+		deadline := time.Now().Add(30 * time.Second)
+		for r.Counts()["api"].Events != int64(handed) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d events taken, the next flush an hour away", r.Counts()["api"].Events, handed)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if ids, _ := v.IDs(); len(ids) != 0 {
+		t.Fatalf("segments before the first flush: %v", ids)
+	}
+	cancel()
+	<-ran
+	ids, err := v.IDs()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("segments after stopping: %v %v", ids, err)
+	}
+	seg, err := v.Read(ids[0])
+	if err != nil || len(seg.Events) != handed || seg.Events[handed-1].At != now+int64(handed-1) || seg.Truncated {
+		t.Fatalf("the last flush: %d events of %d (%v)", len(seg.Events), handed, err)
 	}
 }

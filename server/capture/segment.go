@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,27 +105,43 @@ func (v *Vault) Write(s *Segment) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	buf := make([]byte, sealRoom, sealRoom+len(plain)+tagSize)
+	id, _, err := v.write(s.CreatedAt, append(buf, plain...))
+	return id, err
+}
+
+// sealRoom is what a buffer given to write holds before the plaintext:
+// room for the IV and the tag, which the file keeps before the ciphertext.
+const sealRoom = ivSize + tagSize
+
+// write stores buf[sealRoom:], a segment's JSON created at createdAt,
+// encrypted where it lies (the buffer, grown by a tag, is returned for the
+// next): a flush's segments are as large as the decisions it captured,
+// and one buffer, kept, spares the copies and the garbage.
+func (v *Vault) write(createdAt int64, buf []byte) (string, []byte, error) {
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
+		return "", buf, err
 	}
-	id := fmt.Sprintf("%s%d-%s", segPrefix, s.CreatedAt, hex.EncodeToString(rnd[:]))
-	iv := make([]byte, ivSize, ivSize+tagSize+len(plain)+tagSize)
+	id := fmt.Sprintf("%s%d-%s", segPrefix, createdAt, hex.EncodeToString(rnd[:]))
+	// The plaintext is sealed in place, its tag after it; the tag moves
+	// into the room before it.
+	out := slices.Grow(buf, tagSize)
+	iv, plain := out[:ivSize], out[sealRoom:]
 	if _, err := rand.Read(iv); err != nil {
-		return "", err
+		return "", out, err
 	}
-	sealed := v.aead.Seal(nil, iv, plain, nil) // ciphertext, then tag
-	out := append(iv, sealed[len(sealed)-tagSize:]...)
-	out = append(out, sealed[:len(sealed)-tagSize]...)
+	sealed := v.aead.Seal(plain[:0], iv, plain, nil) // ciphertext, then tag
+	copy(out[ivSize:sealRoom], sealed[len(plain):])
 	tmp := filepath.Join(v.Dir, "."+id+".tmp")
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return "", err
+		return "", out, err
 	}
 	if err := os.Rename(tmp, filepath.Join(v.Dir, id+segSuffix)); err != nil {
 		_ = os.Remove(tmp)
-		return "", err
+		return "", out, err
 	}
-	return id, nil
+	return id, out, nil
 }
 
 // ErrAuth is a segment that fails authentication: tampered with, or
