@@ -11,10 +11,7 @@ package capture
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -97,13 +94,13 @@ type scopeKey struct {
 
 // Recorder records decisions. Create it with New and Run it.
 type Recorder struct {
-	cfg    *config.Capture
-	redact func(string) string
-	vault  *Vault
-	now    func() time.Time
-	every  time.Duration
-	take   time.Duration
-	log    *slog.Logger
+	cfg   *config.Capture
+	red   *redactor // under mu
+	vault *Vault
+	now   func() time.Time
+	every time.Duration
+	take  time.Duration
+	log   *slog.Logger
 	// pending are the events handed over and not yet taken (at most
 	// limit); wake tells the recorder a batch is waiting.
 	pendMu  sync.Mutex
@@ -126,24 +123,30 @@ type Recorder struct {
 	byTenant map[scopeKey]*scope
 	counts   map[string]*Counts // by policy: everything seen, tenant rule or not
 	fingerpr map[*config.Policy]trace.Fingerprint
-	// redacted caches redactions (an HMAC costs a microsecond; keys repeat),
-	// cleared whenever it reaches maxRedacted entries.
-	redacted map[string]string
+	// keys are the keys of the events held, and prev the last interval's,
+	// whose HMACs spare making them again for the keys that recur.
+	keys, prev *keyTable
+	// tenants caches the tenants' redactions, cleared whenever it reaches
+	// maxRedacted entries.
+	tenants map[string]string
 }
 
-// maxRedacted bounds the redaction cache.
+// maxRedacted bounds the tenants' redaction cache and byTenant.
 const maxRedacted = 1 << 16
 
-// redactCached is redact through the cache (the aggregator's lock held).
-func (r *Recorder) redactCached(s string) string {
-	if v, ok := r.redacted[s]; ok {
+// maxKeys bounds a keyTable: its slots index keys with an int32.
+const maxKeys = 1<<30 - 1
+
+// tenant is tenant redacted, through the cache (mu held).
+func (r *Recorder) tenant(s string) string {
+	if v, ok := r.tenants[s]; ok {
 		return v
 	}
-	if len(r.redacted) >= maxRedacted {
-		clear(r.redacted)
+	if len(r.tenants) >= maxRedacted {
+		clear(r.tenants)
 	}
-	v := r.redact(s)
-	r.redacted[s] = v
+	v := r.red.text(s)
+	r.tenants[s] = v
 	return v
 }
 
@@ -169,31 +172,23 @@ func New(o Options) (*Recorder, error) {
 	}
 	r := &Recorder{cfg: o.Config, vault: o.Vault, now: o.Now, every: o.FlushEvery, take: o.TakeEvery, log: o.Log,
 		limit: o.QueueSize, wake: make(chan struct{}, 1), scopes: map[scopeKey]*scope{}, byTenant: map[scopeKey]*scope{}, counts: map[string]*Counts{},
-		fingerpr: map[*config.Policy]trace.Fingerprint{}, redacted: map[string]string{}}
+		fingerpr: map[*config.Policy]trace.Fingerprint{}, keys: newKeyTable(), tenants: map[string]string{}}
 	switch o.Config.Redaction {
 	case config.RedactHMAC:
 		if len(o.HMACSecret) == 0 {
 			return nil, fmt.Errorf("capture: redaction hmac needs its secret")
 		}
-		r.redact = hmacOf(o.HMACSecret)
+		r.red = newRedactor(o.HMACSecret)
 	case config.RedactSalt:
 		salt := make([]byte, 32)
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
-		r.redact = hmacOf(salt)
+		r.red = newRedactor(salt)
 	default:
-		r.redact = func(string) string { return Dropped }
+		r.red = newRedactor(nil)
 	}
 	return r, nil
-}
-
-func hmacOf(secret []byte) func(string) string {
-	return func(s string) string {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(s))
-		return hex.EncodeToString(m.Sum(nil))
-	}
 }
 
 // Record hands a decision of p over, at the instant it was decided at, on
@@ -312,7 +307,15 @@ func (r *Recorder) add(ev *event) {
 		s.dropped++
 		return
 	}
-	s.events.add(ev.key, r.redactCached, ev.cost, ev.at, trace.Decision(ev.d))
+	var id uint32 // a dropped key is every key
+	if r.red.mac != nil {
+		if r.keys.len() >= maxKeys {
+			s.dropped++
+			return
+		}
+		id = r.keys.id(ev.key, r.red, r.prev)
+	}
+	s.events.add(id, ev.cost, ev.at, trace.Decision(ev.d))
 }
 
 // countsOf are the counts of p's name.
@@ -328,7 +331,7 @@ func (r *Recorder) countsOf(p *config.Policy) *Counts {
 // scopeOf is the scope of raw, a policy and its tenant as the key gave it:
 // found by the redacted tenant, or made (nil: no room for another).
 func (r *Recorder) scopeOf(raw scopeKey) *scope {
-	k := scopeKey{raw.policy, r.redactCached(raw.tenant)}
+	k := scopeKey{raw.policy, r.tenant(raw.tenant)}
 	s := r.scopes[k]
 	if s == nil {
 		if len(r.scopes) >= r.cfg.MaxScopes {
@@ -361,9 +364,12 @@ func (r *Recorder) Flush() error {
 	defer r.flushMu.Unlock()
 	r.drain()
 	r.mu.Lock()
-	scopes := r.scopes
+	scopes, keys := r.scopes, r.keys
 	r.scopes = map[scopeKey]*scope{}
 	clear(r.byTenant)
+	// The flush reads keys, and the recorder too, for HMACs to reuse;
+	// neither writes it again.
+	r.keys, r.prev = newKeyTable(), keys
 	lost := map[string]int64{}
 	r.lost.Range(func(k, v any) bool {
 		if n := v.(*atomic.Int64).Swap(0); n > 0 {
@@ -380,7 +386,7 @@ func (r *Recorder) Flush() error {
 			Redaction: r.cfg.Redaction, Clock: s.clock, Counts: s.counts, Dropped: s.dropped,
 			Truncated: s.dropped > 0 || lost[s.policy.Name] > 0, Fingerprint: r.fingerprint(s.policy, s.clock)}
 		var err error
-		if buf, err = appendSegment(append(buf[:0], make([]byte, sealRoom)...), seg, &s.events); err == nil {
+		if buf, err = appendSegment(append(buf[:0], make([]byte, sealRoom)...), seg, &s.events, keys); err == nil {
 			_, buf, err = r.vault.write(now, buf)
 		}
 		largest = max(largest, len(buf))

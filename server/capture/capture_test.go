@@ -156,16 +156,16 @@ func TestRecordFlushExportReplay(t *testing.T) {
 	}
 	// The same tenant, by HMAC under one secret, is the same in two runs.
 	r2 := recorder(t, config.Capture{Redaction: config.RedactHMAC, TenantFrom: "key"}, vault(t), &now)
-	if r2.redact("acme") != r.redact("acme") {
+	if r2.red.text("acme") != r.red.text("acme") {
 		t.Fatal("hmac redaction is not stable across runs")
 	}
 	salted := recorder(t, config.Capture{Redaction: config.RedactSalt, TenantFrom: "key"}, vault(t), &now)
 	salted2 := recorder(t, config.Capture{Redaction: config.RedactSalt, TenantFrom: "key"}, vault(t), &now)
-	if once, again := salted.redact("acme"), salted.redact("acme"); once == salted2.redact("acme") || once != again {
+	if once, again := salted.red.text("acme"), salted.red.text("acme"); once == salted2.red.text("acme") || once != again {
 		t.Fatal("per-run-salt must be stable within a run and differ across runs")
 	}
 	dropped := recorder(t, config.Capture{Redaction: config.RedactDrop, TenantFrom: "key"}, vault(t), &now)
-	if dropped.redact("acme") != Dropped {
+	if dropped.red.text("acme") != Dropped {
 		t.Fatal("drop keeps a key")
 	}
 	// The audit log has one line per action.
