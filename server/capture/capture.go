@@ -4,9 +4,10 @@
 // AES-256-GCM-encrypted segments with a time-to-live. Recording never
 // blocks or fails a decision: the door appends an event to a bounded
 // batch under a lock held for that append alone (a full batch counts the
-// event as lost), and everything else happens off the decision path. The segments are read
-// back by `throttlekit-server capture list|export|sweep` and `policy plan
-// --from-capture`, with an operator's credential, each read audited.
+// event as lost), and everything else happens off the decision path. The
+// segments are read back by `throttlekit-server capture list|export|sweep`
+// and `policy plan --from-capture`, with an operator's credential, each
+// read audited.
 package capture
 
 import (
