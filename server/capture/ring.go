@@ -57,14 +57,9 @@ func (g *ring) each(keys int, f func(id uint32, s trace.Step)) error {
 		b = b[n:]
 		return v
 	}
-	sv := func() int64 {
-		v, n := binary.Varint(b)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		b = b[n:]
-		return v
+	sv := func() int64 { // binary.AppendVarint's zigzag, undone
+		u := uv()
+		return int64(u>>1) ^ -int64(u&1)
 	}
 	for range g.n {
 		var s trace.Step
