@@ -412,8 +412,9 @@ func (r *Recorder) Flush() error {
 }
 
 // keep is a flush's buffer b to keep for the next, whose largest segment
-// took largest bytes of it: nil when that was less than half of it (a
-// burst's buffer goes back to the collector once the segments shrink).
+// took largest bytes of it: nil when that was less than half of it, 64 KiB
+// aside (a burst's buffer goes back to the collector once the segments
+// shrink; a small one is always kept).
 func keep(b []byte, largest int) []byte {
 	if cap(b) > 2*largest+(64<<10) {
 		return nil
